@@ -1,0 +1,1343 @@
+"""A one-file, dependency-free client for Docker Model Runner (DMR).
+
+Docker Model Runner serves local LLMs behind an OpenAI-compatible API.  This
+module talks to it (or to any llama.cpp / OpenAI-compatible server) with the
+standard library alone::
+
+    import dmr_client
+
+    client = dmr_client.Client()          # http://localhost:12434, llama.cpp
+    reply = client.chat("ai/smollm2", [{"role": "user", "content": "Hi!"}])
+    print(reply.choices[0].message.content)
+
+    with client.chat("ai/smollm2", messages, stream=True) as stream:
+        for chunk in stream:
+            for choice in chunk.choices:
+                print(choice.delta.get("content") or "", end="", flush=True)
+
+The module reads top to bottom in layers: defaults, errors, data types, pure
+parsing and URL rules (no I/O), the HTTP transport, the Client.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import logging
+import os
+import random
+import re
+import select
+import socket
+import threading
+import time
+import urllib.parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs import time; with postponed annotations it is only needed here
+    from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+    Headers = Mapping[str, str]
+    Message = Mapping[str, Any]
+
+__all__ = [
+    "__version__",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_ENGINE",
+    "DEFAULT_API_KEY",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "KNOWN_ENGINES",
+    "MAX_EVENT_BYTES",
+    "DMRError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "StreamError",
+    "InvalidResponseError",
+    "SSEError",
+    "AttrDict",
+    "SSEEvent",
+    "SSEDecoder",
+    "iter_sse",
+    "normalize_base_url",
+    "split_model",
+    "parse_error_body",
+    "parse_retry_after",
+    "ChatStream",
+    "Client",
+]
+
+# ---------------------------------------------------------------------------
+# Defaults
+# ---------------------------------------------------------------------------
+
+__version__ = "0.1.0"
+
+#: Where DMR listens on the host (Docker Desktop with host TCP on, Docker Engine).
+DEFAULT_BASE_URL = "http://localhost:12434"
+#: The engine DMR routes to when a URL or model does not name one.
+DEFAULT_ENGINE = "llama.cpp"
+#: DMR reads no key; OpenAI-style tooling insists on one, so we send this.
+DEFAULT_API_KEY = "dummy-key"
+#: The inference engines DMR knows (``/engines/<name>/v1``).
+KNOWN_ENGINES = ("llama.cpp", "vllm", "mlx", "sglang", "diffusers")
+
+#: Seconds of silence allowed while reading; the first byte waits for a model load.
+DEFAULT_TIMEOUT = 600.0
+#: Seconds allowed to open a TCP connection.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Extra attempts after a failure that is safe to retry.
+DEFAULT_MAX_RETRIES = 2
+#: Largest SSE line, and largest data of one SSE event, held in memory.
+MAX_EVENT_BYTES = 32 * 1024 * 1024
+
+ENV_BASE_URL = "DOCKER_MODEL_RUNNER_API_BASE"
+ENV_HOST = "MODEL_RUNNER_HOST"
+ENV_API_KEY = "DOCKER_MODEL_RUNNER_API_KEY"
+
+USER_AGENT = "dmr-client/" + __version__
+#: LiteLLM's provider prefix, accepted in model names so LiteLLM code ports as is.
+LITELLM_PREFIX = "docker_model_runner/"
+
+RETRY_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: A server asking for a longer pause than this gets an error, not a sleeping client.
+MAX_RETRY_AFTER = 60.0
+
+READ_CHUNK = 64 * 1024
+MAX_ERROR_BODY = 1024 * 1024
+MAX_IDLE_CONNECTIONS = 16
+#: After ``[DONE]`` the rest of the body is read (so the connection can be
+#: reused) for at most this many seconds and bytes; past that it is closed.
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 64 * 1024
+
+_log = logging.getLogger("dmr_client")
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class DMRError(Exception):
+    """Base class of every error this module raises about a request."""
+
+
+class APIConnectionError(DMRError):
+    """The server could not be reached, or the connection broke.
+
+    Also raised when a stream ends before it is complete: the answer received
+    so far is then known to be cut short (``chunks_received`` says how much).
+    """
+
+    def __init__(self, message: str, *, url: Optional[str] = None, chunks_received: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.chunks_received = chunks_received
+
+
+class APITimeoutError(APIConnectionError):
+    """Connecting or reading took longer than the configured timeout."""
+
+
+class APIStatusError(DMRError):
+    """The server answered with a non-success HTTP status.
+
+    ``status_code`` is the status, ``message`` the server's own message (from
+    JSON ``error.message``, a string ``error``, ``message``, or the plain-text
+    body DMR sends), ``body`` the raw body text and ``headers`` the response
+    headers.  ``str(error)`` adds the URL and, where we know one, what to do.
+    """
+
+    def __init__(self, message: str, *, status_code: int, body: str = "", headers: Any = None,
+                 url: Optional[str] = None, hint: Optional[str] = None,
+                 error_type: Optional[str] = None, code: Any = None):
+        text = "HTTP %d from %s: %s" % (status_code, url or "the server", message)
+        if hint:
+            text += " -- " + hint
+        super().__init__(text)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.headers = headers
+        self.url = url
+        self.hint = hint
+        self.type = error_type
+        self.code = code
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: the request was malformed or too long for the model."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404: unknown model (not pulled), engine or path."""
+
+
+class ConflictError(APIStatusError):
+    """HTTP 409."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """HTTP 422."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429."""
+
+
+class InternalServerError(APIStatusError):
+    """HTTP 500 and above (503 "Loading model" included, once retries are spent)."""
+
+
+_STATUS_ERRORS = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+class StreamError(DMRError):
+    """The server reported an error inside a stream that had already started.
+
+    ``message`` is the server's message, ``body`` the raw event data.
+    """
+
+    def __init__(self, message: str, *, body: str = "", error_type: Optional[str] = None,
+                 code: Any = None, chunks_received: int = 0):
+        super().__init__("error in the middle of the stream: " + message)
+        self.message = message
+        self.body = body
+        self.type = error_type
+        self.code = code
+        self.chunks_received = chunks_received
+
+
+class InvalidResponseError(DMRError):
+    """A success response whose body is not what the API promises (e.g. not JSON)."""
+
+    def __init__(self, message: str, *, body: str = "", status_code: Optional[int] = None):
+        super().__init__(message)
+        self.message = message
+        self.body = body
+        self.status_code = status_code
+
+
+class SSEError(DMRError, ValueError):
+    """A Server-Sent-Events stream broke a limit this parser keeps (see MAX_EVENT_BYTES)."""
+
+
+# ---------------------------------------------------------------------------
+# Data types
+# ---------------------------------------------------------------------------
+
+
+class AttrDict(dict):
+    """A dict whose keys can also be read as attributes.
+
+    ``reply.choices[0].message.content`` and
+    ``reply["choices"][0]["message"]["content"]`` read the same value.  A
+    missing key raises AttributeError (or KeyError with ``[]``).  Keys that
+    are also dict methods (``items``, ``keys``, ``get`` ...) need ``[]``.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError("%s has no key %r (keys: %s)"
+                                 % (type(self).__name__, name, ", ".join(map(str, self)))) from None
+
+    def __dir__(self) -> List[str]:
+        names = [key for key in self if isinstance(key, str) and key.isidentifier()]
+        return sorted(set(super().__dir__()).union(names))
+
+
+SSEEvent = collections.namedtuple("SSEEvent", "event data id retry")
+SSEEvent.__doc__ = """One dispatched Server-Sent Event.
+
+``event`` is the type ("message" unless the stream named one), ``data`` the
+joined data lines, ``id`` the last event ID seen so far ("" if none) and
+``retry`` the last valid reconnection time in milliseconds (None if none).
+"""
+
+# ---------------------------------------------------------------------------
+# Pure parsing: Server-Sent Events, URLs, model names, error bodies
+# ---------------------------------------------------------------------------
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEDecoder:
+    """Incremental Server-Sent-Events parser: feed bytes, get events (no I/O).
+
+    Follows the WHATWG HTML rules: one leading BOM is dropped; lines end at
+    CR, LF or CRLF (also split across feeds) and nowhere else, so U+2028 in
+    JSON is safe; ``:`` starts a comment; one space after the colon is
+    removed; data lines are joined with LF; an event is dispatched at a blank
+    line and only if it has data; the id persists and an id containing NUL is
+    ignored; retry takes ASCII digits only; whatever is pending at the end of
+    the stream is discarded.
+
+    A line, or the data of one event, longer than *max_event_bytes* raises
+    SSEError, so a peer that never ends a line cannot exhaust memory.
+
+    *extra_fields* names non-standard fields that are reported at once as an
+    event of that type (llama.cpp once sent errors as an ``error:`` field,
+    which the standard rules would silently drop).
+    """
+
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES, extra_fields: Iterable[str] = ()):
+        self.max_event_bytes = max_event_bytes
+        self.last_event_id = ""
+        self.retry: Optional[int] = None
+        self._extra = frozenset(field.encode("ascii") for field in extra_fields)
+        self._head: Optional[bytes] = b""   # first bytes until the BOM question is settled
+        self._partial: List[bytes] = []     # pieces of a line whose end has not arrived
+        self._partial_size = 0
+        self._skip_lf = False               # the last feed ended in CR: a leading LF is its pair
+        self._data: List[bytes] = []
+        self._data_size = 0
+        self._event_type = b""
+
+    def feed(self, chunk: bytes) -> List[SSEEvent]:
+        """Parse *chunk* and return the events it completes (often none or one)."""
+        if type(chunk) is not bytes:
+            chunk = _as_bytes(chunk)
+        if self._head is not None:
+            chunk = self._strip_bom(chunk)
+            if not chunk:
+                return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            self._skip_lf = chunk[-1:] == b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in chunk:
+            if chunk:
+                self._keep_partial(chunk)
+            return []
+        if self._partial:
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
+            self._partial = []
+            self._partial_size = 0
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self._keep_partial(tail)
+        events: List[SSEEvent] = []
+        for line in lines:
+            if line[:6] == b"data: ":   # the shape of nearly every line an LLM server sends
+                self._add_data(line[6:])
+            elif line:
+                self._field(line, events)
+            elif self._data:
+                events.append(self._dispatch())
+            else:
+                self._event_type = b""
+        return events
+
+    def close(self) -> None:
+        """End of stream: an event without its blank line is discarded, as the rules say."""
+        self._partial = []
+        self._partial_size = 0
+        self._data = []
+        self._data_size = 0
+        self._event_type = b""
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        head = self._head + chunk
+        if len(head) < len(_BOM) and _BOM.startswith(head):
+            self._head = head
+            return b""
+        self._head = None
+        return head[len(_BOM):] if head.startswith(_BOM) else head
+
+    def _keep_partial(self, piece: bytes) -> None:
+        self._partial_size += len(piece)
+        if self._partial_size > self.max_event_bytes:
+            raise SSEError("an SSE line grew past %d bytes without ending; the stream is not "
+                           "SSE or is broken (raise max_event_bytes if such lines are expected)"
+                           % self.max_event_bytes)
+        self._partial.append(piece)
+
+    def _add_data(self, value: bytes) -> None:
+        self._data_size += len(value) + 1
+        if self._data_size > self.max_event_bytes:
+            raise SSEError("one SSE event carried more than %d bytes of data "
+                           "(raise max_event_bytes if such events are expected)" % self.max_event_bytes)
+        self._data.append(value)
+
+    def _field(self, line: bytes, events: List[SSEEvent]) -> None:
+        if line[:1] == b":":
+            return
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._add_data(value)
+        elif name == b"event":
+            self._event_type = value
+        elif name == b"id":
+            if b"\0" not in value:
+                self.last_event_id = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            if value.isdigit():  # bytes.isdigit() is ASCII-only, as the rules require
+                self.retry = int(value)
+        elif name in self._extra:
+            events.append(SSEEvent(name.decode("ascii"), value.decode("utf-8", "replace"),
+                                   self.last_event_id, self.retry))
+
+    def _dispatch(self) -> SSEEvent:
+        data = self._data
+        raw = data[0] if len(data) == 1 else b"\n".join(data)
+        event_type = self._event_type.decode("utf-8", "replace") if self._event_type else "message"
+        self._data = []
+        self._data_size = 0
+        self._event_type = b""
+        return SSEEvent(event_type, raw.decode("utf-8", "replace"), self.last_event_id, self.retry)
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    if isinstance(chunk, str):
+        raise TypeError("SSE input must be bytes, not str: pass the raw bytes from the socket "
+                        "(or text.encode('utf-8'))")
+    raise TypeError("SSE input must be bytes, not %s" % type(chunk).__name__)
+
+
+def iter_sse(chunks: Iterable[bytes], *, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[SSEEvent]:
+    """Yield the SSEEvents in an iterable of byte chunks split anywhere.
+
+    Each event is yielded as soon as the chunk holding its blank line has been
+    read; nothing waits for later chunks.  See SSEDecoder for the rules.
+    """
+    decoder = SSEDecoder(max_event_bytes=max_event_bytes)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    decoder.close()
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+_ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
+_BAD_HOST_CHARS = re.compile(r"[\s/\\?#@\x00-\x1f\x7f]")
+#: Endpoints people paste as a base URL; the root is what comes before them.
+_ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models",
+              "/responses", "/messages")
+
+
+class _Root(collections.namedtuple("_Root", "origin prefix engine plain")):
+    """A parsed base URL: ``origin`` (scheme://host[:port]), a ``prefix`` path,
+    the ``engine`` (None: let DMR pick) and whether it is a ``plain`` /v1 root
+    that no engine rewrites."""
+
+    __slots__ = ()
+
+    def api_path(self, engine: Optional[str] = None) -> str:
+        """The path of the OpenAI-compatible root, for *engine* if one applies."""
+        if self.plain:
+            return self.prefix
+        engine = engine or self.engine
+        return "%s/engines/%s/v1" % (self.prefix, engine) if engine else self.prefix + "/engines/v1"
+
+    def url(self, engine: Optional[str] = None) -> str:
+        return self.origin + self.api_path(engine)
+
+
+def _base_url_from_env() -> str:
+    return os.environ.get(ENV_BASE_URL) or os.environ.get(ENV_HOST) or DEFAULT_BASE_URL
+
+
+def _parse_base_url(url: str) -> _Root:
+    if not isinstance(url, str):
+        raise TypeError("base URL must be a str, not %s" % type(url).__name__)
+    text = url.strip()
+    if not text:
+        raise ValueError("base URL is empty: use e.g. %r (or leave it unset for the default)"
+                         % DEFAULT_BASE_URL)
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        text = "http://" + text          # 'localhost:12434', as MODEL_RUNNER_HOST allows
+    elif scheme.group(1).lower() == "tcp":
+        text = "http://" + text[scheme.end():]   # DOCKER_HOST style
+    parts = urllib.parse.urlsplit(text)
+    shown = _redact(text)
+    scheme_name = parts.scheme.lower()
+    if scheme_name not in ("http", "https"):
+        raise ValueError("base URL %r has scheme %r: only http:// and https:// are supported"
+                         % (shown, parts.scheme))
+    if "@" in parts.netloc:
+        raise ValueError("base URL %r carries credentials (user:password@): they are not sent. "
+                         "Remove them and pass api_key= (sent as a Bearer token) or headers=" % shown)
+    if parts.query or parts.fragment or text.rstrip().endswith(("?", "#")):
+        raise ValueError("base URL %r has a query or fragment: give only scheme, host, port and path"
+                         % shown)
+    host = parts.hostname
+    if not host:
+        raise ValueError("base URL %r has no host: use e.g. %r" % (shown, DEFAULT_BASE_URL))
+    if _BAD_HOST_CHARS.search(host):
+        raise ValueError("base URL %r has an invalid host %r" % (shown, host))
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("base URL %r has a bad port: it must be a number from 1 to 65535"
+                         % shown) from None
+    if port == 0:
+        raise ValueError("base URL %r has port 0: it must be a number from 1 to 65535" % shown)
+    host = _destination_host(host)
+    netloc = "[%s]" % host if ":" in host else host
+    if port is not None:
+        netloc += ":%d" % port
+    prefix, engine, plain = _split_api_path(parts.path, shown)
+    return _Root("%s://%s" % (scheme_name, netloc), prefix, engine, plain)
+
+
+def _redact(url: str) -> str:
+    """*url* without any user:password@, for messages."""
+    return re.sub(r"(://)[^/@]*@", r"\1***@", url)
+
+
+def _destination_host(host: str) -> str:
+    # 0.0.0.0 and :: are listen addresses (DMR's --host 0.0.0.0); a client means loopback.
+    if host == "0.0.0.0":
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _split_api_path(path: str, shown: str) -> Tuple[str, Optional[str], bool]:
+    """Return (prefix, engine, plain) for the path of a base URL."""
+    path = re.sub("/{2,}", "/", path).rstrip("/")
+    for endpoint in _ENDPOINTS:
+        if path.endswith("/v1" + endpoint):
+            path = path[: -len(endpoint)]
+            break
+    segments = path.split("/")
+    if segments[-1] == "v1":
+        if len(segments) >= 3 and segments[-2] == "engines":
+            return "/".join(segments[:-2]), None, False
+        if len(segments) >= 4 and segments[-3] == "engines":
+            return "/".join(segments[:-3]), _url_engine(segments[-2], shown), False
+        return path, None, True
+    if segments[-1] == "engines":
+        return "/".join(segments[:-1]), None, False
+    if len(segments) >= 3 and segments[-2] == "engines":
+        return "/".join(segments[:-2]), _url_engine(segments[-1], shown), False
+    return path, DEFAULT_ENGINE, False
+
+
+def _url_engine(name: str, shown: str) -> str:
+    # An engine this module does not know yet is allowed in a URL: a newer DMR may have it.
+    if not _ENGINE_NAME.fullmatch(name):
+        raise ValueError("base URL %r names an invalid engine %r" % (shown, name))
+    return name
+
+
+def _check_engine(engine: Optional[str]) -> Optional[str]:
+    if engine is None:
+        return None
+    if not isinstance(engine, str):
+        raise TypeError("engine must be a str, not %s" % type(engine).__name__)
+    if engine not in KNOWN_ENGINES:
+        raise ValueError("unknown engine %r: use one of %s (an engine newer than this module "
+                         "can be named in the base URL: .../engines/<name>/v1)"
+                         % (engine, ", ".join(KNOWN_ENGINES)))
+    return engine
+
+
+def normalize_base_url(url: Optional[str] = None, engine: Optional[str] = None) -> str:
+    """Return the OpenAI-compatible root for *url*, without a trailing slash.
+
+    With *url* None the environment decides: DOCKER_MODEL_RUNNER_API_BASE, then
+    MODEL_RUNNER_HOST, then DEFAULT_BASE_URL.  A bare DMR address gets
+    ``/engines/<engine>/v1`` (engine: *engine*, else the one in the URL, else
+    DEFAULT_ENGINE); ``/engines`` and ``/engines/v1`` let DMR pick the engine;
+    a plain ``.../v1`` root is kept as it is.  A scheme is optional, ``tcp://``
+    means http, ``0.0.0.0`` means loopback, and a pasted endpoint such as
+    ``.../v1/chat/completions`` is cut back to its root.  Raises ValueError for
+    what cannot be a server address.
+
+    >>> normalize_base_url("localhost:12434")
+    'http://localhost:12434/engines/llama.cpp/v1'
+    >>> normalize_base_url("http://127.0.0.1:8080/v1", engine="vllm")
+    'http://127.0.0.1:8080/v1'
+    """
+    root = _parse_base_url(_base_url_from_env() if url is None else url)
+    return root.url(_check_engine(engine))
+
+
+def split_model(model: str) -> Tuple[Optional[str], str]:
+    """Split a model name into (engine or None, the name to send).
+
+    ``docker_model_runner/`` (LiteLLM's provider prefix) is removed; a first
+    segment that is a known engine selects it and is removed; anything else is
+    sent exactly as given.
+
+    >>> split_model("docker_model_runner/llama.cpp/ai/smollm2")
+    ('llama.cpp', 'ai/smollm2')
+    >>> split_model("hf.co/org/repo:Q4_K_M")
+    (None, 'hf.co/org/repo:Q4_K_M')
+    """
+    if not isinstance(model, str):
+        raise TypeError("model must be a str such as 'ai/smollm2', not %s" % type(model).__name__)
+    name = model[len(LITELLM_PREFIX):] if model.startswith(LITELLM_PREFIX) else model
+    engine = None
+    first, slash, rest = name.partition("/")
+    if slash and first in KNOWN_ENGINES:
+        engine, name = first, rest
+    if not name.strip():
+        raise ValueError("model %r names no model: pass a name such as 'ai/smollm2' "
+                         "(see `docker model ls`)" % model)
+    return engine, name
+
+
+def parse_error_body(body: str) -> Tuple[str, Optional[str], Any]:
+    """Return (message, type, code) from an error body of either family.
+
+    Engines answer JSON (``{"error": {"message", "type", "code"}}``, a string
+    ``error``, or a top-level ``message``); DMR itself answers plain text.
+    The message is "" when the body says nothing.
+    """
+    text = body.strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text, None, None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+            if isinstance(message, str) and message:
+                return message, _str_or_none(error.get("type")), error.get("code")
+        elif isinstance(error, str) and error:
+            return error, _str_or_none(parsed.get("type")), parsed.get("code")
+        message = parsed.get("message")
+        if isinstance(message, str) and message:
+            return message, _str_or_none(parsed.get("type")), parsed.get("code")
+    return text, None, None
+
+
+def _str_or_none(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def parse_retry_after(headers: Any, now: Optional[float] = None) -> Optional[float]:
+    """Seconds the server asks us to wait, from ``retry-after-ms`` or ``Retry-After``.
+
+    Retry-After may be seconds or an HTTP date.  Returns None when neither
+    header is present or readable.
+    """
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis) / 1000.0
+            if value == value and value >= 0:
+                return value
+        except ValueError:
+            pass
+    after = headers.get("retry-after")
+    if not after:
+        return None
+    after = after.strip()
+    try:
+        value = float(after)
+        return value if value == value and value >= 0 else None
+    except ValueError:
+        pass
+    import email.utils  # already loaded by http.client; imported here to keep it local
+    try:
+        when = email.utils.parsedate_to_datetime(after)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _retry_delay(attempt: int) -> float:
+    """Backoff before retry number *attempt* (0-based): 0.5 s doubling, capped, with jitter."""
+    delay = min(INITIAL_RETRY_DELAY * (2 ** attempt), MAX_RETRY_DELAY)
+    return delay * (1.0 - 0.25 * random.random())
+
+
+def _is_local_host(host: str) -> bool:
+    """Hosts a proxy must never see: loopback and Docker's own names."""
+    host = host.lower().rstrip(".")
+    return (host == "localhost" or host.endswith(".localhost") or host.startswith("127.")
+            or host == "::1" or host == "docker.internal" or host.endswith(".docker.internal"))
+
+
+def _error_hint(status: int, message: str, model: Optional[str], url: str, origin: str) -> Optional[str]:
+    """What a user should do about an error status, where we know."""
+    lowered = message.lower()
+    if status == 404 and "model not found" in lowered:
+        if model:
+            return "the model is not in DMR's store: run `docker model pull %s`" % model
+        return "the model is not in DMR's store: pull it with `docker model pull <model>`"
+    if status == 404 and "backend not found" in lowered:
+        return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
+    if status == 404 and lowered in ("not found", "404 page not found", "file not found"):
+        return ("no such route at %s: check the base URL (DMR serves the OpenAI API under "
+                "/engines/v1 or /engines/<engine>/v1)" % origin)
+    if status == 401:
+        return "the server wants an API key: pass api_key= or set %s" % ENV_API_KEY
+    if status == 503:
+        return ("the model is probably still loading; retry later or raise max_retries "
+                "(the first request after a pull or an idle unload loads the model)")
+    if status == 400 and ("exceed" in lowered and "context" in lowered):
+        return ("the prompt does not fit the model's context: shorten it or raise the context "
+                "size (`docker model configure --context-size N <model>`)")
+    if 300 <= status < 400:
+        return ("redirects are not followed, so the API key never goes to another host; "
+                "use the new address as base_url")
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Transport: pooled http.client connections
+# ---------------------------------------------------------------------------
+
+_Origin = collections.namedtuple("_Origin", "scheme host port proxy")
+_Proxy = collections.namedtuple("_Proxy", "host port authorization")
+
+
+def _origin_for(root: _Root) -> _Origin:
+    parts = urllib.parse.urlsplit(root.origin)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return _Origin(parts.scheme, parts.hostname, port, _proxy_for(parts.scheme, parts.hostname))
+
+
+def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
+    """The proxy the environment sets for *host*, as urllib would use it, or None."""
+    if _is_local_host(host):
+        return None
+    import urllib.request  # costs import time; only needed for non-local hosts
+
+    proxy_url = urllib.request.getproxies().get(scheme)
+    if not proxy_url or urllib.request.proxy_bypass(host):
+        return None
+    if "://" not in proxy_url:
+        proxy_url = "http://" + proxy_url
+    parts = urllib.parse.urlsplit(proxy_url)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise ValueError("proxy %r from the environment is not supported: only http:// proxies "
+                         "are (set NO_PROXY=%s to bypass it)" % (_redact(proxy_url), host))
+    authorization = None
+    if parts.username is not None:
+        import base64
+
+        pair = "%s:%s" % (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return _Proxy(parts.hostname, parts.port or 80, authorization)
+
+
+class _RetryableConnectionError(Exception):
+    """Internal: wraps an APIConnectionError that happened before the request was sent."""
+
+    def __init__(self, error: APIConnectionError):
+        super().__init__(error)
+        self.error = error
+
+
+class _Pool:
+    """Keep-alive connections to one origin, shared safely between threads.
+
+    Each request takes a connection for itself; a connection goes back only
+    when its response was read to the end, so http.client's one-request-at-a-
+    time rule is never broken.
+    """
+
+    def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float]):
+        self.origin = origin
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._idle: List[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def take(self) -> Tuple[http.client.HTTPConnection, bool]:
+        """Return (connection, reused)."""
+        while True:
+            with self._lock:
+                if self.closed:
+                    raise DMRError("this Client is closed; create a new one")
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self.connect(), False
+            if _looks_alive(conn):
+                return conn, True
+            conn.close()
+
+    def connect(self) -> http.client.HTTPConnection:
+        origin = self.origin
+        proxy = origin.proxy
+        cls = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
+        if proxy is None:
+            conn = cls(origin.host, origin.port, timeout=self.connect_timeout)
+        elif origin.scheme == "https":
+            conn = cls(proxy.host, proxy.port, timeout=self.connect_timeout)
+            tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            conn.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
+        else:
+            conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
+        where = "%s:%s" % (origin.host, origin.port) if proxy is None else "proxy %s:%s" % (proxy.host, proxy.port)
+        try:
+            conn.connect()
+        except socket.timeout:
+            conn.close()
+            raise _RetryableConnectionError(APITimeoutError(
+                "connecting to %s took longer than %s s" % (where, self.connect_timeout)))
+        except OSError as exc:
+            conn.close()
+            raise _RetryableConnectionError(APIConnectionError(
+                "cannot connect to %s: %s" % (where, _describe_os_error(exc))))
+        conn.sock.settimeout(self.timeout)
+        return conn
+
+    def give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self.closed and conn.sock is not None and len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _looks_alive(conn: http.client.HTTPConnection) -> bool:
+    """False if an idle keep-alive connection was closed by the server meanwhile."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable  # an idle connection is readable only at EOF (or on garbage)
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "cannot resolve the host name (%s)" % (exc.strerror or exc)
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the connection closed after %d bytes, before the response was complete" % len(exc.partial)
+    return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
+
+
+class _Exchange:
+    """One request and its response, holding the connection until it is settled."""
+
+    __slots__ = ("pool", "conn", "response", "url", "settled")
+
+    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection,
+                 response: http.client.HTTPResponse, url: str):
+        self.pool = pool
+        self.conn = conn
+        self.response = response
+        self.url = url
+        self.settled = False
+
+    def read_body(self, limit: Optional[int] = None) -> bytes:
+        """Read the whole body (at most *limit* bytes) and settle the connection."""
+        try:
+            body = self.response.read() if limit is None else self.response.read(limit)
+        except socket.timeout:
+            self.discard()
+            raise APITimeoutError("no data from %s for %s s while reading the response"
+                                  % (self.url, self.pool.timeout), url=self.url) from None
+        except (OSError, http.client.HTTPException) as exc:
+            self.discard()
+            raise APIConnectionError("the response from %s was cut: %s"
+                                     % (self.url, _describe_os_error(exc)), url=self.url) from exc
+        self.finish()
+        return body
+
+    def finish(self) -> None:
+        """The body was read to its end (or the rest is unwanted): reuse if possible."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.response.isclosed() and not self.response.will_close:
+            self.pool.give_back(self.conn)
+        else:
+            self.response.close()
+            self.conn.close()
+
+    def drain(self) -> None:
+        """Read what follows a stream's end marker, briefly, so the connection can be reused."""
+        response, sock = self.response, self.conn.sock
+        try:
+            if sock is not None:
+                sock.settimeout(DRAIN_SECONDS)
+            left = DRAIN_BYTES
+            while left > 0 and not response.isclosed():
+                data = response.read(min(left, READ_CHUNK))
+                if not data:
+                    break
+                left -= len(data)
+            if sock is not None:
+                sock.settimeout(self.pool.timeout)
+        except (OSError, http.client.HTTPException):
+            self.discard()
+            return
+        self.finish()
+
+    def discard(self) -> None:
+        """Close the connection: its response is unfinished or broken."""
+        if self.settled:
+            return
+        self.settled = True
+        self.response.close()
+        self.conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Streams
+# ---------------------------------------------------------------------------
+
+
+class ChatStream:
+    """The chunks of a streamed completion, each an AttrDict, as they arrive.
+
+    Iterate it; use it as a context manager or call close() to stop early
+    (the connection is then closed).  After a complete stream the connection
+    goes back to the client's pool.  The stream is complete at ``[DONE]``, or
+    at the end of the body once every choice has its ``finish_reason``; any
+    other end raises APIConnectionError, and an error event raises
+    StreamError, so a cut answer is never mistaken for a whole one.  A
+    ``choices: []`` chunk carries ``usage`` when ``stream_options`` asks.
+
+    ``status_code`` and ``headers`` describe the HTTP response; ``completed``
+    turns true at the end of a complete stream.  One stream is for one thread.
+    """
+
+    def __init__(self, exchange: _Exchange):
+        self._exchange = exchange
+        self.status_code = exchange.response.status
+        self.headers = exchange.response.headers
+        self.url = exchange.url
+        self.completed = False
+        self.chunks_received = 0
+        self._chunks = self._iter_chunks()
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> AttrDict:
+        return next(self._chunks)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading; an unfinished response's connection is closed, not reused."""
+        self._chunks.close()
+        self._exchange.discard()
+
+    def __repr__(self) -> str:
+        state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
+        return "<ChatStream %s %s, %d chunks>" % (self.url, state, self.chunks_received)
+
+    def _iter_chunks(self) -> Iterator[AttrDict]:
+        exchange = self._exchange
+        read1 = exchange.response.read1
+        decoder = SSEDecoder(extra_fields=("error",))
+        unfinished: set = set()
+        finished: set = set()
+        try:
+            while True:
+                data = self._read(read1)
+                if not data:
+                    break
+                for event in decoder.feed(data):
+                    if event.data == "[DONE]":
+                        self.completed = True
+                        exchange.drain()
+                        return
+                    chunk = self._decode(event)
+                    for choice in chunk.get("choices") or ():
+                        index = choice.get("index", 0) if isinstance(choice, dict) else 0
+                        if isinstance(choice, dict) and choice.get("finish_reason") is not None:
+                            finished.add(index)
+                            unfinished.discard(index)
+                        elif index not in finished:
+                            unfinished.add(index)
+                    self.chunks_received += 1
+                    yield chunk
+            decoder.close()
+            if finished and not unfinished:
+                self.completed = True
+                exchange.finish()
+                return
+            raise APIConnectionError(
+                "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
+                "the answer is incomplete" % (self.url, self.chunks_received),
+                url=self.url, chunks_received=self.chunks_received)
+        finally:
+            if not self.completed:
+                exchange.discard()
+
+    def _read(self, read1: Any) -> bytes:
+        try:
+            return read1(READ_CHUNK)
+        except socket.timeout:
+            raise APITimeoutError(
+                "the stream from %s sent nothing for %s s after %d chunks: the answer is incomplete"
+                % (self.url, self._exchange.pool.timeout, self.chunks_received),
+                url=self.url, chunks_received=self.chunks_received) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise APIConnectionError(
+                "the stream from %s was cut after %d chunks (%s): the answer is incomplete"
+                % (self.url, self.chunks_received, _describe_os_error(exc)),
+                url=self.url, chunks_received=self.chunks_received) from exc
+
+    def _decode(self, event: SSEEvent) -> AttrDict:
+        if event.event == "error":
+            raise self._stream_error(event.data)
+        try:
+            chunk = json.loads(event.data, object_pairs_hook=AttrDict)
+        except ValueError:
+            raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
+                                       % (self.url, event.data), body=event.data) from None
+        if not isinstance(chunk, dict):
+            raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
+                                       "%.200r" % (self.url, event.data), body=event.data)
+        if "error" in chunk:
+            raise self._stream_error(event.data)
+        return chunk
+
+    def _stream_error(self, data: str) -> StreamError:
+        message, error_type, code = parse_error_body(data)
+        return StreamError(message or "the server reported an error without a message", body=data,
+                           error_type=error_type, code=code, chunks_received=self.chunks_received)
+
+
+# ---------------------------------------------------------------------------
+# Client
+# ---------------------------------------------------------------------------
+
+
+class Client:
+    """A client for Docker Model Runner's OpenAI-compatible API.
+
+    *base_url* is normalised by normalize_base_url() (None: the environment,
+    then DEFAULT_BASE_URL).  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
+    then DEFAULT_API_KEY; "" sends no Authorization header.  *engine* picks
+    the DMR engine unless a model name names one.  *timeout* bounds each wait
+    for data (a model load can take minutes), *connect_timeout* the TCP
+    connect; None waits forever.  *max_retries* extra attempts are made on
+    connection failures and on 408/409/429/5xx answers, never after a stream
+    has started.  *headers* are added to every request.
+
+    Connections are kept alive and reused; one Client can be shared between
+    threads.  Use it as a context manager, or call close().
+    """
+
+    def __init__(self, base_url: Optional[str] = None, api_key: Optional[str] = None, *,
+                 engine: Optional[str] = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+                 max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None):
+        root = _parse_base_url(_base_url_from_env() if base_url is None else base_url)
+        self.engine = _check_engine(engine)
+        if self.engine and not root.plain:
+            root = root._replace(engine=self.engine)
+        self._root = root
+        self.base_url = root.url()
+        self.api_key = _resolve_api_key(api_key)
+        self.timeout = _check_timeout(timeout, "timeout")
+        self.connect_timeout = _check_timeout(connect_timeout, "connect_timeout")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError("max_retries must be a whole number >= 0, not %r" % (max_retries,))
+        self.max_retries = max_retries
+        self._headers = {
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",   # compressed SSE would be buffered, and urllib never inflates
+            "Content-Type": "application/json",
+        }
+        self._headers.update(_check_headers(headers))
+        self._pool = _Pool(_origin_for(root), self.connect_timeout, self.timeout)
+        self._sleep = time.sleep   # tests replace it to keep retry waits short
+
+    def __repr__(self) -> str:
+        return "<dmr_client.Client base_url=%r engine=%r timeout=%r max_retries=%r>" % (
+            self.base_url, self.engine, self.timeout, self.max_retries)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the idle connections; streams still open close theirs when they end."""
+        self._pool.close()
+
+    # -- OpenAI-compatible calls ------------------------------------------------
+
+    def chat(self, model: str, messages: Sequence[Message], *, stream: bool = False,
+             **params: Any) -> Any:
+        """Create a chat completion.
+
+        *model* is sent as given, except that LiteLLM's ``docker_model_runner/``
+        prefix is dropped and a leading engine (``llama.cpp/ai/smollm2``) picks
+        that engine for this call.  Every keyword in *params* (temperature,
+        max_tokens, tools, response_format, stream_options ...) goes into the
+        JSON body as given; None values are left out.
+
+        Returns the response as an AttrDict, or with ``stream=True`` a
+        ChatStream of chunks.
+        """
+        engine, name = split_model(model)
+        _check_messages(messages)
+        body = {"model": name, "messages": messages}
+        body.update((key, value) for key, value in params.items() if value is not None)
+        if stream:
+            body["stream"] = True
+        path = self._root.api_path(engine) + "/chat/completions"
+        payload = _encode_json(body)
+        if stream:
+            return ChatStream(self._send("POST", path, payload, model=name, accept="text/event-stream"))
+        return self._json(self._send("POST", path, payload, model=name))
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _json(self, exchange: _Exchange) -> Any:
+        raw = exchange.read_body()
+        try:
+            return json.loads(raw, object_pairs_hook=AttrDict)
+        except ValueError:
+            text = raw.decode("utf-8", "replace")
+            raise InvalidResponseError("%s answered %d with a body that is not JSON: %.200r"
+                                       % (exchange.url, exchange.response.status, text),
+                                       body=text, status_code=exchange.response.status) from None
+
+    def _request_headers(self, accept: str) -> Dict[str, str]:
+        headers = dict(self._headers)
+        headers.setdefault("Accept", accept)
+        if self.api_key and "Authorization" not in headers:
+            headers["Authorization"] = "Bearer " + self.api_key
+        return headers
+
+    def _send(self, method: str, path: str, body: Optional[bytes] = None, *,
+              model: Optional[str] = None, accept: str = "application/json") -> _Exchange:
+        """Send a request, retrying what is safe to retry; return a 2xx exchange."""
+        pool = self._pool
+        origin = pool.origin
+        url = self._root.origin + path
+        target = url if origin.proxy is not None and origin.scheme == "http" else path
+        headers = self._request_headers(accept)
+        if origin.proxy is not None and origin.proxy.authorization and origin.scheme == "http":
+            headers["Proxy-Authorization"] = origin.proxy.authorization
+        debug = _log.isEnabledFor(logging.DEBUG)
+        attempt = 0
+        while True:
+            try:
+                exchange = self._exchange(method, target, body, headers, url)
+            except _RetryableConnectionError as wrapped:
+                error = wrapped.error
+                error.url = url
+                if attempt >= self.max_retries:
+                    raise self._connection_failure(error, attempt) from None
+                delay = _retry_delay(attempt)
+                if debug:
+                    _log.debug("%s %s failed (%s); retry %d in %.2f s",
+                               method, url, error.message, attempt + 1, delay)
+                self._sleep(delay)
+                attempt += 1
+                continue
+            status = exchange.response.status
+            if debug:
+                _log.debug("%s %s -> %d", method, url, status)
+            if 200 <= status < 300:
+                return exchange
+            error = self._status_error(exchange, model)
+            delay = self._status_retry_delay(error, attempt)
+            if delay is None:
+                raise error
+            if debug:
+                _log.debug("%s %s got %d; retry %d in %.2f s", method, url, status, attempt + 1, delay)
+            self._sleep(delay)
+            attempt += 1
+
+    def _exchange(self, method: str, target: str, body: Optional[bytes], headers: Dict[str, str],
+                  url: str) -> _Exchange:
+        pool = self._pool
+        conn, reused = pool.take()
+        while True:
+            try:
+                conn.request(method, target, body, headers)
+                return _Exchange(pool, conn, conn.getresponse(), url)
+            except socket.timeout:
+                conn.close()
+                # The request went out: the server may be working on it, so this is not retried.
+                raise APITimeoutError("no response from %s within %s s (a model load can take "
+                                      "minutes: raise timeout=)" % (url, pool.timeout), url=url) from None
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
+                                               BrokenPipeError, ConnectionAbortedError)):
+                    # A kept-alive connection the server had just closed: the request never
+                    # reached it, so a fresh connection (not a retry) is the right answer.
+                    conn, reused = pool.connect(), False
+                    continue
+                raise _RetryableConnectionError(APIConnectionError(
+                    "%s %s failed before a response: %s" % (method, url, _describe_os_error(exc)),
+                    url=url)) from exc
+
+    def _connection_failure(self, error: APIConnectionError, attempt: int) -> APIConnectionError:
+        message = error.message
+        if attempt:
+            message += " (after %d attempts)" % (attempt + 1)
+        origin = self._pool.origin
+        if "refused" in message and origin.proxy is None:
+            if _is_local_host(origin.host) and origin.port == 12434:
+                message += (". Is Docker Model Runner running with host TCP access? On Docker Desktop: "
+                            "`docker desktop enable model-runner --tcp 12434`; on Docker Engine: "
+                            "`docker model install-runner`. Or set %s to where DMR listens" % ENV_BASE_URL)
+            else:
+                message += ". Is the server running at %s? (set %s or pass base_url=)" % (
+                    self._root.origin, ENV_BASE_URL)
+        return type(error)(message, url=error.url)
+
+    def _status_error(self, exchange: _Exchange, model: Optional[str]) -> APIStatusError:
+        response = exchange.response
+        try:
+            raw = exchange.read_body(MAX_ERROR_BODY)
+        except APIConnectionError:
+            raw = b""
+        text = raw.decode("utf-8", "replace")
+        message, error_type, code = parse_error_body(text)
+        status = response.status
+        if not message:
+            message = response.reason or "no message"
+        if 300 <= status < 400 and response.headers.get("Location"):
+            message += " (redirect to %s)" % _redact(response.headers["Location"])
+        hint = _error_hint(status, message, model, exchange.url, self._root.origin)
+        cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
+        return cls(message, status_code=status, body=text, headers=response.headers,
+                   url=exchange.url, hint=hint, error_type=error_type, code=code)
+
+    def _status_retry_delay(self, error: APIStatusError, attempt: int) -> Optional[float]:
+        """Seconds to wait before retrying *error*, or None to raise it now."""
+        should_retry = (error.headers.get("x-should-retry") or "").lower()
+        if should_retry == "false":
+            return None
+        if should_retry != "true" and error.status_code not in RETRY_STATUSES:
+            return None
+        if attempt >= self.max_retries:
+            if attempt:
+                error.args = (error.args[0] + " (after %d attempts)" % (attempt + 1),)
+            return None
+        asked = parse_retry_after(error.headers)
+        if asked is None:
+            return _retry_delay(attempt)
+        if asked > MAX_RETRY_AFTER:
+            error.args = (error.args[0] + " (the server asked to retry after %.0f s; not waiting "
+                          "longer than %.0f s)" % (asked, MAX_RETRY_AFTER),)
+            return None
+        return asked
+
+
+def _resolve_api_key(api_key: Optional[str]) -> str:
+    if api_key is None:
+        api_key = os.environ.get(ENV_API_KEY) or DEFAULT_API_KEY
+    if not isinstance(api_key, str):
+        raise TypeError("api_key must be a str, not %s" % type(api_key).__name__)
+    if any(not (" " < ch <= "~") for ch in api_key):
+        # Never echo the key: it may be a real secret.
+        raise ValueError("api_key must be printable ASCII without spaces (got %d characters "
+                         "that are not); check for a stray newline" % len(api_key))
+    return api_key
+
+
+def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError("%s must be a number of seconds > 0 (or None to wait forever), not %r"
+                         % (name, value))
+    return float(value)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+")
+
+
+def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
+    if headers is None:
+        return {}
+    checked = {}
+    for name, value in dict(headers).items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError("header name %r is not a valid HTTP token" % (name,))
+        if not isinstance(value, str) or "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError("header %r must have a str value without CR, LF or NUL" % name)
+        checked[name] = value
+    return checked
+
+
+def _check_messages(messages: Any) -> None:
+    example = "[{'role': 'user', 'content': 'Hello'}]"
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
+        raise TypeError("messages must be a list of dicts such as %s, not %s"
+                        % (example, type(messages).__name__))
+    if not messages:
+        raise ValueError("messages is empty: pass at least one message, e.g. %s" % example)
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise TypeError("messages[%d] must be a dict such as {'role': 'user', 'content': 'Hello'}, "
+                            "not %s" % (position, type(message).__name__))
+        if "role" not in message:
+            raise ValueError("messages[%d] has no 'role' (use 'system', 'user', 'assistant' or 'tool')"
+                             % position)
+
+
+def _encode_json(body: Dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
+                        "None, list and dict values)" % exc) from None
