@@ -1,0 +1,1245 @@
+"""Tests for dmr_client, grouped by the module's layers.
+
+Everything runs against real sockets: FakeDMR is an in-process Docker Model
+Runner on 127.0.0.1 (port 0) that answers like DMR (plain-text errors) and
+like llama.cpp behind it (JSON errors, SSE framing copied from
+testdata/wire/, captured from a real llama.cpp server), and that can stall,
+cut, split bytes and hold events back on command.
+
+Run: python3 -m unittest -v
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import socket
+import threading
+import time
+import unittest
+from unittest import mock
+
+import dmr_client
+from dmr_client import (AttrDict, Client, SSEDecoder, SSEEvent, iter_sse, normalize_base_url,
+                        parse_error_body, parse_retry_after, split_model)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WIRE = os.path.join(HERE, "testdata", "wire")
+PHRASE = "Hello from a tiny GGUF test model!"
+HI = [{"role": "user", "content": "Hi"}]
+
+
+def load_capture(name: str):
+    """(status, headers dict, body bytes) of a raw HTTP capture in testdata/wire."""
+    with open(os.path.join(WIRE, name), "rb") as f:
+        raw = f.read()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in lines[1:])
+    return status, headers, body
+
+
+def sse_events(name: str):
+    """The SSE events of a streamed capture, each as its own bytes ending in a blank line."""
+    body = load_capture(name)[2]
+    return [part + b"\n\n" for part in body.split(b"\n\n") if part.strip()]
+
+
+# ---------------------------------------------------------------------------
+# The fake DMR
+# ---------------------------------------------------------------------------
+
+
+class Request:
+    def __init__(self, method, path, headers, body):
+        self.method, self.path, self.headers, self.body = method, path, headers, body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+
+def write_response(handler, status, body=b"", content_type="application/json; charset=utf-8",
+                   headers=(), close=False):
+    lines = ["HTTP/1.1 %d %s" % (status, http.server.BaseHTTPRequestHandler.responses.get(status, ("X",))[0]),
+             "Content-Type: " + content_type, "Content-Length: %d" % len(body)]
+    lines += ["%s: %s" % pair for pair in headers]
+    if close:
+        lines.append("Connection: close")
+        handler.close_connection = True
+    handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def json_reply(status, obj, headers=(), close=False):
+    def respond(handler, request):
+        write_response(handler, status, json.dumps(obj).encode(), headers=headers, close=close)
+    return respond
+
+
+def text_reply(status, text, headers=()):
+    """DMR's own errors: Go's http.Error, plain text plus a newline."""
+    def respond(handler, request):
+        write_response(handler, status, (text + "\n").encode(), "text/plain; charset=utf-8",
+                       headers=[("X-Content-Type-Options", "nosniff")] + list(headers))
+    return respond
+
+
+def raw_reply(data: bytes, close=True):
+    def respond(handler, request):
+        handler.wfile.write(data)
+        handler.close_connection = close
+    return respond
+
+
+def sse_reply(events, *, chunked=True, piece=None, end="done", gate=None, gate_after=1, delay=0.0,
+              before=0.0):
+    """Stream *events* (bytes each).
+
+    chunked: HTTP chunked framing, else Connection: close framing.  piece: split
+    the body into HTTP chunks of this many bytes.  end: "done" ends the body
+    properly, "cut" closes the socket mid-body.  gate: after gate_after events,
+    wait until the test sets this threading.Event.  before: seconds before the
+    headers (a model load).
+    """
+    def respond(handler, request):
+        if before:
+            handler.server.fake.stop.wait(before)
+        head = ["HTTP/1.1 200 OK", "Content-Type: text/event-stream", "X-Accel-Buffering: no"]
+        head.append("Transfer-Encoding: chunked" if chunked else "Connection: close")
+        handler.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        handler.close_connection = not chunked or end != "done"
+        for number, event in enumerate(events):
+            if gate is not None and number == gate_after:
+                gate.wait(10)
+            if delay:
+                time.sleep(delay)
+            pieces = [event] if piece is None else [event[i:i + piece] for i in range(0, len(event), piece)]
+            for part in pieces:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+        if chunked and end == "done":
+            handler.wfile.write(b"0\r\n\r\n")
+    return respond
+
+
+def stall(seconds, then=None):
+    """Say nothing for *seconds* (a model load), then answer with *then*."""
+    def respond(handler, request):
+        handler.server.fake.stop.wait(seconds)
+        if then is not None:
+            then(handler, request)
+        else:
+            handler.close_connection = True
+    return respond
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass   # clients that hang up early are part of the tests
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        with self.fake.lock:
+            self.fake.connections += 1
+        return conn, addr
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.fake.handle(self, Request(self.command, self.path, self.headers, body))
+
+    do_GET = do_POST = do_DELETE = _any
+
+
+class FakeDMR:
+    """Docker Model Runner on 127.0.0.1: DMR's routing and plain-text errors in
+    front of llama.cpp's JSON and SSE.  script(path, r1, r2, ...) makes the
+    next requests to *path* get r1, r2, ... (the last one repeats)."""
+
+    CHAT = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/chat/completions$")
+
+    def __init__(self, models=("ai/smollm2",)):
+        self.models = set(models)
+        self.requests = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.scripts = {}
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.fake = self
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def script(self, path, *responders):
+        self.scripts[path] = list(responders)
+
+    def handle(self, handler, request):
+        with self.lock:
+            self.requests.append(request)
+            queue = self.scripts.get(request.path)
+            responder = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else None
+        (responder or self.route)(handler, request)
+
+    def route(self, handler, request):
+        match = self.CHAT.match(request.path)
+        if not match or request.method != "POST":
+            return text_reply(404, "404 page not found" if not request.path.startswith("/engines")
+                              else "not found")(handler, request)
+        engine = match.group(1)
+        if engine is not None and engine not in dmr_client.KNOWN_ENGINES:
+            return text_reply(404, "backend not found")(handler, request)
+        body = request.json
+        if not isinstance(body, dict):
+            return text_reply(400, "invalid request")(handler, request)
+        model = body.get("model")
+        if not model:
+            return text_reply(400, "model is required")(handler, request)
+        if model not in self.models:
+            return text_reply(404, "error while getting model: get model '\"%s\"': model not found"
+                              % model)(handler, request)
+        if body.get("stream"):
+            usage = (body.get("stream_options") or {}).get("include_usage")
+            events = sse_events("chat-stream.http" if usage else "chat-stream-no-usage.http")
+            events = [e.replace(b'"ai/tiny"', json.dumps(model).encode()) for e in events]
+            return sse_reply(events)(handler, request)
+        reply = json.loads(load_capture("chat.http")[2])
+        reply["model"] = model
+        return json_reply(200, reply)(handler, request)
+
+
+class FakeDMRTestCase(unittest.TestCase):
+    """A fresh FakeDMR per test, and a Client whose retry sleeps are recorded, not slept."""
+
+    def setUp(self):
+        self.fake = FakeDMR()
+        self.addCleanup(self.fake.close)
+        self.sleeps = []
+
+    def client(self, base_url=None, **kwargs):
+        client = Client(self.fake.url if base_url is None else base_url, **kwargs)
+        client._sleep = self.sleeps.append
+        self.addCleanup(client.close)
+        return client
+
+    @property
+    def last(self):
+        return self.fake.requests[-1]
+
+
+def text_of(stream):
+    return "".join(choice.delta.get("content") or "" for chunk in stream for choice in chunk.choices)
+
+
+# ---------------------------------------------------------------------------
+# Defaults and public API
+# ---------------------------------------------------------------------------
+
+
+class TestDefaults(unittest.TestCase):
+    def test_all_names_exist(self):
+        for name in dmr_client.__all__:
+            self.assertTrue(hasattr(dmr_client, name), name)
+
+    def test_documented_defaults(self):
+        self.assertEqual(dmr_client.DEFAULT_BASE_URL, "http://localhost:12434")
+        self.assertEqual(dmr_client.DEFAULT_ENGINE, "llama.cpp")
+        self.assertEqual(dmr_client.DEFAULT_API_KEY, "dummy-key")
+        self.assertEqual(set(dmr_client.KNOWN_ENGINES), {"llama.cpp", "vllm", "mlx", "sglang", "diffusers"})
+        self.assertRegex(dmr_client.__version__, r"^\d+\.\d+\.\d+")
+
+    def test_user_agent_is_ours_not_the_docker_cli(self):
+        self.assertTrue(dmr_client.USER_AGENT.startswith("dmr-client/"))
+        self.assertNotIn("docker-model-cli", dmr_client.USER_AGENT)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class TestErrorClasses(unittest.TestCase):
+    def test_hierarchy(self):
+        d = dmr_client
+        for cls in (d.APIConnectionError, d.APIStatusError, d.StreamError, d.InvalidResponseError, d.SSEError):
+            self.assertTrue(issubclass(cls, d.DMRError), cls)
+        self.assertTrue(issubclass(d.APITimeoutError, d.APIConnectionError))
+        for cls in (d.BadRequestError, d.AuthenticationError, d.PermissionDeniedError, d.NotFoundError,
+                    d.ConflictError, d.UnprocessableEntityError, d.RateLimitError, d.InternalServerError):
+            self.assertTrue(issubclass(cls, d.APIStatusError), cls)
+
+    def test_status_error_message_names_url_and_hint(self):
+        error = dmr_client.NotFoundError("model not found", status_code=404, body="model not found\n",
+                                         url="http://h/x", hint="pull it")
+        self.assertEqual(error.message, "model not found")
+        self.assertEqual(str(error), "HTTP 404 from http://h/x: model not found -- pull it")
+
+
+# ---------------------------------------------------------------------------
+# Data types
+# ---------------------------------------------------------------------------
+
+
+class TestAttrDict(unittest.TestCase):
+    def setUp(self):
+        self.reply = json.loads(load_capture("chat.http")[2], object_pairs_hook=AttrDict)
+
+    def test_attribute_and_item_access_agree(self):
+        self.assertEqual(self.reply.choices[0].message.content, PHRASE)
+        self.assertEqual(self.reply["choices"][0]["message"]["content"], PHRASE)
+        self.assertIsInstance(self.reply, dict)
+
+    def test_missing_attribute_raises_attribute_error(self):
+        with self.assertRaises(AttributeError) as caught:
+            self.reply.choices[0].message.tool_calls
+        self.assertIn("tool_calls", str(caught.exception))
+        self.assertIsNone(getattr(self.reply, "nope", None))
+
+    def test_serialises_copies_and_pickles_as_a_dict(self):
+        self.assertEqual(json.loads(json.dumps(self.reply)), self.reply)
+        self.assertEqual(copy.deepcopy(self.reply), self.reply)
+        again = pickle.loads(pickle.dumps(self.reply))
+        self.assertEqual(again.choices[0].message.content, PHRASE)
+
+    def test_dir_lists_keys(self):
+        self.assertIn("choices", dir(self.reply))
+
+
+# ---------------------------------------------------------------------------
+# Pure parsing: SSE
+# ---------------------------------------------------------------------------
+
+
+def parse_all(data: bytes, piece=None):
+    chunks = [data] if piece is None else [data[i:i + piece] for i in range(0, len(data), piece)]
+    return list(iter_sse(chunks))
+
+
+def ev(data, event="message", id="", retry=None):
+    return SSEEvent(event, data, id, retry)
+
+
+class TestSSERules(unittest.TestCase):
+    """WHATWG HTML 9.2.6, case by case; every case also fed one byte at a time and in threes."""
+
+    CASES = [
+        ("simple", b"data: hello\n\n", [ev("hello")]),
+        ("no space after colon", b"data:hello\n\n", [ev("hello")]),
+        ("only one leading space removed", b"data:  two\n\n", [ev(" two")]),
+        ("tab is kept", b"data:\tx\n\n", [ev("\tx")]),
+        ("multi-line data joined with LF", b"data: a\ndata: b\n\n", [ev("a\nb")]),
+        ("empty data lines kept", b"data\ndata:\ndata: x\n\n", [ev("\n\nx")]),
+        ("data alone is an empty event", b"data\n\n", [ev("")]),
+        ("event type", b"event: add\ndata: 1\n\n", [ev("1", event="add")]),
+        ("empty event type means message", b"event:\ndata: 1\n\n", [ev("1")]),
+        ("type does not carry over", b"event: a\ndata: 1\n\ndata: 2\n\n", [ev("1", event="a"), ev("2")]),
+        ("comments ignored", b": keep-alive\ndata: x\n: again\n\n", [ev("x")]),
+        ("comment-only frame dispatches nothing", b": ping\n\n", []),
+        ("event without data dispatches nothing", b"event: ping\n\ndata: x\n\n", [ev("x")]),
+        ("id persists across events", b"id: 7\ndata: a\n\ndata: b\n\n", [ev("a", id="7"), ev("b", id="7")]),
+        ("id frame alone dispatches nothing but sets id", b"id: 3\n\ndata: a\n\n", [ev("a", id="3")]),
+        ("empty id resets", b"id: 1\ndata: a\n\nid\ndata: b\n\n", [ev("a", id="1"), ev("b", id="")]),
+        ("id with NUL ignored", b"id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n", [ev("a", id="1"), ev("b", id="1")]),
+        ("retry digits", b"retry: 3000\ndata: a\n\n", [ev("a", retry=3000)]),
+        ("retry leading zeros", b"retry: 007\ndata: a\n\n", [ev("a", retry=7)]),
+        ("retry rejects sign, space, underscore, junk",
+         b"retry: +5\nretry:  5\nretry: 1_0\nretry: 5x\nretry: -1\nretry: 1.5\nretry:\ndata: a\n\n", [ev("a")]),
+        ("retry persists", b"retry: 5\ndata: a\n\ndata: b\n\n", [ev("a", retry=5), ev("b", retry=5)]),
+        ("unknown and mis-cased fields ignored", b"Data: no\ndata : no\nfoo: bar\ndata: yes\n\n", [ev("yes")]),
+        ("CRLF", b"data: a\r\ndata: b\r\n\r\n", [ev("a\nb")]),
+        ("CR only", b"data: a\rdata: b\r\r", [ev("a\nb")]),
+        ("mixed endings", b"data: a\r\n\rdata: b\n\r\n", [ev("a"), ev("b")]),
+        ("BOM stripped once", b"\xef\xbb\xbfdata: a\n\n", [ev("a")]),
+        ("second BOM is text", b"\xef\xbb\xbf\xef\xbb\xbfdata: a\n\ndata: b\n\n", [ev("b")]),
+        ("U+2028, U+2029 and NEL are not line ends",
+         "data: a\u2028b\u2029c\u0085d\n\n".encode(), [ev("a\u2028b\u2029c\u0085d")]),
+        ("multi-byte UTF-8", "data: Grüße 👋 你好\n\n".encode(), [ev("Grüße 👋 你好")]),
+        ("invalid UTF-8 becomes U+FFFD", b"data: \xff\n\n", [ev("\ufffd")]),
+        ("incomplete event at EOF discarded", b"data: a\n\ndata: b\n", [ev("a")]),
+        ("unterminated line at EOF discarded", b"data: a\n\ndata: b", [ev("a")]),
+        ("blank lines between events", b"\n\n\ndata: a\n\n\n\n", [ev("a")]),
+        ("JSON with escaped blank line", b'data: {"t":"a\\n\\nb"}\n\n', [ev('{"t":"a\\n\\nb"}')]),
+    ]
+
+    def test_cases_whole_and_split(self):
+        for name, data, expected in self.CASES:
+            for piece in (None, 1, 2, 3, 7):
+                with self.subTest(name, piece=piece):
+                    self.assertEqual(parse_all(data, piece), expected)
+
+    def test_crlf_split_exactly_between_cr_and_lf(self):
+        self.assertEqual(list(iter_sse([b"data: a\r", b"\n", b"\r", b"\ndata: b\r\n\r\n"])), [ev("a"), ev("b")])
+
+    def test_captured_llama_cpp_stream(self):
+        body = load_capture("chat-stream.http")[2]
+        for piece in (None, 1, 64):
+            events = parse_all(body, piece)
+            self.assertEqual(len(events), 12)
+            self.assertEqual(events[-1].data, "[DONE]")
+            deltas = [json.loads(e.data)["choices"] for e in events[:-1]]
+            self.assertEqual("".join(c[0]["delta"].get("content") or "" for c in deltas if c), PHRASE)
+
+    def test_each_event_is_yielded_before_the_next_chunk_is_read(self):
+        asked = []
+
+        def chunks():
+            for chunk in (b"data: one\n\n", b"data: two\n\n"):
+                asked.append(chunk)
+                yield chunk
+
+        events = iter_sse(chunks())
+        self.assertEqual(next(events).data, "one")
+        self.assertEqual(len(asked), 1)
+
+    def test_decoder_feed_returns_completed_events_only(self):
+        decoder = SSEDecoder()
+        self.assertEqual(decoder.feed(b"data: a"), [])
+        self.assertEqual(decoder.feed(b"bc\n"), [])
+        self.assertEqual(decoder.feed(b"\n"), [ev("abc")])
+
+    def test_a_line_that_never_ends_is_bounded(self):
+        decoder = SSEDecoder(max_event_bytes=1000)
+        decoder.feed(b"data: " + b"x" * 900)
+        with self.assertRaises(dmr_client.SSEError) as caught:
+            decoder.feed(b"x" * 200)
+        self.assertIn("1000 bytes", str(caught.exception))
+
+    def test_an_event_that_never_ends_is_bounded(self):
+        decoder = SSEDecoder(max_event_bytes=1000)
+        with self.assertRaises(dmr_client.SSEError):
+            for _ in range(100):
+                decoder.feed(b"data: " + b"x" * 50 + b"\n")
+
+    def test_a_big_line_within_the_limit_parses(self):
+        line = b"data: " + b"y" * (4 * 1024 * 1024) + b"\n\n"
+        events = parse_all(line, 64 * 1024)
+        self.assertEqual(len(events[0].data), 4 * 1024 * 1024)
+
+    def test_str_input_is_refused_with_advice(self):
+        with self.assertRaises(TypeError) as caught:
+            list(iter_sse(["data: x\n\n"]))
+        self.assertIn("encode", str(caught.exception))
+
+    def test_extra_fields_report_llama_cpp_legacy_errors(self):
+        decoder = SSEDecoder(extra_fields=("error",))
+        self.assertEqual(decoder.feed(b'error: {"message":"boom"}\n'), [ev('{"message":"boom"}', event="error")])
+        self.assertEqual(SSEDecoder().feed(b'error: {"message":"boom"}\n\n'), [])
+
+
+# ---------------------------------------------------------------------------
+# Pure parsing: URLs, models, error bodies, Retry-After
+# ---------------------------------------------------------------------------
+
+
+class TestNormalizeBaseURL(unittest.TestCase):
+    TABLE = [
+        ("http://localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("tcp://localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("HTTP://LOCALHOST:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("  http://localhost:12434  ", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:22088/engines/llama.cpp", None, "http://localhost:22088/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/llama.cpp/v1/", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/llama.cpp/v1/chat/completions", None,
+         "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/v1/embeddings", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/engines/vllm", None, "http://localhost:12434/engines/vllm/v1"),
+        ("http://localhost:12434/engines/v1", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/engines", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434//engines//v1//", None, "http://localhost:12434/engines/v1"),
+        ("http://127.0.0.1:8080/v1", None, "http://127.0.0.1:8080/v1"),
+        ("http://127.0.0.1:8080/v1", "vllm", "http://127.0.0.1:8080/v1"),
+        ("http://127.0.0.1:8080/v1/chat/completions", None, "http://127.0.0.1:8080/v1"),
+        ("http://model-runner.docker.internal", None, "http://model-runner.docker.internal/engines/llama.cpp/v1"),
+        ("http://[::1]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
+        ("[::1]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
+        ("https://gw.example.com/dmr", None, "https://gw.example.com/dmr/engines/llama.cpp/v1"),
+        ("https://gw.example.com/dmr/", None, "https://gw.example.com/dmr/engines/llama.cpp/v1"),
+        ("http://localhost:12434", "vllm", "http://localhost:12434/engines/vllm/v1"),
+        ("http://localhost:12434/engines/llama.cpp/v1", "mlx", "http://localhost:12434/engines/mlx/v1"),
+        ("http://localhost:12434/engines/v1", "sglang", "http://localhost:12434/engines/sglang/v1"),
+        ("http://0.0.0.0:12434", None, "http://127.0.0.1:12434/engines/llama.cpp/v1"),
+        ("http://[::]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/future-engine/v1", None, "http://localhost:12434/engines/future-engine/v1"),
+        ("http://localhost/exp/vDD4.40", None, "http://localhost/exp/vDD4.40/engines/llama.cpp/v1"),
+    ]
+
+    def test_table(self):
+        for url, engine, expected in self.TABLE:
+            with self.subTest(url=url, engine=engine):
+                self.assertEqual(normalize_base_url(url, engine=engine), expected)
+
+    def test_bad_urls_say_what_is_wrong(self):
+        cases = [("", "empty"), ("   ", "empty"), ("ftp://x", "scheme"), ("unix:///var/run/x.sock", "scheme"),
+                 ("http://", "no host"), ("http://h:abc", "port"), ("http://h:99999", "port"),
+                 ("http://h:0", "port 0"), ("http://h/?q=1", "query"), ("http://h/#frag", "fragment"),
+                 ("http://h/x?", "query"), ("http://bad host/", "invalid host")]
+        for url, words in cases:
+            with self.subTest(url=url):
+                with self.assertRaises(ValueError) as caught:
+                    normalize_base_url(url)
+                self.assertIn(words, str(caught.exception))
+
+    def test_credentials_are_refused_without_echoing_the_password(self):
+        with self.assertRaises(ValueError) as caught:
+            normalize_base_url("http://me:s3cret@localhost:12434")
+        self.assertIn("credentials", str(caught.exception))
+        self.assertNotIn("s3cret", str(caught.exception))
+
+    def test_non_str_is_a_type_error(self):
+        with self.assertRaises(TypeError):
+            normalize_base_url(12434)
+
+    def test_unknown_engine_argument(self):
+        with self.assertRaises(ValueError) as caught:
+            normalize_base_url("http://localhost:12434", engine="llamacpp")
+        self.assertIn("llama.cpp", str(caught.exception))
+
+    def test_environment_precedence(self):
+        env = {"DOCKER_MODEL_RUNNER_API_BASE": "http://a:1/engines/v1", "MODEL_RUNNER_HOST": "b:2"}
+        with mock.patch.dict(os.environ, env):
+            self.assertEqual(normalize_base_url(), "http://a:1/engines/v1")
+            self.assertEqual(normalize_base_url("http://c:3"), "http://c:3/engines/llama.cpp/v1")
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": "", "MODEL_RUNNER_HOST": "b:2"}):
+            self.assertEqual(normalize_base_url(), "http://b:2/engines/llama.cpp/v1")
+        with mock.patch.dict(os.environ, {}, clear=True):
+            self.assertEqual(normalize_base_url(), "http://localhost:12434/engines/llama.cpp/v1")
+
+
+class TestSplitModel(unittest.TestCase):
+    def test_rules(self):
+        table = [
+            ("ai/smollm2", (None, "ai/smollm2")),
+            ("ai/llama3.2:1B-Q8_0", (None, "ai/llama3.2:1B-Q8_0")),
+            ("hf.co/org/repo:Q4_K_M", (None, "hf.co/org/repo:Q4_K_M")),
+            ("smollm2", (None, "smollm2")),
+            ("llama.cpp/llama-3.1", ("llama.cpp", "llama-3.1")),
+            ("vllm/ai/qwen3", ("vllm", "ai/qwen3")),
+            ("docker_model_runner/ai/smollm2", (None, "ai/smollm2")),
+            ("docker_model_runner/llama.cpp/ai/smollm2", ("llama.cpp", "ai/smollm2")),
+            ("llama.cpp", (None, "llama.cpp")),
+            ("myregistry.example.com/org/model:tag", (None, "myregistry.example.com/org/model:tag")),
+        ]
+        for model, expected in table:
+            with self.subTest(model=model):
+                self.assertEqual(split_model(model), expected)
+
+    def test_empty_names(self):
+        for model in ("", "   ", "docker_model_runner/", "llama.cpp/", "docker_model_runner/vllm/"):
+            with self.subTest(model=model):
+                with self.assertRaises(ValueError):
+                    split_model(model)
+
+    def test_non_str(self):
+        for model in (None, 3, b"ai/smollm2"):
+            with self.assertRaises(TypeError):
+                split_model(model)
+
+
+class TestParseErrorBody(unittest.TestCase):
+    def test_both_families(self):
+        table = [
+            ('{"error":{"code":400,"message":"bad thing","type":"invalid_request_error"}}',
+             ("bad thing", "invalid_request_error", 400)),
+            ('{"error":"plain string error"}', ("plain string error", None, None)),
+            ('{"object":"error","message":"old vllm","type":"BadRequestError","code":400}',
+             ("old vllm", "BadRequestError", 400)),
+            ('{"type":"error","code":null,"message":"runner crashed","param":null}',
+             ("runner crashed", "error", None)),
+            ("error while getting model: get model '\"ai/x\"': model not found\n",
+             ("error while getting model: get model '\"ai/x\"': model not found", None, None)),
+            ("", ("", None, None)),
+            ("[1, 2]", ("[1, 2]", None, None)),
+        ]
+        for body, expected in table:
+            with self.subTest(body=body):
+                self.assertEqual(parse_error_body(body), expected)
+
+    def test_captured_llama_cpp_errors(self):
+        message, error_type, code = parse_error_body(load_capture("error-400-context.http")[2].decode())
+        self.assertIn("exceeds the available context size", message)
+        self.assertEqual((error_type, code), ("exceed_context_size_error", 400))
+
+
+class TestParseRetryAfter(unittest.TestCase):
+    def test_forms(self):
+        self.assertEqual(parse_retry_after({"retry-after": "2"}), 2.0)
+        self.assertEqual(parse_retry_after({"retry-after": "1.5"}), 1.5)
+        self.assertEqual(parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}), 0.25)
+        self.assertAlmostEqual(parse_retry_after({"retry-after": "Sun, 06 Nov 1994 08:49:40 GMT"},
+                                                 now=784111770.0), 10.0)
+        self.assertEqual(parse_retry_after({"retry-after": "Sun, 06 Nov 1994 08:49:40 GMT"}), 0.0)
+        for junk in ({"retry-after": "soon"}, {"retry-after": "-3"}, {}, None, {"retry-after-ms": "x"}):
+            self.assertIsNone(parse_retry_after(junk), junk)
+
+
+# ---------------------------------------------------------------------------
+# Client: construction (no I/O)
+# ---------------------------------------------------------------------------
+
+
+class TestClientConfig(unittest.TestCase):
+    def test_api_key_precedence(self):
+        with mock.patch.dict(os.environ, {}, clear=True):
+            self.assertEqual(Client("http://h").api_key, "dummy-key")
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "from-env"}):
+            self.assertEqual(Client("http://h").api_key, "from-env")
+            self.assertEqual(Client("http://h", "from-arg").api_key, "from-arg")
+
+    def test_base_url_from_environment(self):
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": "http://x:1/engines/llama.cpp"}):
+            self.assertEqual(Client().base_url, "http://x:1/engines/llama.cpp/v1")
+
+    def test_engine_argument(self):
+        self.assertEqual(Client("http://h:1", engine="vllm").base_url, "http://h:1/engines/vllm/v1")
+        self.assertEqual(Client("http://h:1/v1", engine="vllm").base_url, "http://h:1/v1")
+
+    def test_repr_never_shows_the_key(self):
+        client = Client("http://h", api_key="sk-very-secret")
+        self.assertNotIn("sk-very-secret", repr(client))
+        self.assertIn("http://h/engines/llama.cpp/v1", repr(client))
+
+    def test_bad_key_is_refused_without_echoing_it(self):
+        with self.assertRaises(ValueError) as caught:
+            Client("http://h", api_key="sk-secret\n")
+        self.assertNotIn("sk-secret", str(caught.exception))
+
+    def test_bad_settings(self):
+        for kwargs in ({"timeout": 0}, {"timeout": -1}, {"timeout": "5"}, {"connect_timeout": 0},
+                       {"max_retries": -1}, {"max_retries": 1.5}, {"engine": "llamacpp"},
+                       {"headers": {"X-Bad": "a\r\nInjected: yes"}}, {"headers": {"Bad Name": "x"}}):
+            with self.subTest(kwargs=kwargs):
+                with self.assertRaises((ValueError, TypeError)):
+                    Client("http://h", **kwargs)
+        Client("http://h", timeout=None, connect_timeout=None)
+
+    def test_context_manager_closes(self):
+        with Client("http://h") as client:
+            pass
+        with self.assertRaises(dmr_client.DMRError):
+            client.chat("ai/smollm2", HI)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: non-streaming chat
+# ---------------------------------------------------------------------------
+
+
+class TestChat(FakeDMRTestCase):
+    def test_chat_returns_attribute_dict(self):
+        reply = self.client().chat("ai/smollm2", HI)
+        self.assertIsInstance(reply, AttrDict)
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+        self.assertEqual(reply["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(reply.model, "ai/smollm2")
+        self.assertEqual(reply.usage.total_tokens, 36)
+
+    def test_request_line_headers_and_body(self):
+        self.client(api_key="sk-test").chat("ai/smollm2", HI, temperature=0.2, max_tokens=None)
+        request = self.last
+        self.assertEqual((request.method, request.path), ("POST", "/engines/llama.cpp/v1/chat/completions"))
+        self.assertEqual(request.json, {"model": "ai/smollm2", "messages": HI, "temperature": 0.2})
+        self.assertEqual(request.headers["Authorization"], "Bearer sk-test")
+        self.assertEqual(request.headers["User-Agent"], "dmr-client/" + dmr_client.__version__)
+        self.assertEqual(request.headers["Accept-Encoding"], "identity")
+        self.assertEqual(request.headers["Content-Type"], "application/json")
+        self.assertIsNone(request.headers.get("Origin"))
+
+    def test_every_param_goes_into_the_body_as_given(self):
+        params = dict(temperature=0.5, max_tokens=8, top_p=0.9, frequency_penalty=0.1, presence_penalty=0.2,
+                      stop=["\n"], n=1, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+                      tool_choice="auto", response_format={"type": "json_object"}, seed=7, user="u",
+                      logit_bias={"15": -1}, logprobs=True, top_logprobs=2, stream_options=None,
+                      repeat_penalty=1.1, cache_prompt=True)
+        self.client().chat("ai/smollm2", HI, **params)
+        expected = {key: value for key, value in params.items() if value is not None}
+        self.assertEqual({k: v for k, v in self.last.json.items() if k not in ("model", "messages")}, expected)
+
+    def test_dummy_key_is_sent_by_default_and_empty_key_sends_none(self):
+        with mock.patch.dict(os.environ, {}, clear=True):
+            self.client().chat("ai/smollm2", HI)
+            self.assertEqual(self.last.headers["Authorization"], "Bearer dummy-key")
+            self.client(api_key="").chat("ai/smollm2", HI)
+            self.assertIsNone(self.last.headers.get("Authorization"))
+
+    def test_extra_headers(self):
+        self.client(headers={"X-Trace": "abc"}).chat("ai/smollm2", HI)
+        self.assertEqual(self.last.headers["X-Trace"], "abc")
+
+    def test_engine_from_the_model_name(self):
+        client = self.client()
+        self.fake.models.add("llama-3.1")
+        client.chat("llama.cpp/llama-3.1", HI)
+        self.assertEqual(self.last.path, "/engines/llama.cpp/v1/chat/completions")
+        self.assertEqual(self.last.json["model"], "llama-3.1")
+        client.chat("docker_model_runner/vllm/ai/smollm2", HI)
+        self.assertEqual(self.last.path, "/engines/vllm/v1/chat/completions")
+        self.assertEqual(self.last.json["model"], "ai/smollm2")
+
+    def test_model_engine_beats_client_engine_and_url_engine(self):
+        self.client(self.fake.url + "/engines/mlx", engine="vllm").chat("sglang/ai/smollm2", HI)
+        self.assertEqual(self.last.path, "/engines/sglang/v1/chat/completions")
+        self.client(self.fake.url + "/engines/mlx", engine="vllm").chat("ai/smollm2", HI)
+        self.assertEqual(self.last.path, "/engines/vllm/v1/chat/completions")
+        self.client(self.fake.url + "/engines/mlx").chat("ai/smollm2", HI)
+        self.assertEqual(self.last.path, "/engines/mlx/v1/chat/completions")
+
+    def test_plain_v1_root_is_never_rewritten(self):
+        self.client(self.fake.url + "/v1", engine="vllm").chat("llama.cpp/ai/smollm2", HI)
+        self.assertEqual(self.last.path, "/v1/chat/completions")
+        self.assertEqual(self.last.json["model"], "ai/smollm2")
+
+    def test_dmr_picks_the_engine_with_engines_v1(self):
+        self.client(self.fake.url + "/engines/v1").chat("ai/smollm2", HI)
+        self.assertEqual(self.last.path, "/engines/v1/chat/completions")
+
+    def test_misuse_is_refused_before_anything_is_sent(self):
+        client = self.client()
+        cases = [(("", HI), ValueError), ((None, HI), TypeError), (("ai/smollm2", "Hi"), TypeError),
+                 (("ai/smollm2", []), ValueError), (("ai/smollm2", ["Hi"]), TypeError),
+                 (("ai/smollm2", [{"content": "Hi"}]), ValueError), (("ai/smollm2", None), TypeError)]
+        for args, error in cases:
+            with self.subTest(args=args):
+                with self.assertRaises(error):
+                    client.chat(*args)
+        with self.assertRaises(TypeError):
+            client.chat("ai/smollm2", HI, temperature=float("nan"))
+        with self.assertRaises(TypeError):
+            client.chat("ai/smollm2", HI, stop={"a"})
+        self.assertEqual(self.fake.requests, [])
+
+    def test_body_that_is_not_json(self):
+        self.fake.script("/engines/llama.cpp/v1/chat/completions",
+                         lambda h, r: write_response(h, 200, b"<html>proxy</html>", "text/html"))
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            self.client().chat("ai/smollm2", HI)
+        self.assertIn("<html>", caught.exception.body)
+
+    def test_body_cut_short(self):
+        self.fake.script("/engines/llama.cpp/v1/chat/completions",
+                         raw_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"choices\":"))
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            self.client().chat("ai/smollm2", HI)
+        self.assertIn("cut", str(caught.exception))
+        self.assertEqual(len(self.fake.requests), 1)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: errors of both families
+# ---------------------------------------------------------------------------
+
+
+class TestErrors(FakeDMRTestCase):
+    PATH = "/engines/llama.cpp/v1/chat/completions"
+
+    def test_dmr_plain_text_model_not_found(self):
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client(api_key="sk-hidden").chat("ai/missing", HI)
+        error = caught.exception
+        self.assertEqual(error.status_code, 404)
+        self.assertEqual(error.message, "error while getting model: get model '\"ai/missing\"': model not found")
+        self.assertTrue(error.body.endswith("\n"))
+        self.assertIn("docker model pull ai/missing", str(error))
+        self.assertIn(self.fake.url + self.PATH, str(error))
+        self.assertNotIn("sk-hidden", str(error) + repr(error.args))
+
+    def test_dmr_unknown_engine(self):
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client(self.fake.url + "/engines/nope/v1").chat("ai/smollm2", HI)
+        self.assertEqual(caught.exception.message, "backend not found")
+        self.assertIn("llama.cpp", str(caught.exception))
+
+    def test_wrong_path(self):
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client(self.fake.url + "/api/v1").chat("ai/smollm2", HI)
+        self.assertEqual(caught.exception.message, "404 page not found")
+        self.assertIn("check the base URL", str(caught.exception))
+
+    def test_llama_cpp_json_errors_map_to_classes(self):
+        table = {400: dmr_client.BadRequestError, 401: dmr_client.AuthenticationError,
+                 403: dmr_client.PermissionDeniedError, 404: dmr_client.NotFoundError,
+                 409: dmr_client.ConflictError, 422: dmr_client.UnprocessableEntityError,
+                 429: dmr_client.RateLimitError, 500: dmr_client.InternalServerError,
+                 501: dmr_client.InternalServerError, 503: dmr_client.InternalServerError,
+                 418: dmr_client.APIStatusError}
+        client = self.client(max_retries=0)
+        for status, cls in table.items():
+            with self.subTest(status=status):
+                body = {"error": {"code": status, "message": "msg %d" % status, "type": "some_error"}}
+                self.fake.script(self.PATH, json_reply(status, body))
+                with self.assertRaises(cls) as caught:
+                    client.chat("ai/smollm2", HI)
+                self.assertIs(type(caught.exception), cls)
+                self.assertEqual(caught.exception.message, "msg %d" % status)
+                self.assertEqual(caught.exception.type, "some_error")
+                self.assertEqual(json.loads(caught.exception.body), body)
+
+    def test_captured_context_overflow_even_when_streaming(self):
+        status, headers, body = load_capture("error-400-context.http")
+        self.fake.script(self.PATH, lambda h, r: write_response(h, status, body, close=True))
+        with self.assertRaises(dmr_client.BadRequestError) as caught:
+            self.client().chat("ai/smollm2", HI, stream=True)
+        self.assertIn("exceeds the available context size", caught.exception.message)
+        self.assertIn("context", caught.exception.hint)
+
+    def test_empty_error_body_uses_the_reason(self):
+        self.fake.script(self.PATH, lambda h, r: write_response(h, 502, b""))
+        with self.assertRaises(dmr_client.InternalServerError) as caught:
+            self.client(max_retries=0).chat("ai/smollm2", HI)
+        self.assertEqual(caught.exception.message, "Bad Gateway")
+
+    def test_redirect_is_not_followed(self):
+        self.fake.script(self.PATH, lambda h, r: write_response(h, 307, b"", headers=[("Location", "http://evil.example/")]))
+        with self.assertRaises(dmr_client.APIStatusError) as caught:
+            self.client().chat("ai/smollm2", HI)
+        self.assertEqual(caught.exception.status_code, 307)
+        self.assertIn("http://evil.example/", str(caught.exception))
+        self.assertEqual(len(self.fake.requests), 1)
+
+    def test_connection_refused(self):
+        port = free_port()
+        client = self.client("http://127.0.0.1:%d" % port)
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            client.chat("ai/smollm2", HI)
+        self.assertNotIsInstance(caught.exception, dmr_client.APITimeoutError)
+        self.assertIn("refused", str(caught.exception))
+        self.assertIn("after 3 attempts", str(caught.exception))
+        self.assertEqual(len(self.sleeps), 2)
+
+    def test_refused_default_address_explains_how_to_enable_dmr(self):
+        if port_is_open(12434):
+            self.skipTest("something listens on localhost:12434 here")
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            self.client("http://localhost:12434", max_retries=0).chat("ai/smollm2", HI)
+        self.assertIn("docker desktop enable model-runner --tcp 12434", str(caught.exception))
+        self.assertIn("DOCKER_MODEL_RUNNER_API_BASE", str(caught.exception))
+
+    def test_unknown_host(self):
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            self.client("http://no-such-host.invalid", max_retries=0).chat("ai/smollm2", HI)
+        self.assertIn("no-such-host.invalid", str(caught.exception))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: retries and timeouts
+# ---------------------------------------------------------------------------
+
+
+class TestRetries(FakeDMRTestCase):
+    PATH = "/engines/llama.cpp/v1/chat/completions"
+    LOADING = {"error": {"message": "Loading model", "type": "unavailable_error", "code": 503}}
+
+    def test_503_loading_model_then_success(self):
+        self.fake.script(self.PATH, json_reply(503, self.LOADING), self.fake.route)
+        reply = self.client().chat("ai/smollm2", HI)
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+        self.assertEqual(len(self.fake.requests), 2)
+        self.assertEqual(len(self.sleeps), 1)
+        self.assertTrue(0.375 <= self.sleeps[0] <= 0.5, self.sleeps)
+
+    def test_gives_up_after_max_retries_with_growing_waits(self):
+        self.fake.script(self.PATH, json_reply(503, self.LOADING))
+        with self.assertRaises(dmr_client.InternalServerError) as caught:
+            self.client().chat("ai/smollm2", HI)
+        self.assertEqual(len(self.fake.requests), 3)
+        self.assertEqual(len(self.sleeps), 2)
+        self.assertTrue(0.375 <= self.sleeps[0] <= 0.5 and 0.75 <= self.sleeps[1] <= 1.0, self.sleeps)
+        self.assertIn("after 3 attempts", str(caught.exception))
+        self.assertIn("loading", caught.exception.hint)
+
+    def test_backoff_is_capped(self):
+        delays = [dmr_client._retry_delay(n) for n in range(10)]
+        self.assertTrue(all(d <= 8.0 for d in delays))
+        self.assertGreaterEqual(delays[-1], 6.0)
+
+    def test_retry_statuses(self):
+        for status in (408, 409, 429, 500, 502, 503, 504):
+            with self.subTest(status=status):
+                self.fake.requests.clear()
+                self.fake.script(self.PATH, json_reply(status, {"error": "x"}), self.fake.route)
+                self.client().chat("ai/smollm2", HI)
+                self.assertEqual(len(self.fake.requests), 2)
+
+    def test_client_errors_are_not_retried(self):
+        for status in (400, 401, 403, 404, 422):
+            with self.subTest(status=status):
+                self.fake.requests.clear()
+                self.fake.script(self.PATH, json_reply(status, {"error": "x"}), self.fake.route)
+                with self.assertRaises(dmr_client.APIStatusError):
+                    self.client().chat("ai/smollm2", HI)
+                self.assertEqual(len(self.fake.requests), 1)
+
+    def test_max_retries_zero(self):
+        self.fake.script(self.PATH, json_reply(503, self.LOADING), self.fake.route)
+        with self.assertRaises(dmr_client.InternalServerError):
+            self.client(max_retries=0).chat("ai/smollm2", HI)
+        self.assertEqual(self.sleeps, [])
+
+    def test_retry_after_seconds_and_ms_are_honoured(self):
+        self.fake.script(self.PATH, json_reply(429, {"error": "slow down"}, headers=[("Retry-After", "3")]),
+                         json_reply(503, self.LOADING, headers=[("retry-after-ms", "1500")]), self.fake.route)
+        self.client().chat("ai/smollm2", HI)
+        self.assertEqual(self.sleeps, [3.0, 1.5])
+
+    def test_a_long_retry_after_raises_instead_of_sleeping(self):
+        self.fake.script(self.PATH, json_reply(503, self.LOADING, headers=[("Retry-After", "120")]), self.fake.route)
+        with self.assertRaises(dmr_client.InternalServerError) as caught:
+            self.client().chat("ai/smollm2", HI)
+        self.assertEqual(self.sleeps, [])
+        self.assertIn("120 s", str(caught.exception))
+
+    def test_x_should_retry_overrides(self):
+        self.fake.script(self.PATH, json_reply(503, self.LOADING, headers=[("x-should-retry", "false")]),
+                         self.fake.route)
+        with self.assertRaises(dmr_client.InternalServerError):
+            self.client().chat("ai/smollm2", HI)
+        self.fake.requests.clear()
+        self.fake.script(self.PATH, json_reply(400, {"error": "x"}, headers=[("x-should-retry", "true")]),
+                         self.fake.route)
+        self.client().chat("ai/smollm2", HI)
+        self.assertEqual(len(self.fake.requests), 2)
+
+    def test_connection_dropped_before_a_response_is_retried(self):
+        self.fake.script(self.PATH, raw_reply(b""), self.fake.route)
+        reply = self.client().chat("ai/smollm2", HI)
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+        self.assertEqual(len(self.sleeps), 1)
+
+    def test_slow_first_byte_within_the_timeout(self):
+        self.fake.script(self.PATH, stall(0.4, self.fake.route))
+        reply = self.client(timeout=5).chat("ai/smollm2", HI)
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+
+    def test_no_response_within_the_timeout_is_not_retried(self):
+        self.fake.script(self.PATH, stall(5))
+        started = time.monotonic()
+        with self.assertRaises(dmr_client.APITimeoutError) as caught:
+            self.client(timeout=0.3).chat("ai/smollm2", HI)
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertIn("timeout", str(caught.exception))
+        self.assertEqual(len(self.fake.requests), 1)
+
+    def test_connect_timeout(self):
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = []
+        for _ in range(8):  # fill the accept queue so the next SYN is dropped
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(listener.getsockname())
+            fillers.append(s)
+            self.addCleanup(s.close)
+        time.sleep(0.1)
+        client = self.client("http://127.0.0.1:%d" % listener.getsockname()[1], connect_timeout=0.3, max_retries=1)
+        started = time.monotonic()
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            client.chat("ai/smollm2", HI)
+        if not isinstance(caught.exception, dmr_client.APITimeoutError):
+            self.skipTest("this kernel accepted or refused instead of dropping: %s" % caught.exception)
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertIn("connecting", str(caught.exception))
+        self.assertEqual(len(self.sleeps), 1)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: streaming
+# ---------------------------------------------------------------------------
+
+
+class TestStreaming(FakeDMRTestCase):
+    PATH = "/engines/llama.cpp/v1/chat/completions"
+
+    def test_stream_reassembles_the_answer(self):
+        with self.client().chat("ai/smollm2", HI, stream=True) as stream:
+            chunks = list(stream)
+        self.assertEqual(chunks[0].choices[0].delta.role, "assistant")
+        self.assertEqual(text_of(chunks), PHRASE)
+        self.assertEqual(chunks[-1].choices[0].finish_reason, "stop")
+        self.assertTrue(stream.completed)
+        self.assertEqual(self.last.json["stream"], True)
+        self.assertEqual(self.last.headers["Accept"], "text/event-stream")
+        self.assertEqual(stream.status_code, 200)
+
+    def test_usage_chunk_with_empty_choices(self):
+        chunks = list(self.client().chat("ai/smollm2", HI, stream=True,
+                                         stream_options={"include_usage": True}))
+        self.assertEqual(chunks[-1].choices, [])
+        self.assertEqual(chunks[-1].usage.total_tokens, 36)
+        self.assertEqual(text_of(chunks), PHRASE)
+
+    def test_event_reaches_the_caller_while_the_server_holds_the_next(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), gate=gate, gate_after=2))
+        stream = self.client(timeout=5).chat("ai/smollm2", HI, stream=True)
+        self.assertEqual(next(stream).choices[0].delta.role, "assistant")
+        self.assertEqual(next(stream).choices[0].delta.content, "Hello")
+        self.assertFalse(gate.is_set())   # the server is still holding the rest back
+        gate.set()
+        self.assertEqual("Hello" + text_of(stream), PHRASE)
+
+    def test_bytes_split_one_at_a_time(self):
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), piece=1))
+        self.assertEqual(text_of(self.client().chat("ai/smollm2", HI, stream=True)), PHRASE)
+
+    def test_crlf_and_cr_framing_and_comments(self):
+        events = sse_events("chat-stream-no-usage.http")
+        for name, transform in (("crlf", lambda e: e.replace(b"\n", b"\r\n")),
+                                ("cr", lambda e: e.replace(b"\n", b"\r")),
+                                ("comments", lambda e: b": keep-alive\n\n" + e.replace(b"data: ", b"data:"))):
+            with self.subTest(name):
+                self.fake.script(self.PATH, sse_reply([transform(e) for e in events], piece=5))
+                stream = self.client().chat("ai/smollm2", HI, stream=True)
+                self.assertEqual(text_of(stream), PHRASE)
+                self.assertTrue(stream.completed)
+
+    def test_captured_raw_socket_bytes(self):
+        with open(os.path.join(WIRE, "chat-stream.raw"), "rb") as f:
+            raw = f.read()
+        self.fake.script(self.PATH, raw_reply(raw))
+        stream = self.client().chat("ai/smollm2", HI, stream=True)
+        chunks = list(stream)
+        self.assertEqual(text_of(chunks), "Hello from a")   # captured with max_tokens=3
+        self.assertEqual(chunks[-2].choices[0].finish_reason, "length")
+        self.assertEqual(chunks[-1].usage.completion_tokens, 3)
+        self.assertTrue(stream.completed)
+
+    def test_finish_reason_length(self):
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream-length.http")))
+        chunks = list(self.client().chat("ai/smollm2", HI, stream=True, max_tokens=3))
+        self.assertEqual(chunks[-1].choices[0].finish_reason, "length")
+
+    def test_connection_is_reused_after_complete_streams(self):
+        client = self.client()
+        for _ in range(3):
+            self.assertEqual(text_of(client.chat("ai/smollm2", HI, stream=True)), PHRASE)
+        client.chat("ai/smollm2", HI)
+        self.assertEqual(self.fake.connections, 1)
+
+    def test_breaking_out_early_releases_the_connection(self):
+        client = self.client()
+        with client.chat("ai/smollm2", HI, stream=True) as stream:
+            next(stream)
+        self.assertFalse(stream.completed)
+        self.assertEqual(client.chat("ai/smollm2", HI).choices[0].message.content, PHRASE)
+        self.assertEqual(self.fake.connections, 2)
+        stream = client.chat("ai/smollm2", HI, stream=True)
+        stream.close()   # closed before reading anything
+        with self.assertRaises(StopIteration):
+            next(stream)
+
+    def test_error_event_mid_stream(self):
+        events = sse_events("chat-stream.http")[:3]
+        events.append(b'data: {"error":{"code":500,"message":"llama.cpp ran out of memory","type":"server_error"}}\n\n')
+        self.fake.script(self.PATH, sse_reply(events, end="cut"))
+        stream = self.client().chat("ai/smollm2", HI, stream=True)
+        received = []
+        with self.assertRaises(dmr_client.StreamError) as caught:
+            for chunk in stream:
+                received.append(chunk)
+        self.assertEqual(len(received), 3)
+        self.assertEqual(caught.exception.message, "llama.cpp ran out of memory")
+        self.assertEqual(caught.exception.type, "server_error")
+        self.assertEqual(caught.exception.chunks_received, 3)
+        self.assertIn('"error"', caught.exception.body)
+        self.assertEqual(len(self.fake.requests), 1)
+
+    def test_legacy_error_field_and_named_error_event(self):
+        for error in (b'error: {"code":500,"message":"old style","type":"server_error"}\n\n',
+                      b'event: error\ndata: {"type":"error","error":{"message":"old style"}}\n\n'):
+            with self.subTest(error=error):
+                events = sse_events("chat-stream.http")[:2] + [error, b"data: [DONE]\n\n"]
+                self.fake.script(self.PATH, sse_reply(events))
+                with self.assertRaises(dmr_client.StreamError) as caught:
+                    list(self.client().chat("ai/smollm2", HI, stream=True))
+                self.assertEqual(caught.exception.message, "old style")
+
+    def test_cut_chunked_stream_is_an_error_and_not_retried(self):
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http")[:4], end="cut"))
+        stream = self.client().chat("ai/smollm2", HI, stream=True)
+        received = []
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            for chunk in stream:
+                received.append(chunk)
+        self.assertEqual(len(received), 4)
+        self.assertEqual(caught.exception.chunks_received, 4)
+        self.assertIn("incomplete", str(caught.exception))
+        self.assertEqual(len(self.fake.requests), 1)
+        self.assertEqual(self.sleeps, [])
+
+    def test_clean_eof_without_done_is_an_error(self):
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http")[:5], chunked=False))
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            list(self.client().chat("ai/smollm2", HI, stream=True))
+        self.assertIn("without [DONE]", str(caught.exception))
+
+    def test_clean_eof_after_every_finish_reason_is_complete(self):
+        events = sse_events("chat-stream-no-usage.http")[:-1]   # no [DONE]
+        self.fake.script(self.PATH, sse_reply(events, chunked=False))
+        stream = self.client().chat("ai/smollm2", HI, stream=True)
+        self.assertEqual(text_of(stream), PHRASE)
+        self.assertTrue(stream.completed)
+
+    def test_stall_mid_stream_times_out(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), gate=gate, gate_after=2))
+        stream = self.client(timeout=0.3).chat("ai/smollm2", HI, stream=True)
+        next(stream), next(stream)
+        with self.assertRaises(dmr_client.APITimeoutError) as caught:
+            next(stream)
+        self.assertEqual(caught.exception.chunks_received, 2)
+
+    def test_event_that_is_not_json(self):
+        self.fake.script(self.PATH, sse_reply([b"data: not json\n\n", b"data: [DONE]\n\n"]))
+        with self.assertRaises(dmr_client.InvalidResponseError):
+            list(self.client().chat("ai/smollm2", HI, stream=True))
+
+    def test_slow_model_load_before_the_first_byte(self):
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), before=0.4))
+        self.assertEqual(text_of(self.client(timeout=5).chat("ai/smollm2", HI, stream=True)), PHRASE)
+
+    def test_503_before_the_stream_is_retried(self):
+        self.fake.script(self.PATH, json_reply(503, TestRetries.LOADING), self.fake.route)
+        self.assertEqual(text_of(self.client().chat("ai/smollm2", HI, stream=True)), PHRASE)
+        self.assertEqual(len(self.sleeps), 1)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: connections, threads, proxies, logging
+# ---------------------------------------------------------------------------
+
+
+class TestConnections(FakeDMRTestCase):
+    PATH = "/engines/llama.cpp/v1/chat/completions"
+
+    def test_keep_alive_reuses_one_connection(self):
+        client = self.client()
+        for _ in range(20):
+            client.chat("ai/smollm2", HI)
+        self.assertEqual(self.fake.connections, 1)
+
+    def test_error_responses_keep_the_connection(self):
+        client = self.client()
+        for _ in range(3):
+            with self.assertRaises(dmr_client.NotFoundError):
+                client.chat("ai/missing", HI)
+        self.assertEqual(self.fake.connections, 1)
+
+    def test_server_closing_an_idle_connection_is_transparent(self):
+        def reply_then_close(handler, request):
+            self.fake.route(handler, request)
+            handler.close_connection = True   # no Connection: close header: the client finds out later
+        self.fake.script(self.PATH, reply_then_close, self.fake.route)
+        client = self.client()
+        client.chat("ai/smollm2", HI)
+        time.sleep(0.1)
+        client.chat("ai/smollm2", HI)
+        self.assertEqual(self.fake.connections, 2)
+        self.assertEqual(self.sleeps, [])
+
+    def test_connection_close_header(self):
+        reply = json.loads(load_capture("chat.http")[2])
+        self.fake.script(self.PATH, json_reply(200, reply, close=True))
+        client = self.client()
+        client.chat("ai/smollm2", HI)
+        client.chat("ai/smollm2", HI)
+        self.assertEqual(self.fake.connections, 2)
+
+    def test_eight_threads_share_one_client(self):
+        client = self.client()
+        results, errors = [], []
+
+        def work():
+            try:
+                for _ in range(5):
+                    results.append(client.chat("ai/smollm2", HI).choices[0].message.content)
+                results.append(text_of(client.chat("ai/smollm2", HI, stream=True)))
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(results, [PHRASE] * 48)
+        self.assertLessEqual(self.fake.connections, 8)
+        self.assertEqual(len(self.fake.requests), 48)
+
+    def test_loopback_ignores_proxy_settings(self):
+        env = {"HTTP_PROXY": "http://127.0.0.1:%d" % free_port(), "http_proxy": "http://127.0.0.1:1",
+               "NO_PROXY": "", "no_proxy": ""}
+        with mock.patch.dict(os.environ, env):
+            self.assertEqual(self.client().chat("ai/smollm2", HI).choices[0].message.content, PHRASE)
+
+    def test_other_hosts_go_through_the_environment_proxy(self):
+        env = {"http_proxy": self.fake.url, "HTTP_PROXY": self.fake.url, "no_proxy": "", "NO_PROXY": ""}
+        self.fake.script("http://dmr.example.test:12434/engines/llama.cpp/v1/chat/completions", self.fake.route)
+        with mock.patch.dict(os.environ, env):
+            client = self.client("http://dmr.example.test:12434")
+        with self.assertRaises(dmr_client.NotFoundError):  # the fake routes by path only
+            client.chat("ai/smollm2", HI)
+        self.assertEqual(self.last.path, "http://dmr.example.test:12434/engines/llama.cpp/v1/chat/completions")
+        with mock.patch.dict(os.environ, dict(env, no_proxy="example.test", NO_PROXY="example.test")):
+            self.assertIsNone(Client("http://dmr.example.test:12434")._pool.origin.proxy)
+
+    def test_debug_log_has_method_url_status_and_never_the_key(self):
+        self.fake.script(self.PATH, json_reply(503, TestRetries.LOADING), self.fake.route)
+        with self.assertLogs("dmr_client", logging.DEBUG) as logs:
+            self.client(api_key="sk-log-secret").chat("ai/smollm2", HI)
+        text = "\n".join(logs.output)
+        self.assertIn("POST %s%s -> 503" % (self.fake.url, self.PATH), text)
+        self.assertIn("retry 1", text)
+        self.assertIn("-> 200", text)
+        self.assertNotIn("sk-log-secret", text)
+
+    def test_closed_client_refuses_new_requests(self):
+        client = self.client()
+        client.chat("ai/smollm2", HI)
+        client.close()
+        with self.assertRaises(dmr_client.DMRError) as caught:
+            client.chat("ai/smollm2", HI)
+        self.assertIn("closed", str(caught.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
