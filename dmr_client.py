@@ -978,6 +978,12 @@ class ChatStream:
         self._chunks.close()
         self._exchange.discard()
 
+    def __del__(self) -> None:
+        # An abandoned, never-iterated stream still holds a socket: close it, not the GC.
+        exchange = getattr(self, "_exchange", None)
+        if exchange is not None:
+            exchange.discard()
+
     def __repr__(self) -> str:
         state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
         return "<ChatStream %s %s, %d chunks>" % (self.url, state, self.chunks_received)
