@@ -1241,5 +1241,156 @@ class TestConnections(FakeDMRTestCase):
         self.assertIn("closed", str(caught.exception))
 
 
+# ---------------------------------------------------------------------------
+# Real-server tier: llama.cpp's own server (tools/llama_server.py) or a real DMR
+# ---------------------------------------------------------------------------
+
+REAL_BASE_URL = os.environ.get("DMR_TEST_BASE_URL")
+
+
+@unittest.skipUnless(REAL_BASE_URL, "set DMR_TEST_BASE_URL to run against a real DMR or llama.cpp server "
+                                    "(README: Testing against a real server)")
+class TestRealServer(unittest.TestCase):
+    """The client against a real server.  DMR_TEST_MODEL names the model (default
+    ai/smollm2); DMR_TEST_PHRASE, when set, is the exact answer every chat must give
+    (the tiny model of tools/llama_server.py always answers PHRASE)."""
+
+    model = os.environ.get("DMR_TEST_MODEL", "ai/smollm2")
+    phrase = os.environ.get("DMR_TEST_PHRASE") or None
+    ASK = [{"role": "user", "content": "Say hello."}]
+
+    def client(self, base_url=None, **kwargs):
+        kwargs.setdefault("timeout", 300)
+        client = Client(base_url or REAL_BASE_URL, **kwargs)
+        self.addCleanup(client.close)
+        return client
+
+    def chat(self, client=None, **params):
+        params.setdefault("temperature", 0)
+        params.setdefault("seed", 42)
+        params.setdefault("max_tokens", 48)
+        return (client or self.client()).chat(self.model, self.ASK, **params)
+
+    def test_url_layout_goes_through_the_public_rules(self):
+        client = self.client()
+        self.assertEqual(client.base_url, normalize_base_url(REAL_BASE_URL))
+        plain = REAL_BASE_URL.rstrip("/").endswith("/v1")
+        self.assertTrue(client.base_url.endswith("/v1" if plain else "/engines/llama.cpp/v1"), client.base_url)
+        pasted = self.client(client.base_url + "/chat/completions")
+        self.assertEqual(self.chat(pasted).object, "chat.completion")
+        if not plain:   # LiteLLM's first base URL form reaches the same server
+            self.assertEqual(self.chat(self.client(REAL_BASE_URL.rstrip("/") + "/engines/llama.cpp")).object,
+                             "chat.completion")
+
+    def test_chat(self):
+        reply = self.chat()
+        content = reply.choices[0].message.content
+        self.assertIsInstance(content, str)
+        self.assertTrue(content)
+        self.assertIn(reply.choices[0].finish_reason, ("stop", "length"))
+        self.assertEqual(reply.usage.total_tokens, reply.usage.prompt_tokens + reply.usage.completion_tokens)
+        if self.phrase:
+            self.assertEqual(content, self.phrase)
+            self.assertEqual(reply.choices[0].finish_reason, "stop")
+
+    def test_streaming_reassembles_the_answer(self):
+        with self.chat(stream=True) as stream:
+            chunks = list(stream)
+        self.assertTrue(stream.completed)
+        self.assertEqual(chunks[0].choices[0].delta.role, "assistant")
+        self.assertIn(chunks[-1].choices[0].finish_reason, ("stop", "length"))
+        text = text_of(chunks)
+        self.assertTrue(text)
+        if self.phrase:
+            self.assertEqual(text, self.phrase)
+            self.assertEqual(chunks[-1].choices[0].finish_reason, "stop")
+
+    def test_include_usage_matches_the_non_streaming_usage(self):
+        reply = self.chat()
+        chunks = list(self.chat(stream=True, stream_options={"include_usage": True}))
+        self.assertEqual(chunks[-1].choices, [])
+        usage = chunks[-1].usage
+        self.assertEqual(usage.prompt_tokens, reply.usage.prompt_tokens)
+        self.assertEqual(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens)
+        if self.phrase:
+            self.assertEqual(usage.completion_tokens, reply.usage.completion_tokens)
+        self.assertNotIn("usage", chunks[-2])
+
+    def test_max_tokens_gives_length(self):
+        self.assertEqual(self.chat(max_tokens=2).choices[0].finish_reason, "length")
+        chunks = list(self.chat(max_tokens=2, stream=True))
+        self.assertEqual([c.choices[0].finish_reason for c in chunks if c.choices][-1], "length")
+
+    def test_the_seed_parameter_list_is_accepted(self):
+        reply = self.chat(temperature=0.7, max_tokens=8, top_p=0.9, frequency_penalty=0.1,
+                          presence_penalty=0.1, stop=["\n\n"], n=1, seed=7, user="dmr-client-tests",
+                          logit_bias={"0": -1}, logprobs=True, top_logprobs=2,
+                          tools=[{"type": "function", "function": {
+                              "name": "get_time", "description": "current time",
+                              "parameters": {"type": "object", "properties": {}}}}],
+                          tool_choice="auto")
+        self.assertEqual(reply.object, "chat.completion")
+        # a toy model runs to the context limit under a grammar: max_tokens bounds it
+        reply = self.chat(response_format={"type": "json_object"}, max_tokens=8)
+        self.assertEqual(reply.object, "chat.completion")
+
+    def test_bad_request_carries_llama_cpp_message(self):
+        with self.assertRaises(dmr_client.BadRequestError) as caught:
+            self.chat(max_tokens="eight")
+        self.assertEqual(caught.exception.status_code, 400)
+        self.assertIn("max_tokens", caught.exception.message)
+
+    def test_prompt_over_the_context_is_a_clear_error(self):
+        huge = [{"role": "user", "content": "hi " * 150000}]
+        for stream in (False, True):
+            with self.subTest(stream=stream):
+                with self.assertRaises(dmr_client.BadRequestError) as caught:
+                    self.client().chat(self.model, huge, stream=stream, max_tokens=4)
+                self.assertIn("context", caught.exception.message)
+                self.assertIn("context", str(caught.exception.hint))
+
+    def test_keep_alive_reuses_one_connection_for_50_calls(self):
+        client = self.client()
+        connects = []
+        original = client._pool.connect
+
+        def counting_connect():
+            connects.append(1)
+            return original()
+
+        client._pool.connect = counting_connect
+        for _ in range(50):
+            self.assertTrue(self.chat(client, max_tokens=4).choices[0].message.content)
+        self.assertEqual(len(connects), 1)
+        # llama-server closes the connection after each stream although it advertises
+        # Keep-Alive; the client must notice and reconnect without an error or a retry wait.
+        client._sleep = self.fail
+        for _ in range(10):
+            self.assertTrue(text_of(self.chat(client, stream=True, max_tokens=4)))
+            self.assertTrue(self.chat(client, max_tokens=4).choices[0].message.content)
+        self.assertLessEqual(len(connects), 11)
+
+    def test_eight_threads_share_one_client(self):
+        client = self.client()
+        answers, errors = [], []
+
+        def work():
+            try:
+                for _ in range(3):
+                    answers.append(self.chat(client).choices[0].message.content)
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(answers), 24)
+        if self.phrase:
+            self.assertEqual(set(answers), {self.phrase})
+
+
 if __name__ == "__main__":
     unittest.main()
