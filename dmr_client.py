@@ -51,6 +51,8 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "KNOWN_ENGINES",
     "MAX_EVENT_BYTES",
+    "CONTAINER_BASE_URL",
+    "DOCKER_SOCKET_PATHS",
     "DMRError",
     "APIConnectionError",
     "APITimeoutError",
@@ -64,6 +66,7 @@ __all__ = [
     "RateLimitError",
     "InternalServerError",
     "StreamError",
+    "PullError",
     "InvalidResponseError",
     "SSEError",
     "AttrDict",
@@ -74,7 +77,14 @@ __all__ = [
     "split_model",
     "parse_error_body",
     "parse_retry_after",
+    "quote_model_path",
+    "fold_chat_chunks",
+    "fold_completion_chunks",
+    "parse_pull_line",
+    "Stream",
     "ChatStream",
+    "CompletionStream",
+    "PullStream",
     "Client",
 ]
 
@@ -101,6 +111,12 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 2
 #: Largest SSE line, and largest data of one SSE event, held in memory.
 MAX_EVENT_BYTES = 32 * 1024 * 1024
+
+#: The name Docker Desktop gives DMR inside containers (port 80).
+CONTAINER_BASE_URL = "http://model-runner.docker.internal"
+#: Docker Desktop's sockets; DMR answers on them under DOCKER_SOCKET_PREFIX.
+DOCKER_SOCKET_PATHS = ("~/.docker/run/docker.sock", "/var/run/docker.sock")
+DOCKER_SOCKET_PREFIX = "/exp/vDD4.40"
 
 ENV_BASE_URL = "DOCKER_MODEL_RUNNER_API_BASE"
 ENV_HOST = "MODEL_RUNNER_HOST"
@@ -236,6 +252,15 @@ class StreamError(DMRError):
         self.type = error_type
         self.code = code
         self.chunks_received = chunks_received
+
+
+class PullError(DMRError):
+    """DMR reported that pulling a model failed (``message`` is DMR's own text)."""
+
+    def __init__(self, message: str, *, event: Optional[Mapping[str, Any]] = None):
+        super().__init__("pull failed: " + message)
+        self.message = message
+        self.event = event
 
 
 class InvalidResponseError(DMRError):
@@ -474,9 +499,27 @@ class _Root(collections.namedtuple("_Root", "origin prefix engine plain")):
     def url(self, engine: Optional[str] = None) -> str:
         return self.origin + self.api_path(engine)
 
+    def dmr_path(self) -> str:
+        """The path of DMR's own API (/models, /engines/status ...): the root without
+        /engines/... or the /v1 alias."""
+        if self.plain:
+            return self.prefix[: -len("/v1")] if self.prefix.endswith("/v1") else self.prefix
+        return self.prefix
+
+    def engine_path(self, engine: Optional[str] = None) -> str:
+        """Where DMR's per-engine routes outside /v1 live (/rerank, /score)."""
+        if self.plain:
+            return self.dmr_path()
+        engine = engine or self.engine
+        return "%s/engines/%s" % (self.prefix, engine) if engine else self.prefix + "/engines"
+
+
+def _configured_base_url() -> Optional[str]:
+    return os.environ.get(ENV_BASE_URL) or os.environ.get(ENV_HOST) or None
+
 
 def _base_url_from_env() -> str:
-    return os.environ.get(ENV_BASE_URL) or os.environ.get(ENV_HOST) or DEFAULT_BASE_URL
+    return _configured_base_url() or DEFAULT_BASE_URL
 
 
 def _parse_base_url(url: str) -> _Root:
@@ -653,6 +696,169 @@ def _str_or_none(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+_NOT_IN_A_REFERENCE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def quote_model_path(name: str) -> str:
+    """Quote a model reference for a URL path; its slashes stay path separators.
+
+    ``?``, ``#``, ``%`` and other specials are percent-encoded, so no name can
+    change the route or the request line.  Whitespace, control characters,
+    and empty, ``.`` or ``..`` segments cannot be part of a model reference:
+    ValueError.
+
+    >>> quote_model_path("hf.co/org/repo:Q4_K_M")
+    'hf.co/org/repo:Q4_K_M'
+    """
+    if not isinstance(name, str):
+        raise TypeError("model name must be a str such as 'ai/smollm2', not %s" % type(name).__name__)
+    if not name or _NOT_IN_A_REFERENCE.search(name):
+        raise ValueError("%r cannot be a model reference: it is empty or holds whitespace or control "
+                         "characters (e.g. 'ai/smollm2:latest')" % (name,))
+    if any(segment in ("", ".", "..") for segment in name.split("/")):
+        raise ValueError("%r cannot be a model reference: it has an empty, '.' or '..' path segment"
+                         % (name,))
+    return urllib.parse.quote(name, safe="/:@")
+
+
+def fold_chat_chunks(chunks: Iterable[Mapping[str, Any]]) -> AttrDict:
+    """Fold streamed ``chat.completion.chunk`` objects into the ``chat.completion``
+    they add up to.
+
+    Per choice (``n > 1`` too): text deltas (``content``, ``reasoning_content``,
+    ``reasoning``, ``refusal`` ...) are joined, ``tool_calls`` are merged by
+    ``index`` (``id`` and ``name`` arrive once, ``arguments`` in fragments, the
+    same index may come twice in one chunk), the last ``finish_reason`` wins and
+    ``logprobs.content`` lists are concatenated.  ``usage`` comes from the
+    ``choices: []`` chunk; ``id``, ``model``, ``created`` from the first chunk.
+    """
+    result = AttrDict(object="chat.completion")
+    choices: Dict[int, AttrDict] = {}
+    texts: Dict[int, Dict[str, List[str]]] = {}
+    calls: Dict[int, Dict[int, AttrDict]] = {}
+    for chunk in chunks:
+        _fold_header(result, chunk)
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            folded = choices.get(index)
+            if folded is None:
+                folded = choices[index] = AttrDict(
+                    index=index, message=AttrDict(role="assistant", content=None), finish_reason=None)
+                texts[index] = {}
+            message = folded["message"]
+            for key, value in (choice.get("delta") or {}).items():
+                if key == "tool_calls":
+                    _merge_tool_calls(calls.setdefault(index, {}), value)
+                elif key == "function_call" and isinstance(value, dict):
+                    _merge_function(message.setdefault("function_call", AttrDict(name="", arguments="")), value)
+                elif isinstance(value, str) and key != "role":
+                    texts[index].setdefault(key, []).append(value)
+                elif value is not None:
+                    message[key] = _attrs(value)
+            _fold_choice_end(folded, choice)
+    for index, folded in choices.items():
+        for key, parts in texts[index].items():
+            folded["message"][key] = "".join(parts)
+        if index in calls:
+            folded["message"]["tool_calls"] = [calls[index][i] for i in sorted(calls[index])]
+    result["choices"] = [choices[i] for i in sorted(choices)]
+    return result
+
+
+def fold_completion_chunks(chunks: Iterable[Mapping[str, Any]]) -> AttrDict:
+    """Fold streamed ``/completions`` chunks into one ``text_completion``."""
+    result = AttrDict(object="text_completion")
+    choices: Dict[int, AttrDict] = {}
+    texts: Dict[int, List[str]] = {}
+    for chunk in chunks:
+        _fold_header(result, chunk)
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            if index not in choices:
+                choices[index] = AttrDict(index=index, text="", finish_reason=None)
+                texts[index] = []
+            if choice.get("text"):
+                texts[index].append(choice["text"])
+            _fold_choice_end(choices[index], choice)
+    for index, folded in choices.items():
+        folded["text"] = "".join(texts[index])
+    result["choices"] = [choices[i] for i in sorted(choices)]
+    return result
+
+
+def _fold_header(result: AttrDict, chunk: Mapping[str, Any]) -> None:
+    for key in ("id", "created", "model", "system_fingerprint"):
+        if key not in result and chunk.get(key) is not None:
+            result[key] = chunk[key]
+    if chunk.get("usage") is not None:
+        result["usage"] = _attrs(chunk["usage"])
+
+
+def _fold_choice_end(folded: AttrDict, choice: Mapping[str, Any]) -> None:
+    if choice.get("finish_reason") is not None:
+        folded["finish_reason"] = choice["finish_reason"]
+    logprobs = choice.get("logprobs")
+    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+        folded.setdefault("logprobs", AttrDict(content=[]))["content"].extend(_attrs(logprobs["content"]))
+
+
+def _attrs(value: Any) -> Any:
+    """*value* with every dict in it an AttrDict (chunks from json.loads without our hook)."""
+    if isinstance(value, dict):
+        return value if type(value) is AttrDict else AttrDict((k, _attrs(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_attrs(item) for item in value]
+    return value
+
+
+def _merge_tool_calls(calls: Dict[int, AttrDict], fragments: Any) -> None:
+    for fragment in fragments or ():
+        index = fragment.get("index", 0)
+        call = calls.get(index)
+        if call is None:
+            call = calls[index] = AttrDict(id=None, type="function", function=AttrDict(name="", arguments=""))
+        if fragment.get("id"):
+            call["id"] = fragment["id"]
+        if fragment.get("type"):
+            call["type"] = fragment["type"]
+        if isinstance(fragment.get("function"), dict):
+            _merge_function(call["function"], fragment["function"])
+
+
+def _merge_function(function: AttrDict, fragment: Mapping[str, Any]) -> None:
+    # The name comes whole in one fragment; arguments come in pieces to be joined.
+    if fragment.get("name") and not function["name"]:
+        function["name"] = fragment["name"]
+    if fragment.get("arguments"):
+        function["arguments"] += fragment["arguments"]
+
+
+def parse_pull_line(line: str) -> Optional[AttrDict]:
+    """Parse one line of DMR's pull progress; None for a blank line.
+
+    DMR HTML-escapes each line unless the request said exactly ``Accept:
+    application/json``, so entities are undone first.  A ``type: "error"``
+    event, or a line that is not JSON (the plain-text error DMR appends after
+    a failure), raises PullError with DMR's message.
+    """
+    text = line.strip()
+    if not text:
+        return None
+    if "&" in text:
+        import html  # small, and only needed for escaped progress lines
+
+        text = html.unescape(text)
+    try:
+        event = json.loads(text, object_pairs_hook=AttrDict)
+    except ValueError:
+        raise PullError(text) from None
+    if not isinstance(event, dict):
+        raise PullError(text)
+    if event.get("type") == "error":
+        raise PullError(str(event.get("message") or text), event=event)
+    return event
+
+
 def parse_retry_after(headers: Any, now: Optional[float] = None) -> Optional[float]:
     """Seconds the server asks us to wait, from ``retry-after-ms`` or ``Retry-After``.
 
@@ -718,6 +924,9 @@ def _error_hint(status: int, message: str, model: Optional[str], url: str, origi
     if status == 503:
         return ("the model is probably still loading; retry later or raise max_retries "
                 "(the first request after a pull or an idle unload loads the model)")
+    if "pooling" in lowered and ("not oai compatible" in lowered or "none" in lowered):
+        return ("this model produces no embeddings (no pooling): use an embedding model such as "
+                "ai/mxbai-embed-large or ai/nomic-embed-text-v1.5")
     if status == 400 and ("exceed" in lowered and "context" in lowered):
         return ("the prompt does not fit the model's context: shorten it or raise the context "
                 "size (`docker model configure --context-size N <model>`)")
@@ -731,14 +940,32 @@ def _error_hint(status: int, message: str, model: Optional[str], url: str, origi
 # Transport: pooled http.client connections
 # ---------------------------------------------------------------------------
 
-_Origin = collections.namedtuple("_Origin", "scheme host port proxy")
+_Origin = collections.namedtuple("_Origin", "scheme host port proxy unix_socket")
 _Proxy = collections.namedtuple("_Proxy", "host port authorization")
 
 
 def _origin_for(root: _Root) -> _Origin:
     parts = urllib.parse.urlsplit(root.origin)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return _Origin(parts.scheme, parts.hostname, port, _proxy_for(parts.scheme, parts.hostname))
+    return _Origin(parts.scheme, parts.hostname, port, _proxy_for(parts.scheme, parts.hostname), None)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix socket (Docker Desktop's docker.sock, DMR's own socket)."""
+
+    def __init__(self, path: str, timeout: Optional[float]):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_socket = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.unix_socket)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
@@ -768,9 +995,10 @@ def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
 class _RetryableConnectionError(Exception):
     """Internal: wraps an APIConnectionError that happened before the request was sent."""
 
-    def __init__(self, error: APIConnectionError):
+    def __init__(self, error: APIConnectionError, refused: bool = False):
         super().__init__(error)
         self.error = error
+        self.refused = refused
 
 
 class _Pool:
@@ -806,7 +1034,9 @@ class _Pool:
         origin = self.origin
         proxy = origin.proxy
         cls = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
-        if proxy is None:
+        if origin.unix_socket:
+            conn = _UnixHTTPConnection(origin.unix_socket, self.connect_timeout)
+        elif proxy is None:
             conn = cls(origin.host, origin.port, timeout=self.connect_timeout)
         elif origin.scheme == "https":
             conn = cls(proxy.host, proxy.port, timeout=self.connect_timeout)
@@ -814,7 +1044,12 @@ class _Pool:
             conn.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
         else:
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
-        where = "%s:%s" % (origin.host, origin.port) if proxy is None else "proxy %s:%s" % (proxy.host, proxy.port)
+        if origin.unix_socket:
+            where = "unix socket " + origin.unix_socket
+        elif proxy is None:
+            where = "%s:%s" % (origin.host, origin.port)
+        else:
+            where = "proxy %s:%s" % (proxy.host, proxy.port)
         try:
             conn.connect()
         except socket.timeout:
@@ -824,7 +1059,8 @@ class _Pool:
         except OSError as exc:
             conn.close()
             raise _RetryableConnectionError(APIConnectionError(
-                "cannot connect to %s: %s" % (where, _describe_os_error(exc))))
+                "cannot connect to %s: %s" % (where, _describe_os_error(exc))),
+                refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError)))
         conn.sock.settimeout(self.timeout)
         return conn
 
@@ -841,6 +1077,19 @@ class _Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _running_in_container() -> bool:
+    """True inside a Docker (or Podman) container."""
+    return os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 80, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    return True
 
 
 def _looks_alive(conn: http.client.HTTPConnection) -> bool:
@@ -937,7 +1186,7 @@ class _Exchange:
 # ---------------------------------------------------------------------------
 
 
-class ChatStream:
+class Stream:
     """The chunks of a streamed completion, each an AttrDict, as they arrive.
 
     Iterate it; use it as a context manager or call close() to stop early
@@ -948,9 +1197,13 @@ class ChatStream:
     StreamError, so a cut answer is never mistaken for a whole one.  A
     ``choices: []`` chunk carries ``usage`` when ``stream_options`` asks.
 
-    ``status_code`` and ``headers`` describe the HTTP response; ``completed``
-    turns true at the end of a complete stream.  One stream is for one thread.
+    final() reads what is left and returns the folded response; text() just
+    its text.  ``status_code`` and ``headers`` describe the HTTP response;
+    ``completed`` turns true at the end of a complete stream.  One stream is
+    for one thread.
     """
+
+    _fold = staticmethod(fold_chat_chunks)
 
     def __init__(self, exchange: _Exchange):
         self._exchange = exchange
@@ -959,15 +1212,17 @@ class ChatStream:
         self.url = exchange.url
         self.completed = False
         self.chunks_received = 0
+        self._received: List[AttrDict] = []
+        self._error: Optional[BaseException] = None
         self._chunks = self._iter_chunks()
 
-    def __iter__(self) -> ChatStream:
+    def __iter__(self) -> Stream:
         return self
 
     def __next__(self) -> AttrDict:
         return next(self._chunks)
 
-    def __enter__(self) -> ChatStream:
+    def __enter__(self) -> Stream:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -986,46 +1241,74 @@ class ChatStream:
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
-        return "<ChatStream %s %s, %d chunks>" % (self.url, state, self.chunks_received)
+        return "<%s %s %s, %d chunks>" % (type(self).__name__, self.url, state, self.chunks_received)
+
+    def final(self) -> AttrDict:
+        """Read the rest of the stream and return the whole response it adds up to.
+
+        Raises what the stream raised if it broke (a cut is never folded into a
+        result), and DMRError if it was closed before it completed.
+        """
+        for _ in self:
+            pass
+        if self._error is not None:
+            raise self._error
+        if not self.completed:
+            raise DMRError("the stream was closed before it completed: its result is unknown")
+        return self._fold(self._received)
+
+    def text(self) -> str:
+        """The text of the first choice of final()."""
+        choices = self.final().choices
+        return (choices[0].message.content or "") if choices else ""
 
     def _iter_chunks(self) -> Iterator[AttrDict]:
+        try:
+            yield from self._read_chunks()
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                self._error = exc
+            raise
+        finally:
+            if not self.completed:
+                self._exchange.discard()
+
+    def _read_chunks(self) -> Iterator[AttrDict]:
         exchange = self._exchange
         read1 = exchange.response.read1
         decoder = SSEDecoder(extra_fields=("error",))
+        received = self._received
         unfinished: set = set()
         finished: set = set()
-        try:
-            while True:
-                data = self._read(read1)
-                if not data:
-                    break
-                for event in decoder.feed(data):
-                    if event.data == "[DONE]":
-                        self.completed = True
-                        exchange.drain()
-                        return
-                    chunk = self._decode(event)
-                    for choice in chunk.get("choices") or ():
-                        index = choice.get("index", 0) if isinstance(choice, dict) else 0
-                        if isinstance(choice, dict) and choice.get("finish_reason") is not None:
-                            finished.add(index)
-                            unfinished.discard(index)
-                        elif index not in finished:
-                            unfinished.add(index)
-                    self.chunks_received += 1
-                    yield chunk
-            decoder.close()
-            if finished and not unfinished:
-                self.completed = True
-                exchange.finish()
-                return
-            raise APIConnectionError(
-                "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
-                "the answer is incomplete" % (self.url, self.chunks_received),
-                url=self.url, chunks_received=self.chunks_received)
-        finally:
-            if not self.completed:
-                exchange.discard()
+        while True:
+            data = self._read(read1)
+            if not data:
+                break
+            for event in decoder.feed(data):
+                if event.data == "[DONE]":
+                    self.completed = True
+                    exchange.drain()
+                    return
+                chunk = self._decode(event)
+                for choice in chunk.get("choices") or ():
+                    index = choice.get("index", 0) if isinstance(choice, dict) else 0
+                    if isinstance(choice, dict) and choice.get("finish_reason") is not None:
+                        finished.add(index)
+                        unfinished.discard(index)
+                    elif index not in finished:
+                        unfinished.add(index)
+                self.chunks_received += 1
+                received.append(chunk)
+                yield chunk
+        decoder.close()
+        if finished and not unfinished:
+            self.completed = True
+            exchange.finish()
+            return
+        raise APIConnectionError(
+            "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
+            "the answer is incomplete" % (self.url, self.chunks_received),
+            url=self.url, chunks_received=self.chunks_received)
 
     def _read(self, read1: Any) -> bytes:
         try:
@@ -1062,6 +1345,105 @@ class ChatStream:
                            error_type=error_type, code=code, chunks_received=self.chunks_received)
 
 
+class ChatStream(Stream):
+    """A streamed chat completion (see Stream); final() is a ``chat.completion``."""
+
+
+class CompletionStream(Stream):
+    """A streamed ``/completions`` answer (see Stream); final() is a ``text_completion``."""
+
+    _fold = staticmethod(fold_completion_chunks)
+
+    def text(self) -> str:
+        choices = self.final().choices
+        return choices[0].text if choices else ""
+
+
+class PullStream:
+    """The progress of a model pull: one AttrDict per line DMR sends.
+
+    Each event has ``type`` (progress, warning, success), ``message``, ``total``
+    and ``layer`` (``id``, ``size``, ``current``).  Iteration ends after the
+    ``success`` event, kept as ``result``.  An error line raises PullError with
+    DMR's message; a stream that ends without success raises
+    APIConnectionError.  close() (or leaving the ``with`` block) drops the
+    connection, which makes DMR cancel the pull.
+    """
+
+    def __init__(self, exchange: _Exchange, model: str):
+        self._exchange = exchange
+        self.url = exchange.url
+        self.model = model
+        self.result: Optional[AttrDict] = None
+        self._events = self._iter_events()
+
+    def __iter__(self) -> PullStream:
+        return self
+
+    def __next__(self) -> AttrDict:
+        return next(self._events)
+
+    def __enter__(self) -> PullStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop following the pull; the connection is closed and DMR cancels it."""
+        self._events.close()
+        self._exchange.discard()
+
+    def __del__(self) -> None:
+        exchange = getattr(self, "_exchange", None)
+        if exchange is not None:
+            exchange.discard()
+
+    def wait(self) -> AttrDict:
+        """Follow the pull to its end and return the success event."""
+        for _ in self:
+            pass
+        if self.result is None:
+            raise DMRError("the pull of %s was closed before it finished" % self.model)
+        return self.result
+
+    def _iter_events(self) -> Iterator[AttrDict]:
+        response = self._exchange.response
+        pending = b""
+        try:
+            while True:
+                try:
+                    data = response.read1(READ_CHUNK)
+                except socket.timeout:
+                    raise APITimeoutError("the pull of %s sent no progress for %s s"
+                                          % (self.model, self._exchange.pool.timeout), url=self.url) from None
+                except (OSError, http.client.HTTPException) as exc:
+                    raise APIConnectionError("the pull of %s was cut (%s)" % (self.model, _describe_os_error(exc)),
+                                             url=self.url) from exc
+                lines = (pending + data).split(b"\n") if data else [pending]
+                pending = lines.pop() if data else b""
+                if len(pending) > MAX_EVENT_BYTES:
+                    raise InvalidResponseError("a pull progress line grew past %d bytes" % MAX_EVENT_BYTES)
+                for line in lines:
+                    event = parse_pull_line(line.decode("utf-8", "replace"))
+                    if event is None:
+                        continue
+                    if event.get("type") == "warning":
+                        _log.warning("pull %s: %s", self.model, event.get("message"))
+                    if event.get("type") == "success":
+                        self.result = event
+                    yield event
+                if not data:
+                    break
+            if self.result is None:
+                raise APIConnectionError("the pull of %s ended without DMR reporting success: it did "
+                                         "not finish" % self.model, url=self.url)
+            self._exchange.finish()
+        finally:
+            if self.result is None:
+                self._exchange.discard()
+
+
 # ---------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------
@@ -1086,13 +1468,9 @@ class Client:
     def __init__(self, base_url: Optional[str] = None, api_key: Optional[str] = None, *,
                  engine: Optional[str] = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
-                 max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None):
-        root = _parse_base_url(_base_url_from_env() if base_url is None else base_url)
+                 max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
+                 unix_socket: Optional[str] = None):
         self.engine = _check_engine(engine)
-        if self.engine and not root.plain:
-            root = root._replace(engine=self.engine)
-        self._root = root
-        self.base_url = root.url()
         self.api_key = _resolve_api_key(api_key)
         self.timeout = _check_timeout(timeout, "timeout")
         self.connect_timeout = _check_timeout(connect_timeout, "connect_timeout")
@@ -1105,12 +1483,67 @@ class Client:
             "Content-Type": "application/json",
         }
         self._headers.update(_check_headers(headers))
-        self._pool = _Pool(_origin_for(root), self.connect_timeout, self.timeout)
         self._sleep = time.sleep   # tests replace it to keep retry waits short
+        self._lock = threading.Lock()
+        self._socket_fallback = False
+        if unix_socket is not None:
+            self._connect_unix(unix_socket, base_url)
+            return
+        if base_url is None:
+            base_url = _configured_base_url() or self._discover()
+        self._set_root(_parse_base_url(base_url), None)
+
+    def _discover(self) -> str:
+        """The base URL when nothing names one: DMR's container name, else localhost."""
+        if _running_in_container() and _resolves(urllib.parse.urlsplit(CONTAINER_BASE_URL).hostname):
+            _log.debug("no base URL configured; in a container where model-runner.docker.internal "
+                       "resolves: using %s", CONTAINER_BASE_URL)
+            return CONTAINER_BASE_URL
+        _log.debug("no base URL configured: using %s (Docker Desktop's socket if it refuses)",
+                   DEFAULT_BASE_URL)
+        self._socket_fallback = True
+        return DEFAULT_BASE_URL
+
+    def _connect_unix(self, path: str, base_url: Optional[str]) -> None:
+        if not isinstance(path, str) or not path:
+            raise ValueError("unix_socket must be the path of a socket file, not %r" % (path,))
+        path = os.path.expanduser(path)
+        if base_url is None:
+            docker = os.path.basename(path) == "docker.sock"
+            base_url = "http://localhost" + (DOCKER_SOCKET_PREFIX if docker else "")
+        self._set_root(_parse_base_url(base_url), path)
+
+    def _set_root(self, root: _Root, unix_socket: Optional[str]) -> None:
+        if self.engine and not root.plain:
+            root = root._replace(engine=self.engine)
+        origin = _origin_for(root) if unix_socket is None else _Origin("http", "localhost", 80, None, unix_socket)
+        self._root = root
+        self.base_url = root.url()
+        self.unix_socket = unix_socket
+        self._pool = _Pool(origin, self.connect_timeout, self.timeout)
+
+    def _use_docker_socket(self) -> bool:
+        """After localhost:12434 refused: switch to Docker Desktop's socket if there is one."""
+        with self._lock:
+            if not self._socket_fallback:
+                return self.unix_socket is not None   # another thread switched already
+            self._socket_fallback = False
+            for candidate in DOCKER_SOCKET_PATHS:
+                path = os.path.expanduser(candidate)
+                if os.path.exists(path):
+                    break
+            else:
+                return False
+            old = self._pool
+            self._set_root(_parse_base_url("http://localhost" + DOCKER_SOCKET_PREFIX), path)
+        old.close()
+        _log.debug("%s refused; using Docker Desktop's socket %s (%s)", DEFAULT_BASE_URL, path, self.base_url)
+        return True
 
     def __repr__(self) -> str:
-        return "<dmr_client.Client base_url=%r engine=%r timeout=%r max_retries=%r>" % (
-            self.base_url, self.engine, self.timeout, self.max_retries)
+        where = " unix_socket=%r" % self.unix_socket if self.unix_socket else ""
+        return "<dmr_client.Client base_url=%r%s engine=%r timeout=%r max_retries=%r>" % (
+            self.base_url, where, self.engine, self.timeout, self.max_retries)
 
     def __enter__(self) -> Client:
         return self
@@ -1135,19 +1568,182 @@ class Client:
         JSON body as given; None values are left out.
 
         Returns the response as an AttrDict, or with ``stream=True`` a
-        ChatStream of chunks.
+        ChatStream of chunks (its final() folds them into the same response).
         """
         engine, name = split_model(model)
         _check_messages(messages)
-        body = {"model": name, "messages": messages}
+        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params,
+                              ChatStream)
+
+    def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
+        """Create a legacy text completion (``/completions``) of *prompt*.
+
+        Like chat(): the response as an AttrDict, or with ``stream=True`` a
+        CompletionStream.
+        """
+        engine, name = split_model(model)
+        if not isinstance(prompt, (str, list)) or not prompt:
+            raise TypeError("prompt must be a non-empty str (or a list of them), not %r" % (prompt,))
+        return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params,
+                              CompletionStream)
+
+    def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
+                  params: Dict[str, Any], stream_class: type) -> Any:
+        body = dict(model=name, **body)
         body.update((key, value) for key, value in params.items() if value is not None)
         if stream:
             body["stream"] = True
-        path = self._root.api_path(engine) + "/chat/completions"
-        payload = _encode_json(body)
-        if stream:
-            return ChatStream(self._send("POST", path, payload, model=name, accept="text/event-stream"))
-        return self._json(self._send("POST", path, payload, model=name))
+            exchange = self._send("POST", route, _encode_json(body), engine=engine, model=name,
+                                  accept="text/event-stream")
+            return stream_class(exchange)
+        return self._json(self._send("POST", route, _encode_json(body), engine=engine, model=name))
+
+    def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
+        """Embed *input* (a str or a list of them) with *model*.
+
+        Returns the OpenAI-shaped list, ``data[i].embedding`` in input order.
+        A chat model without pooling gets BadRequestError saying so.
+        """
+        engine, name = split_model(model)
+        if isinstance(input, str):
+            if not input:
+                raise ValueError("input is empty: pass a non-empty str or a list of them")
+        elif not isinstance(input, list) or not input or not all(isinstance(i, (str, int, list)) for i in input):
+            raise TypeError("input must be a str or a non-empty list of str, not %r" % (input,))
+        body = {"model": name, "input": input}
+        body.update((key, value) for key, value in params.items() if value is not None)
+        reply = self._json(self._send("POST", "/embeddings", _encode_json(body), engine=engine, model=name))
+        if isinstance(reply.get("data"), list):
+            reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
+        return reply
+
+    def models(self) -> List[AttrDict]:
+        """The models the OpenAI-compatible API lists (``GET /models``)."""
+        reply = self._json(self._send("GET", "/models"))
+        return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+
+    def model(self, name: str) -> AttrDict:
+        """One model from the OpenAI-compatible API; NotFoundError when it is absent."""
+        engine, plain_name = split_model(name)
+        return self._json(self._send("GET", "/models/" + quote_model_path(plain_name), engine=engine,
+                                     hints={404: "no model %r here: see models() or `docker model ls`"
+                                            % plain_name}))
+
+    def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
+               **params: Any) -> AttrDict:
+        """Rank *documents* by relevance to *query* (DMR's ``/rerank``, outside ``/v1``).
+
+        Returns the engine's answer: ``results`` with ``index`` and ``relevance_score``.
+        """
+        engine, name = split_model(model)
+        if not isinstance(query, str) or not query:
+            raise TypeError("query must be a non-empty str, not %r" % (query,))
+        if not isinstance(documents, (list, tuple)) or not documents \
+                or not all(isinstance(d, str) for d in documents):
+            raise TypeError("documents must be a non-empty list of str, not %r" % (documents,))
+        body = {"model": name, "query": query, "documents": list(documents), "top_n": top_n}
+        body.update(params)
+        body = {key: value for key, value in body.items() if value is not None}
+        return self._json(self._send("POST", "/rerank", _encode_json(body), where="engine", engine=engine,
+                                     model=name))
+
+    # -- DMR's own API --------------------------------------------------------------
+
+    def pull(self, model: str, *, stream: bool = False, bearer_token: Optional[str] = None) -> Any:
+        """Pull *model* into DMR's store (``docker model pull``).
+
+        Blocks until DMR reports success and returns that event; with
+        ``stream=True`` returns a PullStream of progress events instead.
+        *bearer_token* is sent to the registry (e.g. a Hugging Face token).
+        """
+        name = split_model(model)[1]
+        quote_model_path(name)   # refuse what cannot be a reference before asking DMR
+        body = {"from": name}
+        if bearer_token:
+            body["bearer-token"] = bearer_token
+        exchange = self._send("POST", "/models/create", _encode_json(body), where="dmr", model=name,
+                              hints={404: "no model %r in the registry: check the name and tag" % name})
+        progress = PullStream(exchange, name)
+        return progress if stream else progress.wait()
+
+    def local_models(self) -> List[AttrDict]:
+        """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
+        return self._json(self._send("GET", "/models", where="dmr"))
+
+    def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
+        """One model of DMR's store (or of the registry with ``remote=True``)."""
+        name = split_model(name)[1]
+        route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
+        return self._json(self._send("GET", route, where="dmr",
+                                     hints={404: "no model %r in DMR's store: see local_models() or "
+                                                 "`docker model pull %s`" % (name, name)}))
+
+    def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
+        """Remove *name* from DMR's store; returns what was untagged and deleted.
+
+        An ID that several tags point to needs ``force=True`` (ConflictError otherwise).
+        """
+        name = split_model(name)[1]
+        route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
+        return self._json(self._send("DELETE", route, where="dmr", hints={
+            404: "no model %r in DMR's store: see local_models()" % name,
+            409: "several tags point to this model: pass force=True to delete it anyway"}))
+
+    def engine_status(self) -> AttrDict:
+        """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
+        return self._json(self._send("GET", "/engines/status", where="dmr"))
+
+    def running_models(self) -> List[AttrDict]:
+        """The models loaded in an engine now (``docker model ps``)."""
+        return self._json(self._send("GET", "/engines/ps", where="dmr"))
+
+    def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
+               backend: Optional[str] = None) -> AttrDict:
+        """Unload *models* (or ``all=True`` models) from memory; returns ``unloaded_runners``."""
+        if not all and not models:
+            raise ValueError("name the models to unload, or pass all=True")
+        body: Dict[str, Any] = {"all": bool(all)}
+        if models:
+            if isinstance(models, str):
+                models = [models]
+            body["models"] = [split_model(m)[1] for m in models]
+        if backend:
+            body["backend"] = backend
+        return self._json(self._send("POST", "/engines/unload", _encode_json(body), where="dmr"))
+
+    def version(self) -> str:
+        """DMR's version string."""
+        reply = self._json(self._send("GET", "/version", where="dmr"))
+        return str(reply.get("version")) if isinstance(reply, dict) else str(reply)
+
+    def ping(self, timeout: float = 5.0) -> bool:
+        """True if the server answers ``GET /`` with a status below 500; never raises.
+
+        DMR answers 200 ("Docker Model Runner is running"); Docker Desktop's
+        socket answers 503 while Model Runner is disabled.
+        """
+        for _ in range(2):
+            pool = self._pool
+            probe = _Pool(pool.origin, min(self.connect_timeout or timeout, timeout), timeout)
+            headers = self._request_headers("*/*")
+            conn = None
+            try:
+                conn = probe.connect()
+                path = self._root.dmr_path() + "/"
+                target = self._root.origin + path if pool.origin.proxy and pool.origin.scheme == "http" else path
+                conn.request("GET", target, headers=headers)
+                response = conn.getresponse()
+                response.read(MAX_ERROR_BODY)
+                return response.status < 500
+            except _RetryableConnectionError as failure:
+                if not (failure.refused and self._use_docker_socket()):
+                    return False
+            except (OSError, http.client.HTTPException):
+                return False
+            finally:
+                if conn is not None:
+                    conn.close()
+        return False
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -1163,31 +1759,42 @@ class Client:
 
     def _request_headers(self, accept: str) -> Dict[str, str]:
         headers = dict(self._headers)
-        headers.setdefault("Accept", accept)
+        headers["Accept"] = accept
         if self.api_key and "Authorization" not in headers:
             headers["Authorization"] = "Bearer " + self.api_key
         return headers
 
-    def _send(self, method: str, path: str, body: Optional[bytes] = None, *,
-              model: Optional[str] = None, accept: str = "application/json") -> _Exchange:
-        """Send a request, retrying what is safe to retry; return a 2xx exchange."""
-        pool = self._pool
-        origin = pool.origin
-        url = self._root.origin + path
-        target = url if origin.proxy is not None and origin.scheme == "http" else path
+    def _path(self, where: str, route: str, engine: Optional[str]) -> str:
+        root = self._root
+        if where == "api":
+            return root.api_path(engine) + route
+        if where == "engine":
+            return root.engine_path(engine) + route
+        return root.dmr_path() + route
+
+    def _send(self, method: str, route: str, body: Optional[bytes] = None, *, where: str = "api",
+              engine: Optional[str] = None, model: Optional[str] = None, accept: str = "application/json",
+              hints: Optional[Dict[int, str]] = None) -> _Exchange:
+        """Send a request, retrying what is safe to retry; return a 2xx exchange.
+
+        *route* is appended to the OpenAI root (*where* "api"), DMR's root
+        ("dmr") or the engine's root outside /v1 ("engine").
+        """
         headers = self._request_headers(accept)
-        if origin.proxy is not None and origin.proxy.authorization and origin.scheme == "http":
-            headers["Proxy-Authorization"] = origin.proxy.authorization
+        pool, url, target = self._target(where, route, engine, headers)
         debug = _log.isEnabledFor(logging.DEBUG)
         attempt = 0
         while True:
             try:
-                exchange = self._exchange(method, target, body, headers, url)
+                exchange = self._exchange(pool, method, target, body, headers, url)
             except _RetryableConnectionError as wrapped:
                 error = wrapped.error
                 error.url = url
+                if wrapped.refused and attempt == 0 and self._socket_fallback and self._use_docker_socket():
+                    pool, url, target = self._target(where, route, engine, headers)
+                    continue
                 if attempt >= self.max_retries:
-                    raise self._connection_failure(error, attempt) from None
+                    raise self._connection_failure(error, attempt, wrapped.refused) from None
                 delay = _retry_delay(attempt)
                 if debug:
                     _log.debug("%s %s failed (%s); retry %d in %.2f s",
@@ -1200,7 +1807,7 @@ class Client:
                 _log.debug("%s %s -> %d", method, url, status)
             if 200 <= status < 300:
                 return exchange
-            error = self._status_error(exchange, model)
+            error = self._status_error(exchange, model, hints)
             delay = self._status_retry_delay(error, attempt)
             if delay is None:
                 raise error
@@ -1209,9 +1816,21 @@ class Client:
             self._sleep(delay)
             attempt += 1
 
-    def _exchange(self, method: str, target: str, body: Optional[bytes], headers: Dict[str, str],
-                  url: str) -> _Exchange:
+    def _target(self, where: str, route: str, engine: Optional[str],
+                headers: Dict[str, str]) -> Tuple[_Pool, str, str]:
+        """(pool, URL for messages, request target) of a route; proxies get the absolute URL."""
         pool = self._pool
+        path = self._path(where, route, engine)
+        url = self._root.origin + path
+        proxy = pool.origin.proxy
+        if proxy is None or pool.origin.scheme != "http":
+            return pool, url, path
+        if proxy.authorization:
+            headers["Proxy-Authorization"] = proxy.authorization
+        return pool, url, url
+
+    def _exchange(self, pool: _Pool, method: str, target: str, body: Optional[bytes],
+                  headers: Dict[str, str], url: str) -> _Exchange:
         conn, reused = pool.take()
         while True:
             try:
@@ -1234,12 +1853,15 @@ class Client:
                     "%s %s failed before a response: %s" % (method, url, _describe_os_error(exc)),
                     url=url)) from exc
 
-    def _connection_failure(self, error: APIConnectionError, attempt: int) -> APIConnectionError:
+    def _connection_failure(self, error: APIConnectionError, attempt: int, refused: bool) -> APIConnectionError:
         message = error.message
         if attempt:
             message += " (after %d attempts)" % (attempt + 1)
         origin = self._pool.origin
-        if "refused" in message and origin.proxy is None:
+        if origin.unix_socket:
+            if refused:
+                message += ". Is Docker Desktop (or DMR) running and is this its socket?"
+        elif refused and origin.proxy is None:
             if _is_local_host(origin.host) and origin.port == 12434:
                 message += (". Is Docker Model Runner running with host TCP access? On Docker Desktop: "
                             "`docker desktop enable model-runner --tcp 12434`; on Docker Engine: "
@@ -1249,7 +1871,8 @@ class Client:
                     self._root.origin, ENV_BASE_URL)
         return type(error)(message, url=error.url)
 
-    def _status_error(self, exchange: _Exchange, model: Optional[str]) -> APIStatusError:
+    def _status_error(self, exchange: _Exchange, model: Optional[str],
+                      hints: Optional[Dict[int, str]] = None) -> APIStatusError:
         response = exchange.response
         try:
             raw = exchange.read_body(MAX_ERROR_BODY)
@@ -1262,7 +1885,12 @@ class Client:
             message = response.reason or "no message"
         if 300 <= status < 400 and response.headers.get("Location"):
             message += " (redirect to %s)" % _redact(response.headers["Location"])
-        hint = _error_hint(status, message, model, exchange.url, self._root.origin)
+        hint = (hints or {}).get(status) or _error_hint(status, message, model, exchange.url, self._root.origin)
+        if status == 404 and self.unix_socket and self._root.prefix == DOCKER_SOCKET_PREFIX \
+                and message.lower() in ("page not found", "404 page not found", "not found"):
+            hint = ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
+                    "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
+                    "Docker Desktop" % self.unix_socket)
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=response.headers,
                    url=exchange.url, hint=hint, error_type=error_type, code=code)

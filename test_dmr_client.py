@@ -12,6 +12,7 @@ Run: python3 -m unittest -v
 from __future__ import annotations
 
 import copy
+import html
 import http.server
 import io
 import json
@@ -19,10 +20,14 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import socket
+import socketserver
+import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 from unittest import mock
 
 import dmr_client
@@ -139,9 +144,10 @@ def stall(seconds, then=None):
     return respond
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class _Counting:
+    """Counts accepted connections; stays quiet about clients that hang up early."""
+
     daemon_threads = True
-    allow_reuse_address = True
 
     def handle_error(self, request, client_address):
         pass   # clients that hang up early are part of the tests
@@ -151,6 +157,14 @@ class _Server(http.server.ThreadingHTTPServer):
         with self.fake.lock:
             self.fake.connections += 1
         return conn, addr
+
+
+class _Server(_Counting, http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+
+
+class _UnixServer(_Counting, socketserver.ThreadingUnixStreamServer):
+    pass
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -167,26 +181,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_DELETE = _any
 
 
+STORE = {
+    "ai/smollm2": {"id": "sha256:" + "1" * 64, "tags": ["docker.io/ai/smollm2:latest"], "created": 1742816981,
+                   "config": {"format": "gguf", "quantization": "Q4_K_M", "parameters": "361.82 M",
+                              "architecture": "llama", "size": "256.35 MiB", "context_size": 8192}},
+    "ai/mxbai-embed-large": {"id": "sha256:" + "2" * 64, "tags": ["docker.io/ai/mxbai-embed-large:latest"],
+                             "created": 1742816982, "config": {"format": "gguf", "size": "638.85 MiB"}},
+}
+SHARED_ID = "sha256:" + "3" * 64   # an ID two tags point to: deleting it by ID needs force
+
+
 class FakeDMR:
-    """Docker Model Runner on 127.0.0.1: DMR's routing and plain-text errors in
-    front of llama.cpp's JSON and SSE.  script(path, r1, r2, ...) makes the
-    next requests to *path* get r1, r2, ... (the last one repeats)."""
+    """Docker Model Runner on 127.0.0.1 (or a Unix socket): DMR's routing and
+    plain-text errors in front of llama.cpp's JSON and SSE, plus DMR's own
+    model-management API.  script(path, r1, r2, ...) makes the next requests to
+    *path* get r1, r2, ... (the last one repeats).  *prefix* is stripped from
+    request paths first (Docker Desktop's socket serves DMR under /exp/vDD4.40)."""
 
-    CHAT = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/chat/completions$")
+    INFERENCE = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/(chat/completions|completions|embeddings|models(?:/(.+))?)$")
+    RERANK = re.compile(r"^(?:/engines(?:/([^/]+))?)?/rerank$")
 
-    def __init__(self, models=("ai/smollm2",)):
+    def __init__(self, models=("ai/smollm2", "ai/mxbai-embed-large"), unix_socket=None, prefix=""):
         self.models = set(models)
+        self.prefix = prefix
         self.requests = []
         self.connections = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.scripts = {}
-        self.server = _Server(("127.0.0.1", 0), _Handler)
+        if unix_socket:
+            self.server = _UnixServer(unix_socket, _Handler)
+            self.url = "http://localhost"
+        else:
+            self.server = _Server(("127.0.0.1", 0), _Handler)
+            self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
         self.server.fake = self
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self.thread.start()
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
 
     def close(self):
         self.stop.set()
@@ -204,14 +236,34 @@ class FakeDMR:
         (responder or self.route)(handler, request)
 
     def route(self, handler, request):
-        match = self.CHAT.match(request.path)
-        if not match or request.method != "POST":
-            return text_reply(404, "404 page not found" if not request.path.startswith("/engines")
-                              else "not found")(handler, request)
-        engine = match.group(1)
-        if engine is not None and engine not in dmr_client.KNOWN_ENGINES:
-            return text_reply(404, "backend not found")(handler, request)
+        path = request.path
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return text_reply(404, "page not found")(handler, request)
+            path = path[len(self.prefix):]
+        query = ""
+        if "?" in path:
+            path, query = path.split("?", 1)
+        inference, rerank = self.INFERENCE.match(path), self.RERANK.match(path)
+        if inference or rerank:
+            engine = (inference or rerank).group(1)
+            if engine is not None and engine not in dmr_client.KNOWN_ENGINES:
+                return text_reply(404, "backend not found")(handler, request)
+            if inference and inference.group(2).startswith("models"):
+                return self.openai_models(handler, request, inference.group(3))
+            return self.inference(handler, request, inference.group(2) if inference else "rerank")
+        answer = self.management(request, path, query)
+        if answer is None:
+            known = path.startswith(("/engines/", "/models/"))   # DMR's sub-muxes answer "not found"
+            answer = text_reply(404, "not found" if known else "404 page not found")
+        answer(handler, request)
+
+    # llama.cpp behind DMR
+
+    def inference(self, handler, request, kind):
         body = request.json
+        if request.method != "POST":
+            return text_reply(404, "not found")(handler, request)
         if not isinstance(body, dict):
             return text_reply(400, "invalid request")(handler, request)
         model = body.get("model")
@@ -220,6 +272,32 @@ class FakeDMR:
         if model not in self.models:
             return text_reply(404, "error while getting model: get model '\"%s\"': model not found"
                               % model)(handler, request)
+        if kind == "embeddings":
+            if "embed" not in model:
+                return json_reply(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
+                                  "Pooling type 'none' is not OAI compatible. Please use a different pooling type"}})(handler, request)
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i)]}
+                    for i, text in enumerate(inputs)]
+            return json_reply(200, {"object": "list", "model": model, "data": data[::-1],   # out of order
+                                    "usage": {"prompt_tokens": 3, "total_tokens": 3}})(handler, request)
+        if kind == "rerank":
+            scores = [(-len(set(body["query"].split()) & set(d.split())), i) for i, d in enumerate(body["documents"])]
+            results = [{"index": i, "relevance_score": float(-score)} for score, i in sorted(scores)]
+            return json_reply(200, {"model": model, "object": "list",
+                                    "results": results[: body.get("top_n") or len(results)]})(handler, request)
+        if kind == "completions":
+            reply = json.loads(load_capture("completions.http")[2])
+            if body.get("stream"):
+                words = ["Hello", " from", " a", " tiny"]
+                events = [b"data: " + json.dumps({"choices": [{"text": w, "index": 0, "logprobs": None,
+                          "finish_reason": None}], "id": "cmpl-1", "model": model, "object": "text_completion"}).encode()
+                          + b"\n\n" for w in words]
+                events.append(b"data: " + json.dumps({"choices": [{"text": "", "index": 0, "logprobs": None,
+                              "finish_reason": "length"}], "id": "cmpl-1", "model": model,
+                              "object": "text_completion"}).encode() + b"\n\n")
+                return sse_reply(events + [b"data: [DONE]\n\n"])(handler, request)
+            return json_reply(200, reply)(handler, request)
         if body.get("stream"):
             usage = (body.get("stream_options") or {}).get("include_usage")
             events = sse_events("chat-stream.http" if usage else "chat-stream-no-usage.http")
@@ -228,6 +306,102 @@ class FakeDMR:
         reply = json.loads(load_capture("chat.http")[2])
         reply["model"] = model
         return json_reply(200, reply)(handler, request)
+
+    def openai_models(self, handler, request, name):
+        listing = [{"id": STORE[m]["tags"][0], "object": "model", "created": 1, "owned_by": "docker"}
+                   for m in sorted(self.models) if m in STORE]
+        if name is None:
+            return json_reply(200, {"object": "list", "data": listing})(handler, request)
+        name = urllib.parse.unquote(name)
+        for model in listing:
+            if name in (model["id"], model["id"][len("docker.io/"):].rsplit(":", 1)[0]):
+                return json_reply(200, model)(handler, request)
+        return text_reply(404, "error while getting model: get model '\"%s\"': model not found" % name)(handler, request)
+
+    # DMR's own API
+
+    def management(self, request, path, query):
+        method = request.method
+        if path == "/" and method == "GET":
+            return text_reply(200, "Docker Model Runner is running")
+        if path == "/version" and method == "GET":
+            return json_reply(200, {"version": "v1.2.6"})
+        if path == "/engines/status" and method == "GET":
+            return json_reply(200, {"llama.cpp": "Running: llama.cpp b9879", "vllm": "Not Installed: no GPU"})
+        if path == "/engines/ps" and method == "GET":
+            return json_reply(200, [{"backend_name": "llama.cpp", "model_name": "ai/smollm2", "mode": "completion"}])
+        if path == "/engines/unload" and method == "POST":
+            if not isinstance(request.json, dict):
+                return text_reply(400, "invalid request")
+            return json_reply(200, {"unloaded_runners": len(request.json.get("models") or []) or 3})
+        if path == "/models" and method == "GET":
+            return json_reply(200, [STORE[m] for m in sorted(self.models) if m in STORE])
+        if path == "/models/create" and method == "POST":
+            return pull_reply(["progress", "success"])
+        if path.startswith("/models/"):
+            name = urllib.parse.unquote(path[len("/models/"):])
+            force = query in ("force", "force=true")
+            if method == "DELETE" and name == SHARED_ID and not force:
+                return text_reply(409, "error while deleting model: unable to delete %r (must be forced) "
+                                  "due to multiple tag references: resource conflict" % name[:19])
+            if method == "DELETE" and name == SHARED_ID:
+                return json_reply(200, [{"Untagged": "docker.io/ai/a:latest"}, {"Untagged": "docker.io/ai/b:latest"},
+                                        {"Deleted": SHARED_ID}])
+            if name not in self.models:
+                return text_reply(404, "model not found")
+            if method == "GET":
+                return json_reply(200, STORE.get(name, {"id": name}))
+            if method == "DELETE":
+                self.models.discard(name)
+                return json_reply(200, [{"Untagged": "docker.io/%s:latest" % name}, {"Deleted": "sha256:x"}])
+        return None
+
+
+def pull_reply(kinds, *, escape=None, trailing=None, chunked=True, gate=None, cancelled=None):
+    """DMR's pull progress: one JSON line per entry of *kinds* (progress, warning,
+    success, error).  DMR HTML-escapes lines unless the request said exactly
+    Accept: application/json (escape=None follows that rule).  *trailing* is a
+    plain-text line after the JSON ones; *cancelled* is set when the client hangs up."""
+    def respond(handler, request):
+        do_escape = escape if escape is not None else request.headers.get("Accept") != "application/json"
+        lines = []
+        total = 3 * 1024 * 1024
+        for number, kind in enumerate(kinds):
+            event = {"type": kind, "message": "", "total": total, "mode": "pull",
+                     "layer": {"id": "sha256:abc", "size": total, "current": min(total, (number + 1) * 1024 * 1024)}}
+            if kind == "success":
+                event.update(message="Model pulled successfully", total=0, layer={"size": 0, "current": 0})
+            elif kind == "warning":
+                event["message"] = "disk is \"almost\" full"
+            elif kind == "error":
+                event["message"] = "Error: registry said <no>"
+            else:
+                event["message"] = "Downloaded: %d.00 MB" % (number + 1)
+            line = json.dumps(event)
+            if do_escape:
+                line = html.escape(line)
+            lines.append(line.encode() + b"\n")
+        if trailing:
+            lines.append(trailing.encode() + b"\n")
+        content_type = "text/plain; charset=utf-8" if do_escape else "application/json"
+        head = ["HTTP/1.1 200 OK", "Content-Type: " + content_type, "Cache-Control: no-cache"]
+        head.append("Transfer-Encoding: chunked" if chunked else "Connection: close")
+        handler.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        handler.close_connection = not chunked
+        try:
+            for line in lines:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(line), line) if chunked else line)
+            if gate is not None:   # keep reporting progress until the client hangs up
+                for _ in range(200):
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(lines[0]), lines[0]))
+                    time.sleep(0.01)
+            elif chunked:
+                handler.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            handler.close_connection = True
+            if cancelled is not None:
+                cancelled.set()
+    return respond
 
 
 class FakeDMRTestCase(unittest.TestCase):
@@ -1242,6 +1416,439 @@ class TestConnections(FakeDMRTestCase):
 
 
 # ---------------------------------------------------------------------------
+# Pure parsing: model paths, stream folding, pull lines
+# ---------------------------------------------------------------------------
+
+
+class TestQuoteModelPath(unittest.TestCase):
+    def test_references_keep_their_slashes_and_tags(self):
+        for name in ("ai/smollm2", "ai/llama3.2:1B-Q8_0", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+                     "docker.io/ai/smollm2:latest", "sha256:" + "a" * 64, "smollm2"):
+            self.assertEqual(dmr_client.quote_model_path(name), name)
+
+    def test_specials_cannot_change_the_route(self):
+        self.assertEqual(dmr_client.quote_model_path("ai/x?force=true"), "ai/x%3Fforce%3Dtrue")
+        self.assertEqual(dmr_client.quote_model_path("ai/x#frag"), "ai/x%23frag")
+        self.assertEqual(dmr_client.quote_model_path("ai/%2e%2e"), "ai/%252e%252e")
+
+    def test_what_cannot_be_a_reference(self):
+        for name in ("", "../../version", "ai/../x", "ai/./x", "ai//x", "/ai/x", "ai/x/", "ai/x y",
+                     "ai/x\r\nHost: evil", "ai/x\0", "ai/\tx"):
+            with self.subTest(name=name):
+                with self.assertRaises(ValueError):
+                    dmr_client.quote_model_path(name)
+        with self.assertRaises(TypeError):
+            dmr_client.quote_model_path(None)
+
+
+def chunk(delta=None, finish=None, index=0, **extra):
+    choice = {"index": index, "delta": delta or {}, "finish_reason": finish}
+    return dict({"id": "chatcmpl-1", "created": 7, "model": "ai/qwen3", "object": "chat.completion.chunk",
+                 "choices": [choice]}, **extra)
+
+
+class TestFoldChatChunks(unittest.TestCase):
+    def test_captured_stream_folds_to_the_captured_reply(self):
+        chunks = [json.loads(e[6:]) for e in sse_events("chat-stream.http")[:-1]]
+        folded = dmr_client.fold_chat_chunks(chunks)
+        reply = json.loads(load_capture("chat.http")[2])
+        self.assertEqual(folded.choices[0].message, reply["choices"][0]["message"])
+        self.assertEqual(folded.choices[0].finish_reason, "stop")
+        self.assertEqual(folded.usage.completion_tokens, reply["usage"]["completion_tokens"])
+        self.assertEqual((folded.object, folded.id), ("chat.completion", chunks[0]["id"]))
+
+    def test_tool_calls_merge_by_index(self):
+        chunks = [
+            chunk({"role": "assistant", "content": None}),
+            chunk({"reasoning_content": "Need the "}),
+            chunk({"reasoning_content": "weather."}),
+            chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                                   "function": {"name": "get_weather", "arguments": ""}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}},
+                                  {"index": 0, "function": {"arguments": "ty\": \"Paris\"}"}}]}),   # same index twice
+            chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+                                   "function": {"name": "get_time", "arguments": "{}"}}]}),
+            chunk({}, finish="tool_calls"),
+            {"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}},
+        ]
+        message = dmr_client.fold_chat_chunks(chunks).choices[0].message
+        self.assertIsNone(message.content)
+        self.assertEqual(message.reasoning_content, "Need the weather.")
+        self.assertEqual([c.id for c in message.tool_calls], ["call_a", "call_b"])
+        self.assertEqual(message.tool_calls[0].function.name, "get_weather")
+        self.assertEqual(json.loads(message.tool_calls[0].function.arguments), {"city": "Paris"})
+        self.assertEqual(message.tool_calls[1].function.arguments, "{}")
+        self.assertEqual(dmr_client.fold_chat_chunks(chunks).usage.total_tokens, 14)
+
+    def test_several_choices_and_logprobs(self):
+        chunks = [chunk({"content": "A"}, index=1), chunk({"content": "x"}, index=0,),
+                  chunk({"content": "B"}, index=1, ), chunk({}, finish="stop", index=0),
+                  chunk({}, finish="length", index=1)]
+        chunks[1]["choices"][0]["logprobs"] = {"content": [{"token": "x", "logprob": -0.1}]}
+        folded = dmr_client.fold_chat_chunks(chunks)
+        self.assertEqual([c.message.content for c in folded.choices], ["x", "AB"])
+        self.assertEqual([c.finish_reason for c in folded.choices], ["stop", "length"])
+        self.assertEqual(folded.choices[0].logprobs.content[0].token, "x")
+
+    def test_completion_chunks(self):
+        chunks = [{"id": "c", "choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in ("a", "b")]
+        chunks.append({"id": "c", "choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
+        folded = dmr_client.fold_completion_chunks(chunks)
+        self.assertEqual((folded.choices[0].text, folded.choices[0].finish_reason), ("ab", "length"))
+
+
+class TestParsePullLine(unittest.TestCase):
+    def test_lines(self):
+        event = dmr_client.parse_pull_line('{"type":"progress","total":10,"layer":{"current":5}}\n')
+        self.assertEqual((event.type, event.layer.current), ("progress", 5))
+        escaped = html.escape('{"type":"warning","message":"a \\"b\\" & <c>"}')
+        self.assertEqual(dmr_client.parse_pull_line(escaped).message, 'a "b" & <c>')
+        self.assertIsNone(dmr_client.parse_pull_line("  \n"))
+
+    def test_errors_carry_dmr_words(self):
+        with self.assertRaises(dmr_client.PullError) as caught:
+            dmr_client.parse_pull_line('{"type":"error","message":"Error: unauthorized"}')
+        self.assertEqual(caught.exception.message, "Error: unauthorized")
+        with self.assertRaises(dmr_client.PullError) as caught:
+            dmr_client.parse_pull_line("error while pulling model: disk full")
+        self.assertEqual(caught.exception.message, "error while pulling model: disk full")
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: the rest of the OpenAI-compatible API
+# ---------------------------------------------------------------------------
+
+
+class TestOpenAICalls(FakeDMRTestCase):
+    def test_completions(self):
+        reply = self.client().completions("ai/smollm2", "Say hello", max_tokens=4)
+        self.assertEqual(reply.choices[0].text, "Hello from a tiny")
+        self.assertEqual((self.last.path, self.last.json),
+                         ("/engines/llama.cpp/v1/completions", {"model": "ai/smollm2", "prompt": "Say hello", "max_tokens": 4}))
+
+    def test_completions_stream_and_fold(self):
+        stream = self.client().completions("ai/smollm2", "Say hello", stream=True)
+        self.assertIsInstance(stream, dmr_client.CompletionStream)
+        self.assertEqual(stream.text(), "Hello from a tiny")
+        self.assertEqual(stream.final().choices[0].finish_reason, "length")
+
+    def test_chat_stream_final_and_text(self):
+        stream = self.client().chat("ai/smollm2", HI, stream=True, stream_options={"include_usage": True})
+        first = next(stream)
+        self.assertEqual(first.choices[0].delta.role, "assistant")
+        self.assertEqual(stream.text(), PHRASE)
+        final = stream.final()
+        self.assertEqual((final.object, final.choices[0].finish_reason, final.usage.total_tokens),
+                         ("chat.completion", "stop", 36))
+
+    def test_folding_never_hides_a_cut(self):
+        path = "/engines/llama.cpp/v1/chat/completions"
+        self.fake.script(path, sse_reply(sse_events("chat-stream.http")[:4], end="cut"))
+        stream = self.client().chat("ai/smollm2", HI, stream=True)
+        with self.assertRaises(dmr_client.APIConnectionError):
+            stream.text()
+        with self.assertRaises(dmr_client.APIConnectionError):   # and again, not a partial answer
+            stream.final()
+        stream = self.client().chat("ai/smollm2", HI, stream=True)
+        next(stream)
+        stream.close()
+        with self.assertRaises(dmr_client.DMRError) as caught:
+            stream.final()
+        self.assertIn("closed before it completed", str(caught.exception))
+
+    def test_embeddings_in_input_order(self):
+        reply = self.client().embeddings("ai/mxbai-embed-large", ["a", "bbb", "cc"])
+        self.assertEqual([d.index for d in reply.data], [0, 1, 2])
+        self.assertEqual([d.embedding[0] for d in reply.data], [1.0, 3.0, 2.0])
+        self.assertEqual(self.last.path, "/engines/llama.cpp/v1/embeddings")
+        self.assertEqual(self.client().embeddings("ai/mxbai-embed-large", "one").data[0].embedding, [3.0, 0.0])
+
+    def test_embeddings_from_a_chat_model_say_so(self):
+        with self.assertRaises(dmr_client.BadRequestError) as caught:
+            self.client().embeddings("ai/smollm2", "text")
+        self.assertIn("Pooling type 'none'", caught.exception.message)
+        self.assertIn("embedding model", str(caught.exception))
+
+    def test_embeddings_misuse(self):
+        for bad in ("", [], None, [None], {"a": 1}):
+            with self.subTest(bad=bad):
+                with self.assertRaises((TypeError, ValueError)):
+                    self.client().embeddings("ai/mxbai-embed-large", bad)
+        self.assertEqual(self.fake.requests, [])
+
+    def test_models_and_one_model(self):
+        client = self.client()
+        self.assertEqual([m.id for m in client.models()],
+                         ["docker.io/ai/mxbai-embed-large:latest", "docker.io/ai/smollm2:latest"])
+        self.assertEqual(client.model("ai/smollm2").id, "docker.io/ai/smollm2:latest")
+        self.assertEqual(self.last.path, "/engines/llama.cpp/v1/models/ai/smollm2")
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.model("ai/absent")
+        self.assertIn("models()", str(caught.exception))
+
+    def test_rerank_lives_outside_v1(self):
+        docs = ["the cat sat", "dogs bark loudly", "a cat and a dog"]
+        reply = self.client().rerank("ai/smollm2", "cat dog", docs, top_n=2)
+        self.assertEqual(self.last.path, "/engines/llama.cpp/rerank")
+        self.assertEqual(self.last.json, {"model": "ai/smollm2", "query": "cat dog", "documents": docs, "top_n": 2})
+        self.assertEqual([r.index for r in reply.results], [2, 0])
+        for base, path in ((self.fake.url + "/engines/v1", "/engines/rerank"), (self.fake.url + "/v1", "/rerank"),
+                           (self.fake.url + "/engines/vllm/v1", "/engines/vllm/rerank")):
+            self.client(base).rerank("ai/smollm2", "cat", docs)
+            self.assertEqual(self.last.path, path)
+
+    def test_rerank_misuse(self):
+        for args in (("", ["a"]), ("q", []), ("q", "just a string"), ("q", [1])):
+            with self.assertRaises(TypeError):
+                self.client().rerank("ai/smollm2", *args)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: DMR's management API
+# ---------------------------------------------------------------------------
+
+
+class TestManagement(FakeDMRTestCase):
+    def test_pull_blocks_until_success(self):
+        result = self.client().pull("ai/smollm2")
+        self.assertEqual((result.type, result.message), ("success", "Model pulled successfully"))
+        self.assertEqual((self.last.method, self.last.path), ("POST", "/models/create"))
+        self.assertEqual(self.last.json, {"from": "ai/smollm2"})
+        self.assertEqual(self.last.headers["Accept"], "application/json")
+
+    def test_pull_progress_events(self):
+        self.fake.script("/models/create", pull_reply(["progress", "warning", "progress", "success"]))
+        with self.assertLogs("dmr_client", logging.WARNING):
+            with self.client().pull("docker_model_runner/ai/smollm2", stream=True) as progress:
+                events = list(progress)
+        self.assertEqual([e.type for e in events], ["progress", "warning", "progress", "success"])
+        self.assertEqual(events[2].layer.current, 3 * 1024 * 1024)
+        self.assertEqual(events[1].message, 'disk is "almost" full')
+        self.assertEqual(progress.result.type, "success")
+        self.assertEqual(self.last.json, {"from": "ai/smollm2"})
+
+    def test_pull_html_escaped_lines_and_bearer_token(self):
+        self.fake.script("/models/create", pull_reply(["progress", "success"], escape=True))
+        self.assertEqual(self.client().pull("hf.co/org/repo", bearer_token="hf_x").type, "success")
+        self.assertEqual(self.last.json, {"from": "hf.co/org/repo", "bearer-token": "hf_x"})
+
+    def test_pull_error_line(self):
+        self.fake.script("/models/create", pull_reply(["progress", "error"], trailing="error while pulling model: x"))
+        stream = self.client().pull("ai/smollm2", stream=True)
+        self.assertEqual(next(stream).type, "progress")
+        with self.assertRaises(dmr_client.PullError) as caught:
+            next(stream)
+        self.assertEqual(caught.exception.message, "Error: registry said <no>")
+
+    def test_pull_trailing_plain_text_error(self):
+        self.fake.script("/models/create", pull_reply(["progress"], trailing="error while pulling model: disk full"))
+        with self.assertRaises(dmr_client.PullError) as caught:
+            self.client().pull("ai/smollm2")
+        self.assertEqual(caught.exception.message, "error while pulling model: disk full")
+
+    def test_pull_that_ends_without_success(self):
+        for chunked in (True, False):
+            self.fake.script("/models/create", pull_reply(["progress", "progress"], chunked=chunked))
+            with self.assertRaises(dmr_client.APIConnectionError) as caught:
+                self.client().pull("ai/smollm2")
+            self.assertIn("without DMR reporting success", str(caught.exception))
+
+    def test_pull_errors_before_streaming(self):
+        self.fake.script("/models/create", text_reply(404, "Model not found"))
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client().pull("ai/nope")
+        self.assertIn("registry", str(caught.exception))
+        with self.assertRaises(ValueError):
+            self.client().pull("ai/x y")
+
+    def test_closing_a_pull_cancels_it(self):
+        cancelled = threading.Event()
+        self.fake.script("/models/create", pull_reply(["progress"], gate=True, cancelled=cancelled))
+        progress = self.client().pull("ai/smollm2", stream=True)
+        self.assertEqual(next(progress).type, "progress")
+        progress.close()
+        self.assertTrue(cancelled.wait(5), "the server never saw the client hang up")
+        with self.assertRaises(dmr_client.DMRError):
+            progress.wait()
+
+    def test_local_models_and_inspect(self):
+        client = self.client()
+        self.assertEqual([m.tags[0] for m in client.local_models()],
+                         ["docker.io/ai/mxbai-embed-large:latest", "docker.io/ai/smollm2:latest"])
+        self.assertEqual(client.inspect_model("ai/smollm2").config.quantization, "Q4_K_M")
+        self.assertEqual(self.last.path, "/models/ai/smollm2")
+        client.inspect_model("ai/smollm2", remote=True)
+        self.assertEqual(self.last.path, "/models/ai/smollm2?remote=true")
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.inspect_model("ai/absent")
+        self.assertIn("docker model pull ai/absent", str(caught.exception))
+
+    def test_delete_and_force(self):
+        client = self.client()
+        self.assertEqual(client.delete_model("ai/smollm2")[0].Untagged, "docker.io/ai/smollm2:latest")
+        self.assertEqual((self.last.method, self.last.path), ("DELETE", "/models/ai/smollm2"))
+        with self.assertRaises(dmr_client.ConflictError) as caught:
+            client.delete_model(SHARED_ID)
+        self.assertIn("force=True", str(caught.exception))
+        self.assertEqual(len([r for r in self.fake.requests if r.path == "/models/" + SHARED_ID]), 3)  # 409 is retried
+        actions = client.delete_model(SHARED_ID, force=True)
+        self.assertEqual(self.last.path, "/models/%s?force=true" % SHARED_ID)
+        self.assertEqual(actions[-1].Deleted, SHARED_ID)
+
+    def test_engines_and_version(self):
+        client = self.client()
+        self.assertTrue(client.engine_status()["llama.cpp"].startswith("Running"))
+        self.assertEqual(self.last.path, "/engines/status")
+        self.assertEqual(client.running_models()[0].model_name, "ai/smollm2")
+        self.assertEqual(client.unload(["docker_model_runner/ai/smollm2"]).unloaded_runners, 1)
+        self.assertEqual(self.last.json, {"all": False, "models": ["ai/smollm2"]})
+        client.unload(all=True, backend="llama.cpp")
+        self.assertEqual(self.last.json, {"all": True, "backend": "llama.cpp"})
+        with self.assertRaises(ValueError):
+            client.unload()
+        self.assertEqual(client.version(), "v1.2.6")
+
+    def test_dmr_root_is_found_from_any_base_url(self):
+        for base in ("", "/engines/v1", "/engines/vllm/v1", "/v1", "/v1/chat/completions"):
+            with self.subTest(base=base):
+                self.assertEqual(self.client(self.fake.url + base).version(), "v1.2.6")
+                self.assertEqual(self.last.path, "/version")
+
+    def test_ping(self):
+        self.assertTrue(self.client().ping())
+        self.assertEqual(self.last.path, "/")
+        self.assertFalse(self.client("http://127.0.0.1:%d" % free_port()).ping())
+        self.fake.script("/", text_reply(503, "Model Runner is disabled"))
+        self.assertFalse(self.client().ping())
+        self.fake.script("/", stall(5))
+        started = time.monotonic()
+        self.assertFalse(self.client().ping(timeout=0.3))
+        self.assertLess(time.monotonic() - started, 3)
+
+    def test_names_in_paths_cannot_escape(self):
+        client = self.client()
+        with self.assertRaises(dmr_client.NotFoundError):
+            client.inspect_model("ai/x?remote=true")
+        self.assertEqual(self.last.path, "/models/ai/x%3Fremote%3Dtrue")
+        with self.assertRaises(dmr_client.NotFoundError):
+            client.delete_model("ai/x#y")
+        self.assertEqual(self.last.path, "/models/ai/x%23y")
+        sent = len(self.fake.requests)
+        for name in ("../../version", "ai/../../engines/unload", "ai/x\r\nX-Evil: 1", "ai/x y", "ai/%00"[:0]):
+            with self.subTest(name=name):
+                with self.assertRaises(ValueError):
+                    client.delete_model(name)
+                with self.assertRaises(ValueError):
+                    client.model(name)
+        self.assertEqual(len(self.fake.requests), sent)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: Unix sockets and finding DMR with nothing configured
+# ---------------------------------------------------------------------------
+
+
+class UnixSocketTestCase(unittest.TestCase):
+    def start(self, name, prefix=""):
+        folder = tempfile.mkdtemp(prefix="dmr-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = os.path.join(folder, name)
+        self.fake = FakeDMR(unix_socket=path, prefix=prefix)
+        self.addCleanup(self.fake.close)
+        return path
+
+    def client(self, **kwargs):
+        client = Client(**kwargs)
+        self.addCleanup(client.close)
+        return client
+
+
+@unittest.skipUnless(hasattr(socket, "AF_UNIX"), "no Unix sockets here")
+class TestUnixSocket(UnixSocketTestCase):
+    def test_dmr_socket_has_no_prefix(self):
+        path = self.start("model-runner.sock")
+        client = self.client(unix_socket=path)
+        self.assertEqual(client.base_url, "http://localhost/engines/llama.cpp/v1")
+        for _ in range(3):
+            self.assertEqual(client.chat("ai/smollm2", HI).choices[0].message.content, PHRASE)
+            self.assertEqual(text_of(client.chat("ai/smollm2", HI, stream=True)), PHRASE)
+        self.assertEqual(self.fake.connections, 1)
+        self.assertEqual(self.fake.requests[-1].path, "/engines/llama.cpp/v1/chat/completions")
+        self.assertIn("unix_socket", repr(client))
+
+    def test_docker_socket_uses_the_experimental_prefix(self):
+        path = self.start("docker.sock", prefix="/exp/vDD4.40")
+        client = self.client(unix_socket=path)
+        self.assertEqual(client.base_url, "http://localhost/exp/vDD4.40/engines/llama.cpp/v1")
+        self.assertEqual(client.chat("ai/smollm2", HI).choices[0].message.content, PHRASE)
+        self.assertEqual(self.fake.requests[-1].path, "/exp/vDD4.40/engines/llama.cpp/v1/chat/completions")
+        self.assertEqual(client.version(), "v1.2.6")
+        self.assertEqual(self.fake.requests[-1].path, "/exp/vDD4.40/version")
+        self.assertTrue(client.ping())
+
+    def test_missing_socket(self):
+        client = self.client(unix_socket="/nonexistent/dmr.sock", max_retries=0)
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            client.chat("ai/smollm2", HI)
+        self.assertIn("/nonexistent/dmr.sock", str(caught.exception))
+        self.assertFalse(client.ping())
+
+
+class TestDiscovery(UnixSocketTestCase):
+    def setUp(self):
+        env = mock.patch.dict(os.environ, {}, clear=True)
+        env.start()
+        self.addCleanup(env.stop)
+
+    def test_inside_a_container_with_docker_desktop(self):
+        with mock.patch("dmr_client._running_in_container", return_value=True), \
+                mock.patch("dmr_client._resolves", return_value=True) as resolves:
+            with self.assertLogs("dmr_client", logging.DEBUG) as logs:
+                client = self.client()
+        self.assertEqual(client.base_url, "http://model-runner.docker.internal/engines/llama.cpp/v1")
+        resolves.assert_called_with("model-runner.docker.internal")
+        self.assertIn("model-runner.docker.internal", "\n".join(logs.output))
+
+    def test_on_the_host(self):
+        for in_container, resolves in ((False, True), (True, False)):
+            with mock.patch("dmr_client._running_in_container", return_value=in_container), \
+                    mock.patch("dmr_client._resolves", return_value=resolves):
+                self.assertEqual(self.client().base_url, "http://localhost:12434/engines/llama.cpp/v1")
+
+    def test_configured_url_is_never_second_guessed(self):
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_HOST": "http://127.0.0.1:1"}), \
+                mock.patch("dmr_client._running_in_container", return_value=True), \
+                mock.patch("dmr_client._resolves", return_value=True):
+            self.assertEqual(self.client().base_url, "http://127.0.0.1:1/engines/llama.cpp/v1")
+
+    @unittest.skipUnless(hasattr(socket, "AF_UNIX"), "no Unix sockets here")
+    def test_refused_tcp_falls_back_to_docker_desktops_socket(self):
+        if port_is_open(12434):
+            self.skipTest("something listens on localhost:12434 here")
+        path = self.start("docker.sock", prefix="/exp/vDD4.40")
+        with mock.patch("dmr_client._running_in_container", return_value=False), \
+                mock.patch("dmr_client.DOCKER_SOCKET_PATHS", ("/nonexistent/docker.sock", path)):
+            client = self.client()
+            client._sleep = self.fail
+            with self.assertLogs("dmr_client", logging.DEBUG) as logs:
+                reply = client.chat("ai/smollm2", HI)
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+        self.assertEqual(client.unix_socket, path)
+        self.assertEqual(self.fake.requests[-1].path, "/exp/vDD4.40/engines/llama.cpp/v1/chat/completions")
+        self.assertIn("using Docker Desktop's socket " + path, "\n".join(logs.output))
+
+    def test_refused_tcp_without_a_socket_explains(self):
+        if port_is_open(12434):
+            self.skipTest("something listens on localhost:12434 here")
+        with mock.patch("dmr_client._running_in_container", return_value=False), \
+                mock.patch("dmr_client.DOCKER_SOCKET_PATHS", ("/nonexistent/docker.sock",)):
+            client = self.client(max_retries=0)
+            with self.assertRaises(dmr_client.APIConnectionError) as caught:
+                client.chat("ai/smollm2", HI)
+        self.assertIn("docker desktop enable model-runner --tcp 12434", str(caught.exception))
+
+
+# ---------------------------------------------------------------------------
 # Real-server tier: llama.cpp's own server (tools/llama_server.py) or a real DMR
 # ---------------------------------------------------------------------------
 
@@ -1369,6 +1976,43 @@ class TestRealServer(unittest.TestCase):
             self.assertTrue(text_of(self.chat(client, stream=True, max_tokens=4)))
             self.assertTrue(self.chat(client, max_tokens=4).choices[0].message.content)
         self.assertLessEqual(len(connects), 11)
+
+    def test_completions_streamed_and_not(self):
+        reply = self.client().completions(self.model, "Once upon a time", max_tokens=6, temperature=0, seed=42)
+        text = reply.choices[0].text
+        self.assertTrue(text)
+        stream = self.client().completions(self.model, "Once upon a time", max_tokens=6, temperature=0,
+                                           seed=42, stream=True)
+        self.assertEqual(stream.text(), text)
+        self.assertEqual(stream.final().choices[0].finish_reason, reply.choices[0].finish_reason)
+        if self.phrase:
+            self.assertTrue(self.phrase.startswith(text), text)
+
+    def test_chat_stream_folds_to_the_non_streaming_reply(self):
+        reply = self.chat()
+        final = self.chat(stream=True).final()
+        self.assertEqual(final.choices[0].message.content, reply.choices[0].message.content)
+        self.assertEqual(final.choices[0].finish_reason, reply.choices[0].finish_reason)
+
+    def test_embeddings(self):
+        model = os.environ.get("DMR_TEST_EMBEDDING_MODEL") or (self.model if self.phrase else None)
+        if not model:
+            self.skipTest("set DMR_TEST_EMBEDDING_MODEL (e.g. ai/mxbai-embed-large) to test embeddings")
+        reply = self.client().embeddings(model, ["first text", "a second, longer text", "first text"])
+        vectors = [item.embedding for item in reply.data]
+        self.assertEqual([item.index for item in reply.data], [0, 1, 2])
+        self.assertEqual(len({len(v) for v in vectors}), 1)
+        self.assertNotEqual(vectors[0], vectors[1])
+        self.assertEqual(vectors[0], vectors[2])
+        self.assertEqual(len(self.client().embeddings(model, "one").data), 1)
+
+    def test_models(self):
+        client = self.client()
+        models = client.models()
+        ids = [m.id for m in models]
+        self.assertTrue(ids)
+        if self.phrase:
+            self.assertIn(self.model, ids)
 
     def test_eight_threads_share_one_client(self):
         client = self.client()
