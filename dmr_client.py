@@ -1975,3 +1975,381 @@ def _encode_json(body: Dict[str, Any]) -> bytes:
     except (TypeError, ValueError) as exc:
         raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
                         "None, list and dict values)" % exc) from None
+
+
+# ---------------------------------------------------------------------------
+# Command line: python dmr_client.py | python -m dmr_client | dmr-client
+# ---------------------------------------------------------------------------
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    import argparse
+    import sys
+
+    parser = _cli_parser(argparse)
+    args = parser.parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    try:
+        client = Client(args.base_url, args.api_key, engine=args.engine, timeout=args.timeout)
+        with client:
+            return args.run(client, args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except (ValueError, TypeError) as exc:
+        if args.debug:
+            raise
+        sys.stderr.write("dmr-client: %s\n" % exc)
+        return EXIT_USAGE
+    except DMRError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write("dmr-client: %s\n" % exc)
+        return EXIT_ERROR
+
+
+def _cli_parser(argparse: Any) -> Any:
+    parser = argparse.ArgumentParser(
+        prog="dmr-client", description="Chat with, list, pull and remove Docker Model Runner models.",
+        epilog="Environment: %s, %s, %s." % (ENV_BASE_URL, ENV_HOST, ENV_API_KEY))
+    parser.add_argument("--base-url", help="DMR or server address (default: environment, then %s)"
+                        % DEFAULT_BASE_URL)
+    parser.add_argument("--engine", choices=KNOWN_ENGINES, help="DMR engine (default: from the URL or model)")
+    parser.add_argument("--api-key", help="API key (default: $%s, then a dummy key)" % ENV_API_KEY)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="seconds of silence allowed (default: %(default)s; model loads are slow)")
+    parser.add_argument("--debug", action="store_true", help="log requests to stderr, show tracebacks")
+    parser.add_argument("--version", action="version", version="dmr-client " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    chat = commands.add_parser("chat", help="chat with a model (interactive without a prompt at a terminal)",
+                               description="Stream a model's answer to PROMPT. PROMPT '-', or no PROMPT with "
+                               "piped stdin, reads stdin; no PROMPT at a terminal starts a conversation "
+                               "(/reset, /exit or Ctrl-D; Ctrl-C stops an answer).")
+    chat.add_argument("-m", "--model", required=True, help="model, e.g. ai/smollm2")
+    chat.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin)")
+    chat.add_argument("--system", help="system message")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    chat.add_argument("--json", action="store_true",
+                      help="print the raw response (one JSON chunk per line when streaming)")
+    chat.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                      help="any other body parameter; VALUE is JSON if it parses (repeatable)")
+    chat.set_defaults(run=_cli_chat)
+
+    models = commands.add_parser("models", help="list the models DMR has", description="List the models DMR has.")
+    models.add_argument("--json", action="store_true", help="print the raw list")
+    models.set_defaults(run=_cli_models)
+
+    pull = commands.add_parser("pull", help="pull a model into DMR", description="Pull a model into DMR.")
+    pull.add_argument("model")
+    pull.set_defaults(run=_cli_pull)
+
+    remove = commands.add_parser("rm", help="remove a model", description="Remove a model from DMR.")
+    remove.add_argument("model")
+    remove.add_argument("--force", action="store_true", help="also when several tags point to it")
+    remove.set_defaults(run=_cli_rm)
+
+    status = commands.add_parser("status", help="engines and running models",
+                                 description="Show DMR's engines and the models loaded now.")
+    status.set_defaults(run=_cli_status)
+
+    ping = commands.add_parser("ping", help="is DMR there?", description="Exit 0 if DMR answers, 1 if not.")
+    ping.set_defaults(run=_cli_ping)
+    return parser
+
+
+class _Terminal:
+    """What may be written where: escape codes and spinners only on a terminal."""
+
+    def __init__(self, stdout: Any, stderr: Any):
+        self.stdout, self.stderr = stdout, stderr
+        self.interactive_err = _isatty(stderr)
+        self.color = self.interactive_err and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+    def status(self, text: str) -> None:
+        """Rewrite the status line on stderr (terminals only)."""
+        if self.interactive_err:
+            self.stderr.write("\r" + text[: _columns() - 1] + "\x1b[K" if self.color else
+                              "\r" + text[: _columns() - 1].ljust(_columns() - 1))
+            self.stderr.flush()
+
+    def clear_status(self) -> None:
+        if self.interactive_err:
+            self.stderr.write("\r\x1b[K" if self.color else "\r" + " " * (_columns() - 1) + "\r")
+            self.stderr.flush()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _columns() -> int:
+    import shutil
+
+    return max(20, shutil.get_terminal_size((80, 24)).columns)
+
+
+class _Spinner:
+    """'loading model…' on stderr while the first token is late (a model load), terminals only."""
+
+    def __init__(self, terminal: _Terminal, delay: float = 1.0):
+        self.terminal = terminal
+        self.delay = delay
+        self.done = threading.Event()
+        self.shown = False
+        self.thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> _Spinner:
+        if self.terminal.interactive_err:
+            self.thread = threading.Thread(target=self._spin, daemon=True)
+            self.thread.start()
+        return self
+
+    def _spin(self) -> None:
+        started = time.monotonic()
+        if self.done.wait(self.delay):
+            return
+        frames = "|/-\\"
+        tick = 0
+        while not self.done.wait(0.1):
+            self.shown = True
+            self.terminal.status("%s loading model... %ds" % (frames[tick % 4], time.monotonic() - started))
+            tick += 1
+
+    def stop(self) -> None:
+        if self.done.is_set():
+            return
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+            if self.shown:
+                self.terminal.clear_status()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+def _cli_params(args: Any) -> Dict[str, Any]:
+    params: Dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens}
+    for item in args.param:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError("-p takes KEY=VALUE, e.g. -p top_k=40 or -p 'stop=[\"\\n\"]' (got %r)" % item)
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _cli_chat(client: Client, args: Any) -> int:
+    import sys
+
+    terminal = _Terminal(sys.stdout, sys.stderr)
+    messages: List[Dict[str, Any]] = [{"role": "system", "content": args.system}] if args.system else []
+    params = _cli_params(args)
+    if args.prompt == "-" or (args.prompt is None and not _isatty(sys.stdin)):
+        prompt = sys.stdin.read().rstrip("\n")
+        if not prompt.strip():
+            raise ValueError("stdin is empty: pipe a prompt in, or pass PROMPT")
+    elif args.prompt is None:
+        return _cli_conversation(client, args, messages, params, terminal)
+    else:
+        prompt = args.prompt
+    messages.append({"role": "user", "content": prompt})
+    _cli_answer(client, args, messages, params, terminal)
+    return EXIT_OK
+
+
+def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
+                terminal: _Terminal) -> str:
+    """Send *messages*, print the answer as it comes, return its text."""
+    out = terminal.stdout
+    with _Spinner(terminal) as spinner:
+        if args.no_stream:
+            reply = client.chat(args.model, messages, **params)
+            spinner.stop()
+            if args.json:
+                out.write(json.dumps(reply, ensure_ascii=False) + "\n")
+            text = (reply.choices[0].message.content or "") if reply.get("choices") else ""
+            if not args.json:
+                out.write(text + "\n")
+            out.flush()
+            return text
+        with client.chat(args.model, messages, stream=True, **params) as stream:
+            parts = []
+            for chunk in stream:
+                spinner.stop()
+                if args.json:
+                    out.write(json.dumps(chunk, ensure_ascii=False) + "\n")
+                    out.flush()
+                    continue
+                for choice in chunk.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        parts.append(piece)
+                        out.write(piece)
+                        out.flush()
+            if not args.json:
+                out.write("\n")
+                out.flush()
+            return "".join(parts)
+
+
+def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
+                      terminal: _Terminal) -> int:
+    """An interactive, multi-turn chat at a terminal."""
+    import sys
+
+    try:
+        import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
+    except ImportError:
+        pass
+    start = list(messages)
+    sys.stderr.write("Chatting with %s at %s. /reset forgets, /exit or Ctrl-D leaves, Ctrl-C stops an "
+                     "answer.\n" % (args.model, client.base_url))
+    while True:
+        try:
+            line = input(">>> ")
+        except EOFError:
+            sys.stderr.write("\n")
+            return EXIT_OK
+        except KeyboardInterrupt:
+            sys.stderr.write("\n")
+            continue
+        command = line.strip()
+        if not command:
+            continue
+        if command in ("/exit", "/quit", "/bye"):
+            return EXIT_OK
+        if command == "/reset":
+            messages[:] = start
+            sys.stderr.write("(conversation forgotten)\n")
+            continue
+        messages.append({"role": "user", "content": line})
+        try:
+            answer = _cli_answer(client, args, messages, params, terminal)
+        except KeyboardInterrupt:
+            sys.stderr.write("\n(answer stopped)\n")
+            messages.pop()
+            continue
+        except DMRError as exc:
+            sys.stderr.write("dmr-client: %s\n" % exc)
+            messages.pop()
+            continue
+        messages.append({"role": "assistant", "content": answer})
+
+
+def _cli_models(client: Client, args: Any) -> int:
+    import sys
+
+    try:
+        models = client.local_models()
+    except NotFoundError:   # not DMR (a plain llama.cpp or OpenAI-compatible server)
+        models = [AttrDict(tags=[m.get("id")], config={}) for m in client.models()]
+    if args.json:
+        sys.stdout.write(json.dumps(models, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    rows = [("MODEL", "PARAMETERS", "QUANTIZATION", "SIZE")]
+    for model in models:
+        config = model.get("config") or {}
+        tags = model.get("tags") or [model.get("id", "")]
+        for tag in tags:
+            name = tag[len("docker.io/"):] if isinstance(tag, str) and tag.startswith("docker.io/") else tag
+            rows.append((str(name), str(config.get("parameters") or ""), str(config.get("quantization") or ""),
+                         str(config.get("size") or "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+    return EXIT_OK
+
+
+def _cli_pull(client: Client, args: Any) -> int:
+    import sys
+
+    terminal = _Terminal(sys.stdout, sys.stderr)
+    layers: Dict[str, int] = {}
+    started = time.monotonic()
+    last_percent = -1
+    with client.pull(args.model, stream=True) as progress:
+        for event in progress:
+            kind = event.get("type")
+            if kind == "progress":
+                layer = event.get("layer") or {}
+                layers[str(layer.get("id"))] = int(layer.get("current") or 0)
+                total = int(event.get("total") or 0)
+                done = sum(layers.values())
+                percent = int(100 * done / total) if total else 0
+                rate = done / max(time.monotonic() - started, 1e-3)
+                line = "%s  %3d%%  %s / %s  %s/s" % (args.model, percent, _size(done), _size(total), _size(rate))
+                if terminal.interactive_err:
+                    bar = "#" * (percent // 5) + "." * (20 - percent // 5)
+                    terminal.status("[%s] %s" % (bar, line))
+                elif percent != last_percent:
+                    sys.stderr.write(line + "\n")
+                last_percent = percent
+            elif kind == "warning":
+                terminal.clear_status()
+                sys.stderr.write("warning: %s\n" % event.get("message"))
+    terminal.clear_status()
+    sys.stdout.write("%s\n" % (progress.result.get("message") or "pulled"))
+    return EXIT_OK
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return "%.1f %s" % (count, unit) if unit != "B" else "%d B" % count
+        count /= 1000.0
+    return "%.1f GB" % count
+
+
+def _cli_rm(client: Client, args: Any) -> int:
+    import sys
+
+    for action in client.delete_model(args.model, force=args.force):
+        for verb, what in action.items():
+            sys.stdout.write("%s: %s\n" % (verb, what))
+    return EXIT_OK
+
+
+def _cli_status(client: Client, args: Any) -> int:
+    import sys
+
+    sys.stdout.write("DMR at %s\n" % client.base_url)
+    for engine, state in client.engine_status().items():
+        sys.stdout.write("  %-10s %s\n" % (engine, state))
+    running = client.running_models()
+    sys.stdout.write("running models: %s\n" % ("none" if not running else ""))
+    for model in running:
+        sys.stdout.write("  %s (%s, %s)\n" % (model.get("model_name"), model.get("backend_name"),
+                                              model.get("mode") or "completion"))
+    return EXIT_OK
+
+
+def _cli_ping(client: Client, args: Any) -> int:
+    import sys
+
+    if client.ping():
+        sys.stdout.write("DMR is answering at %s\n" % client.base_url)
+        return EXIT_OK
+    sys.stderr.write("dmr-client: nothing answers at %s (set %s or --base-url)\n" % (client.base_url, ENV_BASE_URL))
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,8 +21,11 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import socket
 import socketserver
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1846,6 +1849,268 @@ class TestDiscovery(UnixSocketTestCase):
             with self.assertRaises(dmr_client.APIConnectionError) as caught:
                 client.chat("ai/smollm2", HI)
         self.assertIn("docker desktop enable model-runner --tcp 12434", str(caught.exception))
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+MODULE = os.path.join(HERE, "dmr_client.py")
+
+
+class CLITestCase(FakeDMRTestCase):
+    """The command line as a user runs it: a subprocess against the fake DMR."""
+
+    def env(self, **extra):
+        env = {key: value for key, value in os.environ.items()
+               if not key.lower().endswith("_proxy") and not key.startswith(("DOCKER_MODEL_RUNNER", "MODEL_RUNNER"))}
+        env.update(DOCKER_MODEL_RUNNER_API_BASE=self.fake.url, PYTHONUNBUFFERED="1")
+        env.update(extra)
+        return env
+
+    def run_cli(self, *args, input=None, env=None, timeout=30):
+        return subprocess.run([sys.executable, MODULE] + list(args), input=input, capture_output=True,
+                              text=True, env=env or self.env(), timeout=timeout)
+
+
+class TestCLI(CLITestCase):
+    PATH = "/engines/llama.cpp/v1/chat/completions"
+
+    def test_chat_prints_the_answer(self):
+        result = self.run_cli("chat", "-m", "ai/smollm2", "Hello there")
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, PHRASE + "\n", ""))
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "Hello there"}])
+        self.assertTrue(self.last.json["stream"])
+
+    def test_tokens_arrive_before_the_server_finishes(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), gate=gate, gate_after=3))
+        process = subprocess.Popen([sys.executable, MODULE, "chat", "-m", "ai/smollm2", "Hi"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=self.env())
+        self.addCleanup(process.kill)
+        seen = b""
+        deadline = time.monotonic() + 20
+        while b"Hello from" not in seen and time.monotonic() < deadline:
+            seen += os.read(process.stdout.fileno(), 1024)
+        self.assertEqual(seen, b"Hello from")
+        self.assertFalse(gate.is_set())
+        self.assertIsNone(process.poll())
+        gate.set()
+        rest, _ = process.communicate(timeout=20)
+        self.assertEqual((seen + rest).decode(), PHRASE + "\n")
+        self.assertEqual(process.returncode, 0)
+
+    def test_prompt_from_stdin(self):
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--system", "Be brief.", input="What is DMR?\n")
+        self.assertEqual((result.returncode, result.stdout), (0, PHRASE + "\n"))
+        self.assertEqual(self.last.json["messages"], [{"role": "system", "content": "Be brief."},
+                                                      {"role": "user", "content": "What is DMR?"}])
+        result = self.run_cli("chat", "-m", "ai/smollm2", "-", input="from a dash\n")
+        self.assertEqual(self.last.json["messages"][-1]["content"], "from a dash")
+
+    def test_parameters(self):
+        self.run_cli("chat", "-m", "ai/smollm2", "--temperature", "0.3", "--max-tokens", "5", "-p", "top_k=40",
+                     "-p", 'stop=["\\n"]', "-p", "user=me", "--no-stream", "Hi")
+        body = self.last.json
+        self.assertEqual((body["temperature"], body["max_tokens"], body["top_k"], body["stop"], body["user"]),
+                         (0.3, 5, 40, ["\n"], "me"))
+        self.assertNotIn("stream", body)
+
+    def test_json_output_parses(self):
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--json", "Hi")
+        chunks = [json.loads(line, object_pairs_hook=AttrDict) for line in result.stdout.splitlines()]
+        self.assertEqual(len(chunks), 10)
+        self.assertEqual(text_of(chunks), PHRASE)
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--json", "--no-stream", "Hi")
+        self.assertEqual(json.loads(result.stdout)["choices"][0]["message"]["content"], PHRASE)
+
+    def test_exit_codes_and_one_line_errors(self):
+        refused = self.run_cli("chat", "-m", "ai/smollm2", "Hi", env=self.env(
+            DOCKER_MODEL_RUNNER_API_BASE="http://127.0.0.1:%d" % free_port()))
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("connection refused", refused.stderr)
+        missing = self.run_cli("chat", "-m", "ai/missing", "Hi")
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("model not found", missing.stderr)
+        self.assertIn("docker model pull ai/missing", missing.stderr)
+        self.assertEqual(len(missing.stderr.strip().splitlines()), 1)
+        self.assertNotIn("Traceback", missing.stderr)
+        self.fake.script(self.PATH, text_reply(503, "backend installation failed: disk full"))
+        plain = self.run_cli("chat", "-m", "ai/smollm2", "Hi")
+        self.assertEqual(plain.returncode, 1)
+        self.assertIn("backend installation failed: disk full", plain.stderr)
+        self.assertEqual(self.run_cli("chat", "Hi").returncode, 2)                      # no -m
+        self.assertEqual(self.run_cli("chat", "-m", "x", "-p", "oops", "Hi").returncode, 2)
+        self.assertEqual(self.run_cli("--base-url", "ftp://x", "ping").returncode, 2)
+        self.assertEqual(self.run_cli("nonsense").returncode, 2)
+
+    def test_debug_shows_the_traceback(self):
+        result = self.run_cli("--debug", "chat", "-m", "ai/missing", "Hi")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("Traceback", result.stderr)
+        self.assertIn("dmr_client: POST", result.stderr)
+
+    def test_mid_stream_error(self):
+        events = sse_events("chat-stream.http")[:3] + [b'data: {"error":{"message":"out of memory"}}\n\n']
+        self.fake.script(self.PATH, sse_reply(events, end="cut"))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "Hi")
+        self.assertEqual((result.returncode, result.stdout), (1, "Hello from"))
+        self.assertIn("out of memory", result.stderr)
+
+    def test_ctrl_c_exits_130(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), gate=gate, gate_after=2))
+        process = subprocess.Popen([sys.executable, MODULE, "chat", "-m", "ai/smollm2", "Hi"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=self.env())
+        self.addCleanup(process.kill)
+        self.assertEqual(os.read(process.stdout.fileno(), 100), b"Hello")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        self.assertEqual(process.returncode, 130)
+        self.assertNotIn(b"Traceback", err)
+
+    def test_no_spinner_or_escape_codes_in_a_pipe(self):
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), before=1.5))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "Hi")
+        self.assertEqual((result.stdout, result.stderr), (PHRASE + "\n", ""))
+
+    def test_models_table_and_json(self):
+        result = self.run_cli("models")
+        lines = result.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["MODEL", "PARAMETERS", "QUANTIZATION", "SIZE"])
+        self.assertIn("ai/smollm2:latest", lines[2])
+        self.assertIn("Q4_K_M", lines[2])
+        self.assertEqual(json.loads(self.run_cli("models", "--json").stdout)[1]["config"]["size"], "256.35 MiB")
+
+    def test_pull_in_a_pipe(self):
+        self.fake.script("/models/create", pull_reply(["progress", "progress", "warning", "progress", "success"]))
+        result = self.run_cli("pull", "ai/smollm2")
+        self.assertEqual(result.returncode, 0)
+        self.assertEqual(result.stdout, "Model pulled successfully\n")
+        progress = [line for line in result.stderr.splitlines() if "%" in line]
+        self.assertEqual(len(progress), 3)
+        self.assertIn(" 33%", progress[0])
+        self.assertIn("100%", progress[-1])
+        self.assertIn('warning: disk is "almost" full', result.stderr)
+        self.assertNotIn("\r", result.stderr)
+
+    def test_pull_failure(self):
+        self.fake.script("/models/create", pull_reply(["progress", "error"]))
+        result = self.run_cli("pull", "ai/smollm2")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("registry said <no>", result.stderr)
+
+    def test_rm_status_ping(self):
+        result = self.run_cli("rm", "ai/smollm2")
+        self.assertEqual((result.returncode, result.stdout.splitlines()[0]), (0, "Untagged: docker.io/ai/smollm2:latest"))
+        conflict = self.run_cli("rm", SHARED_ID)
+        self.assertEqual(conflict.returncode, 1)
+        self.assertIn("force=True", conflict.stderr)
+        self.assertEqual(self.run_cli("rm", "--force", SHARED_ID).returncode, 0)
+        status = self.run_cli("status")
+        self.assertIn("llama.cpp  Running", status.stdout)
+        self.assertIn("ai/smollm2 (llama.cpp, completion)", status.stdout)
+        self.assertEqual(self.run_cli("ping").returncode, 0)
+        self.assertEqual(self.run_cli("ping", env=self.env(
+            DOCKER_MODEL_RUNNER_API_BASE="http://127.0.0.1:%d" % free_port())).returncode, 1)
+
+    def test_same_program_three_ways(self):
+        by_file = self.run_cli("--version")
+        by_module = subprocess.run([sys.executable, "-m", "dmr_client", "--version"], capture_output=True, text=True,
+                                   cwd=HERE, env=self.env())
+        self.assertEqual(by_file.stdout, by_module.stdout)
+        self.assertEqual(by_file.stdout.strip(), "dmr-client " + dmr_client.__version__)
+        with open(os.path.join(HERE, "setup.cfg")) as f:
+            self.assertIn("dmr-client = dmr_client:main", f.read())
+
+
+@unittest.skipUnless(hasattr(os, "openpty") and sys.platform != "win32", "needs a pseudo-terminal")
+class TestCLIInteractive(CLITestCase):
+    """The conversation mode, driven through a pseudo-terminal as a person would."""
+
+    def spawn(self, *args, env=None):
+        import pty
+
+        pid, fd = pty.fork()
+        if pid == 0:   # the child: become the CLI
+            os.execve(sys.executable, [sys.executable, MODULE] + list(args), env or self.env())
+        self.addCleanup(self._reap, pid, fd)
+        return pid, fd
+
+    def _reap(self, pid, fd):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        os.close(fd)
+
+    def read_until(self, fd, text, timeout=20):
+        import select as select_module
+
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while text.encode() not in seen:
+            left = deadline - time.monotonic()
+            self.assertGreater(left, 0, "never saw %r in %r" % (text, seen))
+            if select_module.select([fd], [], [], left)[0]:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                seen += data
+        return seen.decode("utf-8", "replace")
+
+    def test_two_turns_then_exit(self):
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", "--system", "Be brief.")
+        self.read_until(fd, ">>> ")
+        os.write(fd, b"first question\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        os.write(fd, b"second question\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual([m["role"] for m in self.last.json["messages"]],
+                         ["system", "user", "assistant", "user"])
+        self.assertEqual(self.last.json["messages"][2]["content"], PHRASE)
+        os.write(fd, b"/reset\n")
+        self.read_until(fd, ">>> ")
+        os.write(fd, b"third\n")
+        self.read_until(fd, ">>> ")
+        self.assertEqual(len(self.last.json["messages"]), 2)
+        os.write(fd, b"/exit\n")
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode")
+                         else status >> 8, 0)
+
+    def test_loading_spinner_and_ctrl_c_keeps_the_session(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), before=1.6),
+                         sse_reply(sse_events("chat-stream.http"), gate=gate, gate_after=2), self.fake.route)
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", env=self.env(NO_COLOR="1"))
+        self.read_until(fd, ">>> ")
+        os.write(fd, b"load it\n")
+        screen = self.read_until(fd, ">>> ")
+        self.assertIn("loading model...", screen)
+        self.assertIn(PHRASE, screen)
+        self.assertNotIn("\x1b[", screen)   # NO_COLOR: no escape codes
+        os.write(fd, b"interrupt me\n")
+        self.read_until(fd, "Hello")
+        os.kill(pid, signal.SIGINT)
+        self.assertIn("(answer stopped)", self.read_until(fd, ">>> "))
+        os.write(fd, b"still here?\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        os.write(fd, b"\x04")   # Ctrl-D leaves
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(status >> 8, 0)
+
+    PATH = "/engines/llama.cpp/v1/chat/completions"
 
 
 # ---------------------------------------------------------------------------
