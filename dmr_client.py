@@ -305,6 +305,16 @@ class AttrDict(dict):
         return sorted(set(super().__dir__()).union(names))
 
 
+#: Parses JSON into AttrDicts; one shared decoder, as json.loads(..., object_pairs_hook=)
+#: would build a new one per call.
+_decode_json = json.JSONDecoder(object_pairs_hook=AttrDict).decode
+
+
+def loads(data: Any) -> Any:
+    """Parse JSON text or UTF-8 bytes into AttrDicts and lists."""
+    return _decode_json(data if isinstance(data, str) else data.decode("utf-8"))
+
+
 SSEEvent = collections.namedtuple("SSEEvent", "event data id retry")
 SSEEvent.__doc__ = """One dispatched Server-Sent Event.
 
@@ -318,6 +328,7 @@ joined data lines, ``id`` the last event ID seen so far ("" if none) and
 # ---------------------------------------------------------------------------
 
 _BOM = b"\xef\xbb\xbf"
+_new_tuple = tuple.__new__   # builds an SSEEvent without namedtuple's Python-level __new__
 
 
 class SSEDecoder:
@@ -381,13 +392,20 @@ class SSEDecoder:
         if tail:
             self._keep_partial(tail)
         events: List[SSEEvent] = []
+        data = self._data
+        limit = self.max_event_bytes
         for line in lines:
             if line[:6] == b"data: ":   # the shape of nearly every line an LLM server sends
-                self._add_data(line[6:])
+                self._data_size += len(line) - 5
+                if self._data_size > limit:
+                    self._add_data(line)   # raises with the message
+                data.append(line[6:])
             elif line:
                 self._field(line, events)
-            elif self._data:
+                data = self._data
+            elif data:
                 events.append(self._dispatch())
+                data = self._data
             else:
                 self._event_type = b""
         return events
@@ -440,8 +458,8 @@ class SSEDecoder:
             if value.isdigit():  # bytes.isdigit() is ASCII-only, as the rules require
                 self.retry = int(value)
         elif name in self._extra:
-            events.append(SSEEvent(name.decode("ascii"), value.decode("utf-8", "replace"),
-                                   self.last_event_id, self.retry))
+            events.append(_new_tuple(SSEEvent, (name.decode("ascii"), value.decode("utf-8", "replace"),
+                                                self.last_event_id, self.retry)))
 
     def _dispatch(self) -> SSEEvent:
         data = self._data
@@ -450,7 +468,7 @@ class SSEDecoder:
         self._data = []
         self._data_size = 0
         self._event_type = b""
-        return SSEEvent(event_type, raw.decode("utf-8", "replace"), self.last_event_id, self.retry)
+        return _new_tuple(SSEEvent, (event_type, raw.decode("utf-8", "replace"), self.last_event_id, self.retry))
 
 
 def _as_bytes(chunk: Any) -> bytes:
@@ -562,7 +580,9 @@ def _parse_base_url(url: str) -> _Root:
     netloc = "[%s]" % host if ":" in host else host
     if port is not None:
         netloc += ":%d" % port
-    prefix, engine, plain = _split_api_path(parts.path, shown)
+    # Requests are written as ASCII: anything else in the path is percent-encoded, once.
+    path = urllib.parse.quote(parts.path, safe="/%!$&'()*+,;=:@-._~")
+    prefix, engine, plain = _split_api_path(path, shown)
     return _Root("%s://%s" % (scheme_name, netloc), prefix, engine, plain)
 
 
@@ -849,7 +869,7 @@ def parse_pull_line(line: str) -> Optional[AttrDict]:
 
         text = html.unescape(text)
     try:
-        event = json.loads(text, object_pairs_hook=AttrDict)
+        event = _decode_json(text)
     except ValueError:
         raise PullError(text) from None
     if not isinstance(event, dict):
@@ -1079,6 +1099,33 @@ class _Pool:
             conn.close()
 
 
+def _host_header(origin: _Origin) -> str:
+    if origin.unix_socket:
+        return "localhost"
+    host = origin.host
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = "[%s]" % host
+    default = 443 if origin.scheme == "https" else 80
+    return host if origin.port == default else "%s:%d" % (host, origin.port)
+
+
+def _fixed_head(origin: _Origin, headers: Mapping[str, str]) -> bytes:
+    """The header lines every request to *origin* carries, encoded once.
+
+    http.client's putheader() validates and encodes each header on every
+    request; these were validated when the Client was made.
+    """
+    lines = ["Host: " + _host_header(origin)]
+    lines += ["%s: %s" % pair for pair in headers.items()]
+    if origin.proxy is not None and origin.proxy.authorization and origin.scheme == "http":
+        lines.append("Proxy-Authorization: " + origin.proxy.authorization)
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+
 def _running_in_container() -> bool:
     """True inside a Docker (or Podman) container."""
     return os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
@@ -1216,8 +1263,8 @@ class Stream:
         self._error: Optional[BaseException] = None
         self._chunks = self._iter_chunks()
 
-    def __iter__(self) -> Stream:
-        return self
+    def __iter__(self) -> Iterator[AttrDict]:
+        return self._chunks   # the generator itself: no Python-level __next__ per chunk
 
     def __next__(self) -> AttrDict:
         return next(self._chunks)
@@ -1263,52 +1310,61 @@ class Stream:
         return (choices[0].message.content or "") if choices else ""
 
     def _iter_chunks(self) -> Iterator[AttrDict]:
+        exchange = self._exchange
+        read1 = exchange.response.read1
+        feed = SSEDecoder(extra_fields=("error",)).feed
+        decode = _decode_json
+        received = self._received
+        finished: Dict[Any, bool] = {}   # choice index -> has its finish_reason
         try:
-            yield from self._read_chunks()
+            while True:
+                data = self._read(read1)
+                if not data:
+                    break
+                for event in feed(data):
+                    text = event[1]
+                    if text == "[DONE]":
+                        self.completed = True
+                        exchange.drain()
+                        return
+                    if event[0] != "message":
+                        self._check_event(event)
+                        continue
+                    try:
+                        chunk = decode(text)
+                        choices = chunk.get("choices")
+                    except (ValueError, AttributeError):
+                        self._check_event(event)
+                        raise
+                    if "error" in chunk:
+                        raise self._stream_error(text)
+                    if choices:
+                        for choice in choices:
+                            if choice.__class__ is AttrDict:
+                                index = choice.get("index", 0)
+                                if choice.get("finish_reason") is not None:
+                                    finished[index] = True
+                                elif index not in finished:
+                                    finished[index] = False
+                    self.chunks_received += 1
+                    received.append(chunk)
+                    yield chunk
+            if finished and all(finished.values()):
+                self.completed = True
+                exchange.finish()
+                return
+            raise APIConnectionError(
+                "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
+                "the answer is incomplete" % (self.url, self.chunks_received),
+                url=self.url, chunks_received=self.chunks_received)
+        except GeneratorExit:
+            raise
         except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                self._error = exc
+            self._error = exc
             raise
         finally:
             if not self.completed:
-                self._exchange.discard()
-
-    def _read_chunks(self) -> Iterator[AttrDict]:
-        exchange = self._exchange
-        read1 = exchange.response.read1
-        decoder = SSEDecoder(extra_fields=("error",))
-        received = self._received
-        unfinished: set = set()
-        finished: set = set()
-        while True:
-            data = self._read(read1)
-            if not data:
-                break
-            for event in decoder.feed(data):
-                if event.data == "[DONE]":
-                    self.completed = True
-                    exchange.drain()
-                    return
-                chunk = self._decode(event)
-                for choice in chunk.get("choices") or ():
-                    index = choice.get("index", 0) if isinstance(choice, dict) else 0
-                    if isinstance(choice, dict) and choice.get("finish_reason") is not None:
-                        finished.add(index)
-                        unfinished.discard(index)
-                    elif index not in finished:
-                        unfinished.add(index)
-                self.chunks_received += 1
-                received.append(chunk)
-                yield chunk
-        decoder.close()
-        if finished and not unfinished:
-            self.completed = True
-            exchange.finish()
-            return
-        raise APIConnectionError(
-            "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
-            "the answer is incomplete" % (self.url, self.chunks_received),
-            url=self.url, chunks_received=self.chunks_received)
+                exchange.discard()
 
     def _read(self, read1: Any) -> bytes:
         try:
@@ -1324,20 +1380,20 @@ class Stream:
                 % (self.url, self.chunks_received, _describe_os_error(exc)),
                 url=self.url, chunks_received=self.chunks_received) from exc
 
-    def _decode(self, event: SSEEvent) -> AttrDict:
+    def _check_event(self, event: SSEEvent) -> None:
+        """Raise for an event that is not a chunk: an error, or something not JSON."""
         if event.event == "error":
             raise self._stream_error(event.data)
+        if event.event != "message":
+            return   # a named event a chat stream does not define: not ours to interpret
         try:
-            chunk = json.loads(event.data, object_pairs_hook=AttrDict)
+            chunk = _decode_json(event.data)
         except ValueError:
             raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
                                        % (self.url, event.data), body=event.data) from None
         if not isinstance(chunk, dict):
             raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
                                        "%.200r" % (self.url, event.data), body=event.data)
-        if "error" in chunk:
-            raise self._stream_error(event.data)
-        return chunk
 
     def _stream_error(self, data: str) -> StreamError:
         message, error_type, code = parse_error_body(data)
@@ -1471,7 +1527,7 @@ class Client:
                  max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
                  unix_socket: Optional[str] = None):
         self.engine = _check_engine(engine)
-        self.api_key = _resolve_api_key(api_key)
+        self._api_key = _resolve_api_key(api_key)
         self.timeout = _check_timeout(timeout, "timeout")
         self.connect_timeout = _check_timeout(connect_timeout, "connect_timeout")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -1483,6 +1539,7 @@ class Client:
             "Content-Type": "application/json",
         }
         self._headers.update(_check_headers(headers))
+        self._head = b""
         self._sleep = time.sleep   # tests replace it to keep retry waits short
         self._lock = threading.Lock()
         self._socket_fallback = False
@@ -1521,6 +1578,23 @@ class Client:
         self.base_url = root.url()
         self.unix_socket = unix_socket
         self._pool = _Pool(origin, self.connect_timeout, self.timeout)
+        self._build_head()
+
+    @property
+    def api_key(self) -> str:
+        """The key sent as ``Authorization: Bearer <key>`` ("" sends none)."""
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        self._api_key = _resolve_api_key(value)
+        self._build_head()
+
+    def _build_head(self) -> None:
+        headers = dict(self._headers)
+        if self._api_key and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = "Bearer " + self._api_key
+        self._head = _fixed_head(self._pool.origin, headers)
 
     def _use_docker_socket(self) -> bool:
         """After localhost:12434 refused: switch to Docker Desktop's socket if there is one."""
@@ -1723,26 +1797,19 @@ class Client:
         socket answers 503 while Model Runner is disabled.
         """
         for _ in range(2):
-            pool = self._pool
-            probe = _Pool(pool.origin, min(self.connect_timeout or timeout, timeout), timeout)
-            headers = self._request_headers("*/*")
-            conn = None
+            probe = _Pool(self._pool.origin, min(self.connect_timeout or timeout, timeout), timeout)
+            _, url, target = self._target("dmr", "/", None)
             try:
-                conn = probe.connect()
-                path = self._root.dmr_path() + "/"
-                target = self._root.origin + path if pool.origin.proxy and pool.origin.scheme == "http" else path
-                conn.request("GET", target, headers=headers)
-                response = conn.getresponse()
-                response.read(MAX_ERROR_BODY)
-                return response.status < 500
+                exchange = self._exchange(probe, "GET", target, None, self._request_head("GET", target, "*/*", None), url)
+                exchange.read_body(MAX_ERROR_BODY)
+                return exchange.response.status < 500
             except _RetryableConnectionError as failure:
                 if not (failure.refused and self._use_docker_socket()):
                     return False
-            except (OSError, http.client.HTTPException):
+            except DMRError:
                 return False
             finally:
-                if conn is not None:
-                    conn.close()
+                probe.close()
         return False
 
     # -- plumbing -----------------------------------------------------------------
@@ -1750,19 +1817,18 @@ class Client:
     def _json(self, exchange: _Exchange) -> Any:
         raw = exchange.read_body()
         try:
-            return json.loads(raw, object_pairs_hook=AttrDict)
+            return loads(raw)
         except ValueError:
             text = raw.decode("utf-8", "replace")
             raise InvalidResponseError("%s answered %d with a body that is not JSON: %.200r"
                                        % (exchange.url, exchange.response.status, text),
                                        body=text, status_code=exchange.response.status) from None
 
-    def _request_headers(self, accept: str) -> Dict[str, str]:
-        headers = dict(self._headers)
-        headers["Accept"] = accept
-        if self.api_key and "Authorization" not in headers:
-            headers["Authorization"] = "Bearer " + self.api_key
-        return headers
+    def _request_head(self, method: str, target: str, accept: str, body: Optional[bytes]) -> bytes:
+        """The request line and headers, ready to write."""
+        length = b"Content-Length: %d\r\n" % len(body) if body is not None else b""
+        return b"%s %s HTTP/1.1\r\n%sAccept: %s\r\n%s\r\n" % (
+            method.encode("ascii"), target.encode("ascii"), self._head, accept.encode("ascii"), length)
 
     def _path(self, where: str, route: str, engine: Optional[str]) -> str:
         root = self._root
@@ -1780,18 +1846,19 @@ class Client:
         *route* is appended to the OpenAI root (*where* "api"), DMR's root
         ("dmr") or the engine's root outside /v1 ("engine").
         """
-        headers = self._request_headers(accept)
-        pool, url, target = self._target(where, route, engine, headers)
+        pool, url, target = self._target(where, route, engine)
+        head = self._request_head(method, target, accept, body)
         debug = _log.isEnabledFor(logging.DEBUG)
         attempt = 0
         while True:
             try:
-                exchange = self._exchange(pool, method, target, body, headers, url)
+                exchange = self._exchange(pool, method, target, body, head, url)
             except _RetryableConnectionError as wrapped:
                 error = wrapped.error
                 error.url = url
                 if wrapped.refused and attempt == 0 and self._socket_fallback and self._use_docker_socket():
-                    pool, url, target = self._target(where, route, engine, headers)
+                    pool, url, target = self._target(where, route, engine)
+                    head = self._request_head(method, target, accept, body)
                     continue
                 if attempt >= self.max_retries:
                     raise self._connection_failure(error, attempt, wrapped.refused) from None
@@ -1816,32 +1883,42 @@ class Client:
             self._sleep(delay)
             attempt += 1
 
-    def _target(self, where: str, route: str, engine: Optional[str],
-                headers: Dict[str, str]) -> Tuple[_Pool, str, str]:
-        """(pool, URL for messages, request target) of a route; proxies get the absolute URL."""
+    def _target(self, where: str, route: str, engine: Optional[str]) -> Tuple[_Pool, str, str]:
+        """(pool, URL for messages, request target) of a route; HTTP proxies get the absolute URL."""
         pool = self._pool
         path = self._path(where, route, engine)
         url = self._root.origin + path
-        proxy = pool.origin.proxy
-        if proxy is None or pool.origin.scheme != "http":
+        if pool.origin.proxy is None or pool.origin.scheme != "http":
             return pool, url, path
-        if proxy.authorization:
-            headers["Proxy-Authorization"] = proxy.authorization
         return pool, url, url
 
-    def _exchange(self, pool: _Pool, method: str, target: str, body: Optional[bytes],
-                  headers: Dict[str, str], url: str) -> _Exchange:
+    def _exchange(self, pool: _Pool, method: str, target: str, body: Optional[bytes], head: bytes,
+                  url: str) -> _Exchange:
+        """Write the request in one go and read the response head.
+
+        http.client opened the connection (TLS and proxy tunnel included) and
+        parses the response; the request is written here, pre-encoded, in a
+        single write instead of putheader() per header and two writes.
+        """
         conn, reused = pool.take()
+        message = head + body if body else head
         while True:
+            response = None
             try:
-                conn.request(method, target, body, headers)
-                return _Exchange(pool, conn, conn.getresponse(), url)
+                conn.sock.sendall(message)
+                response = http.client.HTTPResponse(conn.sock, method=method)
+                response.begin()
+                return _Exchange(pool, conn, response, url)
             except socket.timeout:
+                if response is not None:
+                    response.close()
                 conn.close()
                 # The request went out: the server may be working on it, so this is not retried.
                 raise APITimeoutError("no response from %s within %s s (a model load can take "
                                       "minutes: raise timeout=)" % (url, pool.timeout), url=url) from None
             except (OSError, http.client.HTTPException) as exc:
+                if response is not None:
+                    response.close()   # it holds the socket open until closed
                 conn.close()
                 if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
                                                BrokenPipeError, ConnectionAbortedError)):
@@ -1949,6 +2026,11 @@ def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
             raise ValueError("header name %r is not a valid HTTP token" % (name,))
         if not isinstance(value, str) or "\r" in value or "\n" in value or "\0" in value:
             raise ValueError("header %r must have a str value without CR, LF or NUL" % name)
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError("header %r must be Latin-1 text (HTTP headers cannot carry other "
+                             "characters)" % name) from None
         checked[name] = value
     return checked
 
@@ -1969,9 +2051,12 @@ def _check_messages(messages: Any) -> None:
                              % position)
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def _encode_json(body: Dict[str, Any]) -> bytes:
     try:
-        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        return _encode(body).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
                         "None, list and dict values)" % exc) from None

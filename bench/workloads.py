@@ -1,0 +1,277 @@
+"""One client doing one measured workload, run in a fresh process by bench/run.py.
+
+    python bench/workloads.py CLIENT WORKLOAD BASE_URL [ARG]
+
+CLIENT is one of CLIENTS; WORKLOAD is
+  chat SECONDS      sequential non-streaming chats for about SECONDS (after a warm-up)
+  stream SECONDS N  sequential streams of N chunks for about SECONDS
+  ttfc COUNT        time to the first chunk of COUNT streams
+  one               a single chat (for peak RSS)
+It prints one JSON object: wall and CPU seconds and what was counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+MODEL = "ai/smollm2"
+MESSAGES = [{"role": "user", "content": "Say hello."}]
+PATH = "/engines/llama.cpp/v1/chat/completions"
+HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer dummy-key"}
+
+
+def body(stream=False, n=16):
+    payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": n}
+    if stream:
+        payload["stream"] = True
+    return json.dumps(payload).encode()
+
+
+# Each factory returns (chat, stream): chat() does one request and returns the reply's text;
+# stream(n) iterates a stream of n chunks, calling first() at the first chunk, and returns the
+# number of chunks it decoded.
+
+def raw(base):
+    """http.client keep-alive with readline and json.loads: the floor for Python."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+    chat_body = body()
+
+    def chat():
+        conn.request("POST", PATH, chat_body, HEADERS)
+        return json.loads(conn.getresponse().read())["choices"][0]["message"]["content"]
+
+    def stream(n, first=None):
+        conn.request("POST", PATH, body(True, n), HEADERS)
+        response = conn.getresponse()
+        count = 0
+        for line in response:
+            if line.startswith(b"data: "):
+                payload = line[6:].rstrip()
+                if payload == b"[DONE]":
+                    break
+                json.loads(payload)
+                if not count and first:
+                    first()
+                count += 1
+        response.read()
+        return count
+
+    return chat, stream
+
+
+def raw_read1(base):
+    """The same, reading with read1() and splitting lines itself."""
+    import http.client
+
+    chat, _ = raw(base)
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+
+    def stream(n, first=None):
+        conn.request("POST", PATH, body(True, n), HEADERS)
+        response = conn.getresponse()
+        count, rest, done = 0, b"", False
+        while not done:
+            data = response.read1(65536)
+            if not data:
+                break
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if line.startswith(b"data: "):
+                    if line[6:] == b"[DONE]":
+                        done = True
+                        break
+                    json.loads(line[6:])
+                    if not count and first:
+                        first()
+                    count += 1
+        response.read()
+        return count
+
+    return chat, stream
+
+
+def urllib_request(base):
+    """urllib.request.urlopen, a new connection per call."""
+    import urllib.request
+
+    url = base + PATH
+    chat_body = body()
+
+    def chat():
+        request = urllib.request.Request(url, chat_body, HEADERS)
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())["choices"][0]["message"]["content"]
+
+    def stream(n, first=None):
+        request = urllib.request.Request(url, body(True, n), HEADERS)
+        count = 0
+        with urllib.request.urlopen(request) as response:
+            for line in response:
+                if line.startswith(b"data: "):
+                    payload = line[6:].rstrip()
+                    if payload == b"[DONE]":
+                        break
+                    json.loads(payload)
+                    if not count and first:
+                        first()
+                    count += 1
+        return count
+
+    return chat, stream
+
+
+def requests_session(base):
+    import requests
+
+    session = requests.Session()
+    url = base + PATH
+    chat_body = body()
+
+    def chat():
+        return session.post(url, data=chat_body, headers=HEADERS).json()["choices"][0]["message"]["content"]
+
+    def stream(n, first=None):
+        count = 0
+        with session.post(url, data=body(True, n), headers=HEADERS, stream=True) as response:
+            for line in response.iter_lines():
+                if line.startswith(b"data: "):
+                    if line[6:] == b"[DONE]":
+                        break
+                    json.loads(line[6:])
+                    if not count and first:
+                        first()
+                    count += 1
+        return count
+
+    return chat, stream
+
+
+def openai_sdk(base):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base + "/engines/llama.cpp/v1", api_key="x", max_retries=0)
+
+    def chat():
+        return client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=16).choices[0].message.content
+
+    def stream(n, first=None):
+        count = 0
+        for _ in client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=n, stream=True):
+            if not count and first:
+                first()
+            count += 1
+        return count
+
+    return chat, stream
+
+
+def litellm_provider(base):
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    api_base = base + "/engines/llama.cpp/v1"
+    model = "docker_model_runner/" + MODEL
+
+    def chat():
+        reply = litellm.completion(model=model, messages=MESSAGES, api_base=api_base, max_tokens=16)
+        return reply.choices[0].message.content
+
+    def stream(n, first=None):
+        count = 0
+        for _ in litellm.completion(model=model, messages=MESSAGES, api_base=api_base, max_tokens=n, stream=True):
+            if not count and first:
+                first()
+            count += 1
+        return count
+
+    return chat, stream
+
+
+def dmr(base):
+    import dmr_client
+
+    client = dmr_client.Client(base)
+
+    def chat():
+        return client.chat(MODEL, MESSAGES, max_tokens=16).choices[0].message.content
+
+    def stream(n, first=None):
+        count = 0
+        for _ in client.chat(MODEL, MESSAGES, max_tokens=n, stream=True):
+            if not count and first:
+                first()
+            count += 1
+        return count
+
+    return chat, stream
+
+
+CLIENTS = {"raw": raw, "raw_read1": raw_read1, "urllib": urllib_request, "requests": requests_session,
+           "openai": openai_sdk, "litellm": litellm_provider, "dmr_client": dmr}
+#: What each client imports, for the import-cost measurement.
+IMPORTS = {"raw": "import http.client, json", "raw_read1": "import http.client, json",
+           "urllib": "import urllib.request, json", "requests": "import requests",
+           "openai": "import openai", "litellm": "import litellm", "dmr_client": "import dmr_client",
+           "dmr_client's stdlib": "import collections, http.client, json, logging, os, random, re, select, "
+                                  "socket, threading, time, urllib.parse"}
+
+
+def timed(seconds, step):
+    """Call step() until *seconds* have passed; (calls, wall, cpu)."""
+    calls = 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    deadline = wall0 + seconds
+    while True:
+        step()
+        calls += 1
+        if calls % 8 == 0 and time.perf_counter() >= deadline:
+            break
+    return calls, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def main():
+    name, workload, base = sys.argv[1:4]
+    arg = sys.argv[4:]
+    chat, stream = CLIENTS[name](base)
+    result = {"client": name, "workload": workload}
+    if workload == "one":
+        result["text"] = chat()
+    elif workload == "chat":
+        for _ in range(50):
+            chat()
+        result["calls"], result["wall"], result["cpu"] = timed(float(arg[0]), chat)
+    elif workload == "stream":
+        n = int(arg[1])
+        for _ in range(3):
+            stream(n)
+        chunks = []
+        result["calls"], result["wall"], result["cpu"] = timed(float(arg[0]), lambda: chunks.append(stream(n)))
+        result["chunks"] = sum(chunks)
+    elif workload == "ttfc":
+        times = []
+        for _ in range(20):
+            stream(20)
+        for _ in range(int(arg[0])):
+            marks = []
+            started = time.perf_counter()
+            stream(20, lambda: marks.append(time.perf_counter()))
+            times.append(marks[0] - started)
+        times.sort()
+        result["median"] = times[len(times) // 2]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
