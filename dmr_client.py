@@ -73,6 +73,7 @@ __all__ = [
     "SSEEvent",
     "SSEDecoder",
     "iter_sse",
+    "ChunkedDecoder",
     "normalize_base_url",
     "split_model",
     "parse_error_body",
@@ -307,7 +308,22 @@ class AttrDict(dict):
 
 #: Parses JSON into AttrDicts; one shared decoder, as json.loads(..., object_pairs_hook=)
 #: would build a new one per call.
-_decode_json = json.JSONDecoder(object_pairs_hook=AttrDict).decode
+_json_decoder = json.JSONDecoder(object_pairs_hook=AttrDict)
+_decode_json = _json_decoder.decode
+_scan_json = _json_decoder.scan_once
+
+
+def _decode_event(text: str) -> Any:
+    """_decode_json for one SSE payload, without decode()'s two whitespace regexes.
+
+    Any text the scanner does not take whole (whitespace, trailing data, bad
+    JSON) goes through decode(), which parses it or says what is wrong.
+    """
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return _decode_json(text)
+    return value if end == len(text) else _decode_json(text)
 
 
 def loads(data: Any) -> Any:
@@ -365,12 +381,21 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> List[SSEEvent]:
         """Parse *chunk* and return the events it completes (often none or one)."""
+        return list(self.events(chunk))
+
+    def events(self, chunk: bytes) -> Iterator[SSEEvent]:
+        """feed() as a generator: each event as soon as its lines are parsed.
+
+        A reader handed many events in one network read gets the first one
+        without waiting for the rest to be parsed.  Exhaust it before the next
+        call.
+        """
         if type(chunk) is not bytes:
             chunk = _as_bytes(chunk)
         if self._head is not None:
             chunk = self._strip_bom(chunk)
             if not chunk:
-                return []
+                return
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -381,7 +406,7 @@ class SSEDecoder:
         if b"\n" not in chunk:
             if chunk:
                 self._keep_partial(chunk)
-            return []
+            return
         if self._partial:
             self._partial.append(chunk)
             chunk = b"".join(self._partial)
@@ -391,7 +416,6 @@ class SSEDecoder:
         tail = lines.pop()
         if tail:
             self._keep_partial(tail)
-        events: List[SSEEvent] = []
         data = self._data
         limit = self.max_event_bytes
         for line in lines:
@@ -401,14 +425,15 @@ class SSEDecoder:
                     self._add_data(line)   # raises with the message
                 data.append(line[6:])
             elif line:
-                self._field(line, events)
+                extra = self._field(line)
+                if extra is not None:
+                    yield extra
                 data = self._data
             elif data:
-                events.append(self._dispatch())
+                yield self._dispatch()
                 data = self._data
             else:
                 self._event_type = b""
-        return events
 
     def close(self) -> None:
         """End of stream: an event without its blank line is discarded, as the rules say."""
@@ -441,9 +466,10 @@ class SSEDecoder:
                            "(raise max_event_bytes if such events are expected)" % self.max_event_bytes)
         self._data.append(value)
 
-    def _field(self, line: bytes, events: List[SSEEvent]) -> None:
+    def _field(self, line: bytes) -> Optional[SSEEvent]:
+        """Apply one non-blank line that is not ``data: ...``; an extra field is returned as its event."""
         if line[:1] == b":":
-            return
+            return None
         name, colon, value = line.partition(b":")
         if colon and value[:1] == b" ":
             value = value[1:]
@@ -458,8 +484,9 @@ class SSEDecoder:
             if value.isdigit():  # bytes.isdigit() is ASCII-only, as the rules require
                 self.retry = int(value)
         elif name in self._extra:
-            events.append(_new_tuple(SSEEvent, (name.decode("ascii"), value.decode("utf-8", "replace"),
-                                                self.last_event_id, self.retry)))
+            return _new_tuple(SSEEvent, (name.decode("ascii"), value.decode("utf-8", "replace"),
+                                         self.last_event_id, self.retry))
+        return None
 
     def _dispatch(self) -> SSEEvent:
         data = self._data
@@ -488,8 +515,78 @@ def iter_sse(chunks: Iterable[bytes], *, max_event_bytes: int = MAX_EVENT_BYTES)
     """
     decoder = SSEDecoder(max_event_bytes=max_event_bytes)
     for chunk in chunks:
-        yield from decoder.feed(chunk)
+        yield from decoder.events(chunk)
     decoder.close()
+
+
+class ChunkedDecoder:
+    """Incremental decoder of HTTP/1.1 chunked transfer coding (no I/O).
+
+    feed() takes raw body bytes as they arrive and returns the payload they
+    complete; ``done`` turns true after the last chunk and its trailers.
+    http.client decodes one chunk per read1() call, with a regex and several
+    calls per chunk; LLM servers send one small chunk per token, so a stream
+    decodes its body here, a whole network read at a time.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+        self._pending = b""      # an unfinished size or trailer line
+        self._left = 0           # payload bytes still due in the current chunk
+        self._state = "size"     # size | data | end-of-data | trailer
+
+    def feed(self, data: bytes) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        out = []
+        pos, end = 0, len(data)
+        while pos < end and not self.done:
+            if self._state == "data":
+                take = min(self._left, end - pos)
+                out.append(data[pos:pos + take])
+                pos += take
+                self._left -= take
+                if not self._left:
+                    self._state = "end-of-data"
+                continue
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                self._pending = data[pos:]
+                if len(self._pending) > 4096:
+                    raise http.client.HTTPException("malformed chunked body: a size line over 4 KiB")
+                break
+            line = data[pos:newline].rstrip(b"\r")
+            pos = newline + 1
+            if self._state == "size" and line and b";" not in line:
+                try:
+                    size = int(line, 16)
+                except ValueError:
+                    raise http.client.HTTPException("malformed chunked body: bad chunk size %r"
+                                                    % line[:40]) from None
+                stop = pos + size
+                if size and data[stop:stop + 2] == b"\r\n":   # the usual case: the whole chunk is here
+                    out.append(data[pos:stop])
+                    pos = stop + 2
+                    continue
+                self._left, self._state = size, ("data" if size else "trailer")
+                continue
+            if self._state == "end-of-data":
+                if line:
+                    raise http.client.HTTPException("malformed chunked body: a chunk longer than its size")
+                self._state = "size"
+            elif self._state == "trailer":
+                self.done = not line
+            else:
+                try:
+                    size = int(line.split(b";", 1)[0], 16)
+                except ValueError:
+                    raise http.client.HTTPException("malformed chunked body: bad chunk size %r"
+                                                    % line[:40]) from None
+                if size:
+                    self._left, self._state = size, "data"
+                else:
+                    self._state = "trailer"
+        return b"".join(out) if len(out) != 1 else out[0]
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -1164,7 +1261,7 @@ def _describe_os_error(exc: BaseException) -> str:
 class _Exchange:
     """One request and its response, holding the connection until it is settled."""
 
-    __slots__ = ("pool", "conn", "response", "url", "settled")
+    __slots__ = ("pool", "conn", "response", "url", "settled", "_chunks")
 
     def __init__(self, pool: _Pool, conn: http.client.HTTPConnection,
                  response: http.client.HTTPResponse, url: str):
@@ -1173,6 +1270,30 @@ class _Exchange:
         self.response = response
         self.url = url
         self.settled = False
+        self._chunks: Optional[ChunkedDecoder] = None
+
+    def read_some(self) -> bytes:
+        """The next piece of the body as soon as it arrives; b"" at its end.
+
+        One network read at most: a streamed event never waits for bytes
+        that come after it.  A body cut short raises (http.client's
+        IncompleteRead or the socket's error), never a quiet end.
+        """
+        response = self.response
+        if not response.chunked:
+            return response.read1(READ_CHUNK)
+        decoder = self._chunks
+        if decoder is None:
+            decoder = self._chunks = ChunkedDecoder()
+        while not decoder.done:
+            raw = response.fp.read1(READ_CHUNK)
+            if not raw:
+                raise http.client.IncompleteRead(b"", None)
+            data = decoder.feed(raw)
+            if data:
+                return data
+        response.close()   # the whole body was read here: http.client never saw it end
+        return b""
 
     def read_body(self, limit: Optional[int] = None) -> bytes:
         """Read the whole body (at most *limit* bytes) and settle the connection."""
@@ -1208,7 +1329,7 @@ class _Exchange:
                 sock.settimeout(DRAIN_SECONDS)
             left = DRAIN_BYTES
             while left > 0 and not response.isclosed():
-                data = response.read(min(left, READ_CHUNK))
+                data = self.read_some()
                 if not data:
                     break
                 left -= len(data)
@@ -1311,14 +1432,14 @@ class Stream:
 
     def _iter_chunks(self) -> Iterator[AttrDict]:
         exchange = self._exchange
-        read1 = exchange.response.read1
-        feed = SSEDecoder(extra_fields=("error",)).feed
-        decode = _decode_json
+        read = exchange.read_some
+        feed = SSEDecoder(extra_fields=("error",)).events
+        decode = _decode_event
         received = self._received
         finished: Dict[Any, bool] = {}   # choice index -> has its finish_reason
         try:
             while True:
-                data = self._read(read1)
+                data = self._read(read)
                 if not data:
                     break
                 for event in feed(data):
@@ -1366,9 +1487,9 @@ class Stream:
             if not self.completed:
                 exchange.discard()
 
-    def _read(self, read1: Any) -> bytes:
+    def _read(self, read: Any) -> bytes:
         try:
-            return read1(READ_CHUNK)
+            return read()
         except socket.timeout:
             raise APITimeoutError(
                 "the stream from %s sent nothing for %s s after %d chunks: the answer is incomplete"
@@ -1464,12 +1585,12 @@ class PullStream:
         return self.result
 
     def _iter_events(self) -> Iterator[AttrDict]:
-        response = self._exchange.response
+        read = self._exchange.read_some
         pending = b""
         try:
             while True:
                 try:
-                    data = response.read1(READ_CHUNK)
+                    data = read()
                 except socket.timeout:
                     raise APITimeoutError("the pull of %s sent no progress for %s s"
                                           % (self.model, self._exchange.pool.timeout), url=self.url) from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import html
+import http.client
 import http.server
 import io
 import json
@@ -623,6 +624,40 @@ class TestSSERules(unittest.TestCase):
         decoder = SSEDecoder(extra_fields=("error",))
         self.assertEqual(decoder.feed(b'error: {"message":"boom"}\n'), [ev('{"message":"boom"}', event="error")])
         self.assertEqual(SSEDecoder().feed(b'error: {"message":"boom"}\n\n'), [])
+
+
+class TestChunkedDecoder(unittest.TestCase):
+    BODY = (b"1ea\r\n" + b"x" * 0x1ea + b"\r\n" + b"5;ext=1\r\nhello\r\n" + b"3\r\nabc\r\n"
+            + b"0\r\nX-Trailer: yes\r\n\r\n")
+
+    def decode(self, data, piece=None):
+        decoder = dmr_client.ChunkedDecoder()
+        pieces = [data] if piece is None else [data[i:i + piece] for i in range(0, len(data), piece)]
+        out = b"".join(decoder.feed(p) for p in pieces)
+        return out, decoder.done
+
+    def test_split_anywhere(self):
+        for piece in (None, 1, 2, 3, 7, 100):
+            with self.subTest(piece=piece):
+                self.assertEqual(self.decode(self.BODY, piece), (b"x" * 0x1ea + b"helloabc", True))
+
+    def test_captured_llama_cpp_stream(self):
+        with open(os.path.join(WIRE, "chat-stream.raw"), "rb") as f:
+            body = f.read().split(b"\r\n\r\n", 1)[1]
+        for piece in (None, 1, 5):
+            data, done = self.decode(body, piece)
+            self.assertTrue(done)
+            self.assertTrue(data.startswith(b"data: {") and data.endswith(b"data: [DONE]\n\n"))
+
+    def test_unfinished_body_is_not_done(self):
+        self.assertEqual(self.decode(b"5\r\nhel"), (b"hel", False))
+        self.assertEqual(self.decode(b"5\r\nhello\r\n"), (b"hello", False))
+
+    def test_malformed_framing(self):
+        for body in (b"zz\r\nabc\r\n", b"3\r\nabcdef\r\n0\r\n\r\n", b"1" * 5000):
+            with self.subTest(body=body[:20]):
+                with self.assertRaises(http.client.HTTPException):
+                    self.decode(body)
 
 
 # ---------------------------------------------------------------------------
