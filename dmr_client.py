@@ -24,12 +24,12 @@ from __future__ import annotations
 import collections
 import http.client
 import json
-import logging
 import os
 import random
 import re
 import select
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -141,7 +141,43 @@ MAX_IDLE_CONNECTIONS = 16
 DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 64 * 1024
 
-_log = logging.getLogger("dmr_client")
+LOGGER_NAME = "dmr_client"
+_DEBUG = 10   # logging.DEBUG
+
+
+class _Log:
+    """logging.getLogger("dmr_client"), without importing logging until someone has.
+
+    A program that never imported logging cannot have configured it, so there
+    is nothing to log to; this saves every user logging's import time and
+    memory.  Configure the logger as usual: it is found at the next call.
+    """
+
+    _logger: Any = None
+
+    def _get(self) -> Any:
+        if self._logger is None:
+            logging = sys.modules.get("logging")
+            if logging is None:
+                return None
+            self._logger = logging.getLogger(LOGGER_NAME)
+        return self._logger
+
+    def debugging(self) -> bool:
+        logger = self._get()
+        return logger is not None and logger.isEnabledFor(_DEBUG)
+
+    def debug(self, message: str, *args: Any) -> None:
+        if self.debugging():
+            self._logger.debug(message, *args)
+
+    def warning(self, message: str, *args: Any) -> None:
+        if self._get() is None:
+            import logging  # a warning is worth the import: logging's last resort prints it
+        self._get().warning(message, *args)
+
+
+_log = _Log()
 
 # ---------------------------------------------------------------------------
 # Errors
@@ -589,9 +625,10 @@ class ChunkedDecoder:
         return b"".join(out) if len(out) != 1 else out[0]
 
 
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
-_ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
-_BAD_HOST_CHARS = re.compile(r"[\s/\\?#@\x00-\x1f\x7f]")
+# Patterns are compiled on first use (re caches them), which keeps the import cheap.
+_SCHEME = r"([A-Za-z][A-Za-z0-9+.\-]*)://"
+_ENGINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
+_BAD_HOST_CHARS = r"[\s/\\?#@\x00-\x1f\x7f]"
 #: Endpoints people paste as a base URL; the root is what comes before them.
 _ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models",
               "/responses", "/messages")
@@ -644,7 +681,7 @@ def _parse_base_url(url: str) -> _Root:
     if not text:
         raise ValueError("base URL is empty: use e.g. %r (or leave it unset for the default)"
                          % DEFAULT_BASE_URL)
-    scheme = _SCHEME.match(text)
+    scheme = re.match(_SCHEME, text)
     if scheme is None:
         text = "http://" + text          # 'localhost:12434', as MODEL_RUNNER_HOST allows
     elif scheme.group(1).lower() == "tcp":
@@ -664,7 +701,7 @@ def _parse_base_url(url: str) -> _Root:
     host = parts.hostname
     if not host:
         raise ValueError("base URL %r has no host: use e.g. %r" % (shown, DEFAULT_BASE_URL))
-    if _BAD_HOST_CHARS.search(host):
+    if re.search(_BAD_HOST_CHARS, host):
         raise ValueError("base URL %r has an invalid host %r" % (shown, host))
     try:
         port = parts.port
@@ -720,7 +757,7 @@ def _split_api_path(path: str, shown: str) -> Tuple[str, Optional[str], bool]:
 
 def _url_engine(name: str, shown: str) -> str:
     # An engine this module does not know yet is allowed in a URL: a newer DMR may have it.
-    if not _ENGINE_NAME.fullmatch(name):
+    if not re.fullmatch(_ENGINE_NAME, name):
         raise ValueError("base URL %r names an invalid engine %r" % (shown, name))
     return name
 
@@ -813,7 +850,7 @@ def _str_or_none(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-_NOT_IN_A_REFERENCE = re.compile(r"[\x00-\x20\x7f]")
+_NOT_IN_A_REFERENCE = r"[\x00-\x20\x7f]"
 
 
 def quote_model_path(name: str) -> str:
@@ -829,7 +866,7 @@ def quote_model_path(name: str) -> str:
     """
     if not isinstance(name, str):
         raise TypeError("model name must be a str such as 'ai/smollm2', not %s" % type(name).__name__)
-    if not name or _NOT_IN_A_REFERENCE.search(name):
+    if not name or re.search(_NOT_IN_A_REFERENCE, name):
         raise ValueError("%r cannot be a model reference: it is empty or holds whitespace or control "
                          "characters (e.g. 'ai/smollm2:latest')" % (name,))
     if any(segment in ("", ".", "..") for segment in name.split("/")):
@@ -1969,7 +2006,7 @@ class Client:
         """
         pool, url, target = self._target(where, route, engine)
         head = self._request_head(method, target, accept, body)
-        debug = _log.isEnabledFor(logging.DEBUG)
+        debug = _log.debugging()
         attempt = 0
         while True:
             try:
@@ -2135,7 +2172,7 @@ def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
     return float(value)
 
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+")
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+"
 
 
 def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
@@ -2143,7 +2180,7 @@ def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
         return {}
     checked = {}
     for name, value in dict(headers).items():
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        if not isinstance(name, str) or not re.fullmatch(_TOKEN, name):
             raise ValueError("header name %r is not a valid HTTP token" % (name,))
         if not isinstance(value, str) or "\r" in value or "\n" in value or "\0" in value:
             raise ValueError("header %r must have a str value without CR, LF or NUL" % name)
@@ -2198,6 +2235,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _cli_parser(argparse)
     args = parser.parse_args(argv)
     if args.debug:
+        import logging
+
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     try:
         client = Client(args.base_url, args.api_key, engine=args.engine, timeout=args.timeout)

@@ -448,6 +448,17 @@ class TestDefaults(unittest.TestCase):
         self.assertEqual(set(dmr_client.KNOWN_ENGINES), {"llama.cpp", "vllm", "mlx", "sglang", "diffusers"})
         self.assertRegex(dmr_client.__version__, r"^\d+\.\d+\.\d+")
 
+    def test_import_leaves_logging_alone_until_the_program_uses_it(self):
+        code = ("import sys, dmr_client\n"
+                "assert 'logging' not in sys.modules, 'dmr_client imported logging'\n"
+                "import logging, io\n"
+                "stream = io.StringIO()\n"
+                "logging.basicConfig(level=logging.DEBUG, stream=stream)\n"
+                "dmr_client._log.debug('found %s', 'late')\n"
+                "assert 'found late' in stream.getvalue(), stream.getvalue()\n")
+        result = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_user_agent_is_ours_not_the_docker_cli(self):
         self.assertTrue(dmr_client.USER_AGENT.startswith("dmr-client/"))
         self.assertNotIn("docker-model-cli", dmr_client.USER_AGENT)

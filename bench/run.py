@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Measure dmr_client against the Python floor and its peers, side by side, in one run.
+
+    python3 bench/run.py            # about 8 minutes; writes bench/RESULTS.md
+    python3 bench/run.py --quick    # fewer repetitions, for a first look
+
+Creates .cache/bench/venv with the pinned baselines (requests, openai, litellm)
+and uvloop for the server, starts bench/server.py on loopback, then runs every
+client in a fresh process per measurement (so imports, caches and RSS do not
+leak between them) and reports medians and ratios to the raw http.client loop.
+Development only: dmr_client itself needs none of this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV = os.path.join(ROOT, ".cache", "bench", "venv")
+PACKAGES = ["requests==2.34.2", "openai==2.54.0", "litellm==1.106.2", "uvloop==0.23.0"]
+CLIENTS = ["raw", "raw_read1", "urllib", "requests", "openai", "litellm", "dmr_client"]
+PY = os.path.join(VENV, "bin", "python")
+
+
+def ensure_venv():
+    marker = os.path.join(VENV, ".installed")
+    wanted = "\n".join(PACKAGES)
+    if os.path.exists(marker) and open(marker).read() == wanted:
+        return
+    subprocess.run([sys.executable, "-m", "venv", "--clear", VENV], check=True)
+    subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + PACKAGES, check=True)
+    with open(marker, "w") as f:
+        f.write(wanted)
+
+
+def env():
+    environment = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    environment.update(PYTHONPATH=ROOT, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONDONTWRITEBYTECODE="")
+    return environment
+
+
+def start_server():
+    process = subprocess.Popen([PY, os.path.join(HERE, "server.py")], stdout=subprocess.PIPE, text=True, env=env())
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://"):
+        process.kill()
+        raise SystemExit("bench: the server did not start")
+    return process, url
+
+
+def workload(client, *args):
+    out = subprocess.run([PY, os.path.join(HERE, "workloads.py"), client] + list(args), capture_output=True,
+                         text=True, env=env(), timeout=300)
+    if out.returncode:
+        raise SystemExit("bench: %s %s failed:\n%s" % (client, args, out.stderr[-3000:]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def import_ms(statement, runs):
+    """Median cost of *statement* in a fresh interpreter, in ms, from `python -X importtime`:
+    the cumulative times of the modules it imports that interpreter start-up did not."""
+    def run(code):
+        err = subprocess.run([PY, "-X", "importtime", "-c", code], capture_output=True, text=True,
+                             env=env(), check=True).stderr
+        times = {}
+        for line in err.splitlines():
+            parts = line.split("|")
+            if len(parts) == 3 and line.startswith("import time:") and parts[1].strip().isdigit():
+                name = parts[2]
+                depth = len(name) - len(name.lstrip(" "))
+                times.setdefault(name.strip(), (depth, int(parts[1])))
+        return times
+    startup = set(run("pass"))
+    totals = []
+    for _ in range(runs):
+        times = run(statement)
+        top = min(depth for name, (depth, _) in times.items() if name not in startup)
+        totals.append(sum(us for name, (depth, us) in times.items() if name not in startup and depth == top))
+    return statistics.median(totals) / 1000
+
+
+def peak_rss_kib(client, url, runs):
+    sizes = []
+    for _ in range(runs):
+        process = subprocess.Popen([PY, os.path.join(HERE, "workloads.py"), client, "one", url],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+        _, status, usage = os.wait4(process.pid, 0)
+        if status:
+            raise SystemExit("bench: %s one failed" % client)
+        sizes.append(usage.ru_maxrss)
+    return statistics.median(sizes)
+
+
+def parser_times(runs):
+    """dmr_client's SSE parser alone, next to the raw loop's split: seconds, medians."""
+    sys.path.insert(0, ROOT)
+    import dmr_client
+
+    def raw_split(chunks):
+        count, rest = 0, b""
+        for chunk in chunks:
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            count += sum(1 for line in lines if line.startswith(b"data: "))
+        return count
+
+    def pieces(data, size):
+        return [data[i:i + size] for i in range(0, len(data), size)]
+
+    def best(function, *args):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            function(*args)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    consume = lambda chunks: sum(1 for _ in dmr_client.iter_sse(chunks))   # noqa: E731
+    results = {}
+    line = b"data: " + b"x" * (4 * 1024 * 1024) + b"\n\n"
+    results["4 MB line, 64 KiB reads"] = (best(consume, pieces(line, 65536)), best(raw_split, pieces(line, 65536)))
+    for megabytes in (1, 2, 4, 8):
+        big = b"data: " + b"x" * (megabytes * 1024 * 1024) + b"\n\n"
+        results["%d MB line, 1 KiB reads" % megabytes] = (best(consume, pieces(big, 1024)), None)
+    small = b"".join(b'data: {"i":%d,"choices":[{"delta":{"content":"tok"}}]}\n\n' % i for i in range(100000))
+    results["100k small events, 64 KiB reads"] = (best(consume, pieces(small, 65536)),
+                                                  best(raw_split, pieces(small, 65536)))
+    return results
+
+
+def versions():
+    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+            "['requests', 'openai', 'litellm', 'uvloop', 'httpx']}))")
+    found = json.loads(subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout)
+    sys.path.insert(0, ROOT)
+    import dmr_client
+    found["dmr_client"] = dmr_client.__version__
+    return found
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    args = parser.parse_args()
+    reps, seconds = (1, 1.0) if args.quick else (3, 2.0)
+    ensure_venv()
+    server, url = start_server()
+    rows = {}
+    try:
+        print("server:", url, flush=True)
+        sys.path.insert(0, HERE)
+        import workloads
+        imports = {}
+        for name in ["raw", "urllib", "requests", "openai", "litellm", "dmr_client", "dmr_client's stdlib"]:
+            runs = 5 if name in ("openai", "litellm") else 30
+            imports[name] = import_ms(workloads.IMPORTS[name], 2 if args.quick else runs)
+            print("import", name, round(imports[name], 1), "ms", flush=True)
+        for client in CLIENTS:
+            row = rows[client] = {"import_ms": imports.get(client, imports["raw"])}
+            row["rss_kib"] = peak_rss_kib(client, url, reps)
+            chats = [workload(client, "chat", url, str(seconds)) for _ in range(reps)]
+            row["chats_per_s"] = statistics.median(r["calls"] / r["wall"] for r in chats)
+            row["cpu_us_per_chat"] = statistics.median(r["cpu"] / r["calls"] * 1e6 for r in chats)
+            streams = [workload(client, "stream", url, str(seconds), "1000") for _ in range(reps)]
+            row["chunks_per_s"] = statistics.median(r["chunks"] / r["wall"] for r in streams)
+            row["cpu_ms_per_stream"] = statistics.median(r["cpu"] / r["calls"] * 1e3 for r in streams)
+            ttfc = [workload(client, "ttfc", url, "200" if not args.quick else "50") for _ in range(reps)]
+            row["ttfc_us"] = statistics.median(r["median"] * 1e6 for r in ttfc)
+            print(client, json.dumps({k: round(v, 1) for k, v in row.items()}), flush=True)
+        parsers = parser_times(3 if not args.quick else 1)
+    finally:
+        server.kill()
+        server.wait()
+    write_results(args.output, rows, imports, parsers, versions(), quick=args.quick)
+    print("wrote", args.output)
+
+
+def write_results(path, rows, imports, parsers, found, quick):
+    raw, read1, dmr = rows["raw"], rows["raw_read1"], rows["dmr_client"]
+    stdlib = imports["dmr_client's stdlib"]
+    lines = ["# Benchmark results", "",
+             "Written by `python3 bench/run.py`%s on %s." % (" --quick" if quick else "",
+                                                          datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
+             "Machine: %s, %d cores, %s; Python %s." % (cpu_model(), os.cpu_count() or 0, platform.platform(),
+                                                        platform.python_version()),
+             "Versions: " + ", ".join("%s %s" % item for item in sorted(found.items())) + ".",
+             "Server: bench/server.py (asyncio + uvloop) on loopback, llama.cpp's JSON and SSE framing; "
+             "every client runs in a fresh process per measurement; medians.", "",
+             "## Medians", "",
+             "| client | import ms | peak RSS MiB (one request) | chats/s | CPU µs/chat | chunks/s | CPU ms/stream of 1000 | first chunk µs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for client, row in rows.items():
+        lines.append("| %s | %.1f | %.1f | %.0f | %.0f | %.0f | %.1f | %.0f |" % (
+            client, row["import_ms"], row["rss_kib"] / 1024, row["chats_per_s"], row["cpu_us_per_chat"],
+            row["chunks_per_s"], row["cpu_ms_per_stream"], row["ttfc_us"]))
+    lines += ["", "## Ratios to the raw http.client loop (higher is better for rates, lower for costs)", "",
+              "| client | chats/s | chunks/s | first chunk time | peak RSS |", "|---|---|---|---|---|"]
+    for client, row in rows.items():
+        lines.append("| %s | %.2f× | %.2f× | %.2f× | %.2f× |" % (
+            client, row["chats_per_s"] / raw["chats_per_s"], row["chunks_per_s"] / raw["chunks_per_s"],
+            row["ttfc_us"] / raw["ttfc_us"], row["rss_kib"] / raw["rss_kib"]))
+    lines += ["", "## Parser alone (dmr_client.iter_sse; the raw loop's bare split where comparable)", "",
+              "| input | dmr_client s | raw split s |", "|---|---|---|"]
+    for name, (ours, theirs) in parsers.items():
+        lines.append("| %s | %.4f | %s |" % (name, ours, "%.4f" % theirs if theirs else "—"))
+    small = parsers["100k small events, 64 KiB reads"][0]
+
+    def check(ok):
+        return "met" if ok else "**missed**"
+    targets = [
+        ("import within 10 % of the stdlib modules it uses",
+         "%.1f ms vs %.1f ms (%+.0f %%)" % (imports["dmr_client"], stdlib, 100 * (imports["dmr_client"] / stdlib - 1)),
+         imports["dmr_client"] <= 1.10 * stdlib),
+        ("import ≥ 20× cheaper than openai-python", "%.0f×" % (imports["openai"] / max(imports["dmr_client"], 1e-3)),
+         imports["openai"] >= 20 * imports["dmr_client"]),
+        ("non-streaming ≥ 0.9× the raw loop", "%.2f× (%.1f× openai-python)" % (
+            dmr["chats_per_s"] / raw["chats_per_s"], dmr["chats_per_s"] / rows["openai"]["chats_per_s"]),
+         dmr["chats_per_s"] >= 0.9 * raw["chats_per_s"]),
+        ("streaming ≥ 1.2× the raw readline loop", "%.2f× (%.1f× openai-python)" % (
+            dmr["chunks_per_s"] / raw["chunks_per_s"], dmr["chunks_per_s"] / rows["openai"]["chunks_per_s"]),
+         dmr["chunks_per_s"] >= 1.2 * raw["chunks_per_s"]),
+        ("streaming within 10 % of the read1() floor", "%.2f×" % (dmr["chunks_per_s"] / read1["chunks_per_s"]),
+         dmr["chunks_per_s"] >= 0.9 * read1["chunks_per_s"]),
+        ("first chunk within 10 % of raw", "%.2f×" % (dmr["ttfc_us"] / raw["ttfc_us"]), dmr["ttfc_us"] <= 1.1 * raw["ttfc_us"]),
+        ("parser linear on a long line", "1→8 MB: %.1f× the time for 8× the bytes" % (
+            parsers["8 MB line, 1 KiB reads"][0] / parsers["1 MB line, 1 KiB reads"][0]),
+         parsers["8 MB line, 1 KiB reads"][0] <= 12 * parsers["1 MB line, 1 KiB reads"][0]),
+        ("parser ≥ 1 M small events per minute", "%.1f M/min" % (100000 / small * 60 / 1e6), 100000 / small * 60 >= 1e6),
+        ("peak RSS ≤ 1.05× the raw loop", "%.2f×" % (dmr["rss_kib"] / raw["rss_kib"]), dmr["rss_kib"] <= 1.05 * raw["rss_kib"]),
+    ]
+    lines += ["", "## Targets (issue 6)", "", "| target | measured | |", "|---|---|---|"]
+    lines += ["| %s | %s | %s |" % (name, measured, check(ok)) for name, measured, ok in targets]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
