@@ -15,8 +15,11 @@ standard library alone::
             for choice in chunk.choices:
                 print(choice.delta.get("content") or "", end="", flush=True)
 
+It is also a command line: ``python dmr_client.py chat -m ai/smollm2 "Hi"``.
+
 The module reads top to bottom in layers: defaults, errors, data types, pure
-parsing and URL rules (no I/O), the HTTP transport, the Client.
+parsing and URL rules (no I/O: feed bytes, get events), the HTTP transport,
+streams, the Client, the command line.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ __all__ = [
     "InvalidResponseError",
     "SSEError",
     "AttrDict",
+    "loads",
     "SSEEvent",
     "SSEDecoder",
     "iter_sse",
@@ -87,6 +91,7 @@ __all__ = [
     "CompletionStream",
     "PullStream",
     "Client",
+    "main",
 ]
 
 # ---------------------------------------------------------------------------

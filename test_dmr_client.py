@@ -820,6 +820,105 @@ class TestParseRetryAfter(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
+# Pure parsing: model paths, stream folding, pull lines
+# ---------------------------------------------------------------------------
+
+
+class TestQuoteModelPath(unittest.TestCase):
+    def test_references_keep_their_slashes_and_tags(self):
+        for name in ("ai/smollm2", "ai/llama3.2:1B-Q8_0", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+                     "docker.io/ai/smollm2:latest", "sha256:" + "a" * 64, "smollm2"):
+            self.assertEqual(dmr_client.quote_model_path(name), name)
+
+    def test_specials_cannot_change_the_route(self):
+        self.assertEqual(dmr_client.quote_model_path("ai/x?force=true"), "ai/x%3Fforce%3Dtrue")
+        self.assertEqual(dmr_client.quote_model_path("ai/x#frag"), "ai/x%23frag")
+        self.assertEqual(dmr_client.quote_model_path("ai/%2e%2e"), "ai/%252e%252e")
+
+    def test_what_cannot_be_a_reference(self):
+        for name in ("", "../../version", "ai/../x", "ai/./x", "ai//x", "/ai/x", "ai/x/", "ai/x y",
+                     "ai/x\r\nHost: evil", "ai/x\0", "ai/\tx"):
+            with self.subTest(name=name):
+                with self.assertRaises(ValueError):
+                    dmr_client.quote_model_path(name)
+        with self.assertRaises(TypeError):
+            dmr_client.quote_model_path(None)
+
+
+def chunk(delta=None, finish=None, index=0, **extra):
+    choice = {"index": index, "delta": delta or {}, "finish_reason": finish}
+    return dict({"id": "chatcmpl-1", "created": 7, "model": "ai/qwen3", "object": "chat.completion.chunk",
+                 "choices": [choice]}, **extra)
+
+
+class TestFoldChatChunks(unittest.TestCase):
+    def test_captured_stream_folds_to_the_captured_reply(self):
+        chunks = [json.loads(e[6:]) for e in sse_events("chat-stream.http")[:-1]]
+        folded = dmr_client.fold_chat_chunks(chunks)
+        reply = json.loads(load_capture("chat.http")[2])
+        self.assertEqual(folded.choices[0].message, reply["choices"][0]["message"])
+        self.assertEqual(folded.choices[0].finish_reason, "stop")
+        self.assertEqual(folded.usage.completion_tokens, reply["usage"]["completion_tokens"])
+        self.assertEqual((folded.object, folded.id), ("chat.completion", chunks[0]["id"]))
+
+    def test_tool_calls_merge_by_index(self):
+        chunks = [
+            chunk({"role": "assistant", "content": None}),
+            chunk({"reasoning_content": "Need the "}),
+            chunk({"reasoning_content": "weather."}),
+            chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                                   "function": {"name": "get_weather", "arguments": ""}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}},
+                                  {"index": 0, "function": {"arguments": "ty\": \"Paris\"}"}}]}),   # same index twice
+            chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+                                   "function": {"name": "get_time", "arguments": "{}"}}]}),
+            chunk({}, finish="tool_calls"),
+            {"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}},
+        ]
+        message = dmr_client.fold_chat_chunks(chunks).choices[0].message
+        self.assertIsNone(message.content)
+        self.assertEqual(message.reasoning_content, "Need the weather.")
+        self.assertEqual([c.id for c in message.tool_calls], ["call_a", "call_b"])
+        self.assertEqual(message.tool_calls[0].function.name, "get_weather")
+        self.assertEqual(json.loads(message.tool_calls[0].function.arguments), {"city": "Paris"})
+        self.assertEqual(message.tool_calls[1].function.arguments, "{}")
+        self.assertEqual(dmr_client.fold_chat_chunks(chunks).usage.total_tokens, 14)
+
+    def test_several_choices_and_logprobs(self):
+        chunks = [chunk({"content": "A"}, index=1), chunk({"content": "x"}, index=0,),
+                  chunk({"content": "B"}, index=1, ), chunk({}, finish="stop", index=0),
+                  chunk({}, finish="length", index=1)]
+        chunks[1]["choices"][0]["logprobs"] = {"content": [{"token": "x", "logprob": -0.1}]}
+        folded = dmr_client.fold_chat_chunks(chunks)
+        self.assertEqual([c.message.content for c in folded.choices], ["x", "AB"])
+        self.assertEqual([c.finish_reason for c in folded.choices], ["stop", "length"])
+        self.assertEqual(folded.choices[0].logprobs.content[0].token, "x")
+
+    def test_completion_chunks(self):
+        chunks = [{"id": "c", "choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in ("a", "b")]
+        chunks.append({"id": "c", "choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
+        folded = dmr_client.fold_completion_chunks(chunks)
+        self.assertEqual((folded.choices[0].text, folded.choices[0].finish_reason), ("ab", "length"))
+
+
+class TestParsePullLine(unittest.TestCase):
+    def test_lines(self):
+        event = dmr_client.parse_pull_line('{"type":"progress","total":10,"layer":{"current":5}}\n')
+        self.assertEqual((event.type, event.layer.current), ("progress", 5))
+        escaped = html.escape('{"type":"warning","message":"a \\"b\\" & <c>"}')
+        self.assertEqual(dmr_client.parse_pull_line(escaped).message, 'a "b" & <c>')
+        self.assertIsNone(dmr_client.parse_pull_line("  \n"))
+
+    def test_errors_carry_dmr_words(self):
+        with self.assertRaises(dmr_client.PullError) as caught:
+            dmr_client.parse_pull_line('{"type":"error","message":"Error: unauthorized"}')
+        self.assertEqual(caught.exception.message, "Error: unauthorized")
+        with self.assertRaises(dmr_client.PullError) as caught:
+            dmr_client.parse_pull_line("error while pulling model: disk full")
+        self.assertEqual(caught.exception.message, "error while pulling model: disk full")
+
+
+# ---------------------------------------------------------------------------
 # Client: construction (no I/O)
 # ---------------------------------------------------------------------------
 
@@ -1462,105 +1561,6 @@ class TestConnections(FakeDMRTestCase):
         with self.assertRaises(dmr_client.DMRError) as caught:
             client.chat("ai/smollm2", HI)
         self.assertIn("closed", str(caught.exception))
-
-
-# ---------------------------------------------------------------------------
-# Pure parsing: model paths, stream folding, pull lines
-# ---------------------------------------------------------------------------
-
-
-class TestQuoteModelPath(unittest.TestCase):
-    def test_references_keep_their_slashes_and_tags(self):
-        for name in ("ai/smollm2", "ai/llama3.2:1B-Q8_0", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
-                     "docker.io/ai/smollm2:latest", "sha256:" + "a" * 64, "smollm2"):
-            self.assertEqual(dmr_client.quote_model_path(name), name)
-
-    def test_specials_cannot_change_the_route(self):
-        self.assertEqual(dmr_client.quote_model_path("ai/x?force=true"), "ai/x%3Fforce%3Dtrue")
-        self.assertEqual(dmr_client.quote_model_path("ai/x#frag"), "ai/x%23frag")
-        self.assertEqual(dmr_client.quote_model_path("ai/%2e%2e"), "ai/%252e%252e")
-
-    def test_what_cannot_be_a_reference(self):
-        for name in ("", "../../version", "ai/../x", "ai/./x", "ai//x", "/ai/x", "ai/x/", "ai/x y",
-                     "ai/x\r\nHost: evil", "ai/x\0", "ai/\tx"):
-            with self.subTest(name=name):
-                with self.assertRaises(ValueError):
-                    dmr_client.quote_model_path(name)
-        with self.assertRaises(TypeError):
-            dmr_client.quote_model_path(None)
-
-
-def chunk(delta=None, finish=None, index=0, **extra):
-    choice = {"index": index, "delta": delta or {}, "finish_reason": finish}
-    return dict({"id": "chatcmpl-1", "created": 7, "model": "ai/qwen3", "object": "chat.completion.chunk",
-                 "choices": [choice]}, **extra)
-
-
-class TestFoldChatChunks(unittest.TestCase):
-    def test_captured_stream_folds_to_the_captured_reply(self):
-        chunks = [json.loads(e[6:]) for e in sse_events("chat-stream.http")[:-1]]
-        folded = dmr_client.fold_chat_chunks(chunks)
-        reply = json.loads(load_capture("chat.http")[2])
-        self.assertEqual(folded.choices[0].message, reply["choices"][0]["message"])
-        self.assertEqual(folded.choices[0].finish_reason, "stop")
-        self.assertEqual(folded.usage.completion_tokens, reply["usage"]["completion_tokens"])
-        self.assertEqual((folded.object, folded.id), ("chat.completion", chunks[0]["id"]))
-
-    def test_tool_calls_merge_by_index(self):
-        chunks = [
-            chunk({"role": "assistant", "content": None}),
-            chunk({"reasoning_content": "Need the "}),
-            chunk({"reasoning_content": "weather."}),
-            chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                                   "function": {"name": "get_weather", "arguments": ""}}]}),
-            chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}},
-                                  {"index": 0, "function": {"arguments": "ty\": \"Paris\"}"}}]}),   # same index twice
-            chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                                   "function": {"name": "get_time", "arguments": "{}"}}]}),
-            chunk({}, finish="tool_calls"),
-            {"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}},
-        ]
-        message = dmr_client.fold_chat_chunks(chunks).choices[0].message
-        self.assertIsNone(message.content)
-        self.assertEqual(message.reasoning_content, "Need the weather.")
-        self.assertEqual([c.id for c in message.tool_calls], ["call_a", "call_b"])
-        self.assertEqual(message.tool_calls[0].function.name, "get_weather")
-        self.assertEqual(json.loads(message.tool_calls[0].function.arguments), {"city": "Paris"})
-        self.assertEqual(message.tool_calls[1].function.arguments, "{}")
-        self.assertEqual(dmr_client.fold_chat_chunks(chunks).usage.total_tokens, 14)
-
-    def test_several_choices_and_logprobs(self):
-        chunks = [chunk({"content": "A"}, index=1), chunk({"content": "x"}, index=0,),
-                  chunk({"content": "B"}, index=1, ), chunk({}, finish="stop", index=0),
-                  chunk({}, finish="length", index=1)]
-        chunks[1]["choices"][0]["logprobs"] = {"content": [{"token": "x", "logprob": -0.1}]}
-        folded = dmr_client.fold_chat_chunks(chunks)
-        self.assertEqual([c.message.content for c in folded.choices], ["x", "AB"])
-        self.assertEqual([c.finish_reason for c in folded.choices], ["stop", "length"])
-        self.assertEqual(folded.choices[0].logprobs.content[0].token, "x")
-
-    def test_completion_chunks(self):
-        chunks = [{"id": "c", "choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in ("a", "b")]
-        chunks.append({"id": "c", "choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
-        folded = dmr_client.fold_completion_chunks(chunks)
-        self.assertEqual((folded.choices[0].text, folded.choices[0].finish_reason), ("ab", "length"))
-
-
-class TestParsePullLine(unittest.TestCase):
-    def test_lines(self):
-        event = dmr_client.parse_pull_line('{"type":"progress","total":10,"layer":{"current":5}}\n')
-        self.assertEqual((event.type, event.layer.current), ("progress", 5))
-        escaped = html.escape('{"type":"warning","message":"a \\"b\\" & <c>"}')
-        self.assertEqual(dmr_client.parse_pull_line(escaped).message, 'a "b" & <c>')
-        self.assertIsNone(dmr_client.parse_pull_line("  \n"))
-
-    def test_errors_carry_dmr_words(self):
-        with self.assertRaises(dmr_client.PullError) as caught:
-            dmr_client.parse_pull_line('{"type":"error","message":"Error: unauthorized"}')
-        self.assertEqual(caught.exception.message, "Error: unauthorized")
-        with self.assertRaises(dmr_client.PullError) as caught:
-            dmr_client.parse_pull_line("error while pulling model: disk full")
-        self.assertEqual(caught.exception.message, "error while pulling model: disk full")
 
 
 # ---------------------------------------------------------------------------
