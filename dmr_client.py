@@ -25,7 +25,6 @@ streams, the Client, the command line.
 from __future__ import annotations
 
 import collections
-import http.client
 import json
 import os
 import random
@@ -39,10 +38,26 @@ import urllib.parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs import time; with postponed annotations it is only needed here
+    import http.client
     from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
     Headers = Mapping[str, str]
     Message = Mapping[str, Any]
+else:
+    http = None   # the http package, with http.client loaded: see _http_client()
+
+
+def _http_client() -> Any:
+    """http.client, imported the first time a Client is made.
+
+    http.client (with ssl and email, which it imports) is most of what this
+    module would cost to import; a program that only imports dmr_client, or
+    uses its parsers, does not pay for it.
+    """
+    global http
+    if http is None:
+        import http.client
+    return http.client
 
 __all__ = [
     "__version__",
@@ -594,7 +609,7 @@ class ChunkedDecoder:
             if newline < 0:
                 self._pending = data[pos:]
                 if len(self._pending) > 4096:
-                    raise http.client.HTTPException("malformed chunked body: a size line over 4 KiB")
+                    raise _http_client().HTTPException("malformed chunked body: a size line over 4 KiB")
                 break
             line = data[pos:newline].rstrip(b"\r")
             pos = newline + 1
@@ -602,7 +617,7 @@ class ChunkedDecoder:
                 try:
                     size = int(line, 16)
                 except ValueError:
-                    raise http.client.HTTPException("malformed chunked body: bad chunk size %r"
+                    raise _http_client().HTTPException("malformed chunked body: bad chunk size %r"
                                                     % line[:40]) from None
                 stop = pos + size
                 if size and data[stop:stop + 2] == b"\r\n":   # the usual case: the whole chunk is here
@@ -613,7 +628,7 @@ class ChunkedDecoder:
                 continue
             if self._state == "end-of-data":
                 if line:
-                    raise http.client.HTTPException("malformed chunked body: a chunk longer than its size")
+                    raise _http_client().HTTPException("malformed chunked body: a chunk longer than its size")
                 self._state = "size"
             elif self._state == "trailer":
                 self.done = not line
@@ -621,7 +636,7 @@ class ChunkedDecoder:
                 try:
                     size = int(line.split(b";", 1)[0], 16)
                 except ValueError:
-                    raise http.client.HTTPException("malformed chunked body: bad chunk size %r"
+                    raise _http_client().HTTPException("malformed chunked body: bad chunk size %r"
                                                     % line[:40]) from None
                 if size:
                     self._left, self._state = size, "data"
@@ -1109,22 +1124,28 @@ def _origin_for(root: _Root) -> _Origin:
     return _Origin(parts.scheme, parts.hostname, port, _proxy_for(parts.scheme, parts.hostname), None)
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a Unix socket (Docker Desktop's docker.sock, DMR's own socket)."""
+_UnixHTTPConnection: Any = None
 
-    def __init__(self, path: str, timeout: Optional[float]):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_socket = path
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.unix_socket)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+def _unix_connection(path: str, timeout: Optional[float]) -> http.client.HTTPConnection:
+    """An HTTPConnection over a Unix socket (Docker Desktop's docker.sock, DMR's own socket)."""
+    global _UnixHTTPConnection
+    if _UnixHTTPConnection is None:
+        class _UnixHTTPConnection(_http_client().HTTPConnection):   # type: ignore[no-redef]
+            def __init__(self, path: str, timeout: Optional[float]):
+                super().__init__("localhost", timeout=timeout)
+                self.unix_socket = path
+
+            def connect(self) -> None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(self.unix_socket)
+                except BaseException:
+                    sock.close()
+                    raise
+                self.sock = sock
+    return _UnixHTTPConnection(path, timeout)
 
 
 def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
@@ -1164,8 +1185,8 @@ class _Pool:
     """Keep-alive connections to one origin, shared safely between threads.
 
     Each request takes a connection for itself; a connection goes back only
-    when its response was read to the end, so http.client's one-request-at-a-
-    time rule is never broken.
+    when its response was read to the end, so a socket never carries two
+    requests at once and no reply is read by the wrong caller.
     """
 
     def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float]):
@@ -1194,7 +1215,7 @@ class _Pool:
         proxy = origin.proxy
         cls = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
         if origin.unix_socket:
-            conn = _UnixHTTPConnection(origin.unix_socket, self.connect_timeout)
+            conn = _unix_connection(origin.unix_socket, self.connect_timeout)
         elif proxy is None:
             conn = cls(origin.host, origin.port, timeout=self.connect_timeout)
         elif origin.scheme == "https":
@@ -1671,8 +1692,12 @@ class PullStream:
 class Client:
     """A client for Docker Model Runner's OpenAI-compatible API.
 
-    *base_url* is normalised by normalize_base_url() (None: the environment,
-    then DEFAULT_BASE_URL).  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
+    *base_url* is normalised by normalize_base_url().  None means the
+    environment (DOCKER_MODEL_RUNNER_API_BASE, MODEL_RUNNER_HOST), else DMR
+    is looked for: model-runner.docker.internal inside a Docker Desktop
+    container, else DEFAULT_BASE_URL with Docker Desktop's socket as the
+    fallback when it refuses.  *unix_socket* talks HTTP over that socket
+    instead of TCP.  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
     then DEFAULT_API_KEY; "" sends no Authorization header.  *engine* picks
     the DMR engine unless a model name names one.  *timeout* bounds each wait
     for data (a model load can take minutes), *connect_timeout* the TCP
@@ -1689,6 +1714,7 @@ class Client:
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
                  unix_socket: Optional[str] = None):
+        _http_client()
         self.engine = _check_engine(engine)
         self._api_key = _resolve_api_key(api_key)
         self.timeout = _check_timeout(timeout, "timeout")
@@ -1771,9 +1797,8 @@ class Client:
                     break
             else:
                 return False
-            old = self._pool
+            # The TCP pool holds no connection (none was ever made): it is simply dropped.
             self._set_root(_parse_base_url("http://localhost" + DOCKER_SOCKET_PREFIX), path)
-        old.close()
         _log.debug("%s refused; using Docker Desktop's socket %s (%s)", DEFAULT_BASE_URL, path, self.base_url)
         return True
 

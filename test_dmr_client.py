@@ -448,9 +448,12 @@ class TestDefaults(unittest.TestCase):
         self.assertEqual(set(dmr_client.KNOWN_ENGINES), {"llama.cpp", "vllm", "mlx", "sglang", "diffusers"})
         self.assertRegex(dmr_client.__version__, r"^\d+\.\d+\.\d+")
 
-    def test_import_leaves_logging_alone_until_the_program_uses_it(self):
+    def test_import_defers_http_client_and_logging(self):
         code = ("import sys, dmr_client\n"
                 "assert 'logging' not in sys.modules, 'dmr_client imported logging'\n"
+                "assert 'http.client' not in sys.modules, 'dmr_client imported http.client'\n"
+                "dmr_client.Client('http://127.0.0.1:9')\n"
+                "assert 'http.client' in sys.modules, 'a Client needs http.client'\n"
                 "import logging, io\n"
                 "stream = io.StringIO()\n"
                 "logging.basicConfig(level=logging.DEBUG, stream=stream)\n"

@@ -224,6 +224,7 @@ CLIENTS = {"raw": raw, "raw_read1": raw_read1, "urllib": urllib_request, "reques
 IMPORTS = {"raw": "import http.client, json", "raw_read1": "import http.client, json",
            "urllib": "import urllib.request, json", "requests": "import requests",
            "openai": "import openai", "litellm": "import litellm", "dmr_client": "import dmr_client",
+           "dmr_client + Client()": "import dmr_client; dmr_client.Client('http://127.0.0.1:9')",
            "dmr_client's stdlib": "import collections, http.client, json, os, re, select, socket, sys, "
                                   "threading, time, urllib.parse"}
 
