@@ -1417,7 +1417,46 @@ class _Exchange:
 # ---------------------------------------------------------------------------
 
 
-class Stream:
+class _Streamed:
+    """An iterator over a live response: what Stream and PullStream share.
+
+    Stopping early (close(), leaving the ``with`` block, or dropping it)
+    closes the connection instead of reading the rest of the body.
+    """
+
+    def __init__(self, exchange: _Exchange):
+        self._exchange = exchange
+        self.url = exchange.url
+        self._items = self._iter_items()
+
+    def _iter_items(self) -> Iterator[AttrDict]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[AttrDict]:
+        return self._items   # the generator itself: no Python-level __next__ per item
+
+    def __next__(self) -> AttrDict:
+        return next(self._items)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading; an unfinished response's connection is closed, not reused."""
+        self._items.close()
+        self._exchange.discard()
+
+    def __del__(self) -> None:
+        # An abandoned, never-iterated response still holds a socket: close it, not the GC.
+        exchange = getattr(self, "_exchange", None)
+        if exchange is not None:
+            exchange.discard()
+
+
+class Stream(_Streamed):
     """The chunks of a streamed completion, each an AttrDict, as they arrive.
 
     Iterate it; use it as a context manager or call close() to stop early
@@ -1437,38 +1476,13 @@ class Stream:
     _fold = staticmethod(fold_chat_chunks)
 
     def __init__(self, exchange: _Exchange):
-        self._exchange = exchange
         self.status_code = exchange.response.status
         self.headers = exchange.response.headers
-        self.url = exchange.url
         self.completed = False
         self.chunks_received = 0
         self._received: List[AttrDict] = []
         self._error: Optional[BaseException] = None
-        self._chunks = self._iter_chunks()
-
-    def __iter__(self) -> Iterator[AttrDict]:
-        return self._chunks   # the generator itself: no Python-level __next__ per chunk
-
-    def __next__(self) -> AttrDict:
-        return next(self._chunks)
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop reading; an unfinished response's connection is closed, not reused."""
-        self._chunks.close()
-        self._exchange.discard()
-
-    def __del__(self) -> None:
-        # An abandoned, never-iterated stream still holds a socket: close it, not the GC.
-        exchange = getattr(self, "_exchange", None)
-        if exchange is not None:
-            exchange.discard()
+        super().__init__(exchange)
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
@@ -1493,7 +1507,7 @@ class Stream:
         choices = self.final().choices
         return (choices[0].message.content or "") if choices else ""
 
-    def _iter_chunks(self) -> Iterator[AttrDict]:
+    def _iter_items(self) -> Iterator[AttrDict]:
         exchange = self._exchange
         read = exchange.read_some
         feed = SSEDecoder(extra_fields=("error",)).events
@@ -1599,7 +1613,7 @@ class CompletionStream(Stream):
         return choices[0].text if choices else ""
 
 
-class PullStream:
+class PullStream(_Streamed):
     """The progress of a model pull: one AttrDict per line DMR sends.
 
     Each event has ``type`` (progress, warning, success), ``message``, ``total``
@@ -1611,33 +1625,9 @@ class PullStream:
     """
 
     def __init__(self, exchange: _Exchange, model: str):
-        self._exchange = exchange
-        self.url = exchange.url
         self.model = model
         self.result: Optional[AttrDict] = None
-        self._events = self._iter_events()
-
-    def __iter__(self) -> PullStream:
-        return self
-
-    def __next__(self) -> AttrDict:
-        return next(self._events)
-
-    def __enter__(self) -> PullStream:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop following the pull; the connection is closed and DMR cancels it."""
-        self._events.close()
-        self._exchange.discard()
-
-    def __del__(self) -> None:
-        exchange = getattr(self, "_exchange", None)
-        if exchange is not None:
-            exchange.discard()
+        super().__init__(exchange)
 
     def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
@@ -1647,7 +1637,7 @@ class PullStream:
             raise DMRError("the pull of %s was closed before it finished" % self.model)
         return self.result
 
-    def _iter_events(self) -> Iterator[AttrDict]:
+    def _iter_items(self) -> Iterator[AttrDict]:
         read = self._exchange.read_some
         pending = b""
         try:

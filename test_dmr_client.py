@@ -427,6 +427,24 @@ class FakeDMRTestCase(unittest.TestCase):
         return self.fake.requests[-1]
 
 
+def in_threads(count, work):
+    """Run work() in *count* threads at once; return the exceptions they raised."""
+    errors = []
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # collected for the test to assert on
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    return errors
+
+
 def text_of(stream):
     return "".join(choice.delta.get("content") or "" for chunk in stream for choice in chunk.choices)
 
@@ -1510,22 +1528,14 @@ class TestConnections(FakeDMRTestCase):
 
     def test_eight_threads_share_one_client(self):
         client = self.client()
-        results, errors = [], []
+        results = []
 
         def work():
-            try:
-                for _ in range(5):
-                    results.append(client.chat("ai/smollm2", HI).choices[0].message.content)
-                results.append(text_of(client.chat("ai/smollm2", HI, stream=True)))
-            except Exception as exc:  # collected and asserted below
-                errors.append(exc)
+            for _ in range(5):
+                results.append(client.chat("ai/smollm2", HI).choices[0].message.content)
+            results.append(text_of(client.chat("ai/smollm2", HI, stream=True)))
 
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-        self.assertEqual(errors, [])
+        self.assertEqual(in_threads(8, work), [])
         self.assertEqual(results, [PHRASE] * 48)
         self.assertLessEqual(self.fake.connections, 8)
         self.assertEqual(len(self.fake.requests), 48)
@@ -2330,21 +2340,13 @@ class TestRealServer(unittest.TestCase):
 
     def test_eight_threads_share_one_client(self):
         client = self.client()
-        answers, errors = [], []
+        answers = []
 
         def work():
-            try:
-                for _ in range(3):
-                    answers.append(self.chat(client).choices[0].message.content)
-            except Exception as exc:  # collected and asserted below
-                errors.append(exc)
+            for _ in range(3):
+                answers.append(self.chat(client).choices[0].message.content)
 
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(300)
-        self.assertEqual(errors, [])
+        self.assertEqual(in_threads(8, work), [])
         self.assertEqual(len(answers), 24)
         if self.phrase:
             self.assertEqual(set(answers), {self.phrase})

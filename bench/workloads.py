@@ -34,6 +34,21 @@ def body(stream=False, n=16):
     return json.dumps(payload).encode()
 
 
+def count_events(lines, first=None):
+    """The raw loops' minimal SSE handling: json.loads each data line until [DONE]."""
+    count = 0
+    for line in lines:
+        if line.startswith(b"data: "):
+            payload = line[6:].rstrip()
+            if payload == b"[DONE]":
+                break
+            json.loads(payload)
+            if not count and first:
+                first()
+            count += 1
+    return count
+
+
 # Each factory returns (chat, stream): chat() does one request and returns the reply's text;
 # stream(n) iterates a stream of n chunks, calling first() at the first chunk, and returns the
 # number of chunks it decoded.
@@ -53,16 +68,7 @@ def raw(base):
     def stream(n, first=None):
         conn.request("POST", PATH, body(True, n), HEADERS)
         response = conn.getresponse()
-        count = 0
-        for line in response:
-            if line.startswith(b"data: "):
-                payload = line[6:].rstrip()
-                if payload == b"[DONE]":
-                    break
-                json.loads(payload)
-                if not count and first:
-                    first()
-                count += 1
+        count = count_events(response, first)
         response.read()
         return count
 
@@ -116,18 +122,8 @@ def urllib_request(base):
 
     def stream(n, first=None):
         request = urllib.request.Request(url, body(True, n), HEADERS)
-        count = 0
         with urllib.request.urlopen(request) as response:
-            for line in response:
-                if line.startswith(b"data: "):
-                    payload = line[6:].rstrip()
-                    if payload == b"[DONE]":
-                        break
-                    json.loads(payload)
-                    if not count and first:
-                        first()
-                    count += 1
-        return count
+            return count_events(response, first)
 
     return chat, stream
 
@@ -143,17 +139,8 @@ def requests_session(base):
         return session.post(url, data=chat_body, headers=HEADERS).json()["choices"][0]["message"]["content"]
 
     def stream(n, first=None):
-        count = 0
         with session.post(url, data=body(True, n), headers=HEADERS, stream=True) as response:
-            for line in response.iter_lines():
-                if line.startswith(b"data: "):
-                    if line[6:] == b"[DONE]":
-                        break
-                    json.loads(line[6:])
-                    if not count and first:
-                        first()
-                    count += 1
-        return count
+            return count_events(response.iter_lines(), first)
 
     return chat, stream
 
