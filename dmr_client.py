@@ -579,10 +579,10 @@ class ChunkedDecoder:
     """Incremental decoder of HTTP/1.1 chunked transfer coding (no I/O).
 
     feed() takes raw body bytes as they arrive and returns the payload they
-    complete; ``done`` turns true after the last chunk and its trailers.
-    http.client decodes one chunk per read1() call, with a regex and several
-    calls per chunk; LLM servers send one small chunk per token, so a stream
-    decodes its body here, a whole network read at a time.
+    complete; pieces() yields it chunk by chunk; ``done`` turns true after the
+    last chunk and its trailers.  http.client decodes one chunk per read1()
+    call, with a regex and several calls per chunk; LLM servers send one small
+    chunk per token, so a stream decodes its body here, a network read at a time.
     """
 
     def __init__(self) -> None:
@@ -592,14 +592,18 @@ class ChunkedDecoder:
         self._state = "size"     # size | data | end-of-data | trailer
 
     def feed(self, data: bytes) -> bytes:
+        return b"".join(self.pieces(data))
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """The payload in *data*, one piece per chunk as it is decoded.  Exhaust it
+        before the next call."""
         if self._pending:
             data, self._pending = self._pending + data, b""
-        out = []
         pos, end = 0, len(data)
         while pos < end and not self.done:
             if self._state == "data":
                 take = min(self._left, end - pos)
-                out.append(data[pos:pos + take])
+                yield data[pos:pos + take]
                 pos += take
                 self._left -= take
                 if not self._left:
@@ -610,39 +614,27 @@ class ChunkedDecoder:
                 self._pending = data[pos:]
                 if len(self._pending) > 4096:
                     raise _http_client().HTTPException("malformed chunked body: a size line over 4 KiB")
-                break
+                return
             line = data[pos:newline].rstrip(b"\r")
             pos = newline + 1
-            if self._state == "size" and line and b";" not in line:
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise _http_client().HTTPException("malformed chunked body: bad chunk size %r"
-                                                    % line[:40]) from None
-                stop = pos + size
-                if size and data[stop:stop + 2] == b"\r\n":   # the usual case: the whole chunk is here
-                    out.append(data[pos:stop])
-                    pos = stop + 2
-                    continue
-                self._left, self._state = size, ("data" if size else "trailer")
-                continue
-            if self._state == "end-of-data":
-                if line:
-                    raise _http_client().HTTPException("malformed chunked body: a chunk longer than its size")
-                self._state = "size"
-            elif self._state == "trailer":
-                self.done = not line
-            else:
+            if self._state == "size":
                 try:
                     size = int(line.split(b";", 1)[0], 16)
                 except ValueError:
                     raise _http_client().HTTPException("malformed chunked body: bad chunk size %r"
-                                                    % line[:40]) from None
-                if size:
-                    self._left, self._state = size, "data"
+                                                       % line[:40]) from None
+                stop = pos + size
+                if size and data[stop:stop + 2] == b"\r\n":   # the usual case: the whole chunk is here
+                    yield data[pos:stop]
+                    pos = stop + 2
                 else:
-                    self._state = "trailer"
-        return b"".join(out) if len(out) != 1 else out[0]
+                    self._left, self._state = size, ("data" if size else "trailer")
+            elif self._state == "end-of-data":
+                if line:
+                    raise _http_client().HTTPException("malformed chunked body: a chunk longer than its size")
+                self._state = "size"
+            else:   # trailer lines, up to a blank one
+                self.done = not line
 
 
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
@@ -1324,7 +1316,7 @@ def _describe_os_error(exc: BaseException) -> str:
 class _Exchange:
     """One request and its response, holding the connection until it is settled."""
 
-    __slots__ = ("pool", "conn", "response", "url", "settled", "_chunks")
+    __slots__ = ("pool", "conn", "response", "url", "settled", "_chunks", "_rest")
 
     def __init__(self, pool: _Pool, conn: http.client.HTTPConnection,
                  response: http.client.HTTPResponse, url: str):
@@ -1334,12 +1326,14 @@ class _Exchange:
         self.url = url
         self.settled = False
         self._chunks: Optional[ChunkedDecoder] = None
+        self._rest: Optional[Iterator[bytes]] = None
 
     def read_some(self) -> bytes:
         """The next piece of the body as soon as it arrives; b"" at its end.
 
-        One network read at most: a streamed event never waits for bytes
-        that come after it.  A body cut short raises (http.client's
+        One network read at most, and the first chunk of a read is handed
+        over before the rest is decoded: a streamed event never waits for
+        bytes that come after it.  A body cut short raises (http.client's
         IncompleteRead or the socket's error), never a quiet end.
         """
         response = self.response
@@ -1348,13 +1342,21 @@ class _Exchange:
         decoder = self._chunks
         if decoder is None:
             decoder = self._chunks = ChunkedDecoder()
+        rest = self._rest
+        if rest is not None:   # what the last network read held after its first chunk
+            self._rest = None
+            data = b"".join(rest)
+            if data:
+                return data
         while not decoder.done:
             raw = response.fp.read1(READ_CHUNK)
             if not raw:
-                raise http.client.IncompleteRead(b"", None)
-            data = decoder.feed(raw)
-            if data:
-                return data
+                raise _http_client().IncompleteRead(b"", None)
+            pieces = decoder.pieces(raw)
+            for data in pieces:
+                if data:
+                    self._rest = pieces
+                    return data
         response.close()   # the whole body was read here: http.client never saw it end
         return b""
 

@@ -2169,6 +2169,16 @@ class TestCLIInteractive(CLITestCase):
         _, status = os.waitpid(pid, 0)
         self.assertEqual(status >> 8, 0)
 
+    def test_pull_progress_bar_at_a_terminal(self):
+        self.fake.script("/models/create", pull_reply(["progress", "progress", "progress", "success"]))
+        pid, fd = self.spawn("pull", "ai/smollm2")
+        screen = self.read_until(fd, "Model pulled successfully")
+        self.assertIn("\r[#####", screen)
+        self.assertIn("100%", screen)
+        self.assertRegex(screen, r"[KMG]?B/s")
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(status >> 8, 0)
+
     PATH = "/engines/llama.cpp/v1/chat/completions"
 
 
