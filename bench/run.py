@@ -150,7 +150,7 @@ def parser_times(runs):
     results = {}
     line = b"data: " + b"x" * (4 * 1024 * 1024) + b"\n\n"
     results["4 MB line, 64 KiB reads"] = (best(consume, pieces(line, 65536)), best(raw_split, pieces(line, 65536)))
-    for megabytes in (2, 4, 8, 16):   # all larger than the CPU caches, so growth shows the algorithm
+    for megabytes in (2, 4, 8, 16):   # from 4 MB on past the CPU's caches: growth shows the algorithm
         big = b"data: " + b"x" * (megabytes * 1024 * 1024) + b"\n\n"
         results["%d MB line, 1 KiB reads" % megabytes] = (best(consume, pieces(big, 1024)), None)
     small = b"".join(b'data: {"i":%d,"choices":[{"delta":{"content":"tok"}}]}\n\n' % i for i in range(100000))
@@ -281,10 +281,11 @@ def write_results(path, rows, imports, parsers, found, capacity, quick):
         ("streaming within 10 % of the read1() floor", "%.2f×" % (dmr["chunks_per_s"] / read1["chunks_per_s"]),
          dmr["chunks_per_s"] >= 0.9 * read1["chunks_per_s"]),
         ("first chunk within 10 % of raw", "%.2f×" % (dmr["ttfc_us"] / raw["ttfc_us"]), dmr["ttfc_us"] <= 1.1 * raw["ttfc_us"]),
-        ("parser linear on a long line (time per MB at 16 MB within 1.5× of at 2 MB)",
-         "%.1f ms/MB at 2 MB, %.1f ms/MB at 16 MB" % (parsers["2 MB line, 1 KiB reads"][0] * 1e3 / 2,
-                                                    parsers["16 MB line, 1 KiB reads"][0] * 1e3 / 16),
-         parsers["16 MB line, 1 KiB reads"][0] / 16 <= 1.5 * parsers["2 MB line, 1 KiB reads"][0] / 2),
+        ("parser linear on a long line (time per MB at 16 MB within 1.25× of at 4 MB)",
+         "%.1f ms/MB at 4 MB, %.1f ms/MB at 16 MB (2 MB, cache-resident: %.1f)" % (
+             parsers["4 MB line, 1 KiB reads"][0] * 1e3 / 4, parsers["16 MB line, 1 KiB reads"][0] * 1e3 / 16,
+             parsers["2 MB line, 1 KiB reads"][0] * 1e3 / 2),
+         parsers["16 MB line, 1 KiB reads"][0] / 16 <= 1.25 * parsers["4 MB line, 1 KiB reads"][0] / 4),
         ("parser ≥ 1 M small events per minute", "%.1f M/min" % (100000 / small * 60 / 1e6), 100000 / small * 60 >= 1e6),
         ("peak RSS ≤ 1.05× the raw loop", "%.2f×" % (dmr["rss_kib"] / raw["rss_kib"]), dmr["rss_kib"] <= 1.05 * raw["rss_kib"]),
     ]
