@@ -2367,7 +2367,8 @@ def _isatty(stream: Any) -> bool:
 def _columns() -> int:
     import shutil
 
-    return max(20, shutil.get_terminal_size((80, 24)).columns)
+    columns = shutil.get_terminal_size((80, 24)).columns
+    return max(20, columns) if columns > 0 else 80   # 0: a terminal that reports no size
 
 
 class _Spinner:
