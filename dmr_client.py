@@ -39,7 +39,7 @@ import urllib.parse
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs import time; with postponed annotations it is only needed here
     import http.client
-    from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+    from typing import Any, Dict, Generator, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
     Headers = Mapping[str, str]
     Message = Mapping[str, Any]
@@ -134,7 +134,8 @@ DEFAULT_MAX_RETRIES = 2
 MAX_EVENT_BYTES = 32 * 1024 * 1024
 
 #: The name Docker Desktop gives DMR inside containers (port 80).
-CONTAINER_BASE_URL = "http://model-runner.docker.internal"
+CONTAINER_HOST = "model-runner.docker.internal"
+CONTAINER_BASE_URL = "http://" + CONTAINER_HOST
 #: Docker Desktop's sockets; DMR answers on them under DOCKER_SOCKET_PREFIX.
 DOCKER_SOCKET_PATHS = ("~/.docker/run/docker.sock", "/var/run/docker.sock")
 DOCKER_SOCKET_PREFIX = "/exp/vDD4.40"
@@ -193,7 +194,7 @@ class _Log:
 
     def warning(self, message: str, *args: Any) -> None:
         if self._get() is None:
-            import logging  # a warning is worth the import: logging's last resort prints it
+            import logging  # noqa: F401  (a warning is worth the import: logging's last resort prints it)
         self._get().warning(message, *args)
 
 
@@ -366,7 +367,7 @@ class AttrDict(dict):
 #: would build a new one per call.
 _json_decoder = json.JSONDecoder(object_pairs_hook=AttrDict)
 _decode_json = _json_decoder.decode
-_scan_json = _json_decoder.scan_once
+_scan_json = _json_decoder.scan_once   # type: ignore[attr-defined]  # set by JSONDecoder.__init__
 
 
 def _decode_event(text: str) -> Any:
@@ -500,7 +501,7 @@ class SSEDecoder:
         self._event_type = b""
 
     def _strip_bom(self, chunk: bytes) -> bytes:
-        head = self._head + chunk
+        head = (self._head or b"") + chunk
         if len(head) < len(_BOM) and _BOM.startswith(head):
             self._head = head
             return b""
@@ -1018,7 +1019,7 @@ def parse_pull_line(line: str) -> Optional[AttrDict]:
         event = _decode_json(text)
     except ValueError:
         raise PullError(text) from None
-    if not isinstance(event, dict):
+    if not isinstance(event, AttrDict):
         raise PullError(text)
     if event.get("type") == "error":
         raise PullError(str(event.get("message") or text), event=event)
@@ -1123,7 +1124,7 @@ def _unix_connection(path: str, timeout: Optional[float]) -> http.client.HTTPCon
     """An HTTPConnection over a Unix socket (Docker Desktop's docker.sock, DMR's own socket)."""
     global _UnixHTTPConnection
     if _UnixHTTPConnection is None:
-        class _UnixHTTPConnection(_http_client().HTTPConnection):   # type: ignore[no-redef]
+        class _UnixHTTPConnection(_http_client().HTTPConnection):   # type: ignore[no-redef,misc]
             def __init__(self, path: str, timeout: Optional[float]):
                 super().__init__("localhost", timeout=timeout)
                 self.unix_socket = path
@@ -1227,12 +1228,12 @@ class _Pool:
         except socket.timeout:
             conn.close()
             raise _RetryableConnectionError(APITimeoutError(
-                "connecting to %s took longer than %s s" % (where, self.connect_timeout)))
+                "connecting to %s took longer than %s s" % (where, self.connect_timeout))) from None
         except OSError as exc:
             conn.close()
             raise _RetryableConnectionError(APIConnectionError(
                 "cannot connect to %s: %s" % (where, _describe_os_error(exc))),
-                refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError)))
+                refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError))) from exc
         conn.sock.settimeout(self.timeout)
         return conn
 
@@ -1431,7 +1432,7 @@ class _Streamed:
         self.url = exchange.url
         self._items = self._iter_items()
 
-    def _iter_items(self) -> Iterator[AttrDict]:
+    def _iter_items(self) -> Generator[AttrDict, None, None]:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[AttrDict]:
@@ -1509,7 +1510,7 @@ class Stream(_Streamed):
         choices = self.final().choices
         return (choices[0].message.content or "") if choices else ""
 
-    def _iter_items(self) -> Iterator[AttrDict]:
+    def _iter_items(self) -> Generator[AttrDict, None, None]:
         exchange = self._exchange
         read = exchange.read_some
         feed = SSEDecoder(extra_fields=("error",)).events
@@ -1639,7 +1640,7 @@ class PullStream(_Streamed):
             raise DMRError("the pull of %s was closed before it finished" % self.model)
         return self.result
 
-    def _iter_items(self) -> Iterator[AttrDict]:
+    def _iter_items(self) -> Generator[AttrDict, None, None]:
         read = self._exchange.read_some
         pending = b""
         try:
@@ -1733,7 +1734,7 @@ class Client:
 
     def _discover(self) -> str:
         """The base URL when nothing names one: DMR's container name, else localhost."""
-        if _running_in_container() and _resolves(urllib.parse.urlsplit(CONTAINER_BASE_URL).hostname):
+        if _running_in_container() and _resolves(CONTAINER_HOST):
             _log.debug("no base URL configured; in a container where model-runner.docker.internal "
                        "resolves: using %s", CONTAINER_BASE_URL)
             return CONTAINER_BASE_URL
@@ -2034,19 +2035,19 @@ class Client:
             try:
                 exchange = self._exchange(pool, method, target, body, head, url)
             except _RetryableConnectionError as wrapped:
-                error = wrapped.error
-                error.url = url
+                failure = wrapped.error
+                failure.url = url
                 if wrapped.refused and attempt == 0 and self._socket_fallback and self._use_docker_socket():
                     pool, url, target = self._target(where, route, engine)
                     head = self._request_head(method, target, accept, body)
                     continue
                 if attempt >= self.max_retries:
-                    raise self._connection_failure(error, attempt, wrapped.refused) from None
-                delay = _retry_delay(attempt)
+                    raise self._connection_failure(failure, attempt, wrapped.refused) from None
+                pause = _retry_delay(attempt)
                 if debug:
                     _log.debug("%s %s failed (%s); retry %d in %.2f s",
-                               method, url, error.message, attempt + 1, delay)
-                self._sleep(delay)
+                               method, url, failure.message, attempt + 1, pause)
+                self._sleep(pause)
                 attempt += 1
                 continue
             status = exchange.response.status

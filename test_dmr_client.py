@@ -15,7 +15,6 @@ import copy
 import html
 import http.client
 import http.server
-import io
 import json
 import logging
 import os
@@ -523,7 +522,7 @@ class TestAttrDict(unittest.TestCase):
 
     def test_missing_attribute_raises_attribute_error(self):
         with self.assertRaises(AttributeError) as caught:
-            self.reply.choices[0].message.tool_calls
+            _ = self.reply.choices[0].message.tool_calls
         self.assertIn("tool_calls", str(caught.exception))
         self.assertIsNone(getattr(self.reply, "nope", None))
 

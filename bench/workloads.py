@@ -254,7 +254,7 @@ def main():
         for _ in range(int(arg[0])):
             marks = []
             started = time.perf_counter()
-            stream(20, lambda: marks.append(time.perf_counter()))
+            stream(20, lambda marks=marks: marks.append(time.perf_counter()))
             times.append(marks[0] - started)
         times.sort()
         result["median"] = times[len(times) // 2]
