@@ -1512,6 +1512,8 @@ class Stream(_Streamed):
 
     def _iter_items(self) -> Generator[AttrDict, None, None]:
         exchange = self._exchange
+        if (self.headers.get("Content-Type") or "").startswith("application/json"):
+            self._not_a_stream()
         read = exchange.read_some
         feed = SSEDecoder(extra_fields=("error",)).events
         decode = _decode_event
@@ -1580,6 +1582,20 @@ class Stream(_Streamed):
                 "the stream from %s was cut after %d chunks (%s): the answer is incomplete"
                 % (self.url, self.chunks_received, _describe_os_error(exc)),
                 url=self.url, chunks_received=self.chunks_received) from exc
+
+    def _not_a_stream(self) -> None:
+        """A JSON answer where an event stream was asked for: say what the server said instead."""
+        body = self._exchange.read_body(MAX_ERROR_BODY).decode("utf-8", "replace")
+        message, error_type, code = parse_error_body(body)
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and "error" in parsed:
+            raise StreamError(message, body=body, error_type=error_type, code=code)
+        raise InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
+                                   "event stream (does it support stream=True?)" % self.url, body=body,
+                                   status_code=self.status_code)
 
     def _check_event(self, event: SSEEvent) -> None:
         """Raise for an event that is not a chunk: an error, or something not JSON."""
@@ -1940,7 +1956,8 @@ class Client:
         """
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
-        return self._json(self._send("DELETE", route, where="dmr", hints={
+        # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
+        return self._json(self._send("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409}, hints={
             404: "no model %r in DMR's store: see local_models()" % name,
             409: "several tags point to this model: pass force=True to delete it anyway"}))
 
@@ -2021,7 +2038,7 @@ class Client:
 
     def _send(self, method: str, route: str, body: Optional[bytes] = None, *, where: str = "api",
               engine: Optional[str] = None, model: Optional[str] = None, accept: str = "application/json",
-              hints: Optional[Dict[int, str]] = None) -> _Exchange:
+              hints: Optional[Dict[int, str]] = None, retry_statuses: frozenset = RETRY_STATUSES) -> _Exchange:
         """Send a request, retrying what is safe to retry; return a 2xx exchange.
 
         *route* is appended to the OpenAI root (*where* "api"), DMR's root
@@ -2056,7 +2073,7 @@ class Client:
             if 200 <= status < 300:
                 return exchange
             error = self._status_error(exchange, model, hints)
-            delay = self._status_retry_delay(error, attempt)
+            delay = self._status_retry_delay(error, attempt, retry_statuses)
             if delay is None:
                 raise error
             if debug:
@@ -2153,12 +2170,13 @@ class Client:
         return cls(message, status_code=status, body=text, headers=response.headers,
                    url=exchange.url, hint=hint, error_type=error_type, code=code)
 
-    def _status_retry_delay(self, error: APIStatusError, attempt: int) -> Optional[float]:
+    def _status_retry_delay(self, error: APIStatusError, attempt: int,
+                            retry_statuses: frozenset = RETRY_STATUSES) -> Optional[float]:
         """Seconds to wait before retrying *error*, or None to raise it now."""
         should_retry = (error.headers.get("x-should-retry") or "").lower()
         if should_retry == "false":
             return None
-        if should_retry != "true" and error.status_code not in RETRY_STATUSES:
+        if should_retry != "true" and error.status_code not in retry_statuses:
             return None
         if attempt >= self.max_retries:
             if attempt:

@@ -1469,6 +1469,16 @@ class TestStreaming(FakeDMRTestCase):
             next(stream)
         self.assertEqual(caught.exception.chunks_received, 2)
 
+    def test_json_instead_of_a_stream(self):
+        reply = json.loads(load_capture("chat.http")[2])
+        self.fake.script(self.PATH, json_reply(200, reply), json_reply(200, {"error": {"message": "no streams here"}}))
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            list(self.client().chat("ai/smollm2", HI, stream=True))
+        self.assertIn("instead of an event stream", str(caught.exception))
+        with self.assertRaises(dmr_client.StreamError) as caught:
+            list(self.client().chat("ai/smollm2", HI, stream=True))
+        self.assertEqual(caught.exception.message, "no streams here")
+
     def test_event_that_is_not_json(self):
         self.fake.script(self.PATH, sse_reply([b"data: not json\n\n", b"data: [DONE]\n\n"]))
         with self.assertRaises(dmr_client.InvalidResponseError):
@@ -1751,7 +1761,7 @@ class TestManagement(FakeDMRTestCase):
         with self.assertRaises(dmr_client.ConflictError) as caught:
             client.delete_model(SHARED_ID)
         self.assertIn("force=True", str(caught.exception))
-        self.assertEqual(len([r for r in self.fake.requests if r.path == "/models/" + SHARED_ID]), 3)  # 409 is retried
+        self.assertEqual(len([r for r in self.fake.requests if r.path == "/models/" + SHARED_ID]), 1)  # not retried
         actions = client.delete_model(SHARED_ID, force=True)
         self.assertEqual(self.last.path, "/models/%s?force=true" % SHARED_ID)
         self.assertEqual(actions[-1].Deleted, SHARED_ID)
