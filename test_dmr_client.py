@@ -904,6 +904,28 @@ class TestFoldChatChunks(unittest.TestCase):
         self.assertEqual(message.tool_calls[1].function.arguments, "{}")
         self.assertEqual(dmr_client.fold_chat_chunks(chunks).usage.total_tokens, 14)
 
+    def test_captured_tool_call_stream_folds_to_the_captured_reply(self):
+        # Recorded from llama.cpp's server (tools/llama_server.py capture): Hermes-style tool calls.
+        chunks = [json.loads(e[6:]) for e in sse_events("chat-stream-tools.http")[:-1]]
+        folded = dmr_client.fold_chat_chunks(chunks).choices[0]
+        reply = json.loads(load_capture("chat-tools.http")[2])["choices"][0]
+        self.assertEqual(folded.finish_reason, reply["finish_reason"])
+        self.assertEqual(folded.finish_reason, "tool_calls")
+        [call] = folded.message.tool_calls
+        [expected] = reply["message"]["tool_calls"]
+        self.assertEqual((call.type, call.function), (expected["type"], expected["function"]))
+        self.assertEqual(json.loads(call.function.arguments), {"city": "Paris"})
+        self.assertTrue(call.id)
+        self.assertEqual(folded.message.content or "", reply["message"]["content"] or "")
+
+    def test_captured_reasoning_stream_folds_to_the_captured_reply(self):
+        chunks = [json.loads(e[6:]) for e in sse_events("chat-stream-reasoning.http")[:-1]]
+        folded = dmr_client.fold_chat_chunks(chunks)
+        reply = json.loads(load_capture("chat-reasoning.http")[2])
+        self.assertEqual(folded.choices[0].message, reply["choices"][0]["message"])
+        self.assertEqual(folded.choices[0].message.reasoning_content, "The user says hi.\n")
+        self.assertEqual(folded.usage.completion_tokens, reply["usage"]["completion_tokens"])
+
     def test_several_choices_and_logprobs(self):
         chunks = [chunk({"content": "A"}, index=1), chunk({"content": "x"}, index=0,),
                   chunk({"content": "B"}, index=1, ), chunk({}, finish="stop", index=0),
@@ -1611,6 +1633,16 @@ class TestOpenAICalls(FakeDMRTestCase):
         final = stream.final()
         self.assertEqual((final.object, final.choices[0].finish_reason, final.usage.total_tokens),
                          ("chat.completion", "stop", 36))
+
+    def test_captured_tool_call_stream_over_the_wire(self):
+        path = "/engines/llama.cpp/v1/chat/completions"
+        self.fake.script(path, sse_reply(sse_events("chat-stream-tools.http"), piece=7))
+        stream = self.client().chat("ai/smollm2", HI, stream=True, tools=[{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])
+        final = stream.final()
+        self.assertEqual(final.choices[0].message.tool_calls[0].function.name, "get_weather")
+        self.assertEqual(final.choices[0].message.tool_calls[0].function.arguments, '{"city": "Paris"}')
+        self.assertEqual(stream.text(), "")
 
     def test_folding_never_hides_a_cut(self):
         path = "/engines/llama.cpp/v1/chat/completions"

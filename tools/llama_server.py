@@ -67,21 +67,49 @@ def byte_symbols():
     return symbols
 
 
-def phrase_tokens(symbols):
-    """The phrase as the tokens the model emits: words with their leading space, then '!'."""
-    words = PHRASE[:-1].split(" ")
-    tokens = [words[0]] + [" " + word for word in words[1:]] + ["!"]
-    return ["".join(symbols[b] for b in token.encode()) for token in tokens]
+#: What the default model says, one token per piece.
+PIECES = ["Hello", " from", " a", " tiny", " GGUF", " test", " model", "!"]
+
+# Two more models for captures of what llama.cpp streams for tool calls and reasoning: the same
+# construction, another chain of tokens, and a template llama.cpp recognises for that format
+# (<tool_call> in the template: Hermes 2 Pro tool calls; <think>: reasoning_content).
+TOOL_PIECES = ["<tool_call>", "\n{\"name\": \"", "get_weather", "\", \"arguments\": {\"city\": \"", "Paris",
+               "\"}}\n", "</tool_call>"]
+TOOL_TEMPLATE = (
+    "{%- if tools %}{{ '<|im_start|>system\\nYou may call these tools:\\n<tools>' }}"
+    "{%- for tool in tools %}{{ tool | tojson }}{%- endfor %}"
+    "{{ '</tools>\\nAnswer with <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>.<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string %}{{ message['content'] }}{%- endif %}"
+    "{%- if message['tool_calls'] is defined and message['tool_calls'] %}{%- for call in message['tool_calls'] %}"
+    "{{ '<tool_call>\\n' + (call['function'] | tojson) + '\\n</tool_call>' }}{%- endfor %}{%- endif %}"
+    "{{ '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+THINK_PIECES = ["<think>", "\nThe user", " says hi", ".\n", "</think>", "\n\n", "Hello", "!"]
+THINK_TEMPLATE = (
+    "{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['reasoning_content'] is defined and message['reasoning_content'] %}"
+    "{{ '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' }}{%- endif %}"
+    "{{ message['content'] + '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
-def write_tiny_model(path):
+def phrase_tokens(symbols, pieces=PIECES):
+    """The tokens the model emits, spelt in the byte-level BPE alphabet."""
+    return ["".join(symbols[b] for b in piece.encode()) for piece in pieces]
+
+
+def write_tiny_model(path, pieces=PIECES, template=CHATML):
     import numpy as np
     import gguf
 
     n_embd, n_head, n_ff, n_layer = 64, 4, 128, 2
     symbols = byte_symbols()
     vocab = [symbols[b] for b in range(256)]
-    words = phrase_tokens(symbols)
+    words = phrase_tokens(symbols, pieces)
     vocab += [w for w in words if w not in vocab]
     vocab += ["<|im_start|>", "<|im_end|>"]
     types = [1] * (len(vocab) - 2) + [3, 3]
@@ -124,7 +152,7 @@ def write_tiny_model(path):
     writer.add_bos_token_id(index["<|im_start|>"])
     writer.add_eos_token_id(eos)
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML)
+    writer.add_chat_template(template)
 
     def tensor(name, shape, zero=False):
         data = np.zeros(shape, dtype=np.float32) if zero else (0.02 * rng.standard_normal(shape)).astype(np.float32)
@@ -163,10 +191,23 @@ def serve(args):
 
     if not os.path.exists(MODEL):
         write_tiny_model(MODEL)
+    server = start_in_process(MODEL, args.port, "" if args.plain else DMR_PREFIX)
+    address = server.listening_address
+    with open(args.address_file + ".tmp", "w") as f:
+        json.dump({"address": str(address), "pid": os.getpid()}, f)
+    os.replace(args.address_file + ".tmp", args.address_file)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    os._exit(0)   # llama.cpp's threads are not joined; nothing is left to flush
+
+
+def start_in_process(model, port, prefix):
+    """llama.cpp's HTTP server for *model* on 127.0.0.1, running in this process."""
+    import xllamacpp
+
     params = xllamacpp.CommonParams()
-    params.model.path = MODEL
+    params.model.path = model
     params.hostnames = ["127.0.0.1"]
-    params.port = args.port
+    params.port = port
     params.n_ctx = N_CTX
     params.n_parallel = 4
     params.kv_unified = True   # every request may use the whole context, as in the captures
@@ -177,15 +218,43 @@ def serve(args):
     params.embedding = True
     params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     params.use_jinja = True
-    if not args.plain:
-        params.api_prefix = DMR_PREFIX
-    server = xllamacpp.Server(params)
-    address = server.listening_address
-    with open(args.address_file + ".tmp", "w") as f:
-        json.dump({"address": str(address), "pid": os.getpid()}, f)
-    os.replace(args.address_file + ".tmp", args.address_file)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    os._exit(0)   # llama.cpp's threads are not joined; nothing is left to flush
+    if prefix:
+        params.api_prefix = prefix
+    return xllamacpp.Server(params)
+
+
+def capture(folder):
+    """Record what llama.cpp sends for tool calls and reasoning, streamed and not, as .http files.
+
+    Runs in the venv; the test suite replays these files (folding a stream must give the reply).
+    """
+    import http.client
+
+    os.makedirs(folder, exist_ok=True)
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    jobs = [("tools", TOOL_PIECES, TOOL_TEMPLATE, {"messages": ask, "tools": [WEATHER_TOOL]}),
+            ("reasoning", THINK_PIECES, THINK_TEMPLATE, {"messages": [{"role": "user", "content": "Hi"}]})]
+    for name, pieces, template, body in jobs:
+        model = os.path.join(CACHE, "tiny-%s.gguf" % name)
+        write_tiny_model(model, pieces, template)
+        server = start_in_process(model, 0, "")
+        port = int(str(server.listening_address).rsplit(":", 1)[-1])
+        for stream in (False, True):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            request = dict(body, model=ALIAS, stream=stream)
+            if stream:
+                request["stream_options"] = {"include_usage": True}
+            conn.request("POST", "/v1/chat/completions", json.dumps(request), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            head = "HTTP/1.1 %d %s\r\n" % (response.status, response.reason)
+            head += "".join("%s: %s\r\n" % pair for pair in response.getheaders()
+                            if pair[0].lower() != "transfer-encoding")
+            data = response.read()
+            path = os.path.join(folder, "chat%s-%s.http" % ("-stream" if stream else "", name))
+            with open(path, "wb") as f:
+                f.write(head.encode("latin-1") + b"\r\n" + data)
+            print(path)
+            conn.close()
 
 
 # -- start / stop (standard library only) ----------------------------------------
@@ -308,6 +377,9 @@ def main(argv=None):
     stop_cmd.add_argument("--all", action="store_true", help="stop both layouts")
     model_cmd = commands.add_parser("model", help="(venv) write the tiny model")
     model_cmd.add_argument("path", nargs="?", default=MODEL)
+    capture_cmd = commands.add_parser("capture", help="record tool-call and reasoning exchanges into testdata/wire")
+    capture_cmd.add_argument("--folder", default=os.path.join(os.path.dirname(HERE), "testdata", "wire"))
+    capture_cmd.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
     serve_cmd = commands.add_parser("serve", help="(venv) run the server in the foreground")
     serve_cmd.add_argument("--address-file", required=True)
     serve_cmd.add_argument("--port", type=int, default=0)
@@ -320,6 +392,12 @@ def main(argv=None):
     elif args.command == "model":
         os.makedirs(os.path.dirname(os.path.abspath(args.path)), exist_ok=True)
         write_tiny_model(args.path)
+    elif args.command == "capture":
+        if args.in_venv:
+            capture(args.folder)
+            os._exit(0)   # llama.cpp's server threads are not joined
+        ensure_venv()
+        subprocess.run([venv_python(), __file__, "capture", "--in-venv", "--folder", args.folder], check=True)
     else:
         serve(args)
 
