@@ -187,8 +187,6 @@ def serve(args):
     # Block the stop signals before llama.cpp starts its threads, so they all inherit the
     # mask and sigwait() below is the one place a `kill PID` lands.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    import xllamacpp
-
     if not os.path.exists(MODEL):
         write_tiny_model(MODEL)
     server = start_in_process(MODEL, args.port, "" if args.plain else DMR_PREFIX)
