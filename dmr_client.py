@@ -1435,6 +1435,25 @@ class _Streamed:
     def _iter_items(self) -> Generator[AttrDict, None, None]:
         raise NotImplementedError
 
+    def _progress(self) -> Tuple[str, int, str, str]:
+        """(what is read, items so far, their name, what a break means) for error messages."""
+        raise NotImplementedError
+
+    def _read(self) -> bytes:
+        """The next piece of the body; a stall or a cut raises the matching APIConnectionError."""
+        try:
+            return self._exchange.read_some()
+        except socket.timeout:
+            what, count, unit, meaning = self._progress()
+            raise APITimeoutError("%s stalled: nothing for %s s after %d %s; %s" % (
+                what, self._exchange.pool.timeout, count, unit, meaning),
+                url=self.url, chunks_received=count) from None
+        except (OSError, http.client.HTTPException) as exc:
+            what, count, unit, meaning = self._progress()
+            raise APIConnectionError("%s was cut after %d %s (%s); %s" % (
+                what, count, unit, _describe_os_error(exc), meaning),
+                url=self.url, chunks_received=count) from exc
+
     def __iter__(self) -> Iterator[AttrDict]:
         return self._items   # the generator itself: no Python-level __next__ per item
 
@@ -1514,14 +1533,13 @@ class Stream(_Streamed):
         exchange = self._exchange
         if (self.headers.get("Content-Type") or "").startswith("application/json"):
             self._not_a_stream()
-        read = exchange.read_some
         feed = SSEDecoder(extra_fields=("error",)).events
         decode = _decode_event
         received = self._received
         finished: Dict[Any, bool] = {}   # choice index -> has its finish_reason
         try:
             while True:
-                data = self._read(read)
+                data = self._read()
                 if not data:
                     break
                 for event in feed(data):
@@ -1569,19 +1587,8 @@ class Stream(_Streamed):
             if not self.completed:
                 exchange.discard()
 
-    def _read(self, read: Any) -> bytes:
-        try:
-            return read()
-        except socket.timeout:
-            raise APITimeoutError(
-                "the stream from %s sent nothing for %s s after %d chunks: the answer is incomplete"
-                % (self.url, self._exchange.pool.timeout, self.chunks_received),
-                url=self.url, chunks_received=self.chunks_received) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise APIConnectionError(
-                "the stream from %s was cut after %d chunks (%s): the answer is incomplete"
-                % (self.url, self.chunks_received, _describe_os_error(exc)),
-                url=self.url, chunks_received=self.chunks_received) from exc
+    def _progress(self) -> Tuple[str, int, str, str]:
+        return "the stream from " + self.url, self.chunks_received, "chunks", "the answer is incomplete"
 
     def _not_a_stream(self) -> None:
         """A JSON answer where an event stream was asked for: say what the server said instead."""
@@ -1646,6 +1653,7 @@ class PullStream(_Streamed):
     def __init__(self, exchange: _Exchange, model: str):
         self.model = model
         self.result: Optional[AttrDict] = None
+        self.events_received = 0
         super().__init__(exchange)
 
     def wait(self) -> AttrDict:
@@ -1656,19 +1664,14 @@ class PullStream(_Streamed):
             raise DMRError("the pull of %s was closed before it finished" % self.model)
         return self.result
 
+    def _progress(self) -> Tuple[str, int, str, str]:
+        return "the pull of " + self.model, self.events_received, "progress events", "it did not finish"
+
     def _iter_items(self) -> Generator[AttrDict, None, None]:
-        read = self._exchange.read_some
         pending = b""
         try:
             while True:
-                try:
-                    data = read()
-                except socket.timeout:
-                    raise APITimeoutError("the pull of %s sent no progress for %s s"
-                                          % (self.model, self._exchange.pool.timeout), url=self.url) from None
-                except (OSError, http.client.HTTPException) as exc:
-                    raise APIConnectionError("the pull of %s was cut (%s)" % (self.model, _describe_os_error(exc)),
-                                             url=self.url) from exc
+                data = self._read()
                 lines = (pending + data).split(b"\n") if data else [pending]
                 pending = lines.pop() if data else b""
                 if len(pending) > MAX_EVENT_BYTES:
@@ -1681,6 +1684,7 @@ class PullStream(_Streamed):
                         _log.warning("pull %s: %s", self.model, event.get("message"))
                     if event.get("type") == "success":
                         self.result = event
+                    self.events_received += 1
                     yield event
                 if not data:
                     break
