@@ -25,6 +25,7 @@ streams, the Client, the command line.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import json
 import os
 import random
@@ -39,7 +40,8 @@ import urllib.parse
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs import time; with postponed annotations it is only needed here
     import http.client
-    from typing import Any, Dict, Generator, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+    from typing import (Any, Callable, Dict, Generator, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                        Tuple)
 
     Headers = Mapping[str, str]
     Message = Mapping[str, Any]
@@ -69,6 +71,10 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "KNOWN_ENGINES",
     "MAX_EVENT_BYTES",
+    "MAX_RESPONSE_BYTES",
+    "MAX_HEAD_BYTES",
+    "MAX_HEADERS",
+    "MAX_INTERIM_RESPONSES",
     "CONTAINER_BASE_URL",
     "DOCKER_SOCKET_PATHS",
     "DMRError",
@@ -86,13 +92,20 @@ __all__ = [
     "StreamError",
     "PullError",
     "InvalidResponseError",
+    "ProtocolError",
     "SSEError",
     "AttrDict",
     "loads",
     "SSEEvent",
     "SSEDecoder",
     "iter_sse",
+    "HTTPHeaders",
+    "ResponseHead",
+    "parse_response_head",
+    "body_framing",
     "ChunkedDecoder",
+    "LengthDecoder",
+    "UntilCloseDecoder",
     "normalize_base_url",
     "split_model",
     "parse_error_body",
@@ -100,7 +113,13 @@ __all__ = [
     "quote_model_path",
     "fold_chat_chunks",
     "fold_completion_chunks",
+    "ChatFold",
+    "CompletionFold",
+    "StreamTracker",
+    "LineSplitter",
+    "PullTracker",
     "parse_pull_line",
+    "retry_wait",
     "Stream",
     "ChatStream",
     "CompletionStream",
@@ -155,7 +174,11 @@ MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 
 READ_CHUNK = 64 * 1024
+#: Largest error body kept (the rest is not read: the connection is closed instead).
 MAX_ERROR_BODY = 1024 * 1024
+#: Default cap on a non-streaming answer (Client(max_response_bytes=)): room for a large
+#: embeddings batch (2,048 inputs of 4,096 floats as JSON is about 170 MB).
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 MAX_IDLE_CONNECTIONS = 16
 #: After ``[DONE]`` the rest of the body is read (so the connection can be
 #: reused) for at most this many seconds and bytes; past that it is closed.
@@ -238,8 +261,8 @@ class APIStatusError(DMRError):
 
     def __init__(self, message: str, *, status_code: int, body: str = "", headers: Any = None,
                  url: Optional[str] = None, hint: Optional[str] = None,
-                 error_type: Optional[str] = None, code: Any = None):
-        text = "HTTP %d from %s: %s" % (status_code, url or "the server", message)
+                 error_type: Optional[str] = None, code: Any = None, note: str = ""):
+        text = "HTTP %d from %s: %s%s" % (status_code, url or "the server", message, note)
         if hint:
             text += " -- " + hint
         super().__init__(text)
@@ -335,6 +358,11 @@ class SSEError(DMRError, ValueError):
     """A Server-Sent-Events stream broke a limit this parser keeps (see MAX_EVENT_BYTES)."""
 
 
+class ProtocolError(APIConnectionError):
+    """The server's bytes broke HTTP/1.1 framing (a bad status line, header, Content-Length or
+    chunk, or a limit such as MAX_HEAD_BYTES); the connection was closed and is never reused."""
+
+
 # ---------------------------------------------------------------------------
 # Data types
 # ---------------------------------------------------------------------------
@@ -384,8 +412,74 @@ def _decode_event(text: str) -> Any:
 
 
 def loads(data: Any) -> Any:
-    """Parse JSON text or UTF-8 bytes into AttrDicts and lists."""
-    return _decode_json(data if isinstance(data, str) else data.decode("utf-8"))
+    """Parse JSON text or UTF-8 bytes into AttrDicts and lists (ValueError if it is not JSON,
+    or nested too deeply for the interpreter's recursion limit)."""
+    try:
+        return _decode_json(data if isinstance(data, str) else data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
+
+
+def _json_object_with(text: str, key: str) -> bool:
+    """True if *text* is a JSON object that has *key*."""
+    try:
+        parsed = loads(text)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and key in parsed
+
+
+# Shapes of the public results, checked where a reply enters: each returns what is wrong, or None.
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", AttrDict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number")
+
+
+def _objects(value: Any, what: str) -> Optional[str]:
+    if not isinstance(value, list):
+        return "%s must be a list, not %s" % (what, _json_kind(value))
+    for position, item in enumerate(value):
+        if not isinstance(item, dict):
+            return "%s[%d] must be an object, not %s" % (what, position, _json_kind(item))
+    return None
+
+
+def _object_shape(reply: Any) -> Optional[str]:
+    return None if isinstance(reply, dict) else "the reply must be an object, not %s" % _json_kind(reply)
+
+
+def _objects_shape(reply: Any) -> Optional[str]:
+    return _objects(reply, "the reply")
+
+
+def _keyed_objects_shape(key: str) -> Callable[[Any], Optional[str]]:
+    """The shape of an object whose *key* is a list of objects (choices, data, results)."""
+    def check(reply: Any) -> Optional[str]:
+        return _object_shape(reply) or _objects(reply.get(key), "'%s'" % key)
+    return check
+
+
+_choices_shape = _keyed_objects_shape("choices")
+_results_shape = _keyed_objects_shape("results")
+
+
+def _embeddings_shape(reply: Any) -> Optional[str]:
+    wrong = _keyed_objects_shape("data")(reply)
+    if wrong is None:
+        for position, item in enumerate(reply["data"]):
+            if not isinstance(item.get("embedding"), (list, str)):   # str: encoding_format=base64
+                return "data[%d] has no 'embedding' list" % position
+            if not isinstance(item.get("index", 0), int):
+                return "data[%d]'s 'index' must be a whole number" % position
+    return wrong
+
+
+def _model_list_shape(reply: Any) -> Optional[str]:
+    """An OpenAI list ({"data": [...]}) or a bare list, of objects."""
+    return _objects(reply, "the reply") if isinstance(reply, list) else _keyed_objects_shape("data")(reply)
 
 
 SSEEvent = collections.namedtuple("SSEEvent", "event data id retry")
@@ -576,21 +670,257 @@ def iter_sse(chunks: Iterable[bytes], *, max_event_bytes: int = MAX_EVENT_BYTES)
     decoder.close()
 
 
-class ChunkedDecoder:
-    """Incremental decoder of HTTP/1.1 chunked transfer coding (no I/O).
+# ---------------------------------------------------------------------------
+# Pure HTTP/1.1 response framing (RFC 9112): bytes in, heads and payload out
+# ---------------------------------------------------------------------------
 
-    feed() takes raw body bytes as they arrive and returns the payload they
-    complete; pieces() yields it chunk by chunk; ``done`` turns true after the
-    last chunk and its trailers.  http.client decodes one chunk per read1()
-    call, with a regex and several calls per chunk; LLM servers send one small
-    chunk per token, so a stream decodes its body here, a network read at a time.
+#: Largest response head (status line and header fields), and largest trailer section.
+MAX_HEAD_BYTES = 64 * 1024
+#: Most header fields in one head (or trailer section).
+MAX_HEADERS = 128
+#: Most interim (1xx) responses skipped before the final one.
+MAX_INTERIM_RESPONSES = 16
+#: Longest Content-Length accepted, in digits (10**19 bytes is far past any cap).
+_MAX_LENGTH_DIGITS = 19
+#: Longest chunk-size line (hex digits and ignored extensions).
+_MAX_CHUNK_LINE = 4096
+
+# bytes.translate(None, delete) drops these: what is left of a field value is forbidden
+# (RFC 9110 5.5: VCHAR, SP, HTAB and obs-text).  One C call instead of a regex per header.
+_FIELD_VALUE_BYTES = bytes([9]) + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_HEX_BYTES = b"0123456789abcdefABCDEF"
+_DIGIT_BYTES = b"0123456789"
+
+
+class HTTPHeaders(collections.abc.Mapping):
+    """The header fields of a response, read-only; names are case-insensitive.
+
+    ``headers["content-type"]`` and ``headers.get("Content-Type")`` give the
+    first value of a field, get_all() every value in order, items() the
+    fields as received.
     """
+
+    __slots__ = ("_fields", "_first")
+
+    def __init__(self, fields: Sequence[Tuple[str, str]] = ()):
+        self._fields = list(fields)
+        first: Dict[str, str] = {}
+        for name, value in self._fields:
+            first.setdefault(name.lower(), value)
+        self._first = first
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._first.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def get_all(self, name: str) -> List[str]:
+        """Every value of *name*, in the order received."""
+        name = name.lower()
+        return [value for field, value in self._fields if field.lower() == name]
+
+    def items(self) -> Any:   # type: ignore[override]  # fields as received, repeats included
+        return list(self._fields)
+
+    def __repr__(self) -> str:
+        return "HTTPHeaders(%r)" % (self._fields,)
+
+
+ResponseHead = collections.namedtuple("ResponseHead", "version status reason headers")
+ResponseHead.__doc__ = """A parsed response head: ``version`` ("HTTP/1.1"), ``status`` (int),
+``reason`` (str) and ``headers`` (HTTPHeaders)."""
+
+
+def _head_end(data: bytes) -> int:
+    """Where the blank line that ends a head (CRLF CRLF, or bare LFs) ends; -1 if not yet."""
+    crlf = data.find(b"\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf < 0:
+        return lf + 2 if lf >= 0 else -1
+    return crlf + 3 if lf < 0 or crlf < lf else lf + 2
+
+
+def _field_lines(lines: List[bytes], what: str) -> List[Tuple[str, str]]:
+    """Header (or trailer) field lines into (name, value) pairs; ProtocolError if malformed."""
+    if len(lines) > MAX_HEADERS:
+        raise ProtocolError("the %s has more than %d fields" % (what, MAX_HEADERS))
+    fields = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name.translate(None, _TOKEN_BYTES):
+            if line[:1] in (b" ", b"\t"):
+                raise ProtocolError("the %s folds a field over two lines (obsolete, refused)" % what)
+            raise ProtocolError("the %s has a malformed field line %.60r" % (what, line))
+        value = value.strip(b" \t")
+        if value.translate(None, _FIELD_VALUE_BYTES):
+            raise ProtocolError("the %s field %r holds control characters" % (what, name.decode("ascii")))
+        fields.append((name.decode("ascii"), value.decode("latin-1")))
+    return fields
+
+
+def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
+    """Parse the response head at the start of *data* (no I/O).
+
+    Returns (head, offset of the body in *data*), or None while the head is
+    incomplete.  Lines end in CRLF or a bare LF (RFC 9112 2.2).  Raises
+    ProtocolError for a malformed head or one over MAX_HEAD_BYTES, so a peer
+    cannot make a reader buffer without end.
+    """
+    end = _head_end(data)
+    if end < 0:
+        if len(data) > MAX_HEAD_BYTES:
+            raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
+        return None
+    if end > MAX_HEAD_BYTES + 4:
+        raise ProtocolError("the response head is over %d bytes" % MAX_HEAD_BYTES)
+    lines = data[:end].split(b"\n")
+    del lines[-2:]   # the blank line's two ends
+    lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+    status_line = lines[0]
+    version, status, reason = status_line[:8], status_line[9:12], status_line[13:]
+    if (version not in (b"HTTP/1.1", b"HTTP/1.0") or status_line[8:9] != b" " or len(status) != 3
+            or status.translate(None, _DIGIT_BYTES) or status_line[12:13] not in (b"", b" ")
+            or reason.translate(None, _FIELD_VALUE_BYTES)):
+        raise ProtocolError("the response does not start with an HTTP/1.x status line: %.60r" % status_line)
+    headers = HTTPHeaders(_field_lines(lines[1:], "response head"))
+    return ResponseHead(version.decode("ascii"), int(status), reason.decode("latin-1"), headers), end
+
+
+def _tokens(headers: HTTPHeaders, name: str) -> List[str]:
+    """The comma-separated list values of field *name*, lower-cased (RFC 9110 5.6.1)."""
+    return [item.strip().lower() for value in headers.get_all(name) for item in value.split(",")
+            if item.strip()]
+
+
+def body_framing(head: ResponseHead, method: str) -> Tuple[Any, bool]:
+    """(body decoder, keep-alive) for a final response to *method* (RFC 9112 6.3).
+
+    HEAD, 204 and 304 have no body; ``Transfer-Encoding: chunked`` wins over
+    Content-Length (and then the connection is not reused: a server that sends
+    both is not to be trusted with another request); a Content-Length must be
+    digits, and all its values the same; neither means the body ends when the
+    server closes.  Any other transfer coding is refused: we never offer one.
+    """
+    headers = head.headers
+    keep_alive = "close" not in _tokens(headers, "connection") and (
+        head.version == "HTTP/1.1" or "keep-alive" in _tokens(headers, "connection"))
+    if method == "HEAD" or head.status in (204, 304):
+        return LengthDecoder(0), keep_alive
+    codings = _tokens(headers, "transfer-encoding")
+    if codings or "transfer-encoding" in headers:
+        if codings != ["chunked"]:
+            raise ProtocolError("unsupported Transfer-Encoding %r (only chunked is accepted; we "
+                                "asked for no other coding)" % ", ".join(headers.get_all("transfer-encoding")))
+        return ChunkedDecoder(), keep_alive and "content-length" not in headers
+    lengths = {item.strip() for value in headers.get_all("content-length") for item in value.split(",")}
+    if lengths:
+        length = lengths.pop()
+        if lengths:
+            raise ProtocolError("conflicting Content-Length values %s"
+                                % ", ".join(headers.get_all("content-length")))
+        if not length or length.strip(_DIGIT_BYTES.decode()) or len(length) > _MAX_LENGTH_DIGITS:
+            raise ProtocolError("bad Content-Length %.40r: it must be a decimal number of bytes" % length)
+        return LengthDecoder(int(length)), keep_alive
+    return UntilCloseDecoder(), False
+
+
+class LengthDecoder:
+    """The body of a response with a Content-Length (no I/O).
+
+    pieces(data) yields the payload in *data*; ``done`` turns true at the last
+    byte, and anything after it is kept in ``leftover`` (a server that sends
+    more than it declared: the connection is not reused).  complete_at_eof()
+    says whether the server closing now ends the body properly.
+    """
+
+    __slots__ = ("done", "leftover", "length", "_left")
+
+    def __init__(self, length: int):
+        self.length = length     # as declared
+        self._left = length
+        self.done = not length
+        self.leftover = b""
+
+    def feed(self, data: bytes) -> bytes:
+        return b"".join(self.pieces(data))
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        if self.done:
+            self.leftover += data[:1]
+            return
+        left = self._left
+        if len(data) >= left:
+            self.leftover = data[left:left + 1]
+            self._left = 0
+            self.done = True
+            yield data[:left]
+            return
+        self._left = left - len(data)
+        yield data
+
+    def complete_at_eof(self) -> bool:
+        return self.done
+
+
+class UntilCloseDecoder:
+    """A body that ends when the server closes the connection (no length, not chunked)."""
+
+    __slots__ = ("done", "leftover")
+    length = None
 
     def __init__(self) -> None:
         self.done = False
-        self._pending = b""      # an unfinished size or trailer line
+        self.leftover = b""
+
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        yield data
+
+    def complete_at_eof(self) -> bool:
+        self.done = True
+        return True
+
+
+class ChunkedDecoder:
+    """Incremental, strict decoder of HTTP/1.1 chunked transfer coding (no I/O).
+
+    feed() takes raw body bytes as they arrive and returns the payload they
+    complete; pieces() yields it chunk by chunk; ``done`` turns true after the
+    last chunk and its trailers, and bytes past that are kept in ``leftover``.
+    RFC 9112 7.1, strictly: a chunk size is 1 to 16 hex digits (no sign,
+    prefix, space or underscore), extensions after ``;`` are ignored, size
+    lines and chunk data end in CRLF, trailer fields are read to their blank
+    line and count against MAX_HEAD_BYTES.  Anything else raises
+    ProtocolError.  http.client decodes one chunk per read1() call, with a
+    regex and several calls per chunk; LLM servers send one small chunk per
+    token, so a stream decodes its body here, a network read at a time.
+    """
+
+    __slots__ = ("done", "leftover", "_pending", "_left", "_state", "_trailer", "_trailer_size")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.leftover = b""
+        self._pending = b""      # an unfinished size line, chunk end or trailer
         self._left = 0           # payload bytes still due in the current chunk
-        self._state = "size"     # size | data | end-of-data | trailer
+        self._state = "size"     # size | data | crlf | trailer
+        self._trailer: List[bytes] = []
+        self._trailer_size = 0
+
+    length = None
 
     def feed(self, data: bytes) -> bytes:
         return b"".join(self.pieces(data))
@@ -598,44 +928,84 @@ class ChunkedDecoder:
     def pieces(self, data: bytes) -> Iterator[bytes]:
         """The payload in *data*, one piece per chunk as it is decoded.  Exhaust it
         before the next call."""
+        if self.done:
+            self.leftover += data[:1]
+            return
         if self._pending:
             data, self._pending = self._pending + data, b""
         pos, end = 0, len(data)
-        while pos < end and not self.done:
-            if self._state == "data":
+        while pos < end:
+            state = self._state
+            if state == "data":
                 take = min(self._left, end - pos)
                 yield data[pos:pos + take]
                 pos += take
                 self._left -= take
                 if not self._left:
-                    self._state = "end-of-data"
+                    self._state = "crlf"
+                continue
+            if state == "crlf":
+                if end - pos < 2:
+                    if data[pos:] != b"\r":
+                        raise ProtocolError("a chunk is longer than its size (no CRLF after its data)")
+                    self._pending = data[pos:]
+                    return
+                if data[pos:pos + 2] != b"\r\n":
+                    raise ProtocolError("a chunk is longer than its size (no CRLF after its data)")
+                pos += 2
+                self._state = "size"
                 continue
             newline = data.find(b"\n", pos)
             if newline < 0:
                 self._pending = data[pos:]
-                if len(self._pending) > 4096:
-                    raise _http_client().HTTPException("malformed chunked body: a size line over 4 KiB")
+                if len(self._pending) > (_MAX_CHUNK_LINE if state == "size" else MAX_HEAD_BYTES):
+                    raise ProtocolError("a chunk-size or trailer line over %d bytes" % _MAX_CHUNK_LINE)
                 return
-            line = data[pos:newline].rstrip(b"\r")
+            line = data[pos:newline]
             pos = newline + 1
-            if self._state == "size":
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise _http_client().HTTPException("malformed chunked body: bad chunk size %r"
-                                                       % line[:40]) from None
+            if state == "size":
+                size = self._size(line)
                 stop = pos + size
-                if size and data[stop:stop + 2] == b"\r\n":   # the usual case: the whole chunk is here
+                # The usual case, a whole small chunk in this read: one slice, no state change.
+                if size and data[stop:stop + 2] == b"\r\n":
                     yield data[pos:stop]
                     pos = stop + 2
+                elif size:
+                    self._left, self._state = size, "data"
                 else:
-                    self._left, self._state = size, ("data" if size else "trailer")
-            elif self._state == "end-of-data":
-                if line:
-                    raise _http_client().HTTPException("malformed chunked body: a chunk longer than its size")
-                self._state = "size"
-            else:   # trailer lines, up to a blank one
-                self.done = not line
+                    self._state = "trailer"
+            else:
+                self._end_trailer_line(line)
+                if self.done:
+                    self.leftover = data[pos:pos + 1]
+                    return
+
+    @staticmethod
+    def _size(line: bytes) -> int:
+        if line[-1:] != b"\r" or len(line) > _MAX_CHUNK_LINE:
+            raise ProtocolError("a chunk-size line does not end in CRLF, or is over %d bytes: %.40r"
+                                % (_MAX_CHUNK_LINE, line))
+        digits = line[:-1].split(b";", 1)[0]
+        if not 0 < len(digits) <= 16 or digits.translate(None, _HEX_BYTES):
+            raise ProtocolError("bad chunk size %.40r: it must be 1 to 16 hex digits" % digits)
+        return int(digits, 16)
+
+    def _end_trailer_line(self, line: bytes) -> None:
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        if line:
+            self._trailer.append(line)
+            self._trailer_size += len(line) + 2
+            if self._trailer_size > MAX_HEAD_BYTES or len(self._trailer) > MAX_HEADERS:
+                raise ProtocolError("the trailer section is over %d bytes or %d fields"
+                                    % (MAX_HEAD_BYTES, MAX_HEADERS))
+            return
+        _field_lines(self._trailer, "trailer section")   # checked, then ignored: we use no trailer
+        self._trailer = []
+        self.done = True
+
+    def complete_at_eof(self) -> bool:
+        return self.done
 
 
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
@@ -687,9 +1057,16 @@ def _base_url_from_env() -> str:
     return _configured_base_url() or DEFAULT_BASE_URL
 
 
+#: C0 controls and DEL: never part of a URL, header, name or path we send.
+_CONTROL_CHARS = r"[\x00-\x1f\x7f]"
+
+
 def _parse_base_url(url: str) -> _Root:
     if not isinstance(url, str):
         raise TypeError("base URL must be a str, not %s" % type(url).__name__)
+    if re.search(_CONTROL_CHARS, url):
+        raise ValueError("base URL %r holds a control character (a stray newline or tab?): remove it"
+                         % _redact(url))
     text = url.strip()
     if not text:
         raise ValueError("base URL is empty: use e.g. %r (or leave it unset for the default)"
@@ -705,7 +1082,7 @@ def _parse_base_url(url: str) -> _Root:
     if scheme_name not in ("http", "https"):
         raise ValueError("base URL %r has scheme %r: only http:// and https:// are supported"
                          % (shown, parts.scheme))
-    if "@" in parts.netloc:
+    if "@" in text:   # anywhere: a password holding '/' or '?' ends urlsplit's netloc early
         raise ValueError("base URL %r carries credentials (user:password@): they are not sent. "
                          "Remove them and pass api_key= (sent as a Bearer token) or headers=" % shown)
     if parts.query or parts.fragment or text.rstrip().endswith(("?", "#")):
@@ -734,8 +1111,12 @@ def _parse_base_url(url: str) -> _Root:
 
 
 def _redact(url: str) -> str:
-    """*url* without any user:password@, for messages."""
-    return re.sub(r"(://)[^/@]*@", r"\1***@", url)
+    """*url* without any user:password@, for messages: all up to the last '@' goes, as a
+    password may itself hold '@', '/' or ':'."""
+    if "@" not in url:
+        return url
+    scheme, sep, rest = url.rpartition("://") if "://" in url.split("@", 1)[0] else ("", "", url)
+    return scheme + sep + "***@" + rest.rsplit("@", 1)[1]
 
 
 def _destination_host(host: str) -> str:
@@ -822,6 +1203,8 @@ def split_model(model: str) -> Tuple[Optional[str], str]:
     """
     if not isinstance(model, str):
         raise TypeError("model must be a str such as 'ai/smollm2', not %s" % type(model).__name__)
+    if re.search(_CONTROL_CHARS, model):
+        raise ValueError("model %r holds a control character: model names never do" % (model,))
     name = model[len(LITELLM_PREFIX):] if model.startswith(LITELLM_PREFIX) else model
     engine = None
     first, slash, rest = name.partition("/")
@@ -842,7 +1225,7 @@ def parse_error_body(body: str) -> Tuple[str, Optional[str], Any]:
     """
     text = body.strip()
     try:
-        parsed = json.loads(text)
+        parsed = loads(text)
     except ValueError:
         return text, None, None
     if isinstance(parsed, dict):
@@ -888,85 +1271,210 @@ def quote_model_path(name: str) -> str:
     return urllib.parse.quote(name, safe="/:@")
 
 
+def _shape_error(what: str, value: Any) -> InvalidResponseError:
+    text = repr(value)
+    return InvalidResponseError("%s, not %s" % (what, text[:200] + ("..." if len(text) > 200 else "")),
+                                body=text[:MAX_ERROR_BODY])
+
+
+#: A fold keeps at most this many text pieces per field before joining them into one block,
+#: so a stream of a million one-token chunks costs the text, not a million str objects.
+_FOLD_BLOCK = 1024
+
+
+class ChatFold:
+    """Folds ``chat.completion.chunk`` objects, one at a time, into the
+    ``chat.completion`` they add up to (no I/O; what fold_chat_chunks() and
+    ChatStream.final() use).
+
+    add() checks each chunk's shape (InvalidResponseError otherwise) and keeps
+    only the fold, never the chunk: memory grows with the text, not the
+    number of chunks.  Per choice (``n > 1`` too): text deltas (``content``,
+    ``reasoning_content``, ``refusal`` ...) are joined, ``tool_calls`` are
+    merged by ``index`` (``id`` and ``name`` arrive once, ``arguments`` in
+    fragments, the same index may come twice in one chunk), the last
+    ``finish_reason`` wins and ``logprobs.content`` lists are concatenated.
+    ``usage`` comes from the ``choices: []`` chunk; ``id``, ``model`` and
+    ``created`` from the first chunk that has them.  ``complete`` is true once
+    every choice seen has its finish_reason.
+    """
+
+    object_name = "chat.completion"
+    _delta = "delta"   # where a choice keeps its new text
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self._head = AttrDict(object=self.object_name)
+        self._choices: Dict[int, AttrDict] = {}
+        self._texts: Dict[int, Dict[str, List[str]]] = {}     # pieces since the last block
+        self._blocks: Dict[int, Dict[str, List[str]]] = {}    # joined blocks of earlier pieces
+        self._calls: Dict[int, Dict[int, Any]] = {}
+        self._unfinished = 0
+        self._missing = ("id", "created", "model", "system_fingerprint")
+
+    @property
+    def complete(self) -> bool:
+        """True when at least one choice was seen and every one has its finish_reason."""
+        return bool(self._choices) and not self._unfinished
+
+    def add(self, chunk: Mapping[str, Any]) -> None:
+        """Fold one chunk in (InvalidResponseError if it has the wrong shape)."""
+        try:
+            self.add_unchecked(chunk)
+        except (AttributeError, TypeError):
+            raise self.shape_error(chunk) from None
+
+    def shape_error(self, chunk: Any) -> InvalidResponseError:
+        return _shape_error("a stream chunk must be an object whose 'choices' are objects with an int "
+                            "'index' and an object %r" % self._delta, chunk)
+
+    def add_unchecked(self, chunk: Mapping[str, Any]) -> None:
+        """add(), except that a chunk of the wrong shape raises the AttributeError or
+        TypeError it causes (add() and StreamTracker turn those into InvalidResponseError)."""
+        # The hot path of every stream: shapes are checked by what they break (.get on a list,
+        # a list as a dict key ...), not by isinstance() per chunk and choice; the usual text
+        # delta needs no method call; everything rarer goes to _add_other().
+        if self._missing:
+            self._add_head(chunk)
+        usage = chunk.get("usage")
+        if usage is not None:
+            self._head["usage"] = _attrs(usage)
+        choices = chunk.get("choices")
+        if choices:
+            if choices.__class__ is not list:
+                raise _shape_error("'choices' in a stream chunk must be a list", choices)
+            folds = self._choices
+            for choice in choices:
+                index = choice.get("index", 0)
+                folded = folds.get(index)
+                if folded is None:
+                    folded = self._new_choice(index)
+                delta = choice.get(self._delta)
+                if delta:
+                    texts = self._texts[index]
+                    if delta.__class__ is str:   # a completion's text
+                        delta = {"text": delta}
+                    for key, value in delta.items():
+                        if value.__class__ is str and key != "role":
+                            parts = texts.get(key)
+                            if parts is None:
+                                parts = texts[key] = []
+                            parts.append(value)
+                        elif value is not None:
+                            self._add_other(index, folded, key, value)
+                finish = choice.get("finish_reason")
+                if finish is not None:
+                    if folded["finish_reason"] is None:
+                        self._unfinished -= 1
+                    folded["finish_reason"] = finish
+                if "logprobs" in choice:
+                    self._add_logprobs(folded, choice["logprobs"])
+        self.chunks += 1
+        if not self.chunks % _FOLD_BLOCK:
+            self._join_blocks()
+
+    def _add_other(self, index: int, folded: AttrDict, key: str, value: Any) -> None:
+        """A delta field that is not text: tool calls, a function call, or a value to keep."""
+        if key == "tool_calls":
+            _merge_tool_calls(self._calls.setdefault(index, {}), value)
+        elif key == "function_call" and isinstance(value, dict):
+            message = folded["message"]
+            call = message.get("function_call")
+            if call is None:
+                call = message["function_call"] = _new_call()["function"]
+            _merge_function(call, value)
+        elif self._delta == "delta":
+            folded["message"][key] = _attrs(value)
+        else:
+            raise _shape_error("a completion choice's 'text' must be a string", value)
+
+    def _add_head(self, chunk: Mapping[str, Any]) -> None:
+        # id, created, model, system_fingerprint: each from the first chunk that has it.
+        found = [key for key in self._missing if chunk.get(key) is not None]
+        if found:
+            for key in found:
+                self._head[key] = chunk[key]
+            self._missing = tuple(key for key in self._missing if key not in found)
+
+    @staticmethod
+    def _add_logprobs(folded: AttrDict, logprobs: Any) -> None:
+        if logprobs and isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+            folded.setdefault("logprobs", AttrDict(content=[]))["content"].extend(_attrs(logprobs["content"]))
+
+    def _new_choice(self, index: Any) -> AttrDict:
+        if index.__class__ is not int:
+            raise _shape_error("a choice's 'index' must be a whole number", index)
+        folded = self._choices[index] = self._empty_choice(index)
+        self._texts[index] = {}
+        self._blocks[index] = {}
+        self._unfinished += 1
+        return folded
+
+    def _empty_choice(self, index: int) -> AttrDict:
+        return AttrDict(index=index, message=AttrDict(role="assistant", content=None), finish_reason=None)
+
+    def _join_blocks(self) -> None:
+        """Join each field's recent pieces into one block (linear: a block is never joined again)."""
+        for index, texts in self._texts.items():
+            blocks = self._blocks[index]
+            for key, parts in texts.items():
+                if parts:
+                    blocks.setdefault(key, []).append("".join(parts))
+                    parts.clear()
+
+    def _joined(self, index: int, key: str) -> str:
+        return "".join(self._blocks[index].get(key, []) + self._texts[index].get(key, []))
+
+    def result(self) -> AttrDict:
+        """The folded response so far."""
+        result = AttrDict(self._head)
+        choices = []
+        for index in sorted(self._choices):
+            folded = AttrDict(self._choices[index])
+            self._finish_choice(index, folded)
+            choices.append(folded)
+        result["choices"] = choices
+        return result
+
+    def _finish_choice(self, index: int, folded: AttrDict) -> None:
+        message = folded["message"] = AttrDict(folded["message"])
+        for key in set(self._texts[index]) | set(self._blocks[index]):
+            message[key] = self._joined(index, key)
+        if "function_call" in message:
+            message["function_call"] = _joined_function(message["function_call"])
+        if index in self._calls:
+            calls = self._calls[index]
+            message["tool_calls"] = [_joined_call(calls[i]) for i in sorted(calls)]
+
+
+class CompletionFold(ChatFold):
+    """ChatFold for streamed ``/completions`` chunks: one ``text_completion``."""
+
+    object_name = "text_completion"
+    _delta = "text"
+
+    def _empty_choice(self, index: int) -> AttrDict:
+        return AttrDict(index=index, text="", finish_reason=None)
+
+    def _finish_choice(self, index: int, folded: AttrDict) -> None:
+        folded["text"] = self._joined(index, "text")
+
+
 def fold_chat_chunks(chunks: Iterable[Mapping[str, Any]]) -> AttrDict:
     """Fold streamed ``chat.completion.chunk`` objects into the ``chat.completion``
-    they add up to.
-
-    Per choice (``n > 1`` too): text deltas (``content``, ``reasoning_content``,
-    ``reasoning``, ``refusal`` ...) are joined, ``tool_calls`` are merged by
-    ``index`` (``id`` and ``name`` arrive once, ``arguments`` in fragments, the
-    same index may come twice in one chunk), the last ``finish_reason`` wins and
-    ``logprobs.content`` lists are concatenated.  ``usage`` comes from the
-    ``choices: []`` chunk; ``id``, ``model``, ``created`` from the first chunk.
-    """
-    result = AttrDict(object="chat.completion")
-    choices: Dict[int, AttrDict] = {}
-    texts: Dict[int, Dict[str, List[str]]] = {}
-    calls: Dict[int, Dict[int, AttrDict]] = {}
+    they add up to (see ChatFold for the rules)."""
+    fold = ChatFold()
     for chunk in chunks:
-        _fold_header(result, chunk)
-        for choice in chunk.get("choices") or ():
-            index = choice.get("index", 0)
-            folded = choices.get(index)
-            if folded is None:
-                folded = choices[index] = AttrDict(
-                    index=index, message=AttrDict(role="assistant", content=None), finish_reason=None)
-                texts[index] = {}
-            message = folded["message"]
-            for key, value in (choice.get("delta") or {}).items():
-                if key == "tool_calls":
-                    _merge_tool_calls(calls.setdefault(index, {}), value)
-                elif key == "function_call" and isinstance(value, dict):
-                    _merge_function(message.setdefault("function_call", AttrDict(name="", arguments="")), value)
-                elif isinstance(value, str) and key != "role":
-                    texts[index].setdefault(key, []).append(value)
-                elif value is not None:
-                    message[key] = _attrs(value)
-            _fold_choice_end(folded, choice)
-    for index, folded in choices.items():
-        for key, parts in texts[index].items():
-            folded["message"][key] = "".join(parts)
-        if index in calls:
-            folded["message"]["tool_calls"] = [calls[index][i] for i in sorted(calls[index])]
-    result["choices"] = [choices[i] for i in sorted(choices)]
-    return result
+        fold.add(chunk)
+    return fold.result()
 
 
 def fold_completion_chunks(chunks: Iterable[Mapping[str, Any]]) -> AttrDict:
     """Fold streamed ``/completions`` chunks into one ``text_completion``."""
-    result = AttrDict(object="text_completion")
-    choices: Dict[int, AttrDict] = {}
-    texts: Dict[int, List[str]] = {}
+    fold = CompletionFold()
     for chunk in chunks:
-        _fold_header(result, chunk)
-        for choice in chunk.get("choices") or ():
-            index = choice.get("index", 0)
-            if index not in choices:
-                choices[index] = AttrDict(index=index, text="", finish_reason=None)
-                texts[index] = []
-            if choice.get("text"):
-                texts[index].append(choice["text"])
-            _fold_choice_end(choices[index], choice)
-    for index, folded in choices.items():
-        folded["text"] = "".join(texts[index])
-    result["choices"] = [choices[i] for i in sorted(choices)]
-    return result
-
-
-def _fold_header(result: AttrDict, chunk: Mapping[str, Any]) -> None:
-    for key in ("id", "created", "model", "system_fingerprint"):
-        if key not in result and chunk.get(key) is not None:
-            result[key] = chunk[key]
-    if chunk.get("usage") is not None:
-        result["usage"] = _attrs(chunk["usage"])
-
-
-def _fold_choice_end(folded: AttrDict, choice: Mapping[str, Any]) -> None:
-    if choice.get("finish_reason") is not None:
-        folded["finish_reason"] = choice["finish_reason"]
-    logprobs = choice.get("logprobs")
-    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
-        folded.setdefault("logprobs", AttrDict(content=[]))["content"].extend(_attrs(logprobs["content"]))
+        fold.add(chunk)
+    return fold.result()
 
 
 def _attrs(value: Any) -> Any:
@@ -978,26 +1486,195 @@ def _attrs(value: Any) -> Any:
     return value
 
 
+def _new_call() -> AttrDict:
+    # Arguments are gathered as a list of fragments and joined once, at the end.
+    return AttrDict(id=None, type="function", function=AttrDict(name="", arguments=[]))
+
+
 def _merge_tool_calls(calls: Dict[int, AttrDict], fragments: Any) -> None:
-    for fragment in fragments or ():
+    if fragments is None:
+        return
+    if fragments.__class__ is not list:
+        raise _shape_error("'tool_calls' in a delta must be a list", fragments)
+    for fragment in fragments:
+        if not isinstance(fragment, dict):
+            raise _shape_error("each tool call fragment must be a JSON object", fragment)
         index = fragment.get("index", 0)
+        if index.__class__ is not int:
+            raise _shape_error("a tool call's 'index' must be a whole number", index)
         call = calls.get(index)
         if call is None:
-            call = calls[index] = AttrDict(id=None, type="function", function=AttrDict(name="", arguments=""))
+            call = calls[index] = _new_call()
         if fragment.get("id"):
             call["id"] = fragment["id"]
         if fragment.get("type"):
             call["type"] = fragment["type"]
-        if isinstance(fragment.get("function"), dict):
-            _merge_function(call["function"], fragment["function"])
+        function = fragment.get("function")
+        if function is not None:
+            if not isinstance(function, dict):
+                raise _shape_error("a tool call's 'function' must be a JSON object", function)
+            _merge_function(call["function"], function)
 
 
 def _merge_function(function: AttrDict, fragment: Mapping[str, Any]) -> None:
     # The name comes whole in one fragment; arguments come in pieces to be joined.
-    if fragment.get("name") and not function["name"]:
-        function["name"] = fragment["name"]
-    if fragment.get("arguments"):
-        function["arguments"] += fragment["arguments"]
+    name, arguments = fragment.get("name"), fragment.get("arguments")
+    if name and not function["name"]:
+        function["name"] = name
+    if arguments:
+        if arguments.__class__ is not str:
+            raise _shape_error("a function call's 'arguments' must be a string", arguments)
+        function["arguments"].append(arguments)
+
+
+def _joined_function(function: AttrDict) -> AttrDict:
+    """A copy of a gathered function call with its argument fragments joined."""
+    joined = AttrDict(function)
+    joined["arguments"] = "".join(function["arguments"])
+    return joined
+
+
+def _joined_call(call: AttrDict) -> AttrDict:
+    joined = AttrDict(call)
+    joined["function"] = _joined_function(call["function"])
+    return joined
+
+
+class StreamTracker:
+    """Server-Sent Events in, chunks out, for a chat or completion stream (no I/O).
+
+    The one place that decides what a stream means, for every transport:
+    feed() takes each SSEEvent and returns its chunk (folded as it goes), or
+    None for ``[DONE]`` and events that carry no chunk; an error event raises
+    StreamError, an event that is not a JSON object InvalidResponseError.
+    ``done`` turns true at ``[DONE]``; end() is called when the body ended
+    cleanly without it, and raises unless every choice has its finish_reason.
+    """
+
+    __slots__ = ("fold", "done", "url", "error", "_add")
+
+    def __init__(self, fold: ChatFold, url: str = "the server"):
+        self.fold = fold
+        self._add = fold.add_unchecked
+        self.done = False
+        self.url = url
+        self.error: Optional[BaseException] = None   # what the stream raised, for final()
+
+    @property
+    def chunks_received(self) -> int:
+        return self.fold.chunks
+
+    def feed(self, event: SSEEvent) -> Optional[AttrDict]:
+        text = event[1]
+        if text == "[DONE]":
+            self.done = True
+            return None
+        if event[0] != "message":
+            if event[0] == "error":
+                raise self._stream_error(text)
+            return None   # a named event a chat stream does not define: not ours to interpret
+        try:
+            chunk = _decode_event(text)
+        except (ValueError, RecursionError):
+            raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
+                                       % (self.url, text), body=text) from None
+        if chunk.__class__ is not AttrDict:
+            raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
+                                       "%.200r" % (self.url, text), body=text)
+        if "error" in chunk:
+            raise self._stream_error(text)
+        try:
+            self._add(chunk)
+        except (AttributeError, TypeError):
+            raise self.fold.shape_error(chunk) from None
+        return chunk
+
+    def end(self) -> None:
+        """The body ended cleanly: complete if every choice finished, else APIConnectionError."""
+        if not self.done and not self.fold.complete:
+            count = self.fold.chunks
+            raise APIConnectionError(
+                "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
+                "the answer is incomplete" % (self.url, count), url=self.url, chunks_received=count)
+        self.done = True
+
+    def _stream_error(self, data: str) -> StreamError:
+        message, error_type, code = parse_error_body(data)
+        return StreamError(message or "the server reported an error without a message", body=data,
+                           error_type=error_type, code=code, chunks_received=self.fold.chunks)
+
+
+class LineSplitter:
+    """Bytes in, complete lines out (LF-terminated; a CR before it is dropped), no I/O.
+
+    Linear in the input however it is split: the pieces of an unfinished line
+    are kept as a list and joined once.  A line longer than *max_line* bytes
+    raises InvalidResponseError.
+    """
+
+    __slots__ = ("max_line", "_pieces", "_size")
+
+    def __init__(self, max_line: int = MAX_EVENT_BYTES):
+        self.max_line = max_line
+        self._pieces: List[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> List[bytes]:
+        if b"\n" not in data:
+            if data:
+                self._size += len(data)
+                if self._size > self.max_line:
+                    raise InvalidResponseError("a line grew past %d bytes without ending" % self.max_line)
+                self._pieces.append(data)
+            return []
+        if self._pieces:
+            self._pieces.append(data)
+            data = b"".join(self._pieces)
+            self._pieces, self._size = [], 0
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self.feed(tail)
+        return [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+
+    def close(self) -> Optional[bytes]:
+        """The end of the input: the last line if it had no LF (else None)."""
+        rest = b"".join(self._pieces)
+        self._pieces, self._size = [], 0
+        return rest or None
+
+
+class PullTracker:
+    """DMR's pull progress: lines in, progress events out (no I/O).
+
+    feed(line) returns the event of one line (None for a blank one) and
+    raises PullError for DMR's error lines; ``result`` is the success event
+    once it came; end() raises unless it did.
+    """
+
+    __slots__ = ("model", "result", "events_received")
+
+    def __init__(self, model: str):
+        self.model = model
+        self.result: Optional[AttrDict] = None
+        self.events_received = 0
+
+    def feed(self, line: bytes) -> Optional[AttrDict]:
+        event = parse_pull_line(line.decode("utf-8", "replace"))
+        if event is None:
+            return None
+        kind = event.get("type")
+        if kind == "warning":
+            _log.warning("pull %s: %s", self.model, event.get("message"))
+        elif kind == "success":
+            self.result = event
+        self.events_received += 1
+        return event
+
+    def end(self, url: str) -> None:
+        if self.result is None:
+            raise APIConnectionError("the pull of %s ended without DMR reporting success: it did "
+                                     "not finish" % self.model, url=url)
 
 
 def parse_pull_line(line: str) -> Optional[AttrDict]:
@@ -1016,7 +1693,7 @@ def parse_pull_line(line: str) -> Optional[AttrDict]:
 
         text = html.unescape(text)
     try:
-        event = _decode_json(text)
+        event = loads(text)
     except ValueError:
         raise PullError(text) from None
     if not isinstance(event, AttrDict):
@@ -1067,6 +1744,40 @@ def _retry_delay(attempt: int) -> float:
     return delay * (1.0 - 0.25 * random.random())
 
 
+def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None, replayable: bool = True,
+               status: Optional[int] = None, headers: Any = None,
+               retry_statuses: frozenset = RETRY_STATUSES) -> Tuple[Optional[float], str]:
+    """The retry policy, in one place: whether to send again after attempt *attempt* (0-based).
+
+    *failure* says what went wrong without an answer: "connect" (nothing was
+    sent), "stale" (sent on a reused keep-alive connection that closed
+    without a byte of answer), "no-answer" (the same on a new connection);
+    otherwise *status* and *headers* are the answer.  *replayable* is false
+    for calls that change state, which are never sent twice once they went
+    out.  Returns (seconds to wait, "") to send again, or (None, note) to
+    give up, where *note* is what the error message should add.
+    """
+    if status is None:
+        if failure != "connect" and not replayable:
+            return None, " (not sent again: the server may have carried it out)"
+    else:
+        should_retry = (headers.get("x-should-retry") or "").lower() if headers is not None else ""
+        if should_retry == "false" or (should_retry != "true" and status not in retry_statuses):
+            return None, ""
+    if attempt >= max_retries:
+        return None, " (after %d attempts)" % (attempt + 1) if attempt else ""
+    if status is None:
+        # A stale keep-alive connection says nothing about the server: send again at once.
+        return (0.0 if failure == "stale" else _retry_delay(attempt)), ""
+    asked = parse_retry_after(headers)
+    if asked is None:
+        return _retry_delay(attempt), ""
+    if asked > MAX_RETRY_AFTER:
+        return None, (" (the server asked to retry after %.0f s; not waiting longer than %.0f s)"
+                      % (asked, MAX_RETRY_AFTER))
+    return asked, ""
+
+
 def _is_local_host(host: str) -> bool:
     """Hosts a proxy must never see: loopback and Docker's own names."""
     host = host.lower().rstrip(".")
@@ -1104,7 +1815,7 @@ def _error_hint(status: int, message: str, model: Optional[str], url: str, origi
 
 
 # ---------------------------------------------------------------------------
-# Transport: pooled http.client connections
+# Transport: pooled connections, one exchange = write the request, read the answer
 # ---------------------------------------------------------------------------
 
 _Origin = collections.namedtuple("_Origin", "scheme host port proxy unix_socket")
@@ -1166,19 +1877,29 @@ def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
 
 
 class _RetryableConnectionError(Exception):
-    """Internal: wraps an APIConnectionError that happened before the request was sent."""
+    """Internal: an APIConnectionError before any byte of answer; *kind* is retry_wait()'s failure."""
 
-    def __init__(self, error: APIConnectionError, refused: bool = False):
+    def __init__(self, error: APIConnectionError, kind: str = "connect", refused: bool = False):
         super().__init__(error)
         self.error = error
+        self.kind = kind
         self.refused = refused
+
+
+class _NoAnswer(Exception):
+    """Internal: the connection ended before a single byte of the answer."""
+
+
+class _Truncated(OSError):
+    """Internal: the server closed the connection before the body's framing said it ended."""
 
 
 class _Pool:
     """Keep-alive connections to one origin, shared safely between threads.
 
     Each request takes a connection for itself; a connection goes back only
-    when its response was read to the end, so a socket never carries two
+    when its response was read to the end of its framing, with no byte
+    beyond it and no ``Connection: close``, so a socket never carries two
     requests at once and no reply is read by the wrong caller.
     """
 
@@ -1199,7 +1920,7 @@ class _Pool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return self.connect(), False
-            if _looks_alive(conn):
+            if _looks_alive(conn.sock):
                 return conn, True
             conn.close()
 
@@ -1229,7 +1950,7 @@ class _Pool:
             conn.close()
             raise _RetryableConnectionError(APITimeoutError(
                 "connecting to %s took longer than %s s" % (where, self.connect_timeout))) from None
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise _RetryableConnectionError(APIConnectionError(
                 "cannot connect to %s: %s" % (where, _describe_os_error(exc))),
@@ -1270,9 +1991,10 @@ def _fixed_head(origin: _Origin, headers: Mapping[str, str]) -> bytes:
     """The header lines every request to *origin* carries, encoded once.
 
     http.client's putheader() validates and encodes each header on every
-    request; these were validated when the Client was made.
+    request; these were validated when the Client was made.  A Host given
+    in *headers* replaces ours (one Host on the wire, never two).
     """
-    lines = ["Host: " + _host_header(origin)]
+    lines = [] if any(name.lower() == "host" for name in headers) else ["Host: " + _host_header(origin)]
     lines += ["%s: %s" % pair for pair in headers.items()]
     if origin.proxy is not None and origin.proxy.authorization and origin.scheme == "http":
         lines.append("Proxy-Authorization: " + origin.proxy.authorization)
@@ -1292,16 +2014,23 @@ def _resolves(host: str) -> bool:
     return True
 
 
-def _looks_alive(conn: http.client.HTTPConnection) -> bool:
-    """False if an idle keep-alive connection was closed by the server meanwhile."""
-    sock = conn.sock
+def _looks_alive(sock: Optional[socket.socket]) -> bool:
+    """False if an idle keep-alive connection was closed by the server meanwhile.
+
+    poll() where there is one: select() fails for descriptors above 1023,
+    which a busy process reaches.
+    """
     if sock is None:
         return False
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)   # an idle connection is readable only at EOF (or on garbage)
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return False
-    return not readable  # an idle connection is readable only at EOF (or on garbage)
+    return not readable
 
 
 def _describe_os_error(exc: BaseException) -> str:
@@ -1309,110 +2038,234 @@ def _describe_os_error(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, socket.gaierror):
         return "cannot resolve the host name (%s)" % (exc.strerror or exc)
-    if isinstance(exc, http.client.IncompleteRead):
-        return "the connection closed after %d bytes, before the response was complete" % len(exc.partial)
     return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
 
 
 class _Exchange:
-    """One request and its response, holding the connection until it is settled."""
+    """One request and its response, holding the connection until it is settled.
 
-    __slots__ = ("pool", "conn", "response", "url", "settled", "_chunks", "_rest")
+    http.client only opens connections (TLS, proxy tunnel, Unix socket); the
+    answer is read from the socket here and framed by the pure pieces above
+    (parse_response_head, body_framing and the decoders).  settle: finish()
+    puts the connection back only after a whole, cleanly framed body, and
+    discard() closes it; an exchange dropped unsettled closes its socket at
+    once (no reference cycle holds it: streams' generators keep the exchange,
+    never the stream object).
+    """
 
-    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection,
-                 response: http.client.HTTPResponse, url: str):
+    __slots__ = ("pool", "conn", "sock", "url", "status", "reason", "headers", "keep_alive", "decoder",
+                 "settled", "_raw", "_rest")
+
+    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection, url: str):
         self.pool = pool
         self.conn = conn
-        self.response = response
+        self.sock = conn.sock
         self.url = url
         self.settled = False
-        self._chunks: Optional[ChunkedDecoder] = None
-        self._rest: Optional[Iterator[bytes]] = None
+        self.keep_alive = False
+        self._raw = b""                              # body bytes read with the head, not decoded yet
+        self._rest: Optional[Iterator[bytes]] = None  # pieces of the last read after the one handed over
+
+    def begin(self, method: str) -> None:
+        """Read up to the final response head (interim 1xx responses are skipped).
+
+        Raises _NoAnswer when the connection ends before the first byte,
+        ProtocolError for a malformed head, socket errors as they come.
+        """
+        head, self._raw = self._read_head()
+        self.status, self.reason, self.headers = head.status, head.reason, head.headers
+        self.decoder, self.keep_alive = body_framing(head, method)
+
+    def _read_head(self) -> Tuple[ResponseHead, bytes]:
+        recv = self.sock.recv
+        pieces: List[bytes] = []
+        size, tail, interim, answered = 0, b"", 0, False
+        while True:
+            try:
+                chunk = recv(READ_CHUNK)
+            except (ConnectionResetError, ConnectionAbortedError):
+                if answered or size:
+                    raise
+                raise _NoAnswer() from None
+            if not chunk:
+                if answered or size:
+                    raise ProtocolError("the server closed the connection in the middle of the response head")
+                raise _NoAnswer()
+            pieces.append(chunk)
+            size += len(chunk)
+            probe = tail + chunk
+            tail = probe[-2:]
+            # A head can only have ended where a blank line arrived: parse only then (linear in a drip).
+            if b"\n\n" not in probe and b"\n\r\n" not in probe:
+                if size > MAX_HEAD_BYTES:
+                    raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
+                continue
+            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            while True:
+                parsed = parse_response_head(data)
+                if parsed is None:
+                    pieces, size, tail = [data], len(data), data[-2:]
+                    break
+                head, end = parsed
+                if not 100 <= head.status < 200:
+                    return head, data[end:]
+                if head.status == 101:
+                    raise ProtocolError("the server switched protocols (101), which was never asked for")
+                interim += 1
+                answered = True
+                if interim > MAX_INTERIM_RESPONSES:
+                    raise ProtocolError("more than %d interim (1xx) responses" % MAX_INTERIM_RESPONSES)
+                data = data[end:]
+                if not data:
+                    pieces, size, tail = [], 0, b""
+                    break
 
     def read_some(self) -> bytes:
         """The next piece of the body as soon as it arrives; b"" at its end.
 
         One network read at most, and the first chunk of a read is handed
         over before the rest is decoded: a streamed event never waits for
-        bytes that come after it.  A body cut short raises (http.client's
-        IncompleteRead or the socket's error), never a quiet end.
+        bytes that come after it.  A body cut short raises _Truncated, never
+        a quiet end; framing faults raise ProtocolError.
         """
-        response = self.response
-        if not response.chunked:
-            return response.read1(READ_CHUNK)
-        decoder = self._chunks
-        if decoder is None:
-            decoder = self._chunks = ChunkedDecoder()
         rest = self._rest
         if rest is not None:   # what the last network read held after its first chunk
             self._rest = None
             data = b"".join(rest)
             if data:
                 return data
+        decoder = self.decoder
         while not decoder.done:
-            raw = response.fp.read1(READ_CHUNK)
-            if not raw:
-                raise _http_client().IncompleteRead(b"", None)
+            raw = self._raw
+            if raw:
+                self._raw = b""
+            else:
+                raw = self.sock.recv(READ_CHUNK)
+                if not raw:
+                    if decoder.complete_at_eof():
+                        self.keep_alive = False
+                        return b""
+                    raise _Truncated("the connection closed before the end of the body")
             pieces = decoder.pieces(raw)
             for data in pieces:
                 if data:
                     self._rest = pieces
                     return data
-        response.close()   # the whole body was read here: http.client never saw it end
         return b""
 
-    def read_body(self, limit: Optional[int] = None) -> bytes:
-        """Read the whole body (at most *limit* bytes) and settle the connection."""
-        try:
-            body = self.response.read() if limit is None else self.response.read(limit)
-        except socket.timeout:
-            self.discard()
-            raise APITimeoutError("no data from %s for %s s while reading the response"
-                                  % (self.url, self.pool.timeout), url=self.url) from None
-        except (OSError, http.client.HTTPException) as exc:
-            self.discard()
-            raise APIConnectionError("the response from %s was cut: %s"
-                                     % (self.url, _describe_os_error(exc)), url=self.url) from exc
-        self.finish()
-        return body
+    def read_body(self, limit: int, truncate: bool = False) -> bytes:
+        """Read the whole body and settle the connection.
 
-    def finish(self) -> None:
-        """The body was read to its end (or the rest is unwanted): reuse if possible."""
-        if self.settled:
-            return
-        self.settled = True
-        if self.response.isclosed() and not self.response.will_close:
-            self.pool.give_back(self.conn)
-        else:
-            self.response.close()
-            self.conn.close()
-
-    def drain(self) -> None:
-        """Read what follows a stream's end marker, briefly, so the connection can be reused."""
-        response, sock = self.response, self.conn.sock
+        Over *limit* bytes: InvalidResponseError (or, with *truncate*, the
+        first *limit* bytes), and the connection is closed.  A stall or a cut
+        raises APITimeoutError or APIConnectionError.
+        """
+        declared = self.decoder.length
+        if declared is not None and declared > limit and not truncate:
+            self.discard()
+            raise self._too_big(declared, limit)
+        parts, size = [], 0
         try:
-            if sock is not None:
-                sock.settimeout(DRAIN_SECONDS)
-            left = DRAIN_BYTES
-            while left > 0 and not response.isclosed():
+            while True:
                 data = self.read_some()
                 if not data:
                     break
-                left -= len(data)
-            if sock is not None:
-                sock.settimeout(self.pool.timeout)
-        except (OSError, http.client.HTTPException):
+                size += len(data)
+                parts.append(data)
+                if size > limit:
+                    self.discard()
+                    if truncate:
+                        return b"".join(parts)[:limit]
+                    raise self._too_big(size, limit)
+        except BaseException as exc:
             self.discard()
-            return
+            failure = _read_failure(exc, "the response from " + self.url, self.url, self.pool.timeout)
+            if failure is exc:
+                raise
+            raise failure from exc
         self.finish()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def discard(self) -> None:
-        """Close the connection: its response is unfinished or broken."""
+    def _too_big(self, size: int, limit: int) -> InvalidResponseError:
+        return InvalidResponseError("the response from %s is over %d bytes (%d seen or declared): raise "
+                                    "max_response_bytes= if such answers are expected" % (self.url, limit, size),
+                                    status_code=self.status)
+
+    def finish(self) -> None:
+        """The body was read to its end: reuse the connection if nothing speaks against it."""
         if self.settled:
             return
         self.settled = True
-        self.response.close()
+        if self.keep_alive and self.decoder.done and not self.decoder.leftover and not self._raw:
+            self.pool.give_back(self.conn)
+        else:
+            self.conn.close()
+
+    def drain(self) -> None:
+        """Read what follows a stream's end marker so the connection can be reused:
+        at most DRAIN_BYTES within DRAIN_SECONDS in all, else the connection is closed."""
+        sock, decoder = self.sock, self.decoder
+        if self._rest is not None:
+            for _ in self._rest:
+                pass
+            self._rest = None
+        deadline = time.monotonic() + DRAIN_SECONDS
+        budget = DRAIN_BYTES
+        try:
+            while not decoder.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or budget <= 0:
+                    break
+                raw, self._raw = self._raw, b""
+                if not raw:
+                    sock.settimeout(remaining)
+                    raw = sock.recv(READ_CHUNK)
+                    if not raw:
+                        decoder.complete_at_eof()
+                        self.keep_alive = False
+                        break
+                budget -= len(raw)
+                for _ in decoder.pieces(raw):
+                    pass
+        except (OSError, ProtocolError):
+            self.discard()
+            return
+        finally:
+            if not self.settled:
+                sock.settimeout(self.pool.timeout)
+        self.finish()
+
+    def discard(self) -> None:
+        """Close the connection: its response is unfinished, unwanted or broken."""
+        if self.settled:
+            return
+        self.settled = True
         self.conn.close()
+
+    def __del__(self) -> None:
+        # An exchange dropped unsettled (an abandoned stream) closes its socket now, not at GC.
+        try:
+            self.discard()
+        except Exception:   # never "Exception ignored in __del__" on stderr
+            pass
+
+
+def _read_failure(exc: BaseException, what: str, url: str, timeout: Optional[float], count: int = 0,
+                  unit: str = "", meaning: str = "") -> BaseException:
+    """The documented error for *exc*, raised while reading *what* (from *url*); *exc* itself
+    if it is one already.  Streams, pulls and whole bodies share it."""
+    after = " after %d %s" % (count, unit) if unit else ""
+    meaning = "; " + meaning if meaning else ""
+    if isinstance(exc, socket.timeout):
+        return APITimeoutError("%s stalled: nothing for %s s%s%s" % (what, timeout, after, meaning),
+                               url=url, chunks_received=count)
+    if isinstance(exc, ProtocolError):
+        return ProtocolError("%s broke HTTP/1.1 framing%s: %s%s" % (what, after, exc.message, meaning),
+                             url=url, chunks_received=count)
+    if isinstance(exc, OSError):
+        return APIConnectionError("%s was cut%s (%s)%s" % (what, after, _describe_os_error(exc), meaning),
+                                  url=url, chunks_received=count)
+    return exc
 
 
 # ---------------------------------------------------------------------------
@@ -1424,35 +2277,18 @@ class _Streamed:
     """An iterator over a live response: what Stream and PullStream share.
 
     Stopping early (close(), leaving the ``with`` block, or dropping it)
-    closes the connection instead of reading the rest of the body.
+    closes the connection instead of reading the rest of the body.  The
+    items come from a generator that holds the exchange and a tracker, never
+    this object, so a stream dropped without close() closes its socket as
+    soon as its last reference goes.
     """
 
-    def __init__(self, exchange: _Exchange):
+    def __init__(self, exchange: _Exchange, items: Generator[AttrDict, None, None]):
         self._exchange = exchange
+        self._items = items
         self.url = exchange.url
-        self._items = self._iter_items()
-
-    def _iter_items(self) -> Generator[AttrDict, None, None]:
-        raise NotImplementedError
-
-    def _progress(self) -> Tuple[str, int, str, str]:
-        """(what is read, items so far, their name, what a break means) for error messages."""
-        raise NotImplementedError
-
-    def _read(self) -> bytes:
-        """The next piece of the body; a stall or a cut raises the matching APIConnectionError."""
-        try:
-            return self._exchange.read_some()
-        except socket.timeout:
-            what, count, unit, meaning = self._progress()
-            raise APITimeoutError("%s stalled: nothing for %s s after %d %s; %s" % (
-                what, self._exchange.pool.timeout, count, unit, meaning),
-                url=self.url, chunks_received=count) from None
-        except (OSError, http.client.HTTPException) as exc:
-            what, count, unit, meaning = self._progress()
-            raise APIConnectionError("%s was cut after %d %s (%s); %s" % (
-                what, count, unit, _describe_os_error(exc), meaning),
-                url=self.url, chunks_received=count) from exc
+        self.status_code = exchange.status
+        self.headers = exchange.headers
 
     def __iter__(self) -> Iterator[AttrDict]:
         return self._items   # the generator itself: no Python-level __next__ per item
@@ -1471,12 +2307,6 @@ class _Streamed:
         self._items.close()
         self._exchange.discard()
 
-    def __del__(self) -> None:
-        # An abandoned, never-iterated response still holds a socket: close it, not the GC.
-        exchange = getattr(self, "_exchange", None)
-        if exchange is not None:
-            exchange.discard()
-
 
 class Stream(_Streamed):
     """The chunks of a streamed completion, each an AttrDict, as they arrive.
@@ -1484,27 +2314,32 @@ class Stream(_Streamed):
     Iterate it; use it as a context manager or call close() to stop early
     (the connection is then closed).  After a complete stream the connection
     goes back to the client's pool.  The stream is complete at ``[DONE]``, or
-    at the end of the body once every choice has its ``finish_reason``; any
-    other end raises APIConnectionError, and an error event raises
-    StreamError, so a cut answer is never mistaken for a whole one.  A
-    ``choices: []`` chunk carries ``usage`` when ``stream_options`` asks.
+    at the cleanly framed end of the body once every choice has its
+    ``finish_reason``; any other end raises APIConnectionError, and an error
+    event raises StreamError, so a cut answer is never mistaken for a whole
+    one.  A ``choices: []`` chunk carries ``usage`` when ``stream_options``
+    asks.
 
     final() reads what is left and returns the folded response; text() just
-    its text.  ``status_code`` and ``headers`` describe the HTTP response;
-    ``completed`` turns true at the end of a complete stream.  One stream is
-    for one thread.
+    its text.  The fold is kept as the chunks pass (not the chunks), so a
+    long stream costs its text, not its chunk count.  ``status_code`` and
+    ``headers`` describe the HTTP response; ``completed`` turns true at the
+    end of a complete stream.  One stream is for one thread.
     """
 
-    _fold = staticmethod(fold_chat_chunks)
+    _Fold = ChatFold
 
     def __init__(self, exchange: _Exchange):
-        self.status_code = exchange.response.status
-        self.headers = exchange.response.headers
-        self.completed = False
-        self.chunks_received = 0
-        self._received: List[AttrDict] = []
-        self._error: Optional[BaseException] = None
-        super().__init__(exchange)
+        self._tracker = StreamTracker(self._Fold(), exchange.url)
+        super().__init__(exchange, _stream_chunks(exchange, self._tracker))
+
+    @property
+    def completed(self) -> bool:
+        return self._tracker.done
+
+    @property
+    def chunks_received(self) -> int:
+        return self._tracker.chunks_received
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
@@ -1516,113 +2351,63 @@ class Stream(_Streamed):
         Raises what the stream raised if it broke (a cut is never folded into a
         result), and DMRError if it was closed before it completed.
         """
-        for _ in self:
+        for _ in self._items:
             pass
-        if self._error is not None:
-            raise self._error
+        if self._tracker.error is not None:
+            raise self._tracker.error
         if not self.completed:
             raise DMRError("the stream was closed before it completed: its result is unknown")
-        return self._fold(self._received)
+        return self._tracker.fold.result()
 
     def text(self) -> str:
         """The text of the first choice of final()."""
         choices = self.final().choices
         return (choices[0].message.content or "") if choices else ""
 
-    def _iter_items(self) -> Generator[AttrDict, None, None]:
-        exchange = self._exchange
-        if (self.headers.get("Content-Type") or "").startswith("application/json"):
-            self._not_a_stream()
-        feed = SSEDecoder(extra_fields=("error",)).events
-        decode = _decode_event
-        received = self._received
-        finished: Dict[Any, bool] = {}   # choice index -> has its finish_reason
-        try:
-            while True:
-                data = self._read()
-                if not data:
-                    break
-                for event in feed(data):
-                    text = event[1]
-                    if text == "[DONE]":
-                        self.completed = True
-                        exchange.drain()
-                        return
-                    if event[0] != "message":
-                        self._check_event(event)
-                        continue
-                    try:
-                        chunk = decode(text)
-                        choices = chunk.get("choices")
-                    except (ValueError, AttributeError):
-                        self._check_event(event)
-                        raise
-                    if "error" in chunk:
-                        raise self._stream_error(text)
-                    if choices:
-                        for choice in choices:
-                            if choice.__class__ is AttrDict:
-                                index = choice.get("index", 0)
-                                if choice.get("finish_reason") is not None:
-                                    finished[index] = True
-                                elif index not in finished:
-                                    finished[index] = False
-                    self.chunks_received += 1
-                    received.append(chunk)
+
+def _stream_chunks(exchange: _Exchange, tracker: StreamTracker) -> Generator[AttrDict, None, None]:
+    """A stream's chunks: the exchange's bytes through SSEDecoder and the tracker."""
+    try:
+        if (exchange.headers.get("Content-Type") or "").startswith("application/json"):
+            _not_a_stream(exchange)
+        events = SSEDecoder(extra_fields=("error",)).events
+        feed = tracker.feed
+        read = exchange.read_some
+        while True:
+            data = read()
+            if not data:
+                break
+            for event in events(data):
+                chunk = feed(event)
+                if chunk is not None:
                     yield chunk
-            if finished and all(finished.values()):
-                self.completed = True
-                exchange.finish()
-                return
-            raise APIConnectionError(
-                "the stream from %s ended after %d chunks without [DONE] or a finish_reason: "
-                "the answer is incomplete" % (self.url, self.chunks_received),
-                url=self.url, chunks_received=self.chunks_received)
-        except GeneratorExit:
+                elif tracker.done:
+                    exchange.drain()
+                    return
+        tracker.end()
+        exchange.finish()
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        failure = _read_failure(exc, "the stream from " + exchange.url, exchange.url, exchange.pool.timeout,
+                                tracker.chunks_received, "chunks", "the answer is incomplete")
+        tracker.error = failure
+        if failure is exc:
             raise
-        except BaseException as exc:
-            self._error = exc
-            raise
-        finally:
-            if not self.completed:
-                exchange.discard()
+        raise failure from exc
+    finally:
+        exchange.discard()   # a no-op once finish() or drain() settled it
 
-    def _progress(self) -> Tuple[str, int, str, str]:
-        return "the stream from " + self.url, self.chunks_received, "chunks", "the answer is incomplete"
 
-    def _not_a_stream(self) -> None:
-        """A JSON answer where an event stream was asked for: say what the server said instead."""
-        body = self._exchange.read_body(MAX_ERROR_BODY).decode("utf-8", "replace")
-        message, error_type, code = parse_error_body(body)
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict) and "error" in parsed:
-            raise StreamError(message, body=body, error_type=error_type, code=code)
-        raise InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
-                                   "event stream (does it support stream=True?)" % self.url, body=body,
-                                   status_code=self.status_code)
-
-    def _check_event(self, event: SSEEvent) -> None:
-        """Raise for an event that is not a chunk: an error, or something not JSON."""
-        if event.event == "error":
-            raise self._stream_error(event.data)
-        if event.event != "message":
-            return   # a named event a chat stream does not define: not ours to interpret
-        try:
-            chunk = _decode_json(event.data)
-        except ValueError:
-            raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
-                                       % (self.url, event.data), body=event.data) from None
-        if not isinstance(chunk, dict):
-            raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
-                                       "%.200r" % (self.url, event.data), body=event.data)
-
-    def _stream_error(self, data: str) -> StreamError:
-        message, error_type, code = parse_error_body(data)
-        return StreamError(message or "the server reported an error without a message", body=data,
-                           error_type=error_type, code=code, chunks_received=self.chunks_received)
+def _not_a_stream(exchange: _Exchange) -> None:
+    """A JSON answer where an event stream was asked for: say what the server said instead."""
+    body = exchange.read_body(MAX_ERROR_BODY, truncate=True).decode("utf-8", "replace")
+    message, error_type, code = parse_error_body(body)
+    if _json_object_with(body, "error"):
+        raise StreamError(message, body=body, error_type=error_type, code=code)
+    raise InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
+                               "event stream (does it support stream=True?)" % exchange.url, body=body,
+                               status_code=exchange.status)
 
 
 class ChatStream(Stream):
@@ -1632,7 +2417,7 @@ class ChatStream(Stream):
 class CompletionStream(Stream):
     """A streamed ``/completions`` answer (see Stream); final() is a ``text_completion``."""
 
-    _fold = staticmethod(fold_completion_chunks)
+    _Fold = CompletionFold
 
     def text(self) -> str:
         choices = self.final().choices
@@ -1652,49 +2437,52 @@ class PullStream(_Streamed):
 
     def __init__(self, exchange: _Exchange, model: str):
         self.model = model
-        self.result: Optional[AttrDict] = None
-        self.events_received = 0
-        super().__init__(exchange)
+        self._tracker = PullTracker(model)
+        super().__init__(exchange, _pull_events(exchange, self._tracker))
+
+    @property
+    def result(self) -> Optional[AttrDict]:
+        return self._tracker.result
+
+    @property
+    def events_received(self) -> int:
+        return self._tracker.events_received
 
     def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
-        for _ in self:
+        for _ in self._items:
             pass
         if self.result is None:
             raise DMRError("the pull of %s was closed before it finished" % self.model)
         return self.result
 
-    def _progress(self) -> Tuple[str, int, str, str]:
-        return "the pull of " + self.model, self.events_received, "progress events", "it did not finish"
 
-    def _iter_items(self) -> Generator[AttrDict, None, None]:
-        pending = b""
-        try:
-            while True:
-                data = self._read()
-                lines = (pending + data).split(b"\n") if data else [pending]
-                pending = lines.pop() if data else b""
-                if len(pending) > MAX_EVENT_BYTES:
-                    raise InvalidResponseError("a pull progress line grew past %d bytes" % MAX_EVENT_BYTES)
-                for line in lines:
-                    event = parse_pull_line(line.decode("utf-8", "replace"))
-                    if event is None:
-                        continue
-                    if event.get("type") == "warning":
-                        _log.warning("pull %s: %s", self.model, event.get("message"))
-                    if event.get("type") == "success":
-                        self.result = event
-                    self.events_received += 1
+def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDict, None, None]:
+    """A pull's progress events: the exchange's bytes through LineSplitter and the tracker."""
+    lines = LineSplitter()
+    try:
+        while True:
+            data = exchange.read_some()
+            found = lines.feed(data) if data else [lines.close() or b""]
+            for line in found:
+                event = tracker.feed(line)
+                if event is not None:
                     yield event
-                if not data:
-                    break
-            if self.result is None:
-                raise APIConnectionError("the pull of %s ended without DMR reporting success: it did "
-                                         "not finish" % self.model, url=self.url)
-            self._exchange.finish()
-        finally:
-            if self.result is None:
-                self._exchange.discard()
+            if not data:
+                break
+        tracker.end(exchange.url)
+        exchange.finish()
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        failure = _read_failure(exc, "the pull of %s from %s" % (tracker.model, exchange.url),
+                                exchange.url, exchange.pool.timeout, tracker.events_received, "progress events",
+                                "it did not finish")
+        if failure is exc:
+            raise
+        raise failure from exc
+    finally:
+        exchange.discard()
 
 
 # ---------------------------------------------------------------------------
@@ -1715,8 +2503,13 @@ class Client:
     the DMR engine unless a model name names one.  *timeout* bounds each wait
     for data (a model load can take minutes), *connect_timeout* the TCP
     connect; None waits forever.  *max_retries* extra attempts are made on
-    connection failures and on 408/409/429/5xx answers, never after a stream
-    has started.  *headers* are added to every request.
+    connection failures and on 408/409/429/5xx answers, never after any byte
+    of an answer arrived, and a call that changes DMR's state is never sent
+    twice (the README's retry table has every case); 0 sends each request
+    once.  *headers* are added to every request (they replace ours of the
+    same name, Host included; Content-Length, Transfer-Encoding and
+    Connection are the library's).  *max_response_bytes* caps a
+    non-streaming answer (InvalidResponseError past it).
 
     Connections are kept alive and reused; one Client can be shared between
     threads.  Use it as a context manager, or call close().
@@ -1726,7 +2519,7 @@ class Client:
                  engine: Optional[str] = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
-                 unix_socket: Optional[str] = None):
+                 unix_socket: Optional[str] = None, max_response_bytes: int = MAX_RESPONSE_BYTES):
         _http_client()
         self.engine = _check_engine(engine)
         self._api_key = _resolve_api_key(api_key)
@@ -1735,12 +2528,17 @@ class Client:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError("max_retries must be a whole number >= 0, not %r" % (max_retries,))
         self.max_retries = max_retries
-        self._headers = {
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) \
+                or max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be a whole number of bytes >= 1, not %r"
+                             % (max_response_bytes,))
+        self.max_response_bytes = max_response_bytes
+        self._headers = _merge_headers({
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "identity",   # compressed SSE would be buffered, and urllib never inflates
             "Content-Type": "application/json",
-        }
-        self._headers.update(_check_headers(headers))
+        }, _check_headers(headers))
+        self._accept = not any(name.lower() == "accept" for name in self._headers)
         self._head = b""
         self._sleep = time.sleep   # tests replace it to keep retry waits short
         self._lock = threading.Lock()
@@ -1764,8 +2562,9 @@ class Client:
         return DEFAULT_BASE_URL
 
     def _connect_unix(self, path: str, base_url: Optional[str]) -> None:
-        if not isinstance(path, str) or not path:
-            raise ValueError("unix_socket must be the path of a socket file, not %r" % (path,))
+        if not isinstance(path, str) or not path or re.search(_CONTROL_CHARS, path):
+            raise ValueError("unix_socket must be the path of a socket file, without control "
+                             "characters, not %r" % (path,))
         path = os.path.expanduser(path)
         if base_url is None:
             docker = os.path.basename(path) == "docker.sock"
@@ -1871,7 +2670,8 @@ class Client:
             exchange = self._send("POST", route, _encode_json(body), engine=engine, model=name,
                                   accept="text/event-stream")
             return stream_class(exchange)
-        return self._json(self._send("POST", route, _encode_json(body), engine=engine, model=name))
+        return self._json(self._send("POST", route, _encode_json(body), engine=engine, model=name),
+                          _choices_shape)
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.
@@ -1887,14 +2687,14 @@ class Client:
             raise TypeError("input must be a str or a non-empty list of str, not %r" % (input,))
         body = {"model": name, "input": input}
         body.update((key, value) for key, value in params.items() if value is not None)
-        reply = self._json(self._send("POST", "/embeddings", _encode_json(body), engine=engine, model=name))
-        if isinstance(reply.get("data"), list):
-            reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
+        reply = self._json(self._send("POST", "/embeddings", _encode_json(body), engine=engine, model=name),
+                           _embeddings_shape)
+        reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
         return reply
 
     def models(self) -> List[AttrDict]:
         """The models the OpenAI-compatible API lists (``GET /models``)."""
-        reply = self._json(self._send("GET", "/models"))
+        reply = self._json(self._send("GET", "/models"), _model_list_shape)
         return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
 
     def model(self, name: str) -> AttrDict:
@@ -1902,7 +2702,7 @@ class Client:
         engine, plain_name = split_model(name)
         return self._json(self._send("GET", "/models/" + quote_model_path(plain_name), engine=engine,
                                      hints={404: "no model %r here: see models() or `docker model ls`"
-                                            % plain_name}))
+                                            % plain_name}), _object_shape)
 
     def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
                **params: Any) -> AttrDict:
@@ -1920,7 +2720,7 @@ class Client:
         body.update(params)
         body = {key: value for key, value in body.items() if value is not None}
         return self._json(self._send("POST", "/rerank", _encode_json(body), where="engine", engine=engine,
-                                     model=name))
+                                     model=name), _results_shape)
 
     # -- DMR's own API --------------------------------------------------------------
 
@@ -1937,13 +2737,14 @@ class Client:
         if bearer_token:
             body["bearer-token"] = bearer_token
         exchange = self._send("POST", "/models/create", _encode_json(body), where="dmr", model=name,
+                              replayable=False,
                               hints={404: "no model %r in the registry: check the name and tag" % name})
         progress = PullStream(exchange, name)
         return progress if stream else progress.wait()
 
     def local_models(self) -> List[AttrDict]:
         """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
-        return self._json(self._send("GET", "/models", where="dmr"))
+        return self._json(self._send("GET", "/models", where="dmr"), _objects_shape)
 
     def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
         """One model of DMR's store (or of the registry with ``remote=True``)."""
@@ -1951,7 +2752,7 @@ class Client:
         route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
         return self._json(self._send("GET", route, where="dmr",
                                      hints={404: "no model %r in DMR's store: see local_models() or "
-                                                 "`docker model pull %s`" % (name, name)}))
+                                                 "`docker model pull %s`" % (name, name)}), _object_shape)
 
     def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
         """Remove *name* from DMR's store; returns what was untagged and deleted.
@@ -1961,17 +2762,18 @@ class Client:
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
         # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
-        return self._json(self._send("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409}, hints={
+        return self._json(self._send("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409},
+                                     replayable=False, hints={
             404: "no model %r in DMR's store: see local_models()" % name,
-            409: "several tags point to this model: pass force=True to delete it anyway"}))
+            409: "several tags point to this model: pass force=True to delete it anyway"}), _objects_shape)
 
     def engine_status(self) -> AttrDict:
         """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
-        return self._json(self._send("GET", "/engines/status", where="dmr"))
+        return self._json(self._send("GET", "/engines/status", where="dmr"), _object_shape)
 
     def running_models(self) -> List[AttrDict]:
         """The models loaded in an engine now (``docker model ps``)."""
-        return self._json(self._send("GET", "/engines/ps", where="dmr"))
+        return self._json(self._send("GET", "/engines/ps", where="dmr"), _objects_shape)
 
     def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
                backend: Optional[str] = None) -> AttrDict:
@@ -1985,7 +2787,8 @@ class Client:
             body["models"] = [split_model(m)[1] for m in models]
         if backend:
             body["backend"] = backend
-        return self._json(self._send("POST", "/engines/unload", _encode_json(body), where="dmr"))
+        return self._json(self._send("POST", "/engines/unload", _encode_json(body), where="dmr",
+                                     replayable=False), _object_shape)
 
     def version(self) -> str:
         """DMR's version string."""
@@ -1998,39 +2801,56 @@ class Client:
         DMR answers 200 ("Docker Model Runner is running"); Docker Desktop's
         socket answers 503 while Model Runner is disabled.
         """
-        for _ in range(2):
-            probe = _Pool(self._pool.origin, min(self.connect_timeout or timeout, timeout), timeout)
-            _, url, target = self._target("dmr", "/", None)
-            try:
-                exchange = self._exchange(probe, "GET", target, None, self._request_head("GET", target, "*/*", None), url)
-                exchange.read_body(MAX_ERROR_BODY)
-                return exchange.response.status < 500
-            except _RetryableConnectionError as failure:
-                if not (failure.refused and self._use_docker_socket()):
+        probe = None
+        try:
+            for _ in range(2):
+                probe = _Pool(self._pool.origin, min(self.connect_timeout or timeout, timeout), timeout)
+                _, url, target = self._target("dmr", "/", None)
+                try:
+                    exchange = self._exchange(probe, "GET", self._request_head("GET", target, "*/*", None), url)
+                except _RetryableConnectionError as failure:
+                    if failure.refused and self._use_docker_socket():
+                        probe.close()
+                        continue
                     return False
-            except DMRError:
-                return False
-            finally:
+                exchange.read_body(MAX_ERROR_BODY, truncate=True)
+                return exchange.status < 500
+            return False
+        except (DMRError, OSError, ValueError):   # whatever came back, ping answers with a bool
+            return False
+        finally:
+            if probe is not None:
                 probe.close()
-        return False
 
     # -- plumbing -----------------------------------------------------------------
 
-    def _json(self, exchange: _Exchange) -> Any:
-        raw = exchange.read_body()
+    def _json(self, exchange: _Exchange, shape: Optional[Callable[[Any], Optional[str]]] = None) -> Any:
+        """The answer's JSON, checked by *shape* (which names what is wrong, or None)."""
+        status = exchange.status
+        raw = exchange.read_body(self.max_response_bytes)
         try:
-            return loads(raw)
-        except ValueError:
-            text = raw.decode("utf-8", "replace")
-            raise InvalidResponseError("%s answered %d with a body that is not JSON: %.200r"
-                                       % (exchange.url, exchange.response.status, text),
-                                       body=text, status_code=exchange.response.status) from None
+            text = raw.decode("utf-8")
+            del raw   # peak memory: the body once as bytes and once as text, never three times
+            reply = _decode_json(text)
+        except (ValueError, RecursionError) as exc:
+            shown = (text if "text" in locals() else raw.decode("utf-8", "replace"))[:MAX_ERROR_BODY]
+            why = "is nested too deeply" if isinstance(exc, RecursionError) else "is not JSON"
+            raise InvalidResponseError("%s answered %d with a body that %s: %.200r"
+                                       % (exchange.url, status, why, shown),
+                                       body=shown, status_code=status) from None
+        wrong = shape(reply) if shape is not None else None
+        if wrong is not None:
+            raise InvalidResponseError("%s answered %d with JSON of the wrong shape: %s"
+                                       % (exchange.url, status, wrong),
+                                       body=text[:MAX_ERROR_BODY], status_code=status)
+        return reply
 
     def _request_head(self, method: str, target: str, accept: str, body: Optional[bytes]) -> bytes:
         """The request line and headers, ready to write."""
         length = b"Content-Length: %d\r\n" % len(body) if body is not None else b""
-        return b"%s %s HTTP/1.1\r\n%sAccept: %s\r\n%s\r\n" % (
-            method.encode("ascii"), target.encode("ascii"), self._head, accept.encode("ascii"), length)
+        accept_line = b"Accept: %s\r\n" % accept.encode("ascii") if self._accept else b""
+        return b"%s %s HTTP/1.1\r\n%s%s%s\r\n" % (
+            method.encode("ascii"), target.encode("ascii"), self._head, accept_line, length)
 
     def _path(self, where: str, route: str, engine: Optional[str]) -> str:
         root = self._root
@@ -2042,47 +2862,51 @@ class Client:
 
     def _send(self, method: str, route: str, body: Optional[bytes] = None, *, where: str = "api",
               engine: Optional[str] = None, model: Optional[str] = None, accept: str = "application/json",
-              hints: Optional[Dict[int, str]] = None, retry_statuses: frozenset = RETRY_STATUSES) -> _Exchange:
-        """Send a request, retrying what is safe to retry; return a 2xx exchange.
+              hints: Optional[Dict[int, str]] = None, retry_statuses: frozenset = RETRY_STATUSES,
+              replayable: bool = True) -> _Exchange:
+        """Send a request, retrying as retry_wait() decides; return a 2xx exchange.
 
         *route* is appended to the OpenAI root (*where* "api"), DMR's root
-        ("dmr") or the engine's root outside /v1 ("engine").
+        ("dmr") or the engine's root outside /v1 ("engine").  *replayable* is
+        false for calls that change DMR's state: once written, never resent.
         """
         pool, url, target = self._target(where, route, engine)
         head = self._request_head(method, target, accept, body)
+        message = head + body if body else head
         debug = _log.debugging()
         attempt = 0
         while True:
             try:
-                exchange = self._exchange(pool, method, target, body, head, url)
+                exchange = self._exchange(pool, method, message, url)
             except _RetryableConnectionError as wrapped:
                 failure = wrapped.error
                 failure.url = url
                 if wrapped.refused and attempt == 0 and self._socket_fallback and self._use_docker_socket():
                     pool, url, target = self._target(where, route, engine)
                     head = self._request_head(method, target, accept, body)
+                    message = head + body if body else head
                     continue
-                if attempt >= self.max_retries:
-                    raise self._connection_failure(failure, attempt, wrapped.refused) from None
-                pause = _retry_delay(attempt)
+                wait, note = retry_wait(attempt, self.max_retries, failure=wrapped.kind, replayable=replayable)
+                if wait is None:
+                    raise self._connection_failure(failure, note, wrapped.refused) from None
                 if debug:
                     _log.debug("%s %s failed (%s); retry %d in %.2f s",
-                               method, url, failure.message, attempt + 1, pause)
-                self._sleep(pause)
-                attempt += 1
-                continue
-            status = exchange.response.status
-            if debug:
-                _log.debug("%s %s -> %d", method, url, status)
-            if 200 <= status < 300:
-                return exchange
-            error = self._status_error(exchange, model, hints)
-            delay = self._status_retry_delay(error, attempt, retry_statuses)
-            if delay is None:
-                raise error
-            if debug:
-                _log.debug("%s %s got %d; retry %d in %.2f s", method, url, status, attempt + 1, delay)
-            self._sleep(delay)
+                               method, url, failure.message, attempt + 1, wait)
+            else:
+                status = exchange.status
+                if debug:
+                    _log.debug("%s %s -> %d", method, url, status)
+                if 200 <= status < 300:
+                    return exchange
+                wait, note = retry_wait(attempt, self.max_retries, status=status, headers=exchange.headers,
+                                        retry_statuses=retry_statuses)
+                error = self._status_error(exchange, model, hints, note)
+                if wait is None:
+                    raise error
+                if debug:
+                    _log.debug("%s %s got %d; retry %d in %.2f s", method, url, status, attempt + 1, wait)
+            if wait:
+                self._sleep(wait)
             attempt += 1
 
     def _target(self, where: str, route: str, engine: Optional[str]) -> Tuple[_Pool, str, str]:
@@ -2094,48 +2918,45 @@ class Client:
             return pool, url, path
         return pool, url, url
 
-    def _exchange(self, pool: _Pool, method: str, target: str, body: Optional[bytes], head: bytes,
-                  url: str) -> _Exchange:
+    def _exchange(self, pool: _Pool, method: str, message: bytes, url: str) -> _Exchange:
         """Write the request in one go and read the response head.
 
-        http.client opened the connection (TLS and proxy tunnel included) and
-        parses the response; the request is written here, pre-encoded, in a
-        single write instead of putheader() per header and two writes.
+        http.client opened the connection (TLS and proxy tunnel included);
+        the request is written here, pre-encoded, in a single write instead
+        of putheader() per header and two writes, and the answer is framed
+        by _Exchange.  Failures before any byte of answer are raised as
+        _RetryableConnectionError for _send to decide on.
         """
         conn, reused = pool.take()
-        message = head + body if body else head
-        while True:
-            response = None
-            try:
-                conn.sock.sendall(message)
-                response = http.client.HTTPResponse(conn.sock, method=method)
-                response.begin()
-                return _Exchange(pool, conn, response, url)
-            except socket.timeout:
-                if response is not None:
-                    response.close()
-                conn.close()
-                # The request went out: the server may be working on it, so this is not retried.
-                raise APITimeoutError("no response from %s within %s s (a model load can take "
-                                      "minutes: raise timeout=)" % (url, pool.timeout), url=url) from None
-            except (OSError, http.client.HTTPException) as exc:
-                if response is not None:
-                    response.close()   # it holds the socket open until closed
-                conn.close()
-                if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
-                                               BrokenPipeError, ConnectionAbortedError)):
-                    # A kept-alive connection the server had just closed: the request never
-                    # reached it, so a fresh connection (not a retry) is the right answer.
-                    conn, reused = pool.connect(), False
-                    continue
-                raise _RetryableConnectionError(APIConnectionError(
-                    "%s %s failed before a response: %s" % (method, url, _describe_os_error(exc)),
-                    url=url)) from exc
+        exchange = _Exchange(pool, conn, url)
+        try:
+            conn.sock.sendall(message)
+            exchange.begin(method)
+            return exchange
+        except (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+            exchange.discard()
+            # The request went out (or partly) and the connection ended without a byte of answer:
+            # on a reused keep-alive connection the server had most likely closed it meanwhile.
+            raise _RetryableConnectionError(APIConnectionError(
+                "%s %s: the connection closed before any answer%s" % (
+                    method, url, "" if isinstance(exc, _NoAnswer) else " (%s)" % _describe_os_error(exc)),
+                url=url), kind="stale" if reused else "no-answer") from None
+        except socket.timeout:
+            exchange.discard()
+            # The request went out: the server may be working on it, so this is not retried.
+            raise APITimeoutError("no response from %s within %s s (a model load can take "
+                                  "minutes: raise timeout=)" % (url, pool.timeout), url=url) from None
+        except ProtocolError as exc:
+            exchange.discard()
+            raise ProtocolError("the response from %s broke HTTP/1.1 framing: %s" % (url, exc.message),
+                                url=url) from None
+        except OSError as exc:
+            exchange.discard()
+            raise APIConnectionError("%s %s failed while waiting for the answer: %s"
+                                     % (method, url, _describe_os_error(exc)), url=url) from exc
 
-    def _connection_failure(self, error: APIConnectionError, attempt: int, refused: bool) -> APIConnectionError:
-        message = error.message
-        if attempt:
-            message += " (after %d attempts)" % (attempt + 1)
+    def _connection_failure(self, error: APIConnectionError, note: str, refused: bool) -> APIConnectionError:
+        message = error.message + note
         origin = self._pool.origin
         if origin.unix_socket:
             if refused:
@@ -2151,19 +2972,18 @@ class Client:
         return type(error)(message, url=error.url)
 
     def _status_error(self, exchange: _Exchange, model: Optional[str],
-                      hints: Optional[Dict[int, str]] = None) -> APIStatusError:
-        response = exchange.response
+                      hints: Optional[Dict[int, str]] = None, note: str = "") -> APIStatusError:
         try:
-            raw = exchange.read_body(MAX_ERROR_BODY)
+            raw = exchange.read_body(MAX_ERROR_BODY, truncate=True)
         except APIConnectionError:
             raw = b""
         text = raw.decode("utf-8", "replace")
         message, error_type, code = parse_error_body(text)
-        status = response.status
+        status, headers = exchange.status, exchange.headers
         if not message:
-            message = response.reason or "no message"
-        if 300 <= status < 400 and response.headers.get("Location"):
-            message += " (redirect to %s)" % _redact(response.headers["Location"])
+            message = exchange.reason or "no message"
+        if 300 <= status < 400 and headers.get("Location"):
+            message += " (redirect to %s)" % _redact(headers["Location"])
         hint = (hints or {}).get(status) or _error_hint(status, message, model, exchange.url, self._root.origin)
         if status == 404 and self.unix_socket and self._root.prefix == DOCKER_SOCKET_PREFIX \
                 and message.lower() in ("page not found", "404 page not found", "not found"):
@@ -2171,29 +2991,8 @@ class Client:
                     "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
                     "Docker Desktop" % self.unix_socket)
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
-        return cls(message, status_code=status, body=text, headers=response.headers,
-                   url=exchange.url, hint=hint, error_type=error_type, code=code)
-
-    def _status_retry_delay(self, error: APIStatusError, attempt: int,
-                            retry_statuses: frozenset = RETRY_STATUSES) -> Optional[float]:
-        """Seconds to wait before retrying *error*, or None to raise it now."""
-        should_retry = (error.headers.get("x-should-retry") or "").lower()
-        if should_retry == "false":
-            return None
-        if should_retry != "true" and error.status_code not in retry_statuses:
-            return None
-        if attempt >= self.max_retries:
-            if attempt:
-                error.args = (error.args[0] + " (after %d attempts)" % (attempt + 1),)
-            return None
-        asked = parse_retry_after(error.headers)
-        if asked is None:
-            return _retry_delay(attempt)
-        if asked > MAX_RETRY_AFTER:
-            error.args = (error.args[0] + " (the server asked to retry after %.0f s; not waiting "
-                          "longer than %.0f s)" % (asked, MAX_RETRY_AFTER),)
-            return None
-        return asked
+        return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
+                   error_type=error_type, code=code, note=note)
 
 
 def _resolve_api_key(api_key: Optional[str]) -> str:
@@ -2220,6 +3019,10 @@ def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+"
 
 
+#: Headers that frame the request: the library writes them, a user header may not.
+_FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection")
+
+
 def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
     if headers is None:
         return {}
@@ -2227,8 +3030,12 @@ def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
     for name, value in dict(headers).items():
         if not isinstance(name, str) or not re.fullmatch(_TOKEN, name):
             raise ValueError("header name %r is not a valid HTTP token" % (name,))
-        if not isinstance(value, str) or "\r" in value or "\n" in value or "\0" in value:
-            raise ValueError("header %r must have a str value without CR, LF or NUL" % name)
+        if name.lower() in _FRAMING_HEADERS:
+            raise ValueError("header %r frames the request and is set by dmr_client; leave it out"
+                             % name)
+        if not isinstance(value, str) or re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):
+            raise ValueError("header %r must have a str value without control characters (CR, LF, NUL ...)"
+                             % name)
         try:
             value.encode("latin-1")
         except UnicodeEncodeError:
@@ -2236,6 +3043,14 @@ def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
                              "characters)" % name) from None
         checked[name] = value
     return checked
+
+
+def _merge_headers(defaults: Mapping[str, str], user: Mapping[str, str]) -> Dict[str, str]:
+    """*defaults* with *user*'s headers replacing those of the same name, whatever its case."""
+    mine = {name.lower() for name in user}
+    merged = {name: value for name, value in defaults.items() if name.lower() not in mine}
+    merged.update(user)
+    return merged
 
 
 def _check_messages(messages: Any) -> None:

@@ -687,7 +687,7 @@ class TestChunkedDecoder(unittest.TestCase):
     def test_malformed_framing(self):
         for body in (b"zz\r\nabc\r\n", b"3\r\nabcdef\r\n0\r\n\r\n", b"1" * 5000):
             with self.subTest(body=body[:20]):
-                with self.assertRaises(http.client.HTTPException):
+                with self.assertRaises(dmr_client.ProtocolError):
                     self.decode(body)
 
 
