@@ -1352,7 +1352,9 @@ class ChatFold:
                 delta = choice.get(self._delta)
                 if delta:
                     texts = self._texts[index]
-                    if delta.__class__ is str:   # a completion's text
+                    if delta.__class__ is str:   # a completion's text; never a chat delta
+                        if self._delta != "text":
+                            raise TypeError("a str delta")
                         delta = {"text": delta}
                     for key, value in delta.items():
                         if value.__class__ is str and key != "role":
@@ -1614,8 +1616,8 @@ class LineSplitter:
 
     __slots__ = ("max_line", "_pieces", "_size")
 
-    def __init__(self, max_line: int = MAX_EVENT_BYTES):
-        self.max_line = max_line
+    def __init__(self, max_line: Optional[int] = None):
+        self.max_line = MAX_EVENT_BYTES if max_line is None else max_line
         self._pieces: List[bytes] = []
         self._size = 0
 

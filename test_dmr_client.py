@@ -12,6 +12,7 @@ Run: python3 -m unittest -v
 from __future__ import annotations
 
 import copy
+import gc
 import html
 import http.client
 import http.server
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 import unittest
+import warnings
 import urllib.parse
 from unittest import mock
 
@@ -689,6 +691,282 @@ class TestChunkedDecoder(unittest.TestCase):
             with self.subTest(body=body[:20]):
                 with self.assertRaises(dmr_client.ProtocolError):
                     self.decode(body)
+
+
+def head_of(raw):
+    parsed = dmr_client.parse_response_head(raw)
+    return None if parsed is None else parsed[0]
+
+
+def framing(head_lines, method="POST"):
+    raw = ("\r\n".join(head_lines) + "\r\n\r\n").encode("latin-1")
+    return dmr_client.body_framing(head_of(raw), method)
+
+
+class TestResponseHead(unittest.TestCase):
+    def test_heads_and_where_the_body_starts(self):
+        for raw, status, reason, body in (
+                (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200, "OK", b"hi"),
+                (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", 200, "OK", b"hi"),        # bare LF (RFC 9112 2.2)
+                (b"HTTP/1.1 200 OK\r\nA: 1\n\r\nhi", 200, "OK", b"hi"),                # mixed
+                (b"HTTP/1.0 404 Not Found\r\n\r\n", 404, "Not Found", b""),
+                (b"HTTP/1.1 204\r\n\r\nrest", 204, "", b"rest"),                        # no reason phrase
+                (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200", 103, "Early Hints",
+                 b"HTTP/1.1 200")):
+            with self.subTest(raw=raw):
+                head, end = dmr_client.parse_response_head(raw)
+                self.assertEqual((head.status, head.reason, raw[end:]), (status, reason, body))
+
+    def test_header_fields(self):
+        head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one \r\nx-a:two\r\nSet-Cookie: \tc=1\r\n\r\n")
+        self.assertEqual(head.headers["X-A"], "one")
+        self.assertEqual(head.headers.get("x-A"), "one")
+        self.assertEqual(head.headers.get_all("X-a"), ["one", "two"])
+        self.assertEqual(head.headers["set-cookie"], "c=1")
+        self.assertIn("SET-COOKIE", head.headers)
+        self.assertEqual(head.headers.get("missing", "d"), "d")
+        self.assertEqual(len(head.headers), 2)
+
+    def test_incomplete_heads_wait_for_more(self):
+        for raw in (b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nA: b\r\n\r"):
+            self.assertIsNone(dmr_client.parse_response_head(raw))
+
+    def test_malformed_heads(self):
+        for raw in (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n",
+                    b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
+                    b"http/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 O\x00K\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * (dmr_client.MAX_HEADERS + 1) + b"\r\n",
+                    b"HTTP/1.1 200 OK\r\nA: " + b"x" * dmr_client.MAX_HEAD_BYTES + b"\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nA: " + b"x" * (dmr_client.MAX_HEAD_BYTES + 1)):
+            with self.subTest(raw=raw[:40]):
+                with self.assertRaises(dmr_client.ProtocolError):
+                    dmr_client.parse_response_head(raw)
+
+
+class TestBodyFraming(unittest.TestCase):
+    def test_table(self):
+        Length, Chunked, Close = dmr_client.LengthDecoder, dmr_client.ChunkedDecoder, dmr_client.UntilCloseDecoder
+        for lines, method, kind, length, keep in (
+                (["HTTP/1.1 200 OK", "Content-Length: 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 200 OK", "Content-Length: 5", "content-length: 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 200 OK", "Content-Length: 5, 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 200 OK", "Content-Length:  007 "], "POST", Length, 7, True),
+                (["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"], "POST", Chunked, None, True),
+                (["HTTP/1.1 200 OK", "Transfer-Encoding: Chunked"], "POST", Chunked, None, True),
+                (["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Content-Length: 5"], "POST", Chunked, None,
+                 False),
+                (["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Connection: close"], "POST", Chunked, None,
+                 False),
+                (["HTTP/1.1 200 OK", "Content-Length: 5", "Connection: keep-alive, Close"], "POST", Length, 5,
+                 False),
+                (["HTTP/1.1 200 OK"], "POST", Close, None, False),
+                (["HTTP/1.0 200 OK", "Content-Length: 5"], "POST", Length, 5, False),
+                (["HTTP/1.0 200 OK", "Content-Length: 5", "Connection: keep-alive"], "POST", Length, 5, True),
+                (["HTTP/1.1 200 OK", "Content-Length: 5"], "HEAD", Length, 0, True),
+                (["HTTP/1.1 204 No Content", "Transfer-Encoding: chunked"], "POST", Length, 0, True),
+                (["HTTP/1.1 304 Not Modified"], "GET", Length, 0, True)):
+            with self.subTest(lines=lines, method=method):
+                decoder, keep_alive = framing(lines, method)
+                self.assertIs(type(decoder), kind)
+                self.assertEqual((decoder.length, keep_alive), (length, keep))
+
+    def test_refused(self):
+        for value in ("+5", "-1", "5 5", "0x10", "1_0", "5.0", "", "\xb3", "1" * 20, "1" * 5000):
+            with self.subTest(content_length=value):
+                with self.assertRaises(dmr_client.ProtocolError):
+                    framing(["HTTP/1.1 200 OK", "Content-Length: " + value])
+        for lines in (["HTTP/1.1 200 OK", "Content-Length: 5", "Content-Length: 6"],
+                      ["HTTP/1.1 200 OK", "Content-Length: 5, 6"],
+                      ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip"],
+                      ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked"],
+                      ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked, chunked"],
+                      ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Transfer-Encoding: identity"],
+                      ["HTTP/1.1 200 OK", "Transfer-Encoding: "]):
+            with self.subTest(lines=lines):
+                with self.assertRaises(dmr_client.ProtocolError):
+                    framing(lines)
+
+
+class TestBodyDecoders(unittest.TestCase):
+    def chunked(self, data, piece=None):
+        decoder = dmr_client.ChunkedDecoder()
+        pieces = [data] if piece is None else [data[i:i + piece] for i in range(0, len(data), piece)]
+        return b"".join(decoder.feed(p) for p in pieces), decoder
+
+    def test_chunk_sizes(self):
+        for size_line, payload in ((b"a", b"x" * 10), (b"A", b"x" * 10), (b"00a", b"x" * 10),
+                                   (b"a;name=value", b"x" * 10), (b"a;", b"x" * 10),
+                                   (b"0000000000000001", b"x")):
+            with self.subTest(size_line=size_line):
+                body = size_line + b"\r\n" + payload + b"\r\n0\r\n\r\n"
+                for piece in (None, 1):
+                    data, decoder = self.chunked(body, piece)
+                    self.assertEqual((data, decoder.done, decoder.leftover), (payload, True, b""))
+
+    def test_bad_chunk_sizes(self):
+        for size_line in (b"-5", b"0x1a", b"+1a", b"1_a", b" 1a", b"1a ", b"1a\t", b"", b"g",
+                          b"1" * 17, b"\xd9\xa3", b"1a ;ext", b"1" * 5000):
+            with self.subTest(size_line=size_line[:20]):
+                with self.assertRaises(dmr_client.ProtocolError):
+                    self.chunked(size_line + b"\r\n" + b"x" * 26 + b"\r\n0\r\n\r\n")
+
+    def test_line_ends_are_crlf_in_chunk_framing(self):
+        for body in (b"3\nabc\r\n0\r\n\r\n",        # size line ended by a bare LF
+                     b"3\r\nabc\n0\r\n\r\n",        # data not followed by CRLF
+                     b"3\r\nabcd\r\n0\r\n\r\n",     # data longer than its size
+                     b"3\r\nabc\r\r\n0\r\n\r\n",
+                     b"0\n\r\n"):
+            with self.subTest(body=body):
+                for piece in (None, 1):
+                    with self.assertRaises(dmr_client.ProtocolError):
+                        self.chunked(body, piece)
+
+    def test_trailers_are_read_to_their_blank_line(self):
+        for trailer in (b"X-T: 1\r\n", b"X-T: 1\r\nY: 2\r\n", b"X-T: 1\n"):
+            with self.subTest(trailer=trailer):
+                data, decoder = self.chunked(b"3\r\nabc\r\n0\r\n" + trailer + b"\r\nNEXT")
+                self.assertEqual((data, decoder.done, decoder.leftover), (b"abc", True, b"N"))
+                _, decoder = self.chunked(b"3\r\nabc\r\n0\r\n" + trailer)
+                self.assertFalse(decoder.done)   # the first trailer line is not the end
+        for trailer in (b"no colon\r\n", b"X: \x00\r\n", b"X: y\r\n" * (dmr_client.MAX_HEADERS + 1),
+                        b"X: " + b"y" * (dmr_client.MAX_HEAD_BYTES + 1)):
+            with self.subTest(trailer=trailer[:20]):
+                with self.assertRaises(dmr_client.ProtocolError):
+                    self.chunked(b"0\r\n" + trailer + b"\r\n\r\n")
+
+    def test_bytes_after_the_body_are_kept_as_leftover(self):
+        _, decoder = self.chunked(b"1\r\na\r\n0\r\n\r\nHTTP/1.1 200 OK")
+        self.assertEqual(decoder.leftover, b"H")
+        length = dmr_client.LengthDecoder(3)
+        self.assertEqual(length.feed(b"abcdef"), b"abc")
+        self.assertEqual((length.done, length.leftover), (True, b"d"))
+
+    def test_end_of_input(self):
+        length = dmr_client.LengthDecoder(5)
+        self.assertEqual(length.feed(b"abc"), b"abc")
+        self.assertFalse(length.complete_at_eof())     # a cut, not an end
+        self.assertTrue(dmr_client.LengthDecoder(0).complete_at_eof())
+        until_close = dmr_client.UntilCloseDecoder()
+        self.assertEqual(until_close.feed(b"abc"), b"abc")
+        self.assertTrue(until_close.complete_at_eof())
+        _, chunked = self.chunked(b"3\r\nabc\r\n")
+        self.assertFalse(chunked.complete_at_eof())
+
+    def test_huge_declared_sizes_allocate_nothing(self):
+        _, decoder = self.chunked(b"4000000000000000\r\nabc")
+        self.assertFalse(decoder.done)
+        self.assertEqual(dmr_client.LengthDecoder(2 ** 62).feed(b"abc"), b"abc")
+
+
+class TestLineSplitter(unittest.TestCase):
+    def test_lines_split_anywhere(self):
+        data = b"one\r\ntwo\n\nthree"
+        for piece in (1, 2, 5, 100):
+            splitter = dmr_client.LineSplitter()
+            lines = [line for i in range(0, len(data), piece) for line in splitter.feed(data[i:i + piece])]
+            self.assertEqual((lines, splitter.close()), ([b"one", b"two", b""], b"three"))
+
+    def test_a_line_that_never_ends_is_bounded(self):
+        splitter = dmr_client.LineSplitter(max_line=1000)
+        for _ in range(9):
+            splitter.feed(b"x" * 100)
+        with self.assertRaises(dmr_client.InvalidResponseError):
+            splitter.feed(b"x" * 101)
+
+
+def message_event(obj, event="message"):
+    return SSEEvent(event, obj if isinstance(obj, str) else json.dumps(obj), "", None)
+
+
+class TestStreamTracker(unittest.TestCase):
+    def track(self, events, fold=None):
+        tracker = dmr_client.StreamTracker(fold or dmr_client.ChatFold(), "http://x")
+        chunks = [c for c in (tracker.feed(message_event(e) if not isinstance(e, SSEEvent) else e)
+                              for e in events) if c is not None]
+        return tracker, chunks
+
+    def test_completeness(self):
+        hello, stop = chunk({"content": "Hi"}), chunk({}, "stop")
+        two = [chunk({"content": "a"}, index=0), chunk({"content": "b"}, index=1)]
+        for events, complete in (([hello, "[DONE]"], True),
+                                 ([hello, stop], True),
+                                 ([hello], False),
+                                 ([], False),                                     # no chunk at all
+                                 ([{"choices": [], "usage": {"total_tokens": 1}}], False),
+                                 (two + [chunk({}, "stop", index=0)], False),       # every choice, not any
+                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=1)], True)):
+            with self.subTest(events=events):
+                tracker, _ = self.track(events)
+                if complete:
+                    tracker.end()
+                    self.assertTrue(tracker.done)
+                else:
+                    with self.assertRaises(dmr_client.APIConnectionError) as caught:
+                        tracker.end()
+                    self.assertEqual(caught.exception.chunks_received, len(tracker_chunks(events)))
+                    self.assertFalse(tracker.done)
+
+    def test_done_stops_and_named_events_carry_no_chunk(self):
+        tracker, chunks = self.track([chunk({"content": "a"}), message_event("x", event="ping"), "[DONE]"])
+        self.assertEqual((len(chunks), tracker.done, tracker.chunks_received), (1, True, 1))
+
+    def test_error_events(self):
+        for event in (message_event({"error": {"message": "boom", "type": "server_error"}}),
+                      message_event('{"message": "boom"}', event="error")):
+            with self.subTest(event=event):
+                with self.assertRaises(dmr_client.StreamError) as caught:
+                    self.track([chunk({"content": "a"}), event])
+                self.assertEqual((caught.exception.message, caught.exception.chunks_received), ("boom", 1))
+
+    def test_events_that_are_not_chunks(self):
+        deep = "[" * 100000 + "]" * 100000
+        for data in ("not json", "42", "null", '"text"', "[]", deep, '{"a": 1} x'):
+            with self.subTest(data=data[:20]):
+                with self.assertRaises(dmr_client.InvalidResponseError):
+                    self.track([data])
+
+    def test_chunks_of_the_wrong_shape(self):
+        for bad in ({"choices": 5}, {"choices": [1]}, {"choices": ["x"]}, {"choices": [{"index": [0]}]},
+                    {"choices": [{"index": "0"}]}, {"choices": [{"delta": [1]}]}, {"choices": [{"delta": "x"}]},
+                    {"choices": [{"delta": {"tool_calls": 5}}]}, {"choices": [{"delta": {"tool_calls": [1]}}]},
+                    {"choices": [{"delta": {"tool_calls": [{"index": "1"}]}}]},
+                    {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": 5}}]}}]},
+                    {"choices": [{"delta": {"tool_calls": [{"function": [1]}]}}]}):
+            with self.subTest(bad=bad):
+                with self.assertRaises(dmr_client.InvalidResponseError):
+                    self.track([bad])
+                with self.assertRaises(dmr_client.InvalidResponseError):
+                    dmr_client.fold_chat_chunks([bad])
+        with self.assertRaises(dmr_client.InvalidResponseError):
+            dmr_client.fold_completion_chunks([{"choices": [{"text": 5}]}])
+
+    def test_role_is_kept_not_joined(self):
+        folded = dmr_client.fold_chat_chunks([chunk({"role": "assistant", "content": "a"}),
+                                              chunk({"role": "assistant", "content": "b"}, "stop")])
+        self.assertEqual(folded.choices[0].message, {"role": "assistant", "content": "ab"})
+
+    def test_memory_is_the_text_not_the_chunk_count(self):
+        import tracemalloc
+
+        count = 30000
+        event = message_event(chunk({"content": "x"}))
+        tracker = dmr_client.StreamTracker(dmr_client.ChatFold())
+        tracemalloc.start()
+        try:
+            for _ in range(count):
+                tracker.feed(event)
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(held, 1024 * 1024, "the fold holds %d bytes after %d chunks" % (held, count))
+        self.assertEqual(tracker.fold.result().choices[0].message.content, "x" * count)
+
+
+def tracker_chunks(events):
+    return [e for e in events if isinstance(e, dict)]
 
 
 # ---------------------------------------------------------------------------
@@ -2221,6 +2499,575 @@ class TestCLIInteractive(CLITestCase):
         self.assertEqual(status >> 8, 0)
 
     PATH = "/engines/llama.cpp/v1/chat/completions"
+
+
+# ---------------------------------------------------------------------------
+# Adversarial tier: a raw-socket server that misbehaves on purpose
+# ---------------------------------------------------------------------------
+
+
+class RawServer:
+    """An HTTP/1.1 server on 127.0.0.1 that answers with whatever bytes a test scripts.
+
+    answer(n) gives the reply to request number n (counted over all
+    connections): bytes to write and keep the connection, a
+    ``(bytes, "close")`` pair to write and hang up, or a callable(conn) that
+    does as it likes (returning "close" to hang up).  It reads each request
+    head and its Content-Length body first, keeps them in ``requests``, and
+    counts ``connections``; every socket it opens it closes, and
+    wait_closed() tells when the client has closed all of its own.
+    """
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+        self.connections = 0
+        self.open = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.05)
+        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.open += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _read_request(self, conn, buffer):
+        while b"\r\n\r\n" not in buffer:
+            data = conn.recv(65536)
+            if not data:
+                return None, b""
+            buffer += data
+        head, _, rest = buffer.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        length = int(length.group(1)) if length else 0
+        while len(rest) < length:
+            data = conn.recv(65536)
+            if not data:
+                return None, b""
+            rest += data
+        return head + b"\r\n\r\n" + rest[:length], rest[length:]
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        buffer = b""
+        try:
+            while not self.stop.is_set():
+                request, buffer = self._read_request(conn, buffer)
+                if request is None:
+                    return
+                with self.lock:
+                    number = len(self.requests)
+                    self.requests.append(request)
+                reply = self.answer(number)
+                if callable(reply):
+                    if reply(conn) == "close":
+                        return
+                elif isinstance(reply, tuple):
+                    conn.sendall(reply[0])
+                    return
+                else:
+                    conn.sendall(reply)
+        except OSError:
+            return
+        finally:
+            conn.close()
+            with self.lock:
+                self.open -= 1
+
+    def wait_closed(self, timeout=5.0):
+        """True once every connection the client opened is closed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.open:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def close(self):
+        self.stop.set()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(10)
+
+
+def http_reply(body=b"", status="200 OK", headers=(), length=True):
+    lines = ["HTTP/1.1 " + status] + ["%s: %s" % pair for pair in headers]
+    if length:
+        lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def json_http(obj, headers=(), **kwargs):
+    return http_reply(json.dumps(obj).encode(), headers=[("Content-Type", "application/json")] + list(headers),
+                      **kwargs)
+
+
+def chunked_body(*pieces, end=b"0\r\n\r\n"):
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + end
+
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+HELLO = b'data: {"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}\n\n'
+STOP = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+def reply_for(number):
+    """A chat reply whose text names the request it answers: the proof that no answer is read twice."""
+    return json_http({"choices": [{"index": 0, "message": {"role": "assistant", "content": "answer %d" % number},
+                                   "finish_reason": "stop"}]})
+
+
+class AdversarialTestCase(unittest.TestCase):
+    """One misbehaving server per test; the client's retry sleeps are recorded, not slept.
+
+    Every test also checks, on the way out, that the client closed every
+    socket it opened (server side) and that no ResourceWarning or
+    "Exception ignored" came from the library.
+    """
+
+    TIMEOUT = 1.0
+
+    def setUp(self):
+        warnings_context = warnings.catch_warnings(record=True)
+        self.warnings = warnings_context.__enter__()
+        warnings.simplefilter("always", ResourceWarning)
+        self.addCleanup(warnings_context.__exit__, None, None, None)
+        self.unraisable = []
+        hook, sys.unraisablehook = sys.unraisablehook, self.unraisable.append
+        self.addCleanup(setattr, sys, "unraisablehook", hook)
+        self.sleeps = []
+        self.server = None
+        self.clients = []
+        self.addCleanup(self.end_round)
+
+    def serve(self, *answers):
+        """Answer request n with answers[n] (the last one repeats); reply_for(n) for a None.
+        A test may serve several rounds: the one before is checked and closed first."""
+        self.end_round()
+
+        def answer(number):
+            reply = answers[min(number, len(answers) - 1)]
+            return reply_for(number) if reply is None else reply
+        self.server = RawServer(answer)
+        return self.server
+
+    def client(self, **kwargs):
+        kwargs.setdefault("timeout", self.TIMEOUT)
+        client = Client(self.server.url, **kwargs)
+        client._sleep = self.sleeps.append
+        self.clients.append(client)
+        return client
+
+    def end_round(self):
+        """Close the clients, then check that no socket, warning or ignored exception is left."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        try:
+            for client in self.clients:
+                client.close()
+            self.clients = []
+            gc.collect()
+            self.assertTrue(server.wait_closed(), "the client left %d connections open" % server.open)
+            leaks = [w for w in self.warnings if issubclass(w.category, ResourceWarning)]
+            self.assertEqual(leaks, [], "unclosed resources: %s" % [str(w.message) for w in leaks])
+            self.assertEqual(self.unraisable, [], "exceptions ignored in __del__")
+        finally:
+            server.close()
+
+    def assertRaisesFast(self, error, call, *args, within=None, **kwargs):
+        """call() raises exactly *error* (a subclass is another error), within the timeout."""
+        started = time.monotonic()
+        with self.assertRaises(error) as caught:
+            call(*args, **kwargs)
+        elapsed = time.monotonic() - started
+        self.assertIs(type(caught.exception), error, caught.exception)
+        self.assertLess(elapsed, within or self.TIMEOUT * 2 + 0.5, "took %.2f s" % elapsed)
+        return caught.exception
+
+    def assertOwnAnswer(self, client, number):
+        """The next call gets the answer to its own request (number *number*), not a stale one."""
+        reply = client.chat("m", HI)
+        self.assertEqual(reply.choices[0].message.content, "answer %d" % number)
+
+
+def stream_text(client, **kwargs):
+    with client.chat("m", HI, stream=True, **kwargs) as stream:
+        return text_of(stream)
+
+
+class TestHostileFraming(AdversarialTestCase):
+    def test_bad_chunk_sizes_fail_fast_and_never_reach_the_pool(self):
+        for size in (b"-5", b"0x1a", b"+1a", b"1_a", b" 1a", b"1a ", b"ffffffffffffffffff"):
+            with self.subTest(size=size):
+                self.serve(SSE_HEAD + size + b"\r\n" + HELLO + b"\r\n0\r\n\r\n", None)
+                client = self.client()
+                error = self.assertRaisesFast(dmr_client.ProtocolError, stream_text, client)
+                self.assertIn("chunk size", str(error))
+                self.assertOwnAnswer(client, 1)
+                self.assertEqual(self.server.connections, 2)
+
+    def test_bad_framing_of_a_whole_body(self):
+        bodies = {
+            "negative chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n",
+            "no CRLF after data": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
+            "bare LF chunk lines": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\n{}\n0\n\n",
+            "two lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            "signed length": b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
+            "length of 10**30": b"HTTP/1.1 200 OK\r\nContent-Length: 1" + b"0" * 30 + b"\r\n\r\n{}",
+            "gzip coding": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{}",
+            "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+            "101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            "obs-fold": b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\n{}",
+            "NUL in a header": b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
+            "head too big": b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 70000 + b"\r\n\r\n",
+            "endless 1xx": b"HTTP/1.1 103 Early Hints\r\n\r\n" * (dmr_client.MAX_INTERIM_RESPONSES + 1),
+        }
+        for name, raw in bodies.items():
+            with self.subTest(name=name):
+                self.serve(raw, raw, None)
+                client = self.client()
+                self.assertRaisesFast(dmr_client.ProtocolError, client.chat, "m", HI)
+                self.assertFalse(client.ping())            # documented: never raises
+                self.assertOwnAnswer(client, 2)
+
+    def test_interim_responses_are_skipped(self):
+        early = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+                 b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        self.serve(early + reply_for(0), early + SSE_HEAD + chunked_body(HELLO, STOP, DONE), None)
+        client = self.client()
+        self.assertEqual(client.chat("m", HI).choices[0].message.content, "answer 0")
+        self.assertEqual(stream_text(client), "Hello")
+        self.assertOwnAnswer(client, 2)
+        self.assertEqual(self.server.connections, 1)
+
+    def test_transfer_encoding_wins_over_content_length_and_the_connection_is_not_reused(self):
+        body = json.dumps({"choices": [{"index": 0, "message": {"content": "chunked"}}]}).encode()
+        self.serve(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + chunked_body(body), None)
+        client = self.client()
+        self.assertEqual(client.chat("m", HI).choices[0].message.content, "chunked")
+        self.assertOwnAnswer(client, 1)
+        self.assertEqual(self.server.connections, 2)
+
+    def test_connection_close_and_extra_bytes_keep_a_connection_out_of_the_pool(self):
+        for first in (json_http({"choices": []}, headers=[("Connection", "close")]),
+                      json_http({"choices": []}) + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforged",
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n" + b'{"choices":[]}' + b"!"):
+            with self.subTest(first=first[-30:]):
+                self.serve(first, None)
+                client = self.client()
+                client.chat("m", HI)
+                self.assertOwnAnswer(client, 1)
+                self.assertEqual(self.server.connections, 2)
+
+    def test_length_framed_stream_cut_after_finish_reason_is_not_complete(self):
+        body = HELLO + STOP
+        self.serve((b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n"
+                    % (len(body) + 100) + body, "close"), None)
+        client = self.client()
+        with client.chat("m", HI, stream=True) as stream:
+            error = self.assertRaisesFast(dmr_client.APIConnectionError, stream.final)
+        self.assertEqual(error.chunks_received, 2)
+        self.assertFalse(stream.completed)
+
+    def test_stream_with_nothing_but_a_clean_end_is_not_complete(self):
+        self.serve(SSE_HEAD + chunked_body(b": keep-alive\n\n"), None)
+        client = self.client()
+        error = self.assertRaisesFast(dmr_client.APIConnectionError, stream_text, client)
+        self.assertIn("after 0 chunks", str(error))
+        self.assertOwnAnswer(client, 1)
+
+    def test_cut_head_and_stalled_head(self):
+        def stall(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-")
+            time.sleep(self.TIMEOUT + 0.5)
+            return "close"
+        self.serve((b"HTTP/1.1 200 OK\r\nContent-", "close"), stall, None)
+        client = self.client(max_retries=3)
+        self.assertRaisesFast(dmr_client.ProtocolError, client.chat, "m", HI)
+        self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        self.assertEqual(len(self.server.requests), 2)   # an answer had begun: never resent
+        self.assertOwnAnswer(client, 2)
+
+
+class TestHostileSizes(AdversarialTestCase):
+    def test_deep_json_and_wrong_shapes_are_invalid_responses(self):
+        deep = b"[" * 100000 + b"]" * 100000
+        for call, body in ((lambda c: c.chat("m", HI), deep),
+                           (lambda c: c.chat("m", HI), b"null"), (lambda c: c.chat("m", HI), b"[]"),
+                           (lambda c: c.chat("m", HI), b"42"), (lambda c: c.chat("m", HI), b'{"choices": 5}'),
+                           (lambda c: c.chat("m", HI), b'{"choices": [1]}'),
+                           (lambda c: c.completions("m", "p"), b'{"id": 1}'),
+                           (lambda c: c.embeddings("m", "x"), b'{"data": 5}'),
+                           (lambda c: c.embeddings("m", "x"), b'{"data": [5]}'),
+                           (lambda c: c.embeddings("m", "x"), b'{"data": [{"index": 0}]}'),
+                           (lambda c: c.embeddings("m", "x"), b'{"data": [{"embedding": [1], "index": "a"}]}'),
+                           (lambda c: c.models(), b'{"data": "x"}'), (lambda c: c.models(), b'"x"'),
+                           (lambda c: c.model("m"), b"[]"), (lambda c: c.local_models(), b'{"data": []}'),
+                           (lambda c: c.running_models(), b"{}"), (lambda c: c.engine_status(), b"[]"),
+                           (lambda c: c.rerank("m", "q", ["d"]), b'{"results": {}}'),
+                           (lambda c: c.delete_model("m"), b"{}"), (lambda c: c.unload(all=True), b"[]"),
+                           (lambda c: stream_text(c), SSE_HEAD + chunked_body(b"data: " + deep + b"\n\n")),
+                           (lambda c: stream_text(c), SSE_HEAD + chunked_body(b'data: {"choices": 5}\n\n'))):
+            with self.subTest(body=body[:40]):
+                self.serve(body if body.startswith(b"HTTP/") else http_reply(body), None)
+                client = self.client()
+                self.assertRaisesFast(dmr_client.InvalidResponseError, call, client)
+                self.assertOwnAnswer(client, 1)
+
+    def test_response_size_cap(self):
+        declared = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 ** 62)
+        growing = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"400\r\n" + b" " * 1024 + b"\r\n"
+        for raw in (declared, growing * 1 + (b"400\r\n" + b" " * 1024 + b"\r\n") * 200):
+            with self.subTest(raw=raw[:60]):
+                self.serve((raw, "close"), None)
+                client = self.client(max_response_bytes=100 * 1024)
+                error = self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
+                self.assertIn("max_response_bytes", str(error))
+                self.assertOwnAnswer(client, 1)
+
+    def test_huge_chunk_size_then_a_cut(self):
+        self.serve((b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000000000000000\r\n{", "close"), None)
+        client = self.client()
+        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertOwnAnswer(client, 1)
+
+    def test_pull_line_that_never_ends(self):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+        def endless(conn):
+            conn.sendall(head)
+            piece = b"x" * 65536
+            try:
+                for _ in range(1024 * 1024 // len(piece) + 8):
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            except OSError:
+                pass
+            return "close"
+        self.serve(endless, None)
+        client = self.client()
+        with mock.patch.object(dmr_client, "MAX_EVENT_BYTES", 1024 * 1024):
+            self.assertRaisesFast(dmr_client.InvalidResponseError, client.pull, "ai/x", within=10)
+
+
+class TestHostileTiming(AdversarialTestCase):
+    def test_drain_after_done_is_bounded_in_total(self):
+        def trickle(conn):
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            try:
+                for _ in range(100):
+                    conn.sendall(chunked_body(b": still here\n\n", end=b""))
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            return "close"
+        self.serve(trickle, None)
+        client = self.client()
+        with mock.patch.object(dmr_client, "DRAIN_SECONDS", 0.3):
+            started = time.monotonic()
+            self.assertEqual(stream_text(client), "Hello")
+            self.assertLess(time.monotonic() - started, 1.0)
+        self.assertOwnAnswer(client, 1)
+        self.assertEqual(self.server.connections, 2)   # the trickling connection was dropped
+
+    def test_drain_restores_the_read_timeout(self):
+        def late_end(conn):
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            time.sleep(0.1)
+            conn.sendall(b"0\r\n\r\n")
+
+        def slow_answer(conn):
+            time.sleep(0.6)
+            conn.sendall(reply_for(1))
+        self.serve(late_end, slow_answer, None)
+        client = self.client()
+        with mock.patch.object(dmr_client, "DRAIN_SECONDS", 0.3):
+            self.assertEqual(stream_text(client), "Hello")
+            self.assertEqual(client.chat("m", HI).choices[0].message.content, "answer 1")
+        self.assertEqual(self.server.connections, 1)
+
+    def test_stall_mid_stream_times_out(self):
+        def stall(conn):
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, end=b""))
+            time.sleep(self.TIMEOUT + 0.5)
+            return "close"
+        self.serve(stall, None)
+        client = self.client()
+        error = self.assertRaisesFast(dmr_client.APITimeoutError, stream_text, client)
+        self.assertEqual(error.chunks_received, 1)
+        self.assertOwnAnswer(client, 1)
+
+
+class TestExactRetries(AdversarialTestCase):
+    def test_max_retries_zero_sends_once(self):
+        for call in (lambda c: c.delete_model("ai/x"), lambda c: c.chat("m", HI), lambda c: c.unload(all=True)):
+            with self.subTest(call=call):
+                self.serve((b"", "close"))
+                client = self.client(max_retries=0)
+                self.assertRaisesFast(dmr_client.APIConnectionError, call, client)
+                self.assertEqual(len(self.server.requests), 1)
+
+    def test_state_changing_calls_are_never_sent_twice(self):
+        for call in (lambda c: c.delete_model("ai/x"), lambda c: c.pull("ai/x"), lambda c: c.unload(all=True)):
+            with self.subTest(call=call):
+                self.serve((b"", "close"))
+                client = self.client(max_retries=3)
+                error = self.assertRaisesFast(dmr_client.APIConnectionError, call, client)
+                self.assertIn("not sent again", str(error))
+                self.assertEqual(len(self.server.requests), 1)
+
+    def test_inference_without_an_answer_is_sent_again_with_backoff(self):
+        self.serve((b"", "close"), None)
+        client = self.client(max_retries=1)
+        self.assertEqual(client.chat("m", HI).choices[0].message.content, "answer 1")
+        self.assertEqual(len(self.sleeps), 1)
+        self.assertGreater(self.sleeps[0], 0)
+
+    def test_stale_keep_alive_connection(self):
+        # The second request goes out on the kept-alive connection, which the server drops
+        # without a word: inference is sent again at once (a retry), a delete never.
+        self.serve(None, (b"", "close"), None)
+        client = self.client(max_retries=1)
+        self.assertOwnAnswer(client, 0)
+        self.assertOwnAnswer(client, 2)
+        self.assertEqual(self.sleeps, [])
+        self.assertEqual((len(self.server.requests), self.server.connections), (3, 2))
+
+        self.serve(None, (b"", "close"), None)
+        client = self.client(max_retries=0)
+        self.assertOwnAnswer(client, 0)
+        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertOwnAnswer(client, 2)
+
+        self.serve(json_http([]), (b"", "close"), None)
+        client = self.client(max_retries=2)
+        client.delete_model("ai/a")
+        self.assertRaisesFast(dmr_client.APIConnectionError, client.delete_model, "ai/b")
+        self.assertEqual(len(self.server.requests), 2)
+
+    def test_an_answer_that_began_is_never_resent(self):
+        self.serve((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{", "close"), None)
+        client = self.client(max_retries=3)
+        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertEqual(len(self.server.requests), 1)
+
+
+class TestResourceRelease(AdversarialTestCase):
+    def stream_server(self):
+        def endless(conn):
+            conn.sendall(SSE_HEAD)
+            try:
+                for _ in range(400):
+                    conn.sendall(chunked_body(HELLO, end=b""))
+                    time.sleep(0.01)
+            except OSError:
+                pass
+            return "close"
+        return self.serve(endless)
+
+    def test_dropped_streams_close_their_sockets_without_the_gc(self):
+        server = self.stream_server()
+        client = self.client()
+        gc.disable()
+        try:
+            for number in range(30):
+                stream = client.chat("m", HI, stream=True)
+                if number % 3 == 1:
+                    next(iter(stream))
+                elif number % 3 == 2:
+                    for _ in stream:
+                        break
+                del stream
+            for _ in client.chat("m", HI, stream=True):   # the for loop holds only the iterator
+                break
+            self.assertTrue(server.wait_closed(), "%d sockets still open" % server.open)
+        finally:
+            gc.enable()
+
+    def test_keep_alive_works_past_file_descriptor_1024(self):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            self.skipTest("the process may not open 1200 files")
+        if soft != resource.RLIM_INFINITY and soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1050)]
+        self.addCleanup(lambda: [os.close(fd) for fd in spare])
+        self.serve(None)
+        client = self.client()
+        for number in range(3):
+            self.assertOwnAnswer(client, number)
+        self.assertEqual(self.server.connections, 1)
+
+
+class TestRequestsCannotBeSmuggled(AdversarialTestCase):
+    def test_framing_headers_are_refused(self):
+        for name in ("Content-Length", "content-length", "Transfer-Encoding", "Connection"):
+            with self.subTest(name=name):
+                with self.assertRaises(ValueError):
+                    Client("http://127.0.0.1:9", headers={name: "5"})
+        for value in ("a\r\nX-Evil: 1", "a\nb", "a\rb", "a\x00b", "a\x7fb"):
+            with self.assertRaises(ValueError):
+                Client("http://127.0.0.1:9", headers={"X-A": value})
+
+    def test_user_host_accept_and_user_agent_replace_ours(self):
+        self.serve(None)
+        client = self.client(headers={"Host": "models.example", "user-agent": "mine/1", "ACCEPT": "*/*"})
+        client.chat("m", HI)
+        head = self.server.requests[0].split(b"\r\n\r\n")[0].lower()
+        for name, value in ((b"host", b"models.example"), (b"user-agent", b"mine/1"), (b"accept", b"*/*")):
+            self.assertEqual(re.findall(rb"(?m)^" + name + rb": ([^\r\n]*)", head), [value])
+
+    def test_control_characters_are_refused_before_anything_is_sent(self):
+        for url in ("http://127.0.0.1:9/\r\nX: y", "http://127.0.0.1:9\n", "\thttp://127.0.0.1:9",
+                    "http://127.0.0.1:9/a\x00b"):
+            with self.subTest(url=url):
+                with self.assertRaises(ValueError):
+                    Client(url)
+        with self.assertRaises(ValueError):
+            Client(unix_socket="/tmp/dmr\x00.sock")
+        with self.assertRaises(ValueError):
+            Client("http://127.0.0.1:9", api_key="key\r\n")
+        client = Client("http://127.0.0.1:9", max_retries=0)
+        self.addCleanup(client.close)
+        for model in ("ai/x\r\nHost: evil", "ai/x\x00", "ai/\nx"):
+            with self.subTest(model=model):
+                with self.assertRaises(ValueError):
+                    client.chat(model, HI)
+        with self.assertRaises(ValueError):
+            Client("http://127.0.0.1:9", engine="llama.cpp\r\n")
+
+    def test_credentials_never_appear_in_messages(self):
+        for url, secret in (("http://us:pa@ss99@host:1/v1", "ss99"), ("http://us:pa/ss@host/v1", "pa/ss"),
+                            ("https://TOKEN@gw.example/v1", "TOKEN"), ("http://u:s3cr3t@h\n", "s3cr3t"),
+                            ("http://u:p%40ss@h:99999", "p%40ss"), ("tok:zq9@host", "zq9"),
+                            ("http://u:pw@h?x#y", "pw@")):
+            with self.subTest(url=url):
+                with self.assertRaises(ValueError) as caught:
+                    Client(url)
+                self.assertNotIn(secret, str(caught.exception))
 
 
 # ---------------------------------------------------------------------------
