@@ -1310,7 +1310,7 @@ class ChatFold:
         self._blocks: Dict[int, Dict[str, List[str]]] = {}    # joined blocks of earlier pieces
         self._calls: Dict[int, Dict[int, Any]] = {}
         self._unfinished = 0
-        self._missing = ("id", "created", "model", "system_fingerprint")
+        self._missing: Tuple[str, ...] = ("id", "created", "model", "system_fingerprint")
 
     @property
     def complete(self) -> bool:
@@ -2830,16 +2830,23 @@ class Client:
         """The answer's JSON, checked by *shape* (which names what is wrong, or None)."""
         status = exchange.status
         raw = exchange.read_body(self.max_response_bytes)
+        why: Optional[str] = None
         try:
             text = raw.decode("utf-8")
-            del raw   # peak memory: the body once as bytes and once as text, never three times
-            reply = _decode_json(text)
-        except (ValueError, RecursionError) as exc:
-            shown = (text if "text" in locals() else raw.decode("utf-8", "replace"))[:MAX_ERROR_BODY]
-            why = "is nested too deeply" if isinstance(exc, RecursionError) else "is not JSON"
+        except UnicodeDecodeError:
+            text, why = raw.decode("utf-8", "replace"), "is not UTF-8"
+        del raw   # peak memory: the body once as bytes and once as text, never more
+        if why is None:
+            try:
+                reply = _decode_json(text)
+            except RecursionError:
+                why = "is nested too deeply"
+            except ValueError:
+                why = "is not JSON"
+        if why is not None:
+            shown = text[:MAX_ERROR_BODY]
             raise InvalidResponseError("%s answered %d with a body that %s: %.200r"
-                                       % (exchange.url, status, why, shown),
-                                       body=shown, status_code=status) from None
+                                       % (exchange.url, status, why, shown), body=shown, status_code=status)
         wrong = shape(reply) if shape is not None else None
         if wrong is not None:
             raise InvalidResponseError("%s answered %d with JSON of the wrong shape: %s"
