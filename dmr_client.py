@@ -752,21 +752,29 @@ def _head_end(data: bytes) -> int:
 
 
 def _field_lines(lines: List[bytes], what: str) -> List[Tuple[str, str]]:
-    """Header (or trailer) field lines into (name, value) pairs; ProtocolError if malformed."""
+    """Header (or trailer) field lines into (name, value) pairs; ProtocolError if malformed.
+
+    A line that starts with a space or tab continues the field before it
+    (obsolete line folding, which a user agent must unfold: RFC 9112 5.2).
+    """
     if len(lines) > MAX_HEADERS:
         raise ProtocolError("the %s has more than %d fields" % (what, MAX_HEADERS))
-    fields = []
+    fields: List[Tuple[bytes, bytes]] = []
     for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                raise ProtocolError("the %s starts with a folded line %.60r" % (what, line))
+            name, value = fields.pop()
+            fields.append((name, (value + b" " + line.lstrip(b" \t")).strip(b" \t")))
+            continue
         name, colon, value = line.partition(b":")
         if not colon or not name or name.translate(None, _TOKEN_BYTES):
-            if line[:1] in (b" ", b"\t"):
-                raise ProtocolError("the %s folds a field over two lines (obsolete, refused)" % what)
             raise ProtocolError("the %s has a malformed field line %.60r" % (what, line))
-        value = value.strip(b" \t")
+        fields.append((name, value.strip(b" \t")))
+    for name, value in fields:
         if value.translate(None, _FIELD_VALUE_BYTES):
             raise ProtocolError("the %s field %r holds control characters" % (what, name.decode("ascii")))
-        fields.append((name.decode("ascii"), value.decode("latin-1")))
-    return fields
+    return [(name.decode("ascii"), value.decode("latin-1")) for name, value in fields]
 
 
 def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:

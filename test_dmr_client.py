@@ -727,6 +727,10 @@ class TestResponseHead(unittest.TestCase):
         self.assertEqual(head.headers.get("missing", "d"), "d")
         self.assertEqual(len(head.headers), 2)
 
+    def test_folded_lines_are_unfolded(self):
+        head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one\r\n  two\r\n\tthree \r\nB: c\r\n\r\n")
+        self.assertEqual((head.headers["x-a"], head.headers["b"]), ("one two three", "c"))
+
     def test_incomplete_heads_wait_for_more(self):
         for raw in (b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nA: b\r\n\r"):
             self.assertIsNone(dmr_client.parse_response_head(raw))
@@ -736,7 +740,7 @@ class TestResponseHead(unittest.TestCase):
                     b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
                     b"http/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 O\x00K\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
-                    b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\n folded: first\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * (dmr_client.MAX_HEADERS + 1) + b"\r\n",
                     b"HTTP/1.1 200 OK\r\nA: " + b"x" * dmr_client.MAX_HEAD_BYTES + b"\r\n\r\n",
@@ -2737,7 +2741,7 @@ class TestHostileFraming(AdversarialTestCase):
             "gzip coding": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{}",
             "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
             "101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-            "obs-fold": b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\n{}",
+            "fold before any field": b"HTTP/1.1 200 OK\r\n X: a\r\nContent-Length: 2\r\n\r\n{}",
             "NUL in a header": b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
             "head too big": b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 70000 + b"\r\n\r\n",
             "endless 1xx": b"HTTP/1.1 103 Early Hints\r\n\r\n" * (dmr_client.MAX_INTERIM_RESPONSES + 1),
