@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Mutation testing of chosen functions with pinned mutmut (development only; minutes, not CI).
+#
+#   bash tools/mutation.sh retry_wait ChunkedDecoder.pieces parse_response_head ...
+#
+# Each argument is a function or Class.method of dmr_client.py.  The project is copied to
+# .cache/mutation/work; mutmut plants one small defect at a time in those functions and runs the
+# unit tests that reach them (not the CLI or real-server tiers, which start other processes).
+# Prints every surviving mutant's diff and the score.  SKIPPED when PyPI cannot be reached.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || { echo "usage: bash tools/mutation.sh FUNCTION|Class.method ..."; exit 2; }
+root=$(pwd)
+venv=.cache/mutation/venv
+tools="mutmut==3.8.1 pytest==9.2.0"
+if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$tools" ]; then
+  python3 -m venv --clear "$venv" || exit 1
+  if ! "$venv/bin/pip" install -q --disable-pip-version-check $tools >"$venv/pip.log" 2>&1; then
+    tail -n 3 "$venv/pip.log"
+    echo "mutation testing SKIPPED: could not install $tools (no PyPI?)"
+    exit 0
+  fi
+  echo "$tools" > "$venv/.installed"
+fi
+work=.cache/mutation/work
+rm -rf "$work" && mkdir -p "$work"
+cp -r dmr_client.py test_dmr_client.py testdata setup.cfg pyproject.toml "$work"/
+cat >> "$work/setup.cfg" <<'CFG'
+
+[mutmut]
+source_paths = dmr_client.py
+also_copy = testdata
+pytest_add_cli_args =
+    -k
+    not TestCLI and not TestRealServer
+CFG
+patterns=()
+for name in "$@"; do
+  if [[ "$name" == *.* ]]; then
+    patterns+=("dmr_client.xǁ${name%%.*}ǁ${name#*.}__mutmut_*")
+  else
+    patterns+=("dmr_client.x_${name}__mutmut_*")
+  fi
+done
+cd "$work" || exit 1
+"$root/$venv/bin/mutmut" run "${patterns[@]}" >mutmut.log 2>&1
+status=$?
+"$root/$venv/bin/mutmut" results --all true >results.txt 2>&1
+for pattern in "${patterns[@]}"; do
+  grep -F "${pattern%\*}" results.txt
+done | sort -u >selected.txt
+for mutant in $(grep -E ": (survived|suspicious|timeout|no tests)" selected.txt | cut -d: -f1); do
+  echo "---- $mutant"
+  "$root/$venv/bin/mutmut" show "$mutant" 2>/dev/null | sed -n '1,40p'
+done
+total=$(wc -l <selected.txt)
+killed=$(grep -c ": killed" selected.txt)
+echo "mutation: $killed of $total mutants killed in: $*"
+grep -oE ": [a-z ]+$" selected.txt | sort | uniq -c
+[ $status -eq 0 ] || { tail -n 20 mutmut.log; exit $status; }
