@@ -17,9 +17,31 @@ standard library alone::
 
 It is also a command line: ``python dmr_client.py chat -m ai/smollm2 "Hi"``.
 
-The module reads top to bottom in layers: defaults, errors, data types, pure
-parsing and URL rules (no I/O: feed bytes, get events), the HTTP transport,
-streams, the Client, the command line.
+The module reads top to bottom in layers; each rule lives in one place:
+
+    defaults      constants users may read or change (URLs, timeouts, limits)
+    errors        DMRError and its family
+    data types    AttrDict, SSEEvent, the JSON codec, the shapes results must have
+    pure rules    no sockets, no clocks, no sleeping: bytes or events in, decisions out
+      SSE           SSEDecoder, iter_sse
+      framing       parse_response_head (1xx skipped by the caller), body_framing and
+                    the Length / Chunked / UntilClose decoders, strict and bounded
+      addresses     normalize_base_url, split_model, quote_model_path, error bodies
+      streams       ChatFold / CompletionFold (fold as chunks pass), StreamTracker
+                    (events in, chunks out, completeness), LineSplitter, PullTracker
+      retries       retry_wait(): the whole retry policy
+      hints         _error_hint(): what to tell the user about a status
+    transport     the pool and _Exchange: write a request in one go, frame the answer
+                  with the pure rules, settle the connection (reuse or close)
+    streams       Stream / PullStream: a transport exchange through a tracker
+    Client        argument checks, then rules and transport; nothing else
+    command line  argparse and the terminal; only calls Client
+
+A request flows: Client.chat() checks its arguments and builds the body ->
+_send() -> _exchange() takes a pooled connection, writes head and body, reads
+the head (parse_response_head, body_framing) -> a 2xx is read whole (_json,
+checked against its shape) or handed to a Stream; anything else becomes an
+APIStatusError, and retry_wait() decides whether to send again.
 """
 
 from __future__ import annotations
@@ -491,7 +513,7 @@ joined data lines, ``id`` the last event ID seen so far ("" if none) and
 """
 
 # ---------------------------------------------------------------------------
-# Pure parsing: Server-Sent Events, URLs, model names, error bodies
+# Pure rules: Server-Sent Events (bytes in, events out; no I/O from here to the transport)
 # ---------------------------------------------------------------------------
 
 _BOM = b"\xef\xbb\xbf"
@@ -671,7 +693,7 @@ def iter_sse(chunks: Iterable[bytes], *, max_event_bytes: int = MAX_EVENT_BYTES)
 
 
 # ---------------------------------------------------------------------------
-# Pure HTTP/1.1 response framing (RFC 9112): bytes in, heads and payload out
+# Pure rules: HTTP/1.1 response framing (RFC 9112): bytes in, heads and payload out
 # ---------------------------------------------------------------------------
 
 #: Largest response head (status line and header fields), and largest trailer section.
@@ -1016,6 +1038,10 @@ class ChunkedDecoder:
         return self.done
 
 
+# ---------------------------------------------------------------------------
+# Pure rules: base URLs, model names, error bodies
+# ---------------------------------------------------------------------------
+
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
 _SCHEME = r"([A-Za-z][A-Za-z0-9+.\-]*)://"
 _ENGINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
@@ -1277,6 +1303,11 @@ def quote_model_path(name: str) -> str:
         raise ValueError("%r cannot be a model reference: it has an empty, '.' or '..' path segment"
                          % (name,))
     return urllib.parse.quote(name, safe="/:@")
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: streams (fold and track chunks), pull lines, retries, hints
+# ---------------------------------------------------------------------------
 
 
 def _shape_error(what: str, value: Any) -> InvalidResponseError:

@@ -218,15 +218,18 @@ def main():
             row["ttfc_us"] = statistics.median(r["median"] * 1e6 for r in ttfc)
             print(client, json.dumps({k: round(v, 1) for k, v in row.items()}), flush=True)
         parsers = parser_times(5 if not args.quick else 1)
+        memory = {"stream": workload("dmr_client", "stream_rss", url, "200000"),
+                  "body": workload("dmr_client", "body_rss", url, "200")}
+        print("memory", json.dumps(memory), flush=True)
         capacity = server_capacity(url)
     finally:
         server.kill()
         server.wait()
-    write_results(args.output, rows, imports, parsers, versions(), capacity, quick=args.quick)
+    write_results(args.output, rows, imports, parsers, memory, versions(), capacity, quick=args.quick)
     print("wrote", args.output)
 
 
-def write_results(path, rows, imports, parsers, found, capacity, quick):
+def write_results(path, rows, imports, parsers, memory, found, capacity, quick):
     raw, read1, dmr = rows["raw"], rows["raw_read1"], rows["dmr_client"]
     stdlib = imports["dmr_client's stdlib"]
     lines = ["# Benchmark results", "",
@@ -288,8 +291,15 @@ def write_results(path, rows, imports, parsers, found, capacity, quick):
          parsers["16 MB line, 1 KiB reads"][0] / 16 <= 1.25 * parsers["4 MB line, 1 KiB reads"][0] / 4),
         ("parser ≥ 1 M small events per minute", "%.1f M/min" % (100000 / small * 60 / 1e6), 100000 / small * 60 >= 1e6),
         ("peak RSS ≤ 1.05× the raw loop", "%.2f×" % (dmr["rss_kib"] / raw["rss_kib"]), dmr["rss_kib"] <= 1.05 * raw["rss_kib"]),
+        ("a stream of 200k chunks iterated (no final()) grows RSS by < 5 MB",
+         "%.1f MB over %d chunks" % (memory["stream"]["growth_kib"] / 1024, memory["stream"]["chunks"]),
+         memory["stream"]["growth_kib"] < 5 * 1024),
+        ("a non-streaming body peaks at ≤ ~2× its size",
+         "%.2f× for %d MB (the parsed reply included)" % (
+             memory["body"]["growth_kib"] * 1024 / memory["body"]["bytes"], memory["body"]["bytes"] / 1e6),
+         memory["body"]["growth_kib"] * 1024 <= 2.2 * memory["body"]["bytes"]),
     ]
-    lines += ["", "## Targets (issue 6)", "", "| target | measured | |", "|---|---|---|"]
+    lines += ["", "## Targets (issues 6 and 9)", "", "| target | measured | |", "|---|---|---|"]
     lines += ["| %s | %s | %s |" % (name, measured, check(ok)) for name, measured, ok in targets]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

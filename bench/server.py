@@ -32,6 +32,7 @@ CHAT_RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: llama.cpp\r\nContent-Type: applica
 STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nServer: llama.cpp\r\nX-Accel-Buffering: no\r\nContent-Type: text/event-stream\r\n"
                b"Transfer-Encoding: chunked\r\nKeep-Alive: timeout=5, max=100000\r\n\r\n")
 MAX_TOKENS = re.compile(rb'"max_tokens"\s*:\s*(\d+)')
+BODY_MB = re.compile(rb'"bench_body_mb"\s*:\s*(\d+)')
 
 
 def event(delta, finish=None):
@@ -46,6 +47,17 @@ def chunked(data):
 
 
 _streams = {}
+_big = {}
+
+
+def big_response(megabytes):
+    """A chat.completion whose content is *megabytes* MB of text (for peak-memory measurements)."""
+    response = _big.get(megabytes)
+    if response is None:
+        body = CHAT.replace(b"Hello from a tiny GGUF test model!", b"x" * (megabytes * 1000 * 1000))
+        response = _big[megabytes] = CHAT_RESPONSE.split(b"Content-Length")[0] + (
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    return response
 
 
 def stream_response(n):
@@ -80,6 +92,8 @@ class HTTP(asyncio.Protocol):
             if b'"stream":true' in body or b'"stream": true' in body:
                 found = MAX_TOKENS.search(body)
                 self.transport.write(stream_response(int(found.group(1)) if found else 10))
+            elif b"bench_body_mb" in body:
+                self.transport.write(big_response(int(BODY_MB.search(body).group(1))))
             else:
                 self.transport.write(CHAT_RESPONSE)
         self.buffer = buffer

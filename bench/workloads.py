@@ -216,6 +216,30 @@ IMPORTS = {"raw": "import http.client, json", "raw_read1": "import http.client, 
                                   "threading, time, urllib.parse"}
 
 
+def max_rss_kib():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def dmr_memory(base, workload, arg):
+    """dmr_client's memory bounds: RSS growth over a long stream iterated without final()
+    ("stream_rss", arg = chunks), and peak RSS over a big non-streaming body ("body_rss", arg = MB)."""
+    import dmr_client
+
+    client = dmr_client.Client(base)
+    for _ in client.chat(MODEL, MESSAGES, max_tokens=1000, stream=True):
+        pass
+    client.chat(MODEL, MESSAGES, max_tokens=16)
+    before = max_rss_kib()
+    if workload == "stream_rss":
+        count = sum(1 for _ in client.chat(MODEL, MESSAGES, max_tokens=int(arg), stream=True))
+        return {"chunks": count, "growth_kib": max_rss_kib() - before}
+    reply = client.chat(MODEL, MESSAGES, bench_body_mb=int(arg))
+    size = len(reply.choices[0].message.content)
+    return {"bytes": size, "growth_kib": max_rss_kib() - before}
+
+
 def timed(seconds, step):
     """Call step() until *seconds* have passed; (calls, wall, cpu)."""
     calls = 0
@@ -232,6 +256,9 @@ def timed(seconds, step):
 def main():
     name, workload, base = sys.argv[1:4]
     arg = sys.argv[4:]
+    if workload in ("stream_rss", "body_rss"):
+        print(json.dumps(dmr_memory(base, workload, arg[0])))
+        return
     chat, stream = CLIENTS[name](base)
     result = {"client": name, "workload": workload}
     if workload == "one":
