@@ -835,8 +835,18 @@ class TestBodyDecoders(unittest.TestCase):
                 self.assertEqual((data, decoder.done, decoder.leftover), (b"abc", True, b"N"))
                 _, decoder = self.chunked(b"3\r\nabc\r\n0\r\n" + trailer)
                 self.assertFalse(decoder.done)   # the first trailer line is not the end
-        for trailer in (b"no colon\r\n", b"X: \x00\r\n", b"X: y\r\n" * (dmr_client.MAX_HEADERS + 1),
-                        b"X: " + b"y" * (dmr_client.MAX_HEAD_BYTES + 1)):
+        line = b"X: " + b"y" * 1019 + b"\r\n"   # 1 KiB: 64 of them fill MAX_HEAD_BYTES exactly, 65 do not
+        fits = dmr_client.MAX_HEAD_BYTES // len(line)
+        self.assertEqual(fits * len(line), dmr_client.MAX_HEAD_BYTES)
+        for trailer, ok in ((b"X: y\r\n" * dmr_client.MAX_HEADERS, True), (line * fits, True),
+                            (b"X: y\r\n" * (dmr_client.MAX_HEADERS + 1), False), (line * (fits + 1), False)):
+            with self.subTest(trailer=trailer[:20], size=len(trailer)):
+                if ok:
+                    self.assertTrue(self.chunked(b"0\r\n" + trailer + b"\r\n")[1].done)
+                else:
+                    with self.assertRaises(dmr_client.ProtocolError):
+                        self.chunked(b"0\r\n" + trailer + b"\r\n")
+        for trailer in (b"no colon\r\n", b"X: \x00\r\n", b"X: " + b"y" * (dmr_client.MAX_HEAD_BYTES + 1)):
             with self.subTest(trailer=trailer[:20]):
                 with self.assertRaises(dmr_client.ProtocolError):
                     self.chunked(b"0\r\n" + trailer + b"\r\n\r\n")
@@ -875,10 +885,14 @@ class TestLineSplitter(unittest.TestCase):
 
     def test_a_line_that_never_ends_is_bounded(self):
         splitter = dmr_client.LineSplitter(max_line=1000)
-        for _ in range(9):
+        for _ in range(10):
+            splitter.feed(b"x" * 100)   # exactly the limit: still a line
+        self.assertEqual(splitter.feed(b"\n"), [b"x" * 1000])
+        for _ in range(10):
             splitter.feed(b"x" * 100)
         with self.assertRaises(dmr_client.InvalidResponseError):
-            splitter.feed(b"x" * 101)
+            splitter.feed(b"x")
+        self.assertEqual(dmr_client.LineSplitter().max_line, dmr_client.MAX_EVENT_BYTES)
 
 
 def message_event(obj, event="message"):
@@ -1240,6 +1254,60 @@ class TestParsePullLine(unittest.TestCase):
         with self.assertRaises(dmr_client.PullError) as caught:
             dmr_client.parse_pull_line("error while pulling model: disk full")
         self.assertEqual(caught.exception.message, "error while pulling model: disk full")
+
+
+class TestRetryPolicy(unittest.TestCase):
+    """retry_wait(), the whole policy, as a table: (arguments) -> wait range or give-up note."""
+
+    def headers(self, **fields):
+        return dmr_client.HTTPHeaders([(name.replace("_", "-"), value) for name, value in fields.items()])
+
+    def test_table(self):
+        wait = dmr_client.retry_wait
+        backoff = (0.375, 0.5)
+        for args, kwargs, expected, note in (
+                ((0, 2), dict(failure="connect"), backoff, ""),
+                ((0, 2), dict(failure="connect", replayable=False), backoff, ""),    # nothing was sent
+                ((0, 2), dict(failure="no-answer"), backoff, ""),                    # replayable by default
+                ((0, 2), dict(failure="stale"), (0.0, 0.0), ""),
+                ((0, 2), dict(failure="no-answer", replayable=False), None, "not sent again"),
+                ((0, 2), dict(failure="stale", replayable=False), None, "not sent again"),
+                ((0, 0), dict(failure="connect"), None, ""),
+                ((0, 0), dict(failure="stale"), None, ""),
+                ((1, 1), dict(failure="stale"), None, "(after 2 attempts)"),
+                ((2, 2), dict(failure="connect"), None, "(after 3 attempts)"),
+                ((1, 2), dict(failure="connect"), (0.75, 1.0), ""),
+                ((0, 2), dict(status=503), backoff, ""),
+                ((0, 2), dict(status=503, headers=None), backoff, ""),
+                ((0, 2), dict(status=400), None, ""),
+                ((0, 2), dict(status=200), None, ""),
+                ((2, 2), dict(status=503), None, "(after 3 attempts)"),
+                ((0, 0), dict(status=503), None, ""),
+                ((0, 2), dict(status=400, headers={"x-should-retry": "true"}), backoff, ""),
+                ((0, 2), dict(status=503, headers={"x-should-retry": "False"}), None, ""),
+                ((0, 2), dict(status=503, headers={"retry-after": "3"}), (3.0, 3.0), ""),
+                ((0, 2), dict(status=503, headers={"retry-after-ms": "1500"}), (1.5, 1.5), ""),
+                ((0, 2), dict(status=429, headers={"retry-after": "60"}), (60.0, 60.0), ""),
+                ((0, 2), dict(status=429, headers={"retry-after": "61"}), None, "asked to retry after 61 s"),
+                ((0, 2), dict(status=409, retry_statuses=dmr_client.RETRY_STATUSES - {409}), None, ""),
+                ((0, 2), dict(status=409), backoff, "")):
+            with self.subTest(args=args, kwargs=kwargs):
+                if isinstance(kwargs.get("headers"), dict):
+                    kwargs["headers"] = self.headers(**kwargs["headers"])
+                seconds, said = wait(*args, **kwargs)
+                if expected is None:
+                    self.assertIsNone(seconds)
+                    self.assertIn(note, said)
+                    self.assertEqual(said == "", note == "")
+                else:
+                    self.assertTrue(expected[0] <= seconds <= expected[1], seconds)
+                    self.assertEqual(said, "")
+
+    def test_backoff_doubles_to_a_cap_with_jitter(self):
+        for attempt, top in ((0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0), (9, 8.0)):
+            seconds = [dmr_client.retry_wait(attempt, 10, failure="connect")[0] for _ in range(50)]
+            self.assertTrue(all(0.75 * top <= s <= top for s in seconds), (attempt, seconds))
+            self.assertGreater(len(set(seconds)), 1)   # jittered
 
 
 # ---------------------------------------------------------------------------

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Mutation testing of chosen functions with pinned mutmut (development only; minutes, not CI).
 #
-#   bash tools/mutation.sh retry_wait ChunkedDecoder.pieces parse_response_head ...
+#   bash tools/mutation.sh [-k TESTS] retry_wait ChunkedDecoder.pieces parse_response_head ...
 #
 # Each argument is a function or Class.method of dmr_client.py.  The project is copied to
 # .cache/mutation/work; mutmut plants one small defect at a time in those functions and runs the
-# unit tests that reach them (not the CLI or real-server tiers, which start other processes).
+# unit tests that reach them (-k: only the tests pytest's -k expression selects, e.g. the table
+# tests of pure rules; never the CLI or real-server tiers, which start other processes).
 # Prints every surviving mutant's diff and the score.  SKIPPED when PyPI cannot be reached.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ $# -gt 0 ] || { echo "usage: bash tools/mutation.sh FUNCTION|Class.method ..."; exit 2; }
+select="not TestCLI and not TestRealServer"
+if [ "${1:-}" = "-k" ]; then select="($2) and $select"; shift 2; fi
+[ $# -gt 0 ] || { echo "usage: bash tools/mutation.sh [-k TESTS] FUNCTION|Class.method ..."; exit 2; }
 root=$(pwd)
 venv=.cache/mutation/venv
 tools="mutmut==3.8.1 pytest==9.2.0"
@@ -25,14 +28,14 @@ fi
 work=.cache/mutation/work
 rm -rf "$work" && mkdir -p "$work"
 cp -r dmr_client.py test_dmr_client.py testdata setup.cfg pyproject.toml "$work"/
-cat >> "$work/setup.cfg" <<'CFG'
+cat >> "$work/setup.cfg" <<CFG
 
 [mutmut]
 source_paths = dmr_client.py
 also_copy = testdata
 pytest_add_cli_args =
     -k
-    not TestCLI and not TestRealServer
+    $select
 CFG
 patterns=()
 for name in "$@"; do
