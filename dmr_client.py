@@ -808,12 +808,10 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
     cannot make a reader buffer without end.
     """
     end = _head_end(data)
-    if end < 0:
-        if len(data) > MAX_HEAD_BYTES:
-            raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
-        return None
-    if end > MAX_HEAD_BYTES + 4:
+    if end > MAX_HEAD_BYTES or (end < 0 and len(data) > MAX_HEAD_BYTES):
         raise ProtocolError("the response head is over %d bytes" % MAX_HEAD_BYTES)
+    if end < 0:
+        return None
     lines = data[:end].split(b"\n")
     del lines[-2:]   # the blank line's two ends
     lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
@@ -887,7 +885,7 @@ class LengthDecoder:
 
     def pieces(self, data: bytes) -> Iterator[bytes]:
         if self.done:
-            self.leftover += data[:1]
+            self.leftover = self.leftover or data[:1]
             return
         left = self._left
         if len(data) >= left:
@@ -959,7 +957,7 @@ class ChunkedDecoder:
         """The payload in *data*, one piece per chunk as it is decoded.  Exhaust it
         before the next call."""
         if self.done:
-            self.leftover += data[:1]
+            self.leftover = self.leftover or data[:1]
             return
         if self._pending:
             data, self._pending = self._pending + data, b""

@@ -717,15 +717,35 @@ class TestResponseHead(unittest.TestCase):
                 head, end = dmr_client.parse_response_head(raw)
                 self.assertEqual((head.status, head.reason, raw[end:]), (status, reason, body))
 
+    def test_the_first_blank_line_ends_the_head(self):
+        for head, body in ((b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n", b"x\n\ny\r\n\r\nz\n\r\n"),
+                           (b"HTTP/1.1 200 OK\nA: b\n\n", b"x\r\n\r\ny\n\nz"),
+                           (b"HTTP/1.1 200 OK\nA: b\n\r\n", b"\n\nx\n\r\n"),
+                           (b"HTTP/1.1 200 OK\r\n\r\n", b"\n\n")):
+            with self.subTest(head=head, body=body):
+                self.assertEqual(dmr_client.parse_response_head(head + body)[1], len(head))
+
+    def test_head_size_limit_is_exact(self):
+        status = b"HTTP/1.1 200 OK\r\n"
+        pad = dmr_client.MAX_HEAD_BYTES - len(status) - len(b"X: \r\n\r\n")
+        exact = status + b"X: " + b"p" * pad + b"\r\n\r\n"
+        self.assertEqual(len(exact), dmr_client.MAX_HEAD_BYTES)
+        self.assertEqual(dmr_client.parse_response_head(exact + b"body")[1], len(exact))
+        self.assertIsNone(dmr_client.parse_response_head(exact[:-1]))
+        for over in (status + b"X: " + b"p" * (pad + 1) + b"\r\n\r\n", exact[:-2] + b"ppp"):
+            with self.assertRaises(dmr_client.ProtocolError):
+                dmr_client.parse_response_head(over)
+
     def test_header_fields(self):
-        head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one \r\nx-a:two\r\nSet-Cookie: \tc=1\r\n\r\n")
+        head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one \r\nx-a:two\r\nSet-Cookie: \tc=1\r\nLink: <http://h:1/a>\r\n\r\n")
+        self.assertEqual(head.headers["link"], "<http://h:1/a>")
         self.assertEqual(head.headers["X-A"], "one")
         self.assertEqual(head.headers.get("x-A"), "one")
         self.assertEqual(head.headers.get_all("X-a"), ["one", "two"])
         self.assertEqual(head.headers["set-cookie"], "c=1")
         self.assertIn("SET-COOKIE", head.headers)
         self.assertEqual(head.headers.get("missing", "d"), "d")
-        self.assertEqual(len(head.headers), 2)
+        self.assertEqual(len(head.headers), 3)
 
     def test_folded_lines_are_unfolded(self):
         head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one\r\n  two\r\n\tthree \r\nB: c\r\n\r\n")
@@ -737,7 +757,7 @@ class TestResponseHead(unittest.TestCase):
 
     def test_malformed_heads(self):
         for raw in (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n",
-                    b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
+                    b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 20\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
                     b"http/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 O\x00K\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\n folded: first\r\n\r\n",
@@ -758,6 +778,7 @@ class TestBodyFraming(unittest.TestCase):
                 (["HTTP/1.1 200 OK", "Content-Length: 5", "content-length: 5"], "POST", Length, 5, True),
                 (["HTTP/1.1 200 OK", "Content-Length: 5, 5"], "POST", Length, 5, True),
                 (["HTTP/1.1 200 OK", "Content-Length:  007 "], "POST", Length, 7, True),
+                (["HTTP/1.1 200 OK", "Content-Length: " + "9" * 19], "POST", Length, 10 ** 19 - 1, True),
                 (["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"], "POST", Chunked, None, True),
                 (["HTTP/1.1 200 OK", "Transfer-Encoding: Chunked"], "POST", Chunked, None, True),
                 (["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Content-Length: 5"], "POST", Chunked, None,
@@ -803,7 +824,8 @@ class TestBodyDecoders(unittest.TestCase):
     def test_chunk_sizes(self):
         for size_line, payload in ((b"a", b"x" * 10), (b"A", b"x" * 10), (b"00a", b"x" * 10),
                                    (b"a;name=value", b"x" * 10), (b"a;", b"x" * 10),
-                                   (b"0000000000000001", b"x")):
+                                   (b"0000000000000001", b"x"), (b"a;x=1;y=2", b"x" * 10),
+                                   (b"a;" + b"e" * (4096 - 3), b"x" * 10)):   # the longest size line
             with self.subTest(size_line=size_line):
                 body = size_line + b"\r\n" + payload + b"\r\n0\r\n\r\n"
                 for piece in (None, 1):
@@ -812,7 +834,8 @@ class TestBodyDecoders(unittest.TestCase):
 
     def test_bad_chunk_sizes(self):
         for size_line in (b"-5", b"0x1a", b"+1a", b"1_a", b" 1a", b"1a ", b"1a\t", b"", b"g",
-                          b"1" * 17, b"\xd9\xa3", b"1a ;ext", b"1" * 5000):
+                          b"1" * 17, b"\xd9\xa3", b"1a ;ext", b"1" * 5000, b"a;" + b"e" * (4096 - 2),
+                          b"a;" + b"e" * 5000):
             with self.subTest(size_line=size_line[:20]):
                 with self.assertRaises(dmr_client.ProtocolError):
                     self.chunked(size_line + b"\r\n" + b"x" * 26 + b"\r\n0\r\n\r\n")
@@ -829,7 +852,7 @@ class TestBodyDecoders(unittest.TestCase):
                         self.chunked(body, piece)
 
     def test_trailers_are_read_to_their_blank_line(self):
-        for trailer in (b"X-T: 1\r\n", b"X-T: 1\r\nY: 2\r\n", b"X-T: 1\n"):
+        for trailer in (b"X-T: 1\r\n", b"X-T: 1\r\nY: 2\r\n", b"X-T: 1\n", b"X-Long: " + b"t" * 5000 + b"\r\n"):
             with self.subTest(trailer=trailer):
                 data, decoder = self.chunked(b"3\r\nabc\r\n0\r\n" + trailer + b"\r\nNEXT")
                 self.assertEqual((data, decoder.done, decoder.leftover), (b"abc", True, b"N"))
@@ -838,8 +861,10 @@ class TestBodyDecoders(unittest.TestCase):
         line = b"X: " + b"y" * 1019 + b"\r\n"   # 1 KiB: 64 of them fill MAX_HEAD_BYTES exactly, 65 do not
         fits = dmr_client.MAX_HEAD_BYTES // len(line)
         self.assertEqual(fits * len(line), dmr_client.MAX_HEAD_BYTES)
+        one_over = line * (fits - 1) + b"X: " + b"y" * 1020 + b"\r\n"
         for trailer, ok in ((b"X: y\r\n" * dmr_client.MAX_HEADERS, True), (line * fits, True),
-                            (b"X: y\r\n" * (dmr_client.MAX_HEADERS + 1), False), (line * (fits + 1), False)):
+                            (b"X: y\r\n" * (dmr_client.MAX_HEADERS + 1), False), (line * (fits + 1), False),
+                            (one_over, False)):
             with self.subTest(trailer=trailer[:20], size=len(trailer)):
                 if ok:
                     self.assertTrue(self.chunked(b"0\r\n" + trailer + b"\r\n")[1].done)
@@ -851,12 +876,28 @@ class TestBodyDecoders(unittest.TestCase):
                 with self.assertRaises(dmr_client.ProtocolError):
                     self.chunked(b"0\r\n" + trailer + b"\r\n\r\n")
 
+    def test_a_bare_lf_ends_the_trailer_section(self):
+        for piece in (None, 1):
+            self.assertEqual(self.chunked(b"3\r\nabc\r\n0\r\n\n", piece)[1].done, True)
+
     def test_bytes_after_the_body_are_kept_as_leftover(self):
-        _, decoder = self.chunked(b"1\r\na\r\n0\r\n\r\nHTTP/1.1 200 OK")
-        self.assertEqual(decoder.leftover, b"H")
+        for piece in (None, 1, 4):
+            _, decoder = self.chunked(b"1\r\na\r\n0\r\n\r\nHTTP/1.1 200 OK", piece)
+            self.assertEqual(decoder.leftover, b"H")   # the first byte past the end, however split
         length = dmr_client.LengthDecoder(3)
         self.assertEqual(length.feed(b"abcdef"), b"abc")
+        self.assertEqual(length.feed(b"gh"), b"")
         self.assertEqual((length.done, length.leftover), (True, b"d"))
+
+    def test_a_length_body_in_pieces(self):
+        for pieces, payload, done, leftover in (([b"ab", b"cd", b"ef"], b"abcde", True, b"f"),
+                                                ([b"abcde"], b"abcde", True, b""),
+                                                ([b"ab", b"cde"], b"abcde", True, b""),
+                                                ([b"ab", b"c"], b"abc", False, b"")):
+            with self.subTest(pieces=pieces):
+                decoder = dmr_client.LengthDecoder(5)
+                self.assertEqual(b"".join(decoder.feed(p) for p in pieces), payload)
+                self.assertEqual((decoder.done, decoder.leftover), (done, leftover))
 
     def test_end_of_input(self):
         length = dmr_client.LengthDecoder(5)
