@@ -52,12 +52,15 @@ status=$?
 for pattern in "${patterns[@]}"; do
   grep -F "${pattern%\*}" results.txt
 done | sort -u >selected.txt
-for mutant in $(grep -E ": (survived|suspicious|timeout|no tests)" selected.txt | cut -d: -f1); do
+for mutant in $(grep -E ": (survived|suspicious|no tests)" selected.txt | cut -d: -f1); do
   echo "---- $mutant"
   "$root/$venv/bin/mutmut" show "$mutant" 2>/dev/null | sed -n '1,40p'
-done
+done >survivors.txt
 total=$(wc -l <selected.txt)
 killed=$(grep -c ": killed" selected.txt)
-echo "mutation: $killed of $total mutants killed in: $*"
+echo "mutation: mutmut counts $killed of $total mutants killed in: $*"
 grep -oE ": [a-z ]+$" selected.txt | sort | uniq -c
 [ $status -eq 0 ] || { tail -n 20 mutmut.log; exit $status; }
+# mutmut tries a mutant only on the tests its first pass saw reaching the function; run the
+# survivors again directly, each planted in a copy, against the same test selection.
+"$root/$venv/bin/python" "$root/tools/mutation_recheck.py" . "$select"
