@@ -198,6 +198,8 @@ MAX_RETRY_AFTER = 60.0
 READ_CHUNK = 64 * 1024
 #: Largest error body kept (the rest is not read: the connection is closed instead).
 MAX_ERROR_BODY = 1024 * 1024
+#: A Content-Length body larger than this is read straight into one buffer (peak memory 1x).
+_BIG_BODY = 1024 * 1024
 #: Default cap on a non-streaming answer (Client(max_response_bytes=)): room for a large
 #: embeddings batch (2,048 inputs of 4,096 floats as JSON is about 170 MB).
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -900,6 +902,13 @@ class LengthDecoder:
     def complete_at_eof(self) -> bool:
         return self.done
 
+    def skip(self, count: int) -> None:
+        """*count* payload bytes were read past this decoder (straight into a buffer)."""
+        if count > self._left:
+            raise ValueError("skip(%d) past the end of the body (%d bytes left)" % (count, self._left))
+        self._left -= count
+        self.done = not self._left
+
 
 class UntilCloseDecoder:
     """A body that ends when the server closes the connection (no length, not chunked)."""
@@ -1317,6 +1326,9 @@ def _shape_error(what: str, value: Any) -> InvalidResponseError:
 #: A fold keeps at most this many text pieces per field before joining them into one block,
 #: so a stream of a million one-token chunks costs the text, not a million str objects.
 _FOLD_BLOCK = 1024
+_FOLD_MASK = _FOLD_BLOCK - 1   # a power of two: "every _FOLD_BLOCK chunks" is one AND
+#: A stream folds its chunks in batches of this many (see StreamTracker).
+_FOLD_BATCH = 256
 
 
 class ChatFold:
@@ -1343,6 +1355,7 @@ class ChatFold:
         self.chunks = 0
         self._head = AttrDict(object=self.object_name)
         self._choices: Dict[int, AttrDict] = {}
+        self._states: Dict[int, Tuple[AttrDict, Dict[str, List[str]]]] = {}   # (choice, _texts[index])
         self._texts: Dict[int, Dict[str, List[str]]] = {}     # pieces since the last block
         self._blocks: Dict[int, Dict[str, List[str]]] = {}    # joined blocks of earlier pieces
         self._calls: Dict[int, Dict[int, Any]] = {}
@@ -1380,25 +1393,22 @@ class ChatFold:
         if choices:
             if choices.__class__ is not list:
                 raise _shape_error("'choices' in a stream chunk must be a list", choices)
-            folds = self._choices
+            states = self._states
             for choice in choices:
                 index = choice.get("index", 0)
-                folded = folds.get(index)
-                if folded is None:
-                    folded = self._new_choice(index)
+                state = states.get(index)
+                if state is None:
+                    state = self._new_choice(index)
+                folded, texts = state
                 delta = choice.get(self._delta)
                 if delta:
-                    texts = self._texts[index]
                     if delta.__class__ is str:   # a completion's text; never a chat delta
                         if self._delta != "text":
                             raise TypeError("a str delta")
                         delta = {"text": delta}
                     for key, value in delta.items():
                         if value.__class__ is str and key != "role":
-                            parts = texts.get(key)
-                            if parts is None:
-                                parts = texts[key] = []
-                            parts.append(value)
+                            texts[key].append(value)   # a defaultdict(list): one lookup
                         elif value is not None:
                             self._add_other(index, folded, key, value)
                 finish = choice.get("finish_reason")
@@ -1409,7 +1419,7 @@ class ChatFold:
                 if "logprobs" in choice:
                     self._add_logprobs(folded, choice["logprobs"])
         self.chunks += 1
-        if not self.chunks % _FOLD_BLOCK:
+        if not self.chunks & _FOLD_MASK:
             self._join_blocks()
 
     def _add_other(self, index: int, folded: AttrDict, key: str, value: Any) -> None:
@@ -1440,14 +1450,15 @@ class ChatFold:
         if logprobs and isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
             folded.setdefault("logprobs", AttrDict(content=[]))["content"].extend(_attrs(logprobs["content"]))
 
-    def _new_choice(self, index: Any) -> AttrDict:
+    def _new_choice(self, index: Any) -> Tuple[AttrDict, Dict[str, List[str]]]:
         if index.__class__ is not int:
             raise _shape_error("a choice's 'index' must be a whole number", index)
         folded = self._choices[index] = self._empty_choice(index)
-        self._texts[index] = {}
+        texts = self._texts[index] = collections.defaultdict(list)
         self._blocks[index] = {}
         self._unfinished += 1
-        return folded
+        state = self._states[index] = (folded, texts)
+        return state
 
     def _empty_choice(self, index: int) -> AttrDict:
         return AttrDict(index=index, message=AttrDict(role="assistant", content=None), finish_reason=None)
@@ -1580,56 +1591,95 @@ def _joined_call(call: AttrDict) -> AttrDict:
 
 
 class StreamTracker:
-    """Server-Sent Events in, chunks out, for a chat or completion stream (no I/O).
+    """Body bytes in, chunks out, for a chat or completion stream (no I/O).
 
     The one place that decides what a stream means, for every transport:
-    feed() takes each SSEEvent and returns its chunk (folded as it goes), or
-    None for ``[DONE]`` and events that carry no chunk; an error event raises
-    StreamError, an event that is not a JSON object InvalidResponseError.
-    ``done`` turns true at ``[DONE]``; end() is called when the body ended
-    cleanly without it, and raises unless every choice has its finish_reason.
+    feed(data) parses the Server-Sent Events in the body bytes *data* and
+    yields each chunk as soon as its event is parsed; ``[DONE]`` sets
+    ``done`` and ends it; events that carry no chunk are skipped; an error
+    event raises StreamError, and an event that is not a JSON object whose
+    ``choices`` (if any) is a list of objects raises InvalidResponseError at
+    once.  Chunks are folded in batches of _FOLD_BATCH, so memory stays
+    bounded; a fault deeper in a chunk's shape (an index that is not a whole
+    number, a delta that is not an object ...) is raised when its batch is
+    folded, at the latest by end() or result().  end() is called when the
+    body ended cleanly without ``[DONE]``, and raises unless every choice has
+    its finish_reason.
     """
 
-    __slots__ = ("fold", "done", "url", "error", "_add")
+    __slots__ = ("fold", "done", "url", "error", "_events", "_pending")
 
     def __init__(self, fold: ChatFold, url: str = "the server"):
         self.fold = fold
-        self._add = fold.add_unchecked
         self.done = False
         self.url = url
         self.error: Optional[BaseException] = None   # what the stream raised, for final()
+        self._events = SSEDecoder(extra_fields=("error",)).events
+        # Chunks not folded yet: folding one at a time would cost the hot path more than the
+        # rest of it; a batch is folded every _FOLD_BATCH chunks (memory stays bounded) and at
+        # the end, when the result or the completeness is asked for.
+        self._pending: List[AttrDict] = []
 
     @property
     def chunks_received(self) -> int:
-        return self.fold.chunks
+        return self.fold.chunks + len(self._pending)
 
-    def feed(self, event: SSEEvent) -> Optional[AttrDict]:
-        text = event[1]
-        if text == "[DONE]":
-            self.done = True
-            return None
-        if event[0] != "message":
-            if event[0] == "error":
+    def result(self) -> AttrDict:
+        """The response the chunks so far add up to."""
+        self._fold_pending()
+        return self.fold.result()
+
+    def _fold_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        add = self.fold.add_unchecked
+        for position, chunk in enumerate(pending):
+            try:
+                add(chunk)
+            except (AttributeError, TypeError):
+                self._pending = pending[position + 1:]
+                raise self.fold.shape_error(chunk) from None
+
+    def feed(self, data: bytes) -> Iterator[AttrDict]:
+        """The chunks *data* completes.  Exhaust it before the next call."""
+        # The hot loop of every stream: one generator per network read, nothing per event
+        # but the parse and an append; the rare cases are in _other_event().
+        decode, pending = _decode_event, self._pending
+        for event in self._events(data):
+            text = event[1]
+            if text == "[DONE]":
+                self.done = True
+                return
+            if event[0] != "message":
+                self._other_event(event)
+                continue
+            try:
+                chunk = decode(text)
+            except (ValueError, RecursionError):
+                raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
+                                           % (self.url, text), body=text) from None
+            if chunk.__class__ is not AttrDict:
+                raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
+                                           "%.200r" % (self.url, text), body=text)
+            if "error" in chunk:
                 raise self._stream_error(text)
-            return None   # a named event a chat stream does not define: not ours to interpret
-        try:
-            chunk = _decode_event(text)
-        except (ValueError, RecursionError):
-            raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
-                                       % (self.url, text), body=text) from None
-        if chunk.__class__ is not AttrDict:
-            raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
-                                       "%.200r" % (self.url, text), body=text)
-        if "error" in chunk:
-            raise self._stream_error(text)
-        try:
-            self._add(chunk)
-        except (AttributeError, TypeError):
-            raise self.fold.shape_error(chunk) from None
-        return chunk
+            choices = chunk.get("choices")
+            if choices is not None and (choices.__class__ is not list
+                                        or any(choice.__class__ is not AttrDict for choice in choices)):
+                raise self.fold.shape_error(chunk)   # what a caller indexes into is checked at once
+            pending.append(chunk)
+            if len(pending) >= _FOLD_BATCH:
+                self._fold_pending()
+                pending = self._pending
+            yield chunk
+
+    def _other_event(self, event: SSEEvent) -> None:
+        if event[0] == "error":
+            raise self._stream_error(event[1])
+        # Any other named event is one a chat stream does not define: not ours to interpret.
 
     def end(self) -> None:
         """The body ended cleanly: complete if every choice finished, else APIConnectionError."""
+        self._fold_pending()
         if not self.done and not self.fold.complete:
             count = self.fold.chunks
             raise APIConnectionError(
@@ -1640,7 +1690,7 @@ class StreamTracker:
     def _stream_error(self, data: str) -> StreamError:
         message, error_type, code = parse_error_body(data)
         return StreamError(message or "the server reported an error without a message", body=data,
-                           error_type=error_type, code=code, chunks_received=self.fold.chunks)
+                           error_type=error_type, code=code, chunks_received=self.chunks_received)
 
 
 class LineSplitter:
@@ -2203,6 +2253,8 @@ class _Exchange:
         if declared is not None and declared > limit and not truncate:
             self.discard()
             raise self._too_big(declared, limit)
+        if declared is not None and declared > _BIG_BODY and not truncate:
+            return self._read_length(declared)
         parts, size = [], 0
         try:
             while True:
@@ -2224,6 +2276,31 @@ class _Exchange:
             raise failure from exc
         self.finish()
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read_length(self, length: int) -> bytes:
+        """A large Content-Length body read straight into one buffer: in memory once, not
+        as pieces plus their join."""
+        start = self.decoder.feed(self._raw)   # what came with the head (bytes past the body stay leftover)
+        self._raw = b""
+        body = bytearray(length)
+        body[:len(start)] = start
+        got = len(start)
+        try:
+            with memoryview(body) as view:
+                while got < length:
+                    received = self.sock.recv_into(view[got:], min(length - got, 1 << 20))
+                    if not received:
+                        raise _Truncated("the connection closed before the end of the body")
+                    got += received
+        except BaseException as exc:
+            self.discard()
+            failure = _read_failure(exc, "the response from " + self.url, self.url, self.pool.timeout)
+            if failure is exc:
+                raise
+            raise failure from exc
+        self.decoder.skip(length - len(start))
+        self.finish()
+        return body   # type: ignore[return-value]  # a bytearray: bytes-like, decoded by the caller
 
     def _too_big(self, size: int, limit: int) -> InvalidResponseError:
         return InvalidResponseError("the response from %s is over %d bytes (%d seen or declared): raise "
@@ -2396,7 +2473,7 @@ class Stream(_Streamed):
             raise self._tracker.error
         if not self.completed:
             raise DMRError("the stream was closed before it completed: its result is unknown")
-        return self._tracker.fold.result()
+        return self._tracker.result()
 
     def text(self) -> str:
         """The text of the first choice of final()."""
@@ -2409,20 +2486,16 @@ def _stream_chunks(exchange: _Exchange, tracker: StreamTracker) -> Generator[Att
     try:
         if (exchange.headers.get("Content-Type") or "").startswith("application/json"):
             _not_a_stream(exchange)
-        events = SSEDecoder(extra_fields=("error",)).events
         feed = tracker.feed
         read = exchange.read_some
         while True:
             data = read()
             if not data:
                 break
-            for event in events(data):
-                chunk = feed(event)
-                if chunk is not None:
-                    yield chunk
-                elif tracker.done:
-                    exchange.drain()
-                    return
+            yield from feed(data)
+            if tracker.done:
+                exchange.drain()
+                return
         tracker.end()
         exchange.finish()
     except GeneratorExit:

@@ -890,6 +890,16 @@ class TestBodyDecoders(unittest.TestCase):
         self.assertEqual(length.feed(b"gh"), b"")
         self.assertEqual((length.done, length.leftover), (True, b"d"))
 
+    def test_a_length_body_read_elsewhere(self):
+        decoder = dmr_client.LengthDecoder(10)
+        self.assertEqual(decoder.feed(b"abc"), b"abc")
+        decoder.skip(6)
+        self.assertFalse(decoder.done)
+        decoder.skip(1)
+        self.assertTrue(decoder.done)
+        with self.assertRaises(ValueError):
+            dmr_client.LengthDecoder(3).skip(4)
+
     def test_a_length_body_in_pieces(self):
         for pieces, payload, done, leftover in (([b"ab", b"cd", b"ef"], b"abcde", True, b"f"),
                                                 ([b"abcde"], b"abcde", True, b""),
@@ -938,15 +948,29 @@ class TestLineSplitter(unittest.TestCase):
 
 
 def message_event(obj, event="message"):
-    return SSEEvent(event, obj if isinstance(obj, str) else json.dumps(obj), "", None)
+    """The SSE bytes of one event: *obj* as JSON (a str as it is), with an event type unless "message"."""
+    data = (obj if isinstance(obj, str) else json.dumps(obj)).encode()
+    return (b"" if event == "message" else b"event: " + event.encode() + b"\n") + b"data: " + data + b"\n\n"
 
 
 class TestStreamTracker(unittest.TestCase):
-    def track(self, events, fold=None):
+    def track(self, events, fold=None, piece=None):
         tracker = dmr_client.StreamTracker(fold or dmr_client.ChatFold(), "http://x")
-        chunks = [c for c in (tracker.feed(message_event(e) if not isinstance(e, SSEEvent) else e)
-                              for e in events) if c is not None]
+        data = b"".join(e if isinstance(e, bytes) else message_event(e) for e in events)
+        pieces = [data] if piece is None else [data[i:i + piece] for i in range(0, len(data), piece)]
+        chunks = []
+        for part in pieces:
+            chunks.extend(tracker.feed(part))
+            if tracker.done:
+                break
         return tracker, chunks
+
+    def test_chunks_come_out_whole_however_the_bytes_are_split(self):
+        events = [chunk({"content": "a"}), chunk({"content": "b"}, "stop"), "[DONE]", chunk({"content": "late"})]
+        for piece in (None, 1, 7):
+            tracker, chunks = self.track(events, piece=piece)
+            self.assertEqual(([c.choices[0].delta.get("content") for c in chunks], tracker.done),
+                             (["a", "b"], True))
 
     def test_completeness(self):
         hello, stop = chunk({"content": "Hi"}), chunk({}, "stop")
@@ -997,9 +1021,13 @@ class TestStreamTracker(unittest.TestCase):
                     {"choices": [{"delta": {"tool_calls": [{"function": [1]}]}}]}):
             with self.subTest(bad=bad):
                 with self.assertRaises(dmr_client.InvalidResponseError):
-                    self.track([bad])
+                    tracker, _ = self.track([bad])
+                    tracker.end()   # deep faults surface when the batch is folded, at the latest here
                 with self.assertRaises(dmr_client.InvalidResponseError):
                     dmr_client.fold_chat_chunks([bad])
+        for bad in ({"choices": 5}, {"choices": [1]}, {"choices": ["x"]}):   # what callers index into: at once
+            with self.assertRaises(dmr_client.InvalidResponseError):
+                self.track([chunk({"content": "a"}), bad])
         with self.assertRaises(dmr_client.InvalidResponseError):
             dmr_client.fold_completion_chunks([{"choices": [{"text": 5}]}])
 
@@ -1017,12 +1045,13 @@ class TestStreamTracker(unittest.TestCase):
         tracemalloc.start()
         try:
             for _ in range(count):
-                tracker.feed(event)
+                for _ in tracker.feed(event):
+                    pass
             held = tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()
         self.assertLess(held, 1024 * 1024, "the fold holds %d bytes after %d chunks" % (held, count))
-        self.assertEqual(tracker.fold.result().choices[0].message.content, "x" * count)
+        self.assertEqual(tracker.result().choices[0].message.content, "x" * count)
 
 
 def tracker_chunks(events):
@@ -2974,6 +3003,23 @@ class TestHostileSizes(AdversarialTestCase):
                 error = self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
                 self.assertIn("max_response_bytes", str(error))
                 self.assertOwnAnswer(client, 1)
+
+    def test_large_bodies_are_read_whole_and_exactly(self):
+        text = "y" * (3 * 1024 * 1024)
+        big = json_http({"choices": [{"index": 0, "message": {"content": text}}]})
+
+        def stall(conn):
+            conn.sendall(big[:len(big) // 2])
+            time.sleep(self.TIMEOUT + 0.5)
+            return "close"
+        self.serve(big, big + b"HTTP/1.1 200 OK\r\n", (big[:-10], "close"), stall, None)
+        client = self.client()
+        self.assertEqual(client.chat("m", HI).choices[0].message.content, text)
+        self.assertEqual(client.chat("m", HI).choices[0].message.content, text)   # then bytes past the body
+        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        self.assertOwnAnswer(client, 4)
+        self.assertEqual(self.server.connections, 4)   # reused once; never after extra bytes, a cut or a stall
 
     def test_huge_chunk_size_then_a_cut(self):
         self.serve((b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000000000000000\r\n{", "close"), None)
