@@ -1327,8 +1327,9 @@ def _shape_error(what: str, value: Any) -> InvalidResponseError:
 #: so a stream of a million one-token chunks costs the text, not a million str objects.
 _FOLD_BLOCK = 1024
 _FOLD_MASK = _FOLD_BLOCK - 1   # a power of two: "every _FOLD_BLOCK chunks" is one AND
-#: A stream folds its chunks in batches of this many (see StreamTracker).
-_FOLD_BATCH = 256
+#: A stream folds its chunks in batches of this many (see StreamTracker): at most about 2.5 MB
+#: of parsed chunks wait, and a stream shorter than this is folded only if final() asks.
+_FOLD_BATCH = 2048
 
 
 class ChatFold:
@@ -1663,9 +1664,12 @@ class StreamTracker:
             if "error" in chunk:
                 raise self._stream_error(text)
             choices = chunk.get("choices")
-            if choices is not None and (choices.__class__ is not list
-                                        or any(choice.__class__ is not AttrDict for choice in choices)):
-                raise self.fold.shape_error(chunk)   # what a caller indexes into is checked at once
+            if choices is not None:   # what a caller indexes into is checked at once
+                if choices.__class__ is not list:
+                    raise self.fold.shape_error(chunk)
+                for choice in choices:
+                    if choice.__class__ is not AttrDict:
+                        raise self.fold.shape_error(chunk)
             pending.append(chunk)
             if len(pending) >= _FOLD_BATCH:
                 self._fold_pending()

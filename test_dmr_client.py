@@ -1039,19 +1039,21 @@ class TestStreamTracker(unittest.TestCase):
     def test_memory_is_the_text_not_the_chunk_count(self):
         import tracemalloc
 
-        count = 30000
         event = message_event(chunk({"content": "x"}))
         tracker = dmr_client.StreamTracker(dmr_client.ChatFold())
+        held = []
         tracemalloc.start()
         try:
-            for _ in range(count):
-                for _ in tracker.feed(event):
-                    pass
-            held = tracemalloc.get_traced_memory()[0]
+            for count in (4, 16):   # batches of chunks: memory after 4 and after 16 must be alike
+                while tracker.chunks_received < count * dmr_client._FOLD_BATCH:
+                    for _ in tracker.feed(event):
+                        pass
+                held.append(tracemalloc.get_traced_memory()[0])
         finally:
             tracemalloc.stop()
-        self.assertLess(held, 1024 * 1024, "the fold holds %d bytes after %d chunks" % (held, count))
-        self.assertEqual(tracker.result().choices[0].message.content, "x" * count)
+        self.assertLess(held[1] - held[0], 256 * 1024, "the fold grew by %d bytes over %d chunks"
+                        % (held[1] - held[0], 12 * dmr_client._FOLD_BATCH))
+        self.assertEqual(tracker.result().choices[0].message.content, "x" * 16 * dmr_client._FOLD_BATCH)
 
 
 def tracker_chunks(events):
