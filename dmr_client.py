@@ -820,7 +820,7 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
     status_line = lines[0]
     version, status, reason = status_line[:8], status_line[9:12], status_line[13:]
     if (version not in (b"HTTP/1.1", b"HTTP/1.0") or status_line[8:9] != b" " or len(status) != 3
-            or status.translate(None, _DIGIT_BYTES) or status_line[12:13] not in (b"", b" ")
+            or status.translate(None, _DIGIT_BYTES) or status[:1] == b"0" or status_line[12:13] not in (b"", b" ")
             or reason.translate(None, _FIELD_VALUE_BYTES)):
         raise ProtocolError("the response does not start with an HTTP/1.x status line: %.60r" % status_line)
     headers = HTTPHeaders(_field_lines(lines[1:], "response head"))

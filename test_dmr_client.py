@@ -757,7 +757,7 @@ class TestResponseHead(unittest.TestCase):
 
     def test_malformed_heads(self):
         for raw in (b"\n\r\nHTTP/1.1 200 OK\r\n\r\n", b"\n\nHTTP/1.1 200 OK\r\n\r\n", b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n",
-                    b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 20\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
+                    b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 20\r\n\r\n", b"HTTP/1.1 099 Low\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
                     b"http/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 O\x00K\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\n folded: first\r\n\r\n",

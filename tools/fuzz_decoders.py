@@ -146,7 +146,7 @@ def theirs(pieces):
                     break
             if complete:
                 break
-    except h11.RemoteProtocolError:
+    except h11.ProtocolError:   # Remote, or Local where h11 builds an event it then refuses (status 0xx)
         return ("error",)
     if response is None:
         return ("error",)
