@@ -1156,7 +1156,7 @@ def _redact(url: str) -> str:
     password may itself hold '@', '/' or ':'."""
     if "@" not in url:
         return url
-    scheme, sep, rest = url.rpartition("://") if "://" in url.split("@", 1)[0] else ("", "", url)
+    scheme, sep, rest = url.partition("://") if "://" in url.split("@", 1)[0] else ("", "", url)
     return scheme + sep + "***@" + rest.rsplit("@", 1)[1]
 
 

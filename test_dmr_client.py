@@ -1031,6 +1031,30 @@ class TestStreamTracker(unittest.TestCase):
         with self.assertRaises(dmr_client.InvalidResponseError):
             dmr_client.fold_completion_chunks([{"choices": [{"text": 5}]}])
 
+    def test_a_batch_folds_inside_one_network_read(self):
+        count = dmr_client._FOLD_BATCH * 2 + 5
+        data = message_event(chunk({"content": "x"})) * count + message_event(chunk({}, "stop")) + b"data: [DONE]\n\n"
+        tracker, chunks = self.track([data])
+        self.assertEqual((len(chunks), tracker.chunks_received, tracker.done), (count + 1, count + 1, True))
+        self.assertEqual(tracker.result().choices[0].message.content, "x" * count)
+
+    def test_legacy_function_call_deltas_fold(self):
+        folded = dmr_client.fold_chat_chunks([chunk({"function_call": {"name": "f", "arguments": '{"a":'}}),
+                                              chunk({"function_call": {"arguments": " 1}"}}, "function_call")])
+        message = folded.choices[0].message
+        self.assertEqual(message.function_call, {"name": "f", "arguments": '{"a": 1}'})
+        self.assertEqual(folded.choices[0].finish_reason, "function_call")
+
+    def test_pull_tracker(self):
+        tracker = dmr_client.PullTracker("ai/x")
+        lines = [b"", b'{"type": "progress", "message": "1 MB"}', b'{"type": "success", "message": "ok"}']
+        events = [tracker.feed(line) for line in lines]
+        self.assertEqual((events[0], events[2].message, tracker.result.type, tracker.events_received),
+                         (None, "ok", "success", 2))
+        tracker.end("http://x")
+        with self.assertRaises(dmr_client.APIConnectionError):
+            dmr_client.PullTracker("ai/y").end("http://x")
+
     def test_role_is_kept_not_joined(self):
         folded = dmr_client.fold_chat_chunks([chunk({"role": "assistant", "content": "a"}),
                                               chunk({"role": "assistant", "content": "b"}, "stop")])
@@ -3235,6 +3259,13 @@ class TestRequestsCannotBeSmuggled(AdversarialTestCase):
                     client.chat(model, HI)
         with self.assertRaises(ValueError):
             Client("http://127.0.0.1:9", engine="llama.cpp\r\n")
+
+    def test_redaction(self):
+        for url, shown in (("http://u:p@h/v1", "http://***@h/v1"), ("http://u:p@ss@h:1", "http://***@h:1"),
+                           ("http://u:pa/ss@h/x", "http://***@h/x"), ("tok@h", "***@h"), ("http://h/v1", "http://h/v1"),
+                           ("https://a://b@h", "https://***@h")):
+            with self.subTest(url=url):
+                self.assertEqual(dmr_client._redact(url), shown)
 
     def test_credentials_never_appear_in_messages(self):
         for url, secret in (("http://us:pa@ss99@host:1/v1", "ss99"), ("http://us:pa/ss@host/v1", "pa/ss"),
