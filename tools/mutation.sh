@@ -14,17 +14,9 @@ select="not TestCLI and not TestRealServer"
 if [ "${1:-}" = "-k" ]; then select="($2) and $select"; shift 2; fi
 [ $# -gt 0 ] || { echo "usage: bash tools/mutation.sh [-k TESTS] FUNCTION|Class.method ..."; exit 2; }
 root=$(pwd)
-venv=.cache/mutation/venv
 tools="mutmut==3.8.1 pytest==9.2.0"
-if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$tools" ]; then
-  python3 -m venv --clear "$venv" || exit 1
-  if ! "$venv/bin/pip" install -q --disable-pip-version-check $tools >"$venv/pip.log" 2>&1; then
-    tail -n 3 "$venv/pip.log"
-    echo "mutation testing SKIPPED: could not install $tools (no PyPI?)"
-    exit 0
-  fi
-  echo "$tools" > "$venv/.installed"
-fi
+. tools/venv.sh
+dev_venv mutation "$tools" "mutation testing"
 work=.cache/mutation/work
 rm -rf "$work" && mkdir -p "$work"
 cp -r dmr_client.py test_dmr_client.py testdata setup.cfg pyproject.toml "$work"/
