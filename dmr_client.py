@@ -2177,8 +2177,8 @@ class _Exchange:
             try:
                 chunk = recv(READ_CHUNK)
             except (ConnectionResetError, ConnectionAbortedError):
-                if answered or size:
-                    raise
+                if answered or size:   # an answer had begun: a cut, never a reason to send again
+                    raise _Truncated("the connection was reset in the middle of the response head") from None
                 raise _NoAnswer() from None
             if not chunk:
                 if answered or size:

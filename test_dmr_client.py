@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import tempfile
@@ -3167,10 +3168,17 @@ class TestExactRetries(AdversarialTestCase):
         self.assertEqual(len(self.server.requests), 2)
 
     def test_an_answer_that_began_is_never_resent(self):
-        self.serve((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{", "close"), None)
-        client = self.client(max_retries=3)
-        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
-        self.assertEqual(len(self.server.requests), 1)
+        def reset_mid_head(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-")
+            time.sleep(0.1)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close with RST
+            return "close"
+        for first in ((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{", "close"), reset_mid_head):
+            with self.subTest(first=first):
+                self.serve(first, None)
+                client = self.client(max_retries=3)
+                self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+                self.assertEqual(len(self.server.requests), 1)
 
 
 class TestResourceRelease(AdversarialTestCase):
