@@ -3048,6 +3048,22 @@ class TestHostileSizes(AdversarialTestCase):
         self.assertOwnAnswer(client, 4)
         self.assertEqual(self.server.connections, 4)   # reused once; never after extra bytes, a cut or a stall
 
+    def test_limits_are_exact_and_error_bodies_are_cut_not_refused(self):
+        body = json.dumps({"choices": [{"index": 0, "message": {"content": "z" * 1000}}]}).encode()
+        huge_error = http_reply(b"E" * (dmr_client.MAX_ERROR_BODY + 4096), status="500 Internal Server Error")
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                reply = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_body(body)
+                         if chunked else http_reply(body))
+                self.serve(reply, reply, (huge_error, "close"), None)
+                client = self.client(max_response_bytes=len(body), max_retries=0)
+                self.assertEqual(len(client.chat("m", HI).choices[0].message.content), 1000)   # exactly the cap
+                client.max_response_bytes = len(body) - 1
+                self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
+                error = self.assertRaisesFast(dmr_client.InternalServerError, client.chat, "m", HI)
+                self.assertEqual(len(error.body), dmr_client.MAX_ERROR_BODY)
+                self.assertOwnAnswer(client, 3)
+
     def test_huge_chunk_size_then_a_cut(self):
         self.serve((b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000000000000000\r\n{", "close"), None)
         client = self.client()
