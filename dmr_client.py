@@ -1636,9 +1636,11 @@ class StreamTracker:
         for position, chunk in enumerate(pending):
             try:
                 add(chunk)
-            except (AttributeError, TypeError):
-                self._pending = pending[position + 1:]
-                raise self.fold.shape_error(chunk) from None
+            except BaseException as exc:
+                self._pending = pending[position + 1:]   # the faulty chunk is dropped, the rest kept
+                if isinstance(exc, (AttributeError, TypeError)):
+                    raise self.fold.shape_error(chunk) from None
+                raise
 
     def feed(self, data: bytes) -> Iterator[AttrDict]:
         """The chunks *data* completes.  Exhaust it before the next call."""

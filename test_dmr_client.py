@@ -1039,6 +1039,12 @@ class TestStreamTracker(unittest.TestCase):
         self.assertEqual((len(chunks), tracker.chunks_received, tracker.done), (count + 1, count + 1, True))
         self.assertEqual(tracker.result().choices[0].message.content, "x" * count)
 
+    def test_a_deep_shape_fault_in_a_batch_is_raised_once_and_the_rest_still_folds(self):
+        tracker, _ = self.track([chunk({"content": "a"}), {"choices": [{"index": "0"}]}, chunk({"content": "b"})])
+        with self.assertRaises(dmr_client.InvalidResponseError):
+            tracker.result()
+        self.assertEqual(tracker.result().choices[0].message.content, "ab")   # the chunks after it are kept
+
     def test_legacy_function_call_deltas_fold(self):
         folded = dmr_client.fold_chat_chunks([chunk({"function_call": {"name": "f", "arguments": '{"a":'}}),
                                               chunk({"function_call": {"arguments": " 1}"}}, "function_call")])
