@@ -1355,9 +1355,8 @@ class ChatFold:
     def __init__(self) -> None:
         self.chunks = 0
         self._head = AttrDict(object=self.object_name)
-        self._choices: Dict[int, AttrDict] = {}
-        self._states: Dict[int, Tuple[AttrDict, Dict[str, List[str]]]] = {}   # (choice, _texts[index])
-        self._texts: Dict[int, Dict[str, List[str]]] = {}     # pieces since the last block
+        # index -> (the folded choice, its text pieces since the last block): one lookup per choice
+        self._states: Dict[int, Tuple[AttrDict, Dict[str, List[str]]]] = {}
         self._blocks: Dict[int, Dict[str, List[str]]] = {}    # joined blocks of earlier pieces
         self._calls: Dict[int, Dict[int, Any]] = {}
         self._unfinished = 0
@@ -1366,7 +1365,7 @@ class ChatFold:
     @property
     def complete(self) -> bool:
         """True when at least one choice was seen and every one has its finish_reason."""
-        return bool(self._choices) and not self._unfinished
+        return bool(self._states) and not self._unfinished
 
     def add(self, chunk: Mapping[str, Any]) -> None:
         """Fold one chunk in (InvalidResponseError if it has the wrong shape)."""
@@ -1454,8 +1453,8 @@ class ChatFold:
     def _new_choice(self, index: Any) -> Tuple[AttrDict, Dict[str, List[str]]]:
         if index.__class__ is not int:
             raise _shape_error("a choice's 'index' must be a whole number", index)
-        folded = self._choices[index] = self._empty_choice(index)
-        texts = self._texts[index] = collections.defaultdict(list)
+        folded = self._empty_choice(index)
+        texts: Dict[str, List[str]] = collections.defaultdict(list)
         self._blocks[index] = {}
         self._unfinished += 1
         state = self._states[index] = (folded, texts)
@@ -1466,7 +1465,7 @@ class ChatFold:
 
     def _join_blocks(self) -> None:
         """Join each field's recent pieces into one block (linear: a block is never joined again)."""
-        for index, texts in self._texts.items():
+        for index, (_, texts) in self._states.items():
             blocks = self._blocks[index]
             for key, parts in texts.items():
                 if parts:
@@ -1474,14 +1473,14 @@ class ChatFold:
                     parts.clear()
 
     def _joined(self, index: int, key: str) -> str:
-        return "".join(self._blocks[index].get(key, []) + self._texts[index].get(key, []))
+        return "".join(self._blocks[index].get(key, []) + self._states[index][1].get(key, []))
 
     def result(self) -> AttrDict:
         """The folded response so far."""
         result = AttrDict(self._head)
         choices = []
-        for index in sorted(self._choices):
-            folded = AttrDict(self._choices[index])
+        for index in sorted(self._states):
+            folded = AttrDict(self._states[index][0])
             self._finish_choice(index, folded)
             choices.append(folded)
         result["choices"] = choices
@@ -1489,7 +1488,7 @@ class ChatFold:
 
     def _finish_choice(self, index: int, folded: AttrDict) -> None:
         message = folded["message"] = AttrDict(folded["message"])
-        for key in set(self._texts[index]) | set(self._blocks[index]):
+        for key in set(self._states[index][1]) | set(self._blocks[index]):
             message[key] = self._joined(index, key)
         if "function_call" in message:
             message["function_call"] = _joined_function(message["function_call"])
