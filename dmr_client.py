@@ -827,6 +827,65 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
     return ResponseHead(version.decode("ascii"), int(status), reason.decode("latin-1"), headers), end
 
 
+class HeadReader:
+    """Reads up to the final response head, fed the bytes as they arrive (no I/O).
+
+    feed() returns (head, bytes after it) once a final head is complete, else
+    None; interim 1xx responses are skipped (at most MAX_INTERIM_RESPONSES),
+    101 is refused.  ``started`` turns true at the first byte: from then on an
+    end of the connection is a cut answer, never a reason to send again.
+    Both transports read heads through it.
+    """
+
+    __slots__ = ("started", "_pieces", "_size", "_tail", "_interim")
+
+    def __init__(self) -> None:
+        self.started = False
+        self._pieces: List[bytes] = []
+        self._size = 0
+        self._tail = b""
+        self._interim = 0
+
+    def feed(self, chunk: bytes) -> Optional[Tuple[ResponseHead, bytes]]:
+        self.started = True
+        self._pieces.append(chunk)
+        self._size += len(chunk)
+        probe = self._tail + chunk
+        self._tail = probe[-2:]
+        # A head can only have ended where a blank line arrived: parse only then (linear in a drip).
+        if b"\n\n" not in probe and b"\n\r\n" not in probe:
+            if self._size > MAX_HEAD_BYTES:
+                raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
+            return None
+        pieces = self._pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        while True:
+            parsed = parse_response_head(data)
+            if parsed is None:
+                self._pieces, self._size, self._tail = [data], len(data), data[-2:]
+                return None
+            head, end = parsed
+            if not 100 <= head.status < 200:
+                return head, data[end:]
+            if head.status == 101:
+                raise ProtocolError("the server switched protocols (101), which was never asked for")
+            self._interim += 1
+            if self._interim > MAX_INTERIM_RESPONSES:
+                raise ProtocolError("more than %d interim (1xx) responses" % MAX_INTERIM_RESPONSES)
+            data = data[end:]
+            if not data:
+                self._pieces, self._size, self._tail = [], 0, b""
+                return None
+
+    def ended(self, reset: bool = False) -> Exception:
+        """What the connection ending (or being reset) before the head is complete means."""
+        if not self.started:
+            return _NoAnswer()
+        if reset:
+            return _Truncated("the connection was reset in the middle of the response head")
+        return ProtocolError("the server closed the connection in the middle of the response head")
+
+
 def _tokens(headers: HTTPHeaders, name: str) -> List[str]:
     """The comma-separated list values of field *name*, lower-cased (RFC 9110 5.6.1)."""
     return [item.strip().lower() for value in headers.get_all(name) for item in value.split(",")
@@ -1496,6 +1555,12 @@ class ChatFold:
             calls = self._calls[index]
             message["tool_calls"] = [_joined_call(calls[i]) for i in sorted(calls)]
 
+    @staticmethod
+    def text(result: AttrDict) -> str:
+        """The text of the first choice of a folded *result*."""
+        choices = result.choices
+        return (choices[0].message.content or "") if choices else ""
+
 
 class CompletionFold(ChatFold):
     """ChatFold for streamed ``/completions`` chunks: one ``text_completion``."""
@@ -1508,6 +1573,11 @@ class CompletionFold(ChatFold):
 
     def _finish_choice(self, index: int, folded: AttrDict) -> None:
         folded["text"] = self._joined(index, "text")
+
+    @staticmethod
+    def text(result: AttrDict) -> str:
+        choices = result.choices
+        return choices[0].text if choices else ""
 
 
 def fold_chat_chunks(chunks: Iterable[Mapping[str, Any]]) -> AttrDict:
@@ -1692,6 +1762,15 @@ class StreamTracker:
                 "the answer is incomplete" % (self.url, count), url=self.url, chunks_received=count)
         self.done = True
 
+    def outcome(self) -> AttrDict:
+        """After the stream was read as far as it goes: the whole response, or what broke it
+        (a cut is never folded into a result), or DMRError if it was closed before it completed."""
+        if self.error is not None:
+            raise self.error
+        if not self.done:
+            raise DMRError("the stream was closed before it completed: its result is unknown")
+        return self.result()
+
     def _stream_error(self, data: str) -> StreamError:
         message, error_type, code = parse_error_body(data)
         return StreamError(message or "the server reported an error without a message", body=data,
@@ -1764,6 +1843,13 @@ class PullTracker:
             self.result = event
         self.events_received += 1
         return event
+
+    def events(self, lines: LineSplitter, data: bytes) -> Iterator[AttrDict]:
+        """The events of the lines *data* completes (b"": the body ended, the last line too)."""
+        for line in lines.feed(data) if data else [lines.close() or b""]:
+            event = self.feed(line)
+            if event is not None:
+                yield event
 
     def end(self, url: str) -> None:
         if self.result is None:
@@ -1970,6 +2056,23 @@ def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
     return _Proxy(parts.hostname, parts.port or 80, authorization)
 
 
+def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[float]) -> Exception:
+    """What a failure to open a connection to *origin* (or its proxy) is, for both transports."""
+    proxy = origin.proxy
+    if origin.unix_socket:
+        where = "unix socket " + origin.unix_socket
+    elif proxy is None:
+        where = "%s:%s" % (origin.host, origin.port)
+    else:
+        where = "proxy %s:%s" % (proxy.host, proxy.port)
+    if isinstance(exc, socket.timeout):
+        return _RetryableConnectionError(APITimeoutError(
+            "connecting to %s took longer than %s s" % (where, connect_timeout)))
+    return _RetryableConnectionError(
+        APIConnectionError("cannot connect to %s: %s" % (where, _describe_os_error(exc))),
+        refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError)))
+
+
 class _RetryableConnectionError(Exception):
     """Internal: an APIConnectionError before any byte of answer; *kind* is retry_wait()'s failure."""
 
@@ -2032,23 +2135,11 @@ class _Pool:
             conn.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
         else:
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
-        if origin.unix_socket:
-            where = "unix socket " + origin.unix_socket
-        elif proxy is None:
-            where = "%s:%s" % (origin.host, origin.port)
-        else:
-            where = "proxy %s:%s" % (proxy.host, proxy.port)
         try:
             conn.connect()
-        except socket.timeout:
-            conn.close()
-            raise _RetryableConnectionError(APITimeoutError(
-                "connecting to %s took longer than %s s" % (where, self.connect_timeout))) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise _RetryableConnectionError(APIConnectionError(
-                "cannot connect to %s: %s" % (where, _describe_os_error(exc))),
-                refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError))) from exc
+            raise _connect_failure(exc, origin, self.connect_timeout) from exc
         conn.sock.settimeout(self.timeout)
         return conn
 
@@ -2135,117 +2226,180 @@ def _describe_os_error(exc: BaseException) -> str:
     return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
 
 
-class _Exchange:
+class _ExchangeBase:
     """One request and its response, holding the connection until it is settled.
 
-    http.client only opens connections (TLS, proxy tunnel, Unix socket); the
-    answer is read from the socket here and framed by the pure pieces above
-    (parse_response_head, body_framing and the decoders).  settle: finish()
-    puts the connection back only after a whole, cleanly framed body, and
-    discard() closes it; an exchange dropped unsettled closes its socket at
-    once (no reference cycle holds it: streams' generators keep the exchange,
-    never the stream object).
+    What both transports share: the framing state of the response being read
+    (the pure decoders do the framing), and settling: finish() puts the
+    connection back only after a whole, cleanly framed body, and discard()
+    closes it.  An exchange dropped unsettled closes its connection at once
+    (no reference cycle holds it: streams keep the exchange, never the other
+    way round).  The subclasses only move bytes.
     """
 
-    __slots__ = ("pool", "conn", "sock", "url", "status", "reason", "headers", "keep_alive", "decoder",
-                 "settled", "_raw", "_rest")
+    __slots__ = ("pool", "conn", "url", "status", "reason", "headers", "keep_alive", "decoder", "settled",
+                 "_raw", "_rest")
 
-    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection, url: str):
+    def __init__(self, pool: Any, conn: Any, url: str):
         self.pool = pool
         self.conn = conn
-        self.sock = conn.sock
         self.url = url
         self.settled = False
         self.keep_alive = False
         self._raw = b""                              # body bytes read with the head, not decoded yet
         self._rest: Optional[Iterator[bytes]] = None  # pieces of the last read after the one handed over
 
-    def begin(self, method: str) -> None:
-        """Read up to the final response head (interim 1xx responses are skipped).
-
-        Raises _NoAnswer when the connection ends before the first byte,
-        ProtocolError for a malformed head, socket errors as they come.
-        """
-        head, self._raw = self._read_head()
+    def _start(self, head: ResponseHead, raw: bytes, method: str) -> None:
         self.status, self.reason, self.headers = head.status, head.reason, head.headers
         self.decoder, self.keep_alive = body_framing(head, method)
+        self._raw = raw
 
-    def _read_head(self) -> Tuple[ResponseHead, bytes]:
-        recv = self.sock.recv
-        pieces: List[bytes] = []
-        size, tail, interim, answered = 0, b"", 0, False
-        while True:
-            try:
-                chunk = recv(READ_CHUNK)
-            except (ConnectionResetError, ConnectionAbortedError):
-                if answered or size:   # an answer had begun: a cut, never a reason to send again
-                    raise _Truncated("the connection was reset in the middle of the response head") from None
-                raise _NoAnswer() from None
-            if not chunk:
-                if answered or size:
-                    raise ProtocolError("the server closed the connection in the middle of the response head")
-                raise _NoAnswer()
-            pieces.append(chunk)
-            size += len(chunk)
-            probe = tail + chunk
-            tail = probe[-2:]
-            # A head can only have ended where a blank line arrived: parse only then (linear in a drip).
-            if b"\n\n" not in probe and b"\n\r\n" not in probe:
-                if size > MAX_HEAD_BYTES:
-                    raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
-                continue
-            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            while True:
-                parsed = parse_response_head(data)
-                if parsed is None:
-                    pieces, size, tail = [data], len(data), data[-2:]
-                    break
-                head, end = parsed
-                if not 100 <= head.status < 200:
-                    return head, data[end:]
-                if head.status == 101:
-                    raise ProtocolError("the server switched protocols (101), which was never asked for")
-                interim += 1
-                answered = True
-                if interim > MAX_INTERIM_RESPONSES:
-                    raise ProtocolError("more than %d interim (1xx) responses" % MAX_INTERIM_RESPONSES)
-                data = data[end:]
-                if not data:
-                    pieces, size, tail = [], 0, b""
-                    break
-
-    def read_some(self) -> bytes:
-        """The next piece of the body as soon as it arrives; b"" at its end.
-
-        One network read at most, and the first chunk of a read is handed
-        over before the rest is decoded: a streamed event never waits for
-        bytes that come after it.  A body cut short raises _Truncated, never
-        a quiet end; framing faults raise ProtocolError.
-        """
+    def _buffered(self) -> Optional[bytes]:
+        """The next body piece from bytes already received: b"" at the end of the body, None
+        when the network must be read."""
         rest = self._rest
-        if rest is not None:   # what the last network read held after its first chunk
+        if rest is not None:   # what the last network read held after its first piece
             self._rest = None
             data = b"".join(rest)
             if data:
                 return data
+        if self.decoder.done:
+            return b""
+        raw = self._raw
+        if raw:
+            self._raw = b""
+            return self._decoded(raw)
+        return None
+
+    def _decoded(self, raw: bytes) -> Optional[bytes]:
+        """The first body piece of *raw*, one network read (b"": the connection ended); the
+        rest is kept for the next call.  None when *raw* held no payload yet.
+
+        The first piece is handed over before the rest is decoded: a streamed
+        event never waits for bytes that come after it.  A body cut short
+        raises _Truncated, never a quiet end; framing faults raise ProtocolError.
+        """
         decoder = self.decoder
-        while not decoder.done:
-            raw = self._raw
-            if raw:
-                self._raw = b""
-            else:
-                raw = self.sock.recv(READ_CHUNK)
-                if not raw:
-                    if decoder.complete_at_eof():
-                        self.keep_alive = False
-                        return b""
-                    raise _Truncated("the connection closed before the end of the body")
-            pieces = decoder.pieces(raw)
-            for data in pieces:
-                if data:
-                    self._rest = pieces
-                    return data
-        return b""
+        if not raw:
+            if decoder.complete_at_eof():
+                self.keep_alive = False
+                return b""
+            raise _Truncated("the connection closed before the end of the body")
+        pieces = decoder.pieces(raw)
+        for data in pieces:
+            if data:
+                self._rest = pieces
+                return data
+        return b"" if decoder.done else None
+
+    def _declared_too_big(self, limit: int, truncate: bool) -> Optional[int]:
+        """The declared body length; a declared length over *limit* is refused before reading."""
+        declared = self.decoder.length
+        if declared is not None and declared > limit and not truncate:
+            self.discard()
+            raise self._too_big(declared, limit)
+        return declared
+
+    def _kept(self, parts: List[bytes], size: int, limit: int, truncate: bool) -> Optional[bytes]:
+        """None while *size* bytes are within *limit*; past it the connection is closed and the
+        first *limit* bytes returned (*truncate*) or InvalidResponseError raised."""
+        if size <= limit:
+            return None
+        self.discard()
+        if truncate:
+            return b"".join(parts)[:limit]
+        raise self._too_big(size, limit)
+
+    def _too_big(self, size: int, limit: int) -> InvalidResponseError:
+        return InvalidResponseError("the response from %s is over %d bytes (%d seen or declared): raise "
+                                    "max_response_bytes= if such answers are expected" % (self.url, limit, size),
+                                    status_code=self.status)
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """Close the connection; the documented error for *exc*, raised while reading the body."""
+        self.discard()
+        return _read_failure(exc, "the response from " + self.url, self.url, self.pool.timeout)
+
+    def _drain_begin(self) -> Tuple[float, int]:
+        """Start draining what follows a stream's end marker: (deadline, byte budget)."""
+        if self._rest is not None:
+            for _ in self._rest:
+                pass
+            self._rest = None
+        return time.monotonic() + DRAIN_SECONDS, DRAIN_BYTES
+
+    def _drained(self, raw: bytes, budget: int) -> int:
+        """Frame and drop *raw* (b"": the connection ended); the budget left (0: stop)."""
+        if not raw:
+            self.decoder.complete_at_eof()
+            self.keep_alive = False
+            return 0
+        for _ in self.decoder.pieces(raw):
+            pass
+        return max(budget - len(raw), 0)
+
+    def finish(self) -> None:
+        """The body was read to its end: reuse the connection if nothing speaks against it."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.keep_alive and self.decoder.done and not self.decoder.leftover and not self._raw:
+            self.pool.give_back(self.conn)
+        else:
+            self.conn.close()
+
+    def discard(self) -> None:
+        """Close the connection: its response is unfinished, unwanted or broken."""
+        if self.settled:
+            return
+        self.settled = True
+        self.conn.close()
+
+    def __del__(self) -> None:
+        # An exchange dropped unsettled (an abandoned stream) closes its connection now, not at GC.
+        try:
+            self.discard()
+        except Exception:   # never "Exception ignored in __del__" on stderr
+            pass
+
+
+class _Exchange(_ExchangeBase):
+    """An exchange over a blocking socket: http.client opened the connection (TLS, proxy
+    tunnel, Unix socket); the answer is read here, one recv() at a time, each bounded by
+    the pool's timeout."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection, url: str):
+        super().__init__(pool, conn, url)
+        self.sock = conn.sock
+
+    def begin(self, method: str) -> None:
+        """Read up to the final response head (HeadReader skips interim 1xx responses).
+
+        Raises _NoAnswer when the connection ends before the first byte,
+        ProtocolError for a malformed head, socket errors as they come.
+        """
+        recv = self.sock.recv
+        reader = HeadReader()
+        while True:
+            try:
+                chunk = recv(READ_CHUNK)
+            except (ConnectionResetError, ConnectionAbortedError):
+                raise reader.ended(reset=True) from None
+            if not chunk:
+                raise reader.ended()
+            parsed = reader.feed(chunk)
+            if parsed is not None:
+                self._start(parsed[0], parsed[1], method)
+                return
+
+    def read_some(self) -> bytes:
+        """The next piece of the body as soon as it arrives (one network read at most); b"" at its end."""
+        data = self._buffered()
+        while data is None:
+            data = self._decoded(self.sock.recv(READ_CHUNK))
+        return data
 
     def read_body(self, limit: int, truncate: bool = False) -> bytes:
         """Read the whole body and settle the connection.
@@ -2254,13 +2408,11 @@ class _Exchange:
         first *limit* bytes), and the connection is closed.  A stall or a cut
         raises APITimeoutError or APIConnectionError.
         """
-        declared = self.decoder.length
-        if declared is not None and declared > limit and not truncate:
-            self.discard()
-            raise self._too_big(declared, limit)
+        declared = self._declared_too_big(limit, truncate)
         if declared is not None and declared > _BIG_BODY and not truncate:
             return self._read_length(declared)
-        parts, size = [], 0
+        parts: List[bytes] = []
+        size = 0
         try:
             while True:
                 data = self.read_some()
@@ -2268,17 +2420,14 @@ class _Exchange:
                     break
                 size += len(data)
                 parts.append(data)
-                if size > limit:
-                    self.discard()
-                    if truncate:
-                        return b"".join(parts)[:limit]
-                    raise self._too_big(size, limit)
-        except BaseException as exc:
+                kept = self._kept(parts, size, limit, truncate)
+                if kept is not None:
+                    return kept
+        except (OSError, ProtocolError) as exc:
+            raise self._failure(exc) from exc
+        except BaseException:
             self.discard()
-            failure = _read_failure(exc, "the response from " + self.url, self.url, self.pool.timeout)
-            if failure is exc:
-                raise
-            raise failure from exc
+            raise
         self.finish()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -2297,57 +2446,30 @@ class _Exchange:
                     if not received:
                         raise _Truncated("the connection closed before the end of the body")
                     got += received
-        except BaseException as exc:
+        except OSError as exc:
+            raise self._failure(exc) from exc
+        except BaseException:
             self.discard()
-            failure = _read_failure(exc, "the response from " + self.url, self.url, self.pool.timeout)
-            if failure is exc:
-                raise
-            raise failure from exc
+            raise
         self.decoder.skip(length - len(start))
         self.finish()
         return body   # type: ignore[return-value]  # a bytearray: bytes-like, decoded by the caller
-
-    def _too_big(self, size: int, limit: int) -> InvalidResponseError:
-        return InvalidResponseError("the response from %s is over %d bytes (%d seen or declared): raise "
-                                    "max_response_bytes= if such answers are expected" % (self.url, limit, size),
-                                    status_code=self.status)
-
-    def finish(self) -> None:
-        """The body was read to its end: reuse the connection if nothing speaks against it."""
-        if self.settled:
-            return
-        self.settled = True
-        if self.keep_alive and self.decoder.done and not self.decoder.leftover and not self._raw:
-            self.pool.give_back(self.conn)
-        else:
-            self.conn.close()
 
     def drain(self) -> None:
         """Read what follows a stream's end marker so the connection can be reused:
         at most DRAIN_BYTES within DRAIN_SECONDS in all, else the connection is closed."""
         sock, decoder = self.sock, self.decoder
-        if self._rest is not None:
-            for _ in self._rest:
-                pass
-            self._rest = None
-        deadline = time.monotonic() + DRAIN_SECONDS
-        budget = DRAIN_BYTES
+        deadline, budget = self._drain_begin()
         try:
-            while not decoder.done:
+            while not decoder.done and budget > 0:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or budget <= 0:
+                if remaining <= 0:
                     break
                 raw, self._raw = self._raw, b""
                 if not raw:
                     sock.settimeout(remaining)
                     raw = sock.recv(READ_CHUNK)
-                    if not raw:
-                        decoder.complete_at_eof()
-                        self.keep_alive = False
-                        break
-                budget -= len(raw)
-                for _ in decoder.pieces(raw):
-                    pass
+                budget = self._drained(raw, budget)
         except (OSError, ProtocolError):
             self.discard()
             return
@@ -2356,25 +2478,11 @@ class _Exchange:
                 sock.settimeout(self.pool.timeout)
         self.finish()
 
-    def discard(self) -> None:
-        """Close the connection: its response is unfinished, unwanted or broken."""
-        if self.settled:
-            return
-        self.settled = True
-        self.conn.close()
-
-    def __del__(self) -> None:
-        # An exchange dropped unsettled (an abandoned stream) closes its socket now, not at GC.
-        try:
-            self.discard()
-        except Exception:   # never "Exception ignored in __del__" on stderr
-            pass
-
 
 def _read_failure(exc: BaseException, what: str, url: str, timeout: Optional[float], count: int = 0,
                   unit: str = "", meaning: str = "") -> BaseException:
     """The documented error for *exc*, raised while reading *what* (from *url*); *exc* itself
-    if it is one already.  Streams, pulls and whole bodies share it."""
+    if it is one already.  Streams, pulls and whole bodies of both transports share it."""
     after = " after %d %s" % (count, unit) if unit else ""
     meaning = "; " + meaning if meaning else ""
     if isinstance(exc, socket.timeout):
@@ -2390,8 +2498,369 @@ def _read_failure(exc: BaseException, what: str, url: str, timeout: Optional[flo
 
 
 # ---------------------------------------------------------------------------
-# Streams
+# Transport (asyncio): the same exchange over asyncio transports, a pool per event loop
 # ---------------------------------------------------------------------------
+
+asyncio: Any = None   # imported by the first AsyncClient(): see _asyncio()
+
+
+def _asyncio() -> Any:
+    """asyncio, imported the first time an AsyncClient is made (import dmr_client stays cheap)."""
+    global asyncio
+    if asyncio is None:
+        import asyncio
+    return asyncio
+
+
+#: Bytes an asyncio connection buffers before it stops reading from the socket.
+_ASYNC_BUFFER = 256 * 1024
+
+
+class _AsyncConnection:
+    """One connection on an event loop: an asyncio protocol with a bounded read buffer.
+
+    It is duck-typed to asyncio.Protocol rather than a subclass, so that
+    defining it does not import asyncio.  recv() hands over everything
+    received so far without waiting when there is any (the speed of a stream
+    of small events), else waits at most *timeout* for more.
+    """
+
+    __slots__ = ("loop", "transport", "_buffer", "_size", "_eof", "_error", "_reader", "_writer",
+                 "_reading_paused", "_writing_paused")
+
+    def __init__(self, loop: Any):
+        self.loop = loop
+        self.transport: Any = None
+        self._buffer: List[bytes] = []
+        self._size = 0
+        self._eof = False
+        self._error: Optional[BaseException] = None
+        self._reader: Any = None   # the future a recv() waits on
+        self._writer: Any = None   # the future a send() waits on while the transport is full
+        self._reading_paused = False
+        self._writing_paused = False
+
+    # -- asyncio.Protocol -------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._size += len(data)
+        if self._size > _ASYNC_BUFFER and not self._reading_paused:
+            self._reading_paused = True   # bounded memory: the server waits until we read
+            self.transport.pause_reading()
+        self._wake(self._reader, None)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake(self._reader, None)
+        return False   # the transport closes itself
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._eof = True
+        if exc is not None and self._error is None:
+            self._error = exc
+        self._wake(self._reader, None)
+        self._wake(self._writer, exc or ConnectionResetError("the connection closed"))
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake(self._writer, None)
+
+    @staticmethod
+    def _wake(future: Any, error: Optional[BaseException]) -> None:
+        if future is not None and not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    # -- what an exchange uses ------------------------------------------------------
+
+    async def recv(self, timeout: Optional[float]) -> bytes:
+        """Everything received so far; waits (up to *timeout*, then socket.timeout) only
+        when nothing is.  b"" once the server ended the connection."""
+        if not self._buffer:
+            if self._eof:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            self._reader = self._future_with_timeout(timeout)
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+            if not self._buffer:
+                return self.recv_nowait_at_end()
+        buffer = self._buffer
+        data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        self._buffer, self._size = [], 0
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    def recv_nowait_at_end(self) -> bytes:
+        if self._error is not None:
+            raise self._error
+        return b""
+
+    async def send(self, data: bytes, timeout: Optional[float]) -> None:
+        """Write *data*; wait (up to *timeout*) while the transport's buffer is full."""
+        if self._error is not None or self.transport.is_closing():
+            raise self._error or BrokenPipeError("the connection is closed")
+        self.transport.write(data)
+        if self._writing_paused:
+            self._writer = self._future_with_timeout(timeout)
+            try:
+                await self._writer
+            finally:
+                self._writer = None
+
+    def _future_with_timeout(self, timeout: Optional[float]) -> Any:
+        # One future and one timer per wait, only when there is nothing to read: asyncio.wait_for
+        # would cost a task per read.
+        future = self.loop.create_future()
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, self._wake, future, socket.timeout("timed out"))
+            future.add_done_callback(lambda _: timer.cancel())
+        return future
+
+    def alive(self) -> bool:
+        """An idle connection is fit for reuse: nothing arrived on it, the server kept it open."""
+        return not self._eof and not self._buffer and self.transport is not None \
+            and not self.transport.is_closing()
+
+    def close(self) -> None:
+        """Close at once (abort): an unfinished answer is never read to its end."""
+        transport, self.transport = self.transport, None
+        self._eof = True
+        if transport is not None:
+            transport.abort()
+
+
+class _AsyncPool:
+    """Keep-alive connections to one origin on one event loop (see _Pool for the rules).
+
+    A pool lives as long as its loop: a sentinel async generator started on
+    the loop is closed by the loop's shutdown_asyncgens() (asyncio.run does
+    it), and closing it closes the idle connections while the loop can still
+    run their callbacks, so none outlives the loop.
+    """
+
+    def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float], loop: Any,
+                 guarded: bool = True):
+        self.origin = origin
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.loop = loop
+        self.closed = False
+        self._idle: List[_AsyncConnection] = []
+        self._ssl: Any = None
+        self._guard: Any = None if guarded else ()   # () : a short-lived probe needs no guard
+
+    async def take(self) -> Tuple[_AsyncConnection, bool]:
+        """Return (connection, reused)."""
+        if self._guard is None:   # the first take() runs on the pool's loop: start the guard there
+            self._guard = _close_with_loop(self)
+            await self._guard.asend(None)
+        while True:
+            if self.closed:
+                raise DMRError("this AsyncClient is closed; create a new one")
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return await self.connect(), False
+            if conn.alive():
+                return conn, True
+            conn.close()
+
+    async def connect(self) -> _AsyncConnection:
+        conn = _AsyncConnection(self.loop)
+        try:
+            if self.connect_timeout is None:
+                await self._open(conn)
+            else:
+                await asyncio.wait_for(self._open(conn), self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            conn.close()
+            if isinstance(exc, asyncio.TimeoutError):
+                exc = socket.timeout("timed out")
+            raise _connect_failure(exc, self.origin, self.connect_timeout) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _open(self, conn: _AsyncConnection) -> None:
+        origin, loop = self.origin, self.loop
+        if origin.unix_socket:
+            await loop.create_unix_connection(lambda: conn, origin.unix_socket)
+            return
+        https = origin.scheme == "https"
+        if https and self._ssl is None:
+            import ssl
+
+            self._ssl = ssl.create_default_context()
+        proxy = origin.proxy
+        if proxy is None:
+            await loop.create_connection(lambda: conn, origin.host, origin.port, ssl=self._ssl if https else None,
+                                         server_hostname=origin.host if https else None)
+            return
+        await loop.create_connection(lambda: conn, proxy.host, proxy.port)
+        if https:   # a tunnel through the HTTP proxy, then TLS inside it (http.client's set_tunnel)
+            await conn.send(_connect_request(origin), self.timeout)
+            reader = HeadReader()
+            parsed = None
+            while parsed is None:
+                chunk = await conn.recv(self.timeout)
+                if not chunk:
+                    raise ConnectionResetError("the proxy closed the connection during CONNECT")
+                parsed = reader.feed(chunk)
+            head, rest = parsed
+            if head.status != 200 or rest:
+                raise OSError("Tunnel connection failed: %d %s" % (head.status, head.reason))
+            conn.transport = await loop.start_tls(conn.transport, conn, self._ssl, server_hostname=origin.host)
+
+    def give_back(self, conn: _AsyncConnection) -> None:
+        if not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive():
+            self._idle.append(conn)
+            return
+        conn.close()
+
+    def close(self) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+async def _close_with_loop(pool: _AsyncPool) -> Any:
+    """Closes *pool* when its loop shuts its async generators down (see _AsyncPool)."""
+    try:
+        yield
+    finally:
+        pool.close()
+        await asyncio.sleep(0)   # the transports' connection_lost callbacks run before the loop closes
+
+
+def _connect_request(origin: _Origin) -> bytes:
+    """The CONNECT request that opens a tunnel to *origin* through its HTTP proxy."""
+    host = "[%s]" % origin.host if ":" in origin.host else origin.host
+    lines = ["CONNECT %s:%d HTTP/1.1" % (host, origin.port), "Host: %s:%d" % (host, origin.port)]
+    if origin.proxy.authorization:
+        lines.append("Proxy-Authorization: " + origin.proxy.authorization)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("idna" if not host.isascii() else "ascii")
+
+
+class _AsyncExchange(_ExchangeBase):
+    """An exchange over an asyncio connection; the rules are _ExchangeBase's, the waits are
+    awaits.  A cancelled await closes the connection (never pooled half-read)."""
+
+    __slots__ = ()
+
+    async def begin(self, method: str) -> None:
+        """Read up to the final response head (as _Exchange.begin)."""
+        recv, timeout = self.conn.recv, self.pool.timeout
+        reader = HeadReader()
+        while True:
+            try:
+                chunk = await recv(timeout)
+            except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+                raise reader.ended(reset=True) from None
+            if not chunk:
+                raise reader.ended()
+            parsed = reader.feed(chunk)
+            if parsed is not None:
+                self._start(parsed[0], parsed[1], method)
+                return
+
+    async def read_some(self) -> bytes:
+        """The next piece of the body (as _Exchange.read_some)."""
+        data = self._buffered()
+        while data is None:
+            data = self._decoded(await self.conn.recv(self.pool.timeout))
+        return data
+
+    async def read_body(self, limit: int, truncate: bool = False) -> bytes:
+        """Read the whole body and settle the connection (as _Exchange.read_body)."""
+        self._declared_too_big(limit, truncate)
+        parts: List[bytes] = []
+        size = 0
+        try:
+            while True:
+                data = await self.read_some()
+                if not data:
+                    break
+                size += len(data)
+                parts.append(data)
+                kept = self._kept(parts, size, limit, truncate)
+                if kept is not None:
+                    return kept
+        except (OSError, ProtocolError) as exc:
+            raise self._failure(exc) from exc
+        except BaseException:
+            self.discard()
+            raise
+        self.finish()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def drain(self) -> None:
+        """Read what follows a stream's end marker (as _Exchange.drain)."""
+        deadline, budget = self._drain_begin()
+        try:
+            while not self.decoder.done and budget > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                raw, self._raw = self._raw, b""
+                if not raw:
+                    raw = await self.conn.recv(remaining)
+                budget = self._drained(raw, budget)
+        except (OSError, ProtocolError):
+            self.discard()
+            return
+        except BaseException:
+            self.discard()
+            raise
+        self.finish()
+
+
+# ---------------------------------------------------------------------------
+# Streams: a transport exchange through a tracker (Stream, PullStream; AsyncStream, AsyncPullStream)
+# ---------------------------------------------------------------------------
+
+
+def _stream_failure(exc: BaseException, exchange: _ExchangeBase, tracker: StreamTracker) -> BaseException:
+    """The documented error for *exc*, raised while reading a stream; kept for final()."""
+    failure = _read_failure(exc, "the stream from " + exchange.url, exchange.url, exchange.pool.timeout,
+                            tracker.chunks_received, "chunks", "the answer is incomplete")
+    tracker.error = failure
+    return failure
+
+
+def _pull_failure(exc: BaseException, exchange: _ExchangeBase, tracker: PullTracker) -> BaseException:
+    return _read_failure(exc, "the pull of %s from %s" % (tracker.model, exchange.url), exchange.url,
+                         exchange.pool.timeout, tracker.events_received, "progress events", "it did not finish")
+
+
+def _is_json(exchange: _ExchangeBase) -> bool:
+    return (exchange.headers.get("Content-Type") or "").startswith("application/json")
+
+
+def _not_a_stream(exchange: _ExchangeBase, raw: bytes) -> DMRError:
+    """A JSON answer where an event stream was asked for: what the server said instead."""
+    body = raw.decode("utf-8", "replace")
+    message, error_type, code = parse_error_body(body)
+    if _json_object_with(body, "error"):
+        return StreamError(message, body=body, error_type=error_type, code=code)
+    return InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
+                                "event stream (does it support stream=True?)" % exchange.url, body=body,
+                                status_code=exchange.status)
 
 
 class _Streamed:
@@ -2429,7 +2898,28 @@ class _Streamed:
         self._exchange.discard()
 
 
-class Stream(_Streamed):
+class _StreamState:
+    """What a chat or completion stream reports, for both clients: the tracker's view."""
+
+    _Fold = ChatFold
+    _tracker: StreamTracker
+    _exchange: _ExchangeBase
+    url: str
+
+    @property
+    def completed(self) -> bool:
+        return self._tracker.done
+
+    @property
+    def chunks_received(self) -> int:
+        return self._tracker.chunks_received
+
+    def __repr__(self) -> str:
+        state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
+        return "<%s %s %s, %d chunks>" % (type(self).__name__, self.url, state, self.chunks_received)
+
+
+class Stream(_StreamState, _Streamed):
     """The chunks of a streamed completion, each an AttrDict, as they arrive.
 
     Iterate it; use it as a context manager or call close() to stop early
@@ -2448,23 +2938,9 @@ class Stream(_Streamed):
     end of a complete stream.  One stream is for one thread.
     """
 
-    _Fold = ChatFold
-
-    def __init__(self, exchange: _Exchange):
+    def __init__(self, exchange: _Exchange, model: Optional[str] = None):
         self._tracker = StreamTracker(self._Fold(), exchange.url)
         super().__init__(exchange, _stream_chunks(exchange, self._tracker))
-
-    @property
-    def completed(self) -> bool:
-        return self._tracker.done
-
-    @property
-    def chunks_received(self) -> int:
-        return self._tracker.chunks_received
-
-    def __repr__(self) -> str:
-        state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
-        return "<%s %s %s, %d chunks>" % (type(self).__name__, self.url, state, self.chunks_received)
 
     def final(self) -> AttrDict:
         """Read the rest of the stream and return the whole response it adds up to.
@@ -2474,23 +2950,18 @@ class Stream(_Streamed):
         """
         for _ in self._items:
             pass
-        if self._tracker.error is not None:
-            raise self._tracker.error
-        if not self.completed:
-            raise DMRError("the stream was closed before it completed: its result is unknown")
-        return self._tracker.result()
+        return self._tracker.outcome()
 
     def text(self) -> str:
         """The text of the first choice of final()."""
-        choices = self.final().choices
-        return (choices[0].message.content or "") if choices else ""
+        return self._Fold.text(self.final())
 
 
 def _stream_chunks(exchange: _Exchange, tracker: StreamTracker) -> Generator[AttrDict, None, None]:
-    """A stream's chunks: the exchange's bytes through SSEDecoder and the tracker."""
+    """A stream's chunks: the exchange's bytes through the tracker."""
     try:
-        if (exchange.headers.get("Content-Type") or "").startswith("application/json"):
-            _not_a_stream(exchange)
+        if _is_json(exchange):
+            raise _not_a_stream(exchange, exchange.read_body(MAX_ERROR_BODY, truncate=True))
         feed = tracker.feed
         read = exchange.read_some
         while True:
@@ -2506,25 +2977,12 @@ def _stream_chunks(exchange: _Exchange, tracker: StreamTracker) -> Generator[Att
     except GeneratorExit:
         raise
     except BaseException as exc:
-        failure = _read_failure(exc, "the stream from " + exchange.url, exchange.url, exchange.pool.timeout,
-                                tracker.chunks_received, "chunks", "the answer is incomplete")
-        tracker.error = failure
+        failure = _stream_failure(exc, exchange, tracker)
         if failure is exc:
             raise
         raise failure from exc
     finally:
         exchange.discard()   # a no-op once finish() or drain() settled it
-
-
-def _not_a_stream(exchange: _Exchange) -> None:
-    """A JSON answer where an event stream was asked for: say what the server said instead."""
-    body = exchange.read_body(MAX_ERROR_BODY, truncate=True).decode("utf-8", "replace")
-    message, error_type, code = parse_error_body(body)
-    if _json_object_with(body, "error"):
-        raise StreamError(message, body=body, error_type=error_type, code=code)
-    raise InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
-                               "event stream (does it support stream=True?)" % exchange.url, body=body,
-                               status_code=exchange.status)
 
 
 class ChatStream(Stream):
@@ -2536,12 +2994,28 @@ class CompletionStream(Stream):
 
     _Fold = CompletionFold
 
-    def text(self) -> str:
-        choices = self.final().choices
-        return choices[0].text if choices else ""
+
+class _PullState:
+    """What a pull stream reports, for both clients."""
+
+    model: str
+    _tracker: PullTracker
+
+    @property
+    def result(self) -> Optional[AttrDict]:
+        return self._tracker.result
+
+    @property
+    def events_received(self) -> int:
+        return self._tracker.events_received
+
+    def _outcome(self) -> AttrDict:
+        if self.result is None:
+            raise DMRError("the pull of %s was closed before it finished" % self.model)
+        return self.result
 
 
-class PullStream(_Streamed):
+class PullStream(_PullState, _Streamed):
     """The progress of a model pull: one AttrDict per line DMR sends.
 
     Each event has ``type`` (progress, warning, success), ``message``, ``total``
@@ -2557,21 +3031,11 @@ class PullStream(_Streamed):
         self._tracker = PullTracker(model)
         super().__init__(exchange, _pull_events(exchange, self._tracker))
 
-    @property
-    def result(self) -> Optional[AttrDict]:
-        return self._tracker.result
-
-    @property
-    def events_received(self) -> int:
-        return self._tracker.events_received
-
     def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
         for _ in self._items:
             pass
-        if self.result is None:
-            raise DMRError("the pull of %s was closed before it finished" % self.model)
-        return self.result
+        return self._outcome()
 
 
 def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDict, None, None]:
@@ -2580,11 +3044,7 @@ def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDic
     try:
         while True:
             data = exchange.read_some()
-            found = lines.feed(data) if data else [lines.close() or b""]
-            for line in found:
-                event = tracker.feed(line)
-                if event is not None:
-                    yield event
+            yield from tracker.events(lines, data)
             if not data:
                 break
         tracker.end(exchange.url)
@@ -2592,9 +3052,7 @@ def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDic
     except GeneratorExit:
         raise
     except BaseException as exc:
-        failure = _read_failure(exc, "the pull of %s from %s" % (tracker.model, exchange.url),
-                                exchange.url, exchange.pool.timeout, tracker.events_received, "progress events",
-                                "it did not finish")
+        failure = _pull_failure(exc, exchange, tracker)
         if failure is exc:
             raise
         raise failure from exc
@@ -2602,42 +3060,251 @@ def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDic
         exchange.discard()
 
 
-# ---------------------------------------------------------------------------
-# Client
-# ---------------------------------------------------------------------------
+class _AsyncStreamed:
+    """An async iterator over a live response: what AsyncStream and AsyncPullStream share.
 
-
-class Client:
-    """A client for Docker Model Runner's OpenAI-compatible API.
-
-    *base_url* is normalised by normalize_base_url().  None means the
-    environment (DOCKER_MODEL_RUNNER_API_BASE, MODEL_RUNNER_HOST), else DMR
-    is looked for: model-runner.docker.internal inside a Docker Desktop
-    container, else DEFAULT_BASE_URL with Docker Desktop's socket as the
-    fallback when it refuses.  *unix_socket* talks HTTP over that socket
-    instead of TCP.  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
-    then DEFAULT_API_KEY; "" sends no Authorization header.  *engine* picks
-    the DMR engine unless a model name names one.  *timeout* bounds each wait
-    for data (a model load can take minutes), *connect_timeout* the TCP
-    connect; None waits forever.  *max_retries* extra attempts are made on
-    connection failures and on 408/409/429/5xx answers, never after any byte
-    of an answer arrived, and a call that changes DMR's state is never sent
-    twice (the README's retry table has every case); 0 sends each request
-    once.  *headers* are added to every request (they replace ours of the
-    same name, Host included; Content-Length, Transfer-Encoding and
-    Connection are the library's).  *max_response_bytes* caps a
-    non-streaming answer (InvalidResponseError past it).
-
-    Connections are kept alive and reused; one Client can be shared between
-    threads.  Use it as a context manager, or call close().
+    ``async for`` it; ``async with`` it or ``await aclose()`` to stop early
+    (the connection is closed).  Cancelling the task that iterates closes the
+    connection too.  Each network read is turned into items by the same
+    trackers as the blocking streams; the items of one read are handed out
+    without another trip through the event loop.
     """
+
+    def __init__(self, exchange: _AsyncExchange):
+        self._exchange = exchange
+        self._batch: Iterator[AttrDict] = iter(())
+        self._ended = False
+        self.url = exchange.url
+        self.status_code = exchange.status
+        self.headers = exchange.headers
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> AttrDict:
+        try:
+            item = next(self._batch, None)
+            while item is None:
+                if self._ended:
+                    raise StopAsyncIteration
+                self._batch = await self._read()
+                item = next(self._batch, None)
+            return item
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            self._ended = True
+            self._exchange.discard()   # cancelled or broken: never back to the pool half-read
+            failure = self._failure(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    async def _read(self) -> Iterator[AttrDict]:
+        raise NotImplementedError
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished response's connection is closed, not reused."""
+        self._ended = True
+        self._exchange.discard()
+
+    async def _exhaust(self) -> None:
+        async for _ in self:
+            pass
+
+
+class AsyncStream(_StreamState, _AsyncStreamed):
+    """The chunks of a streamed completion for AsyncClient: Stream's rules, awaited.
+
+    ``async for chunk in stream``; ``await stream.final()`` and
+    ``await stream.text()`` read the rest; ``completed``, ``chunks_received``,
+    ``status_code`` and ``headers`` as on Stream.
+    """
+
+    def __init__(self, exchange: _AsyncExchange, model: Optional[str] = None):
+        self._tracker = StreamTracker(self._Fold(), exchange.url)
+        self._checked = False
+        super().__init__(exchange)
+
+    async def _read(self) -> Iterator[AttrDict]:
+        exchange, tracker = self._exchange, self._tracker
+        if not self._checked:
+            self._checked = True
+            if _is_json(exchange):
+                raise _not_a_stream(exchange, await exchange.read_body(MAX_ERROR_BODY, truncate=True))
+        if tracker.done:
+            self._ended = True
+            await exchange.drain()
+            return iter(())
+        data = await exchange.read_some()
+        if data:
+            return tracker.feed(data)
+        self._ended = True
+        tracker.end()
+        exchange.finish()
+        return iter(())
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        return _stream_failure(exc, self._exchange, self._tracker)
+
+    async def final(self) -> AttrDict:
+        """Read the rest of the stream; the whole response it adds up to (as Stream.final)."""
+        await self._exhaust()
+        return self._tracker.outcome()
+
+    async def text(self) -> str:
+        """The text of the first choice of final()."""
+        return self._Fold.text(await self.final())
+
+
+class AsyncChatStream(AsyncStream):
+    """A streamed chat completion for AsyncClient; final() is a ``chat.completion``."""
+
+
+class AsyncCompletionStream(AsyncStream):
+    """A streamed ``/completions`` answer for AsyncClient; final() is a ``text_completion``."""
+
+    _Fold = CompletionFold
+
+
+class AsyncPullStream(_PullState, _AsyncStreamed):
+    """The progress of a model pull for AsyncClient (see PullStream); ``await wait()``."""
+
+    def __init__(self, exchange: _AsyncExchange, model: str):
+        self.model = model
+        self._tracker = PullTracker(model)
+        self._lines = LineSplitter()
+        self._at_end = False
+        super().__init__(exchange)
+
+    async def _read(self) -> Iterator[AttrDict]:
+        exchange = self._exchange
+        if self._at_end:
+            self._ended = True
+            self._tracker.end(exchange.url)
+            exchange.finish()
+            return iter(())
+        data = await exchange.read_some()
+        self._at_end = not data
+        return self._tracker.events(self._lines, data)
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        return _pull_failure(exc, self._exchange, self._tracker)
+
+    async def wait(self) -> AttrDict:
+        """Follow the pull to its end and return the success event."""
+        await self._exhaust()
+        return self._outcome()
+
+
+# ---------------------------------------------------------------------------
+# Clients: argument checks, then the rules and a transport; nothing else
+# ---------------------------------------------------------------------------
+
+#: One call, described without I/O: what to send and what a 2xx answer becomes.  *where* is the
+#: root the route hangs off ("api": the OpenAI root, "dmr": DMR's own, "engine": the engine's root
+#: outside /v1); *replayable* is false for calls that change DMR's state (once written, never resent);
+#: *shape* checks a JSON answer and *then* turns it into the result; *stream* names the stream class
+#: ("chat", "completion", "pull") and *wait* follows that stream to its end.
+_Call = collections.namedtuple("_Call", "method route body where engine model accept hints retry_statuses "
+                                        "replayable shape then stream wait")
+_Call.__new__.__defaults__ = (None, "api", None, None, "application/json", None, RETRY_STATUSES, True, None,
+                              None, None, False)
+
+
+class _Attempts:
+    """The decisions of one call's attempts, for both clients (no I/O, no sleeping):
+    where the request goes, and after each failure or answer whether to send again."""
+
+    __slots__ = ("client", "call", "number", "pool", "url", "message", "debug")
+
+    def __init__(self, client: _BaseClient, call: _Call):
+        self.client = client
+        self.call = call
+        self.number = 0
+        self.debug = _log.debugging()
+        self.aim()
+
+    def aim(self) -> None:
+        """Build the request for where the client points now."""
+        call = self.call
+        self.pool, self.url, target = self.client._target(call.where, call.route, call.engine)
+        head = self.client._request_head(call.method, target, call.accept, call.body)
+        self.message = head + call.body if call.body else head
+
+    def after_failure(self, wrapped: _RetryableConnectionError) -> float:
+        """Seconds to wait before sending again after a failure without an answer; raises
+        the documented error when retry_wait() says to give up."""
+        client, failure = self.client, wrapped.error
+        failure.url = self.url
+        if wrapped.refused and self.number == 0 and client._socket_fallback and client._use_docker_socket():
+            self.aim()   # localhost:12434 refused: Docker Desktop's socket, at once and not counted
+            return 0.0
+        wait, note = retry_wait(self.number, client.max_retries, failure=wrapped.kind,
+                                replayable=self.call.replayable)
+        if wait is None:
+            raise client._connection_failure(failure, note, wrapped.refused) from None
+        if self.debug:
+            _log.debug("%s %s failed (%s); retry %d in %.2f s",
+                       self.call.method, self.url, failure.message, self.number + 1, wait)
+        self.number += 1
+        return wait
+
+    def after_answer(self, status: int, headers: HTTPHeaders) -> Optional[Tuple[Optional[float], str]]:
+        """None for a 2xx answer; else (seconds to wait before sending again or None to give
+        up, what the error message should add)."""
+        if self.debug:
+            _log.debug("%s %s -> %d", self.call.method, self.url, status)
+        if 200 <= status < 300:
+            return None
+        wait, note = retry_wait(self.number, self.client.max_retries, status=status, headers=headers,
+                                retry_statuses=self.call.retry_statuses)
+        if wait is not None:
+            if self.debug:
+                _log.debug("%s %s got %d; retry %d in %.2f s", self.call.method, self.url, status,
+                           self.number + 1, wait)
+            self.number += 1
+        return wait, note
+
+
+def _sorted_embeddings(reply: AttrDict) -> AttrDict:
+    reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
+    return reply
+
+
+def _model_list(reply: Any) -> List[AttrDict]:
+    return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+
+
+def _version_string(reply: Any) -> str:
+    return str(reply.get("version")) if isinstance(reply, dict) else str(reply)
+
+
+class _BaseClient:
+    """Configuration and the calls, shared by Client and AsyncClient.
+
+    Each public method checks its arguments and describes its request as a
+    _Call; the subclass's _call() sends it on its transport and turns the
+    answer into the result (Client returns it, AsyncClient returns an
+    awaitable of it).  See Client for the arguments.
+    """
+
+    _pool: Any
 
     def __init__(self, base_url: Optional[str] = None, api_key: Optional[str] = None, *,
                  engine: Optional[str] = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
                  unix_socket: Optional[str] = None, max_response_bytes: int = MAX_RESPONSE_BYTES):
-        _http_client()
         self.engine = _check_engine(engine)
         self._api_key = _resolve_api_key(api_key)
         self.timeout = _check_timeout(timeout, "timeout")
@@ -2657,7 +3324,6 @@ class Client:
         }, _check_headers(headers))
         self._accept = not any(name.lower() == "accept" for name in self._headers)
         self._head = b""
-        self._sleep = time.sleep   # tests replace it to keep retry waits short
         self._lock = threading.Lock()
         self._socket_fallback = False
         if unix_socket is not None:
@@ -2691,12 +3357,16 @@ class Client:
     def _set_root(self, root: _Root, unix_socket: Optional[str]) -> None:
         if self.engine and not root.plain:
             root = root._replace(engine=self.engine)
-        origin = _origin_for(root) if unix_socket is None else _Origin("http", "localhost", 80, None, unix_socket)
+        self._origin = _origin_for(root) if unix_socket is None else _Origin("http", "localhost", 80, None,
+                                                                             unix_socket)
         self._root = root
         self.base_url = root.url()
         self.unix_socket = unix_socket
-        self._pool = _Pool(origin, self.connect_timeout, self.timeout)
+        self._new_pools()
         self._build_head()
+
+    def _new_pools(self) -> None:
+        raise NotImplementedError
 
     @property
     def api_key(self) -> str:
@@ -2712,7 +3382,7 @@ class Client:
         headers = dict(self._headers)
         if self._api_key and not any(name.lower() == "authorization" for name in headers):
             headers["Authorization"] = "Bearer " + self._api_key
-        self._head = _fixed_head(self._pool.origin, headers)
+        self._head = _fixed_head(self._origin, headers)
 
     def _use_docker_socket(self) -> bool:
         """After localhost:12434 refused: switch to Docker Desktop's socket if there is one."""
@@ -2733,18 +3403,11 @@ class Client:
 
     def __repr__(self) -> str:
         where = " unix_socket=%r" % self.unix_socket if self.unix_socket else ""
-        return "<dmr_client.Client base_url=%r%s engine=%r timeout=%r max_retries=%r>" % (
-            self.base_url, where, self.engine, self.timeout, self.max_retries)
+        return "<dmr_client.%s base_url=%r%s engine=%r timeout=%r max_retries=%r>" % (
+            type(self).__name__, self.base_url, where, self.engine, self.timeout, self.max_retries)
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the idle connections; streams still open close theirs when they end."""
-        self._pool.close()
+    def _call(self, call: _Call) -> Any:
+        raise NotImplementedError
 
     # -- OpenAI-compatible calls ------------------------------------------------
 
@@ -2763,8 +3426,7 @@ class Client:
         """
         engine, name = split_model(model)
         _check_messages(messages)
-        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params,
-                              ChatStream)
+        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat")
 
     def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
         """Create a legacy text completion (``/completions``) of *prompt*.
@@ -2775,20 +3437,18 @@ class Client:
         engine, name = split_model(model)
         if not isinstance(prompt, (str, list)) or not prompt:
             raise TypeError("prompt must be a non-empty str (or a list of them), not %r" % (prompt,))
-        return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params,
-                              CompletionStream)
+        return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params, "completion")
 
     def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
-                  params: Dict[str, Any], stream_class: type) -> Any:
+                  params: Dict[str, Any], kind: str) -> Any:
         body = dict(model=name, **body)
         body.update((key, value) for key, value in params.items() if value is not None)
         if stream:
             body["stream"] = True
-            exchange = self._send("POST", route, _encode_json(body), engine=engine, model=name,
-                                  accept="text/event-stream")
-            return stream_class(exchange)
-        return self._json(self._send("POST", route, _encode_json(body), engine=engine, model=name),
-                          _choices_shape)
+            return self._call(_Call("POST", route, _encode_json(body), engine=engine, model=name,
+                                    accept="text/event-stream", stream=kind))
+        return self._call(_Call("POST", route, _encode_json(body), engine=engine, model=name,
+                                shape=_choices_shape))
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.
@@ -2804,22 +3464,18 @@ class Client:
             raise TypeError("input must be a str or a non-empty list of str, not %r" % (input,))
         body = {"model": name, "input": input}
         body.update((key, value) for key, value in params.items() if value is not None)
-        reply = self._json(self._send("POST", "/embeddings", _encode_json(body), engine=engine, model=name),
-                           _embeddings_shape)
-        reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
-        return reply
+        return self._call(_Call("POST", "/embeddings", _encode_json(body), engine=engine, model=name,
+                                shape=_embeddings_shape, then=_sorted_embeddings))
 
     def models(self) -> List[AttrDict]:
         """The models the OpenAI-compatible API lists (``GET /models``)."""
-        reply = self._json(self._send("GET", "/models"), _model_list_shape)
-        return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+        return self._call(_Call("GET", "/models", shape=_model_list_shape, then=_model_list))
 
     def model(self, name: str) -> AttrDict:
         """One model from the OpenAI-compatible API; NotFoundError when it is absent."""
         engine, plain_name = split_model(name)
-        return self._json(self._send("GET", "/models/" + quote_model_path(plain_name), engine=engine,
-                                     hints={404: "no model %r here: see models() or `docker model ls`"
-                                            % plain_name}), _object_shape)
+        return self._call(_Call("GET", "/models/" + quote_model_path(plain_name), engine=engine, shape=_object_shape,
+                                hints={404: "no model %r here: see models() or `docker model ls`" % plain_name}))
 
     def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
                **params: Any) -> AttrDict:
@@ -2836,8 +3492,8 @@ class Client:
         body = {"model": name, "query": query, "documents": list(documents), "top_n": top_n}
         body.update(params)
         body = {key: value for key, value in body.items() if value is not None}
-        return self._json(self._send("POST", "/rerank", _encode_json(body), where="engine", engine=engine,
-                                     model=name), _results_shape)
+        return self._call(_Call("POST", "/rerank", _encode_json(body), where="engine", engine=engine, model=name,
+                                shape=_results_shape))
 
     # -- DMR's own API --------------------------------------------------------------
 
@@ -2853,23 +3509,20 @@ class Client:
         body = {"from": name}
         if bearer_token:
             body["bearer-token"] = bearer_token
-        exchange = self._send("POST", "/models/create", _encode_json(body), where="dmr", model=name,
-                              replayable=False,
-                              hints={404: "no model %r in the registry: check the name and tag" % name})
-        progress = PullStream(exchange, name)
-        return progress if stream else progress.wait()
+        return self._call(_Call("POST", "/models/create", _encode_json(body), where="dmr", model=name,
+                                replayable=False, stream="pull", wait=not stream,
+                                hints={404: "no model %r in the registry: check the name and tag" % name}))
 
     def local_models(self) -> List[AttrDict]:
         """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
-        return self._json(self._send("GET", "/models", where="dmr"), _objects_shape)
+        return self._call(_Call("GET", "/models", where="dmr", shape=_objects_shape))
 
     def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
         """One model of DMR's store (or of the registry with ``remote=True``)."""
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
-        return self._json(self._send("GET", route, where="dmr",
-                                     hints={404: "no model %r in DMR's store: see local_models() or "
-                                                 "`docker model pull %s`" % (name, name)}), _object_shape)
+        return self._call(_Call("GET", route, where="dmr", shape=_object_shape, hints={
+            404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
 
     def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
         """Remove *name* from DMR's store; returns what was untagged and deleted.
@@ -2879,18 +3532,18 @@ class Client:
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
         # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
-        return self._json(self._send("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409},
-                                     replayable=False, hints={
+        return self._call(_Call("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409},
+                                replayable=False, shape=_objects_shape, hints={
             404: "no model %r in DMR's store: see local_models()" % name,
-            409: "several tags point to this model: pass force=True to delete it anyway"}), _objects_shape)
+            409: "several tags point to this model: pass force=True to delete it anyway"}))
 
     def engine_status(self) -> AttrDict:
         """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
-        return self._json(self._send("GET", "/engines/status", where="dmr"), _object_shape)
+        return self._call(_Call("GET", "/engines/status", where="dmr", shape=_object_shape))
 
     def running_models(self) -> List[AttrDict]:
         """The models loaded in an engine now (``docker model ps``)."""
-        return self._json(self._send("GET", "/engines/ps", where="dmr"), _objects_shape)
+        return self._call(_Call("GET", "/engines/ps", where="dmr", shape=_objects_shape))
 
     def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
                backend: Optional[str] = None) -> AttrDict:
@@ -2904,70 +3557,14 @@ class Client:
             body["models"] = [split_model(m)[1] for m in models]
         if backend:
             body["backend"] = backend
-        return self._json(self._send("POST", "/engines/unload", _encode_json(body), where="dmr",
-                                     replayable=False), _object_shape)
+        return self._call(_Call("POST", "/engines/unload", _encode_json(body), where="dmr", replayable=False,
+                                shape=_object_shape))
 
     def version(self) -> str:
         """DMR's version string."""
-        reply = self._json(self._send("GET", "/version", where="dmr"))
-        return str(reply.get("version")) if isinstance(reply, dict) else str(reply)
+        return self._call(_Call("GET", "/version", where="dmr", then=_version_string))
 
-    def ping(self, timeout: float = 5.0) -> bool:
-        """True if the server answers ``GET /`` with a status below 500; never raises.
-
-        DMR answers 200 ("Docker Model Runner is running"); Docker Desktop's
-        socket answers 503 while Model Runner is disabled.
-        """
-        probe = None
-        try:
-            for _ in range(2):
-                probe = _Pool(self._pool.origin, min(self.connect_timeout or timeout, timeout), timeout)
-                _, url, target = self._target("dmr", "/", None)
-                try:
-                    exchange = self._exchange(probe, "GET", self._request_head("GET", target, "*/*", None), url)
-                except _RetryableConnectionError as failure:
-                    if failure.refused and self._use_docker_socket():
-                        probe.close()
-                        continue
-                    return False
-                exchange.read_body(MAX_ERROR_BODY, truncate=True)
-                return exchange.status < 500
-            return False
-        except (DMRError, OSError, ValueError):   # whatever came back, ping answers with a bool
-            return False
-        finally:
-            if probe is not None:
-                probe.close()
-
-    # -- plumbing -----------------------------------------------------------------
-
-    def _json(self, exchange: _Exchange, shape: Optional[Callable[[Any], Optional[str]]] = None) -> Any:
-        """The answer's JSON, checked by *shape* (which names what is wrong, or None)."""
-        status = exchange.status
-        raw = exchange.read_body(self.max_response_bytes)
-        why: Optional[str] = None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text, why = raw.decode("utf-8", "replace"), "is not UTF-8"
-        del raw   # peak memory: the body once as bytes and once as text, never more
-        if why is None:
-            try:
-                reply = _decode_json(text)
-            except RecursionError:
-                why = "is nested too deeply"
-            except ValueError:
-                why = "is not JSON"
-        if why is not None:
-            shown = text[:MAX_ERROR_BODY]
-            raise InvalidResponseError("%s answered %d with a body that %s: %.200r"
-                                       % (exchange.url, status, why, shown), body=shown, status_code=status)
-        wrong = shape(reply) if shape is not None else None
-        if wrong is not None:
-            raise InvalidResponseError("%s answered %d with JSON of the wrong shape: %s"
-                                       % (exchange.url, status, wrong),
-                                       body=text[:MAX_ERROR_BODY], status_code=status)
-        return reply
+    # -- the rules both transports apply ------------------------------------------
 
     def _request_head(self, method: str, target: str, accept: str, body: Optional[bytes]) -> bytes:
         """The request line and headers, ready to write."""
@@ -2984,104 +3581,50 @@ class Client:
             return root.engine_path(engine) + route
         return root.dmr_path() + route
 
-    def _send(self, method: str, route: str, body: Optional[bytes] = None, *, where: str = "api",
-              engine: Optional[str] = None, model: Optional[str] = None, accept: str = "application/json",
-              hints: Optional[Dict[int, str]] = None, retry_statuses: frozenset = RETRY_STATUSES,
-              replayable: bool = True) -> _Exchange:
-        """Send a request, retrying as retry_wait() decides; return a 2xx exchange.
-
-        *route* is appended to the OpenAI root (*where* "api"), DMR's root
-        ("dmr") or the engine's root outside /v1 ("engine").  *replayable* is
-        false for calls that change DMR's state: once written, never resent.
-        """
-        pool, url, target = self._target(where, route, engine)
-        head = self._request_head(method, target, accept, body)
-        message = head + body if body else head
-        debug = _log.debugging()
-        attempt = 0
-        while True:
-            try:
-                exchange = self._exchange(pool, method, message, url)
-            except _RetryableConnectionError as wrapped:
-                failure = wrapped.error
-                failure.url = url
-                if wrapped.refused and attempt == 0 and self._socket_fallback and self._use_docker_socket():
-                    pool, url, target = self._target(where, route, engine)
-                    head = self._request_head(method, target, accept, body)
-                    message = head + body if body else head
-                    continue
-                wait, note = retry_wait(attempt, self.max_retries, failure=wrapped.kind, replayable=replayable)
-                if wait is None:
-                    raise self._connection_failure(failure, note, wrapped.refused) from None
-                if debug:
-                    _log.debug("%s %s failed (%s); retry %d in %.2f s",
-                               method, url, failure.message, attempt + 1, wait)
-            else:
-                status = exchange.status
-                if debug:
-                    _log.debug("%s %s -> %d", method, url, status)
-                if 200 <= status < 300:
-                    return exchange
-                wait, note = retry_wait(attempt, self.max_retries, status=status, headers=exchange.headers,
-                                        retry_statuses=retry_statuses)
-                error = self._status_error(exchange, model, hints, note)
-                if wait is None:
-                    raise error
-                if debug:
-                    _log.debug("%s %s got %d; retry %d in %.2f s", method, url, status, attempt + 1, wait)
-            if wait:
-                self._sleep(wait)
-            attempt += 1
-
-    def _target(self, where: str, route: str, engine: Optional[str]) -> Tuple[_Pool, str, str]:
+    def _target(self, where: str, route: str, engine: Optional[str]) -> Tuple[Any, str, str]:
         """(pool, URL for messages, request target) of a route; HTTP proxies get the absolute URL."""
-        pool = self._pool
+        pool = self._pool_here()
         path = self._path(where, route, engine)
         url = self._root.origin + path
-        if pool.origin.proxy is None or pool.origin.scheme != "http":
+        if self._origin.proxy is None or self._origin.scheme != "http":
             return pool, url, path
         return pool, url, url
 
-    def _exchange(self, pool: _Pool, method: str, message: bytes, url: str) -> _Exchange:
-        """Write the request in one go and read the response head.
+    def _pool_here(self) -> Any:
+        raise NotImplementedError
 
-        http.client opened the connection (TLS and proxy tunnel included);
-        the request is written here, pre-encoded, in a single write instead
-        of putheader() per header and two writes, and the answer is framed
-        by _Exchange.  Failures before any byte of answer are raised as
-        _RetryableConnectionError for _send to decide on.
-        """
-        conn, reused = pool.take()
-        exchange = _Exchange(pool, conn, url)
+    def _reply(self, call: _Call, exchange: _ExchangeBase, raw: bytes) -> Any:
+        """The result of a 2xx JSON answer whose body is *raw*: decoded, checked, finished."""
+        status = exchange.status
+        why: Optional[str] = None
         try:
-            conn.sock.sendall(message)
-            exchange.begin(method)
-            return exchange
-        except (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
-            exchange.discard()
-            # The request went out (or partly) and the connection ended without a byte of answer:
-            # on a reused keep-alive connection the server had most likely closed it meanwhile.
-            raise _RetryableConnectionError(APIConnectionError(
-                "%s %s: the connection closed before any answer%s" % (
-                    method, url, "" if isinstance(exc, _NoAnswer) else " (%s)" % _describe_os_error(exc)),
-                url=url), kind="stale" if reused else "no-answer") from None
-        except socket.timeout:
-            exchange.discard()
-            # The request went out: the server may be working on it, so this is not retried.
-            raise APITimeoutError("no response from %s within %s s (a model load can take "
-                                  "minutes: raise timeout=)" % (url, pool.timeout), url=url) from None
-        except ProtocolError as exc:
-            exchange.discard()
-            raise ProtocolError("the response from %s broke HTTP/1.1 framing: %s" % (url, exc.message),
-                                url=url) from None
-        except OSError as exc:
-            exchange.discard()
-            raise APIConnectionError("%s %s failed while waiting for the answer: %s"
-                                     % (method, url, _describe_os_error(exc)), url=url) from exc
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text, why = raw.decode("utf-8", "replace"), "is not UTF-8"
+        # Peak memory: the body once as bytes and once as text, never more (the caller passes
+        # *raw* without keeping it: on CPython 3.11+ this frees it).
+        del raw
+        if why is None:
+            try:
+                reply = _decode_json(text)
+            except RecursionError:
+                why = "is nested too deeply"
+            except ValueError:
+                why = "is not JSON"
+        if why is not None:
+            shown = text[:MAX_ERROR_BODY]
+            raise InvalidResponseError("%s answered %d with a body that %s: %.200r"
+                                       % (exchange.url, status, why, shown), body=shown, status_code=status)
+        wrong = call.shape(reply) if call.shape is not None else None
+        if wrong is not None:
+            raise InvalidResponseError("%s answered %d with JSON of the wrong shape: %s"
+                                       % (exchange.url, status, wrong),
+                                       body=text[:MAX_ERROR_BODY], status_code=status)
+        return call.then(reply) if call.then is not None else reply
 
     def _connection_failure(self, error: APIConnectionError, note: str, refused: bool) -> APIConnectionError:
         message = error.message + note
-        origin = self._pool.origin
+        origin = self._origin
         if origin.unix_socket:
             if refused:
                 message += ". Is Docker Desktop (or DMR) running and is this its socket?"
@@ -3095,12 +3638,8 @@ class Client:
                     self._root.origin, ENV_BASE_URL)
         return type(error)(message, url=error.url)
 
-    def _status_error(self, exchange: _Exchange, model: Optional[str],
-                      hints: Optional[Dict[int, str]] = None, note: str = "") -> APIStatusError:
-        try:
-            raw = exchange.read_body(MAX_ERROR_BODY, truncate=True)
-        except APIConnectionError:
-            raw = b""
+    def _status_error(self, exchange: _ExchangeBase, raw: bytes, call: _Call, note: str) -> APIStatusError:
+        """The error for a non-2xx answer whose (first MAX_ERROR_BODY bytes of) body is *raw*."""
         text = raw.decode("utf-8", "replace")
         message, error_type, code = parse_error_body(text)
         status, headers = exchange.status, exchange.headers
@@ -3108,7 +3647,8 @@ class Client:
             message = exchange.reason or "no message"
         if 300 <= status < 400 and headers.get("Location"):
             message += " (redirect to %s)" % _redact(headers["Location"])
-        hint = (hints or {}).get(status) or _error_hint(status, message, model, exchange.url, self._root.origin)
+        hint = (call.hints or {}).get(status) or _error_hint(status, message, call.model, exchange.url,
+                                                             self._root.origin)
         if status == 404 and self.unix_socket and self._root.prefix == DOCKER_SOCKET_PREFIX \
                 and message.lower() in ("page not found", "404 page not found", "not found"):
             hint = ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
@@ -3117,6 +3657,294 @@ class Client:
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
+
+    def _ping_target(self) -> Tuple[str, bytes]:
+        """(URL, request) of ping()'s ``GET /`` at DMR's root."""
+        _, url, target = self._target("dmr", "/", None)
+        return url, self._request_head("GET", target, "*/*", None)
+
+
+def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool) -> Exception:
+    """What a failure between writing a request and its answer's head is, for both transports.
+
+    Failures before any byte of answer become _RetryableConnectionError for
+    retry_wait() to decide on; the rest are documented errors.
+    """
+    if isinstance(exc, (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+        # The request went out (or partly) and the connection ended without a byte of answer:
+        # on a reused keep-alive connection the server had most likely closed it meanwhile.
+        return _RetryableConnectionError(APIConnectionError(
+            "%s %s: the connection closed before any answer%s" % (
+                method, url, "" if isinstance(exc, _NoAnswer) else " (%s)" % _describe_os_error(exc)),
+            url=url), kind="stale" if reused else "no-answer")
+    if isinstance(exc, socket.timeout):
+        # The request went out: the server may be working on it, so this is not retried.
+        return APITimeoutError("no response from %s within %s s (a model load can take "
+                               "minutes: raise timeout=)" % (url, timeout), url=url)
+    if isinstance(exc, ProtocolError):
+        return ProtocolError("the response from %s broke HTTP/1.1 framing: %s" % (url, exc.message), url=url)
+    return APIConnectionError("%s %s failed while waiting for the answer: %s"
+                              % (method, url, _describe_os_error(exc)), url=url)
+
+
+class Client(_BaseClient):
+    """A client for Docker Model Runner's OpenAI-compatible API.
+
+    *base_url* is normalised by normalize_base_url().  None means the
+    environment (DOCKER_MODEL_RUNNER_API_BASE, MODEL_RUNNER_HOST), else DMR
+    is looked for: model-runner.docker.internal inside a Docker Desktop
+    container, else DEFAULT_BASE_URL with Docker Desktop's socket as the
+    fallback when it refuses.  *unix_socket* talks HTTP over that socket
+    instead of TCP.  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
+    then DEFAULT_API_KEY; "" sends no Authorization header.  *engine* picks
+    the DMR engine unless a model name names one.  *timeout* bounds each wait
+    for data (a model load can take minutes), *connect_timeout* the TCP
+    connect; None waits forever.  *max_retries* extra attempts are made on
+    connection failures and on 408/409/429/5xx answers, never after any byte
+    of an answer arrived, and a call that changes DMR's state is never sent
+    twice (the README's retry table has every case); 0 sends each request
+    once.  *headers* are added to every request (they replace ours of the
+    same name, Host included; Content-Length, Transfer-Encoding and
+    Connection are the library's).  *max_response_bytes* caps a
+    non-streaming answer (InvalidResponseError past it).
+
+    Connections are kept alive and reused; one Client can be shared between
+    threads.  Use it as a context manager, or call close().
+    """
+
+    _streams = {"chat": ChatStream, "completion": CompletionStream, "pull": PullStream}
+    _sleep = staticmethod(time.sleep)   # tests replace it to keep retry waits short
+
+    def _new_pools(self) -> None:
+        _http_client()
+        self._pool = _Pool(self._origin, self.connect_timeout, self.timeout)
+
+    def _pool_here(self) -> _Pool:
+        return self._pool
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the idle connections; streams still open close theirs when they end."""
+        self._pool.close()
+
+    def ping(self, timeout: float = 5.0) -> bool:
+        """True if the server answers ``GET /`` with a status below 500; never raises.
+
+        DMR answers 200 ("Docker Model Runner is running"); Docker Desktop's
+        socket answers 503 while Model Runner is disabled.
+        """
+        probe = None
+        try:
+            for _ in range(2):
+                probe = _Pool(self._origin, min(self.connect_timeout or timeout, timeout), timeout)
+                url, request = self._ping_target()
+                try:
+                    exchange = self._exchange(probe, "GET", request, url)
+                except _RetryableConnectionError as failure:
+                    if failure.refused and self._use_docker_socket():
+                        probe.close()
+                        continue
+                    return False
+                exchange.read_body(MAX_ERROR_BODY, truncate=True)
+                return exchange.status < 500
+            return False
+        except (DMRError, OSError, ValueError):   # whatever came back, ping answers with a bool
+            return False
+        finally:
+            if probe is not None:
+                probe.close()
+
+    # -- the blocking transport under the calls ------------------------------------
+
+    def _call(self, call: _Call) -> Any:
+        exchange = self._send(call)
+        if call.stream is None:
+            return self._reply(call, exchange, exchange.read_body(self.max_response_bytes))
+        stream = self._streams[call.stream](exchange, call.model)
+        return stream.wait() if call.wait else stream
+
+    def _send(self, call: _Call) -> _Exchange:
+        """Send a request, retrying as retry_wait() decides; return a 2xx exchange."""
+        attempts = _Attempts(self, call)
+        while True:
+            try:
+                exchange = self._exchange(attempts.pool, call.method, attempts.message, attempts.url)
+            except _RetryableConnectionError as failure:
+                wait = attempts.after_failure(failure)
+            else:
+                decision = attempts.after_answer(exchange.status, exchange.headers)
+                if decision is None:
+                    return exchange
+                wait, note = decision
+                error = self._status_error(exchange, self._error_body(exchange), call, note)
+                if wait is None:
+                    raise error
+            if wait:
+                self._sleep(wait)
+
+    def _exchange(self, pool: _Pool, method: str, message: bytes, url: str) -> _Exchange:
+        """Write the request in one go and read the response head.
+
+        http.client opened the connection (TLS and proxy tunnel included);
+        the request is written here, pre-encoded, in a single write instead
+        of putheader() per header and two writes, and the answer is framed
+        by _Exchange.
+        """
+        conn, reused = pool.take()
+        exchange = _Exchange(pool, conn, url)
+        try:
+            conn.sock.sendall(message)
+            exchange.begin(method)
+            return exchange
+        except (OSError, _NoAnswer, ProtocolError) as exc:
+            exchange.discard()
+            raise _begin_failure(exc, method, url, pool.timeout, reused) from exc
+        except BaseException:
+            exchange.discard()
+            raise
+
+    @staticmethod
+    def _error_body(exchange: _Exchange) -> bytes:
+        try:
+            return exchange.read_body(MAX_ERROR_BODY, truncate=True)
+        except APIConnectionError:
+            return b""
+
+
+class AsyncClient(_BaseClient):
+    """Client on asyncio: the same arguments, defaults, rules and errors.
+
+    Every method of Client is here with the same name and arguments and
+    returns an awaitable of the same result (argument errors are raised at
+    the call, before anything is awaited).  ``stream=True`` gives an
+    AsyncStream (``async for``, ``await final()``); ``pull(stream=True)``
+    an AsyncPullStream.  Retries wait with asyncio.sleep; *timeout* is the
+    silence allowed per read, *connect_timeout* the time to connect.
+    Cancelling a call or a stream's iteration closes its connection at once.
+
+    Connections are kept alive per event loop; one AsyncClient may be used
+    from several loops in turn (asyncio.run() twice): each gets its own
+    pool, closed when its loop shuts down.  ``async with AsyncClient() as
+    client:`` or ``await client.aclose()``.
+    """
+
+    _streams = {"chat": AsyncChatStream, "completion": AsyncCompletionStream, "pull": AsyncPullStream}
+    _closed = False
+
+    def _new_pools(self) -> None:
+        _asyncio()
+        self._pools: Dict[Any, _AsyncPool] = {}
+
+    async def _sleep(self, seconds: float) -> None:   # tests replace it to keep retry waits short
+        await asyncio.sleep(seconds)
+
+    def _pool_here(self) -> _AsyncPool:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            if self._closed:
+                raise DMRError("this AsyncClient is closed; create a new one")
+            for old in [old for old in self._pools if old.is_closed()]:
+                self._pools.pop(old).close()
+            pool = self._pools[loop] = _AsyncPool(self._origin, self.connect_timeout, self.timeout, loop)
+        return pool
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the idle connections (of every loop); streams still open close theirs when they end."""
+        self._closed = True
+        pools, self._pools = self._pools, {}
+        here = asyncio.get_running_loop()
+        for loop, pool in pools.items():
+            if loop is here or loop.is_closed():
+                pool.close()
+            else:
+                loop.call_soon_threadsafe(pool.close)
+        await asyncio.sleep(0)   # the transports' connection_lost callbacks close the sockets now
+
+    async def ping(self, timeout: float = 5.0) -> bool:
+        """As Client.ping(): True if the server answers ``GET /`` below 500; never raises."""
+        probe = None
+        try:
+            for _ in range(2):
+                probe = _AsyncPool(self._origin, min(self.connect_timeout or timeout, timeout), timeout,
+                                   asyncio.get_running_loop(), guarded=False)
+                url, request = self._ping_target()
+                try:
+                    exchange = await self._exchange(probe, "GET", request, url)
+                except _RetryableConnectionError as failure:
+                    if failure.refused and self._use_docker_socket():
+                        probe.close()
+                        continue
+                    return False
+                await exchange.read_body(MAX_ERROR_BODY, truncate=True)
+                return exchange.status < 500
+            return False
+        except (DMRError, OSError, ValueError):   # whatever came back, ping answers with a bool
+            return False
+        finally:
+            if probe is not None:
+                probe.close()
+
+    # -- the asyncio transport under the calls ----------------------------------------
+
+    async def _call(self, call: _Call) -> Any:   # type: ignore[override]
+        exchange = await self._send(call)
+        if call.stream is None:
+            return self._reply(call, exchange, await exchange.read_body(self.max_response_bytes))
+        stream = self._streams[call.stream](exchange, call.model)
+        return await stream.wait() if call.wait else stream
+
+    async def _send(self, call: _Call) -> _AsyncExchange:
+        """Send a request, retrying as retry_wait() decides (as Client._send)."""
+        attempts = _Attempts(self, call)
+        while True:
+            try:
+                exchange = await self._exchange(attempts.pool, call.method, attempts.message, attempts.url)
+            except _RetryableConnectionError as failure:
+                wait = attempts.after_failure(failure)
+            else:
+                decision = attempts.after_answer(exchange.status, exchange.headers)
+                if decision is None:
+                    return exchange
+                wait, note = decision
+                error = self._status_error(exchange, await self._error_body(exchange), call, note)
+                if wait is None:
+                    raise error
+            if wait:
+                await self._sleep(wait)
+
+    async def _exchange(self, pool: _AsyncPool, method: str, message: bytes, url: str) -> _AsyncExchange:
+        """Write the request in one go and read the response head (as Client._exchange)."""
+        conn, reused = await pool.take()
+        exchange = _AsyncExchange(pool, conn, url)
+        try:
+            await conn.send(message, pool.timeout)
+            await exchange.begin(method)
+            return exchange
+        except (OSError, _NoAnswer, ProtocolError) as exc:
+            exchange.discard()
+            raise _begin_failure(exc, method, url, pool.timeout, reused) from exc
+        except BaseException:
+            exchange.discard()   # cancelled: the connection is closed, never pooled half-read
+            raise
+
+    @staticmethod
+    async def _error_body(exchange: _AsyncExchange) -> bytes:
+        try:
+            return await exchange.read_body(MAX_ERROR_BODY, truncate=True)
+        except APIConnectionError:
+            return b""
 
 
 def _resolve_api_key(api_key: Optional[str]) -> str:
