@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pickle
+import asyncio
 import re
 import shutil
 import signal
@@ -167,6 +168,7 @@ class _Counting:
 
 class _Server(_Counting, http.server.ThreadingHTTPServer):
     allow_reuse_address = True
+    request_queue_size = 256   # concurrency tests connect hundreds at once
 
 
 class _UnixServer(_Counting, socketserver.ThreadingUnixStreamServer):
@@ -410,8 +412,142 @@ def pull_reply(kinds, *, escape=None, trailing=None, chunked=True, gate=None, ca
     return respond
 
 
+class LoopThread:
+    """An asyncio event loop running in a thread of its own, until close()."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, awaitable, timeout=120):
+        async def wrapped():
+            return await awaitable
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
+
+    def close(self):
+        if self.loop.is_closed():
+            return
+        self.run(self.loop.shutdown_asyncgens())   # what asyncio.run() does: closes the pools' guards
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+class BlockingAsyncClient:
+    """An AsyncClient behind Client's blocking interface, on a LoopThread of its own.
+
+    It lets every behaviour test run for both clients: each call is the
+    AsyncClient's coroutine, run to its end on the loop; a stream becomes a
+    BlockingAsyncStream.  Only the calling convention is translated.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._runner = LoopThread()
+        try:
+            self._client = dmr_client.AsyncClient(*args, **kwargs)
+        except BaseException:
+            self._runner.close()
+            raise
+
+    def __getattr__(self, name):
+        value = getattr(self._client, name)
+        if name.startswith("_") or not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            if self._runner.loop.is_closed():   # used after close(): on a loop of its own
+                return asyncio.run(value(*args, **kwargs))
+            result = self._runner.run(value(*args, **kwargs))
+            if isinstance(result, (dmr_client.AsyncStream, dmr_client.AsyncPullStream)):
+                return BlockingAsyncStream(self._runner, result)
+            return result
+        return call
+
+    def __setattr__(self, name, value):
+        if name in ("_runner", "_client"):
+            object.__setattr__(self, name, value)
+        elif name == "_sleep":
+            async def sleep(seconds):
+                value(seconds)
+            self._client._sleep = sleep
+        else:
+            setattr(self._client, name, value)
+
+    def __repr__(self):
+        return repr(self._client)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        if not self._runner.loop.is_closed():
+            self._runner.run(self._client.aclose())
+            self._runner.close()
+
+
+class BlockingAsyncStream:
+    """An AsyncStream or AsyncPullStream behind the blocking stream interface."""
+
+    def __init__(self, runner, stream):
+        self._runner = runner
+        self._stream = stream
+
+    def __getattr__(self, name):
+        value = getattr(self._stream, name)
+        if name in ("final", "text", "wait"):
+            return lambda: self._runner.run(value())
+        return value
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return self._runner.run(self._stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __repr__(self):
+        return repr(self._stream)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        self._runner.run(self._stream.aclose())
+
+
+def for_both_clients(cls):
+    """Run the test class for Client and, as <name>Async, for AsyncClient (BlockingAsyncClient)."""
+    name = cls.__name__ + "Async"
+    variant = type(name, (cls,), {"make_client": BlockingAsyncClient, "__qualname__": name,
+                                  "__doc__": (cls.__doc__ or "") + " (AsyncClient)"})
+    variant.__module__ = cls.__module__
+    globals()[name] = variant
+    return cls
+
+
+def sync_only(test):
+    """A test of the blocking transport's own machinery, which AsyncClient does not have."""
+    def run(self, *args, **kwargs):
+        if self.make_client is not Client:
+            self.skipTest("tests the blocking transport")
+        return test(self, *args, **kwargs)
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return run
+
+
 class FakeDMRTestCase(unittest.TestCase):
     """A fresh FakeDMR per test, and a Client whose retry sleeps are recorded, not slept."""
+
+    make_client = Client
 
     def setUp(self):
         self.fake = FakeDMR()
@@ -419,7 +555,7 @@ class FakeDMRTestCase(unittest.TestCase):
         self.sleeps = []
 
     def client(self, base_url=None, **kwargs):
-        client = Client(self.fake.url if base_url is None else base_url, **kwargs)
+        client = self.make_client(self.fake.url if base_url is None else base_url, **kwargs)
         client._sleep = self.sleeps.append
         self.addCleanup(client.close)
         return client
@@ -1466,6 +1602,7 @@ class TestClientConfig(unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestChat(FakeDMRTestCase):
     def test_chat_returns_attribute_dict(self):
         reply = self.client().chat("ai/smollm2", HI)
@@ -1570,6 +1707,7 @@ class TestChat(FakeDMRTestCase):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestErrors(FakeDMRTestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
 
@@ -1678,6 +1816,7 @@ def port_is_open(port):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestRetries(FakeDMRTestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
     LOADING = {"error": {"message": "Loading model", "type": "unavailable_error", "code": 503}}
@@ -1801,6 +1940,7 @@ class TestRetries(FakeDMRTestCase):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestStreaming(FakeDMRTestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
 
@@ -1975,6 +2115,7 @@ class TestStreaming(FakeDMRTestCase):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestConnections(FakeDMRTestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
 
@@ -2081,6 +2222,7 @@ class TestConnections(FakeDMRTestCase):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestOpenAICalls(FakeDMRTestCase):
     def test_completions(self):
         reply = self.client().completions("ai/smollm2", "Say hello", max_tokens=4)
@@ -2090,7 +2232,8 @@ class TestOpenAICalls(FakeDMRTestCase):
 
     def test_completions_stream_and_fold(self):
         stream = self.client().completions("ai/smollm2", "Say hello", stream=True)
-        self.assertIsInstance(stream, dmr_client.CompletionStream)
+        self.assertIn(type(stream).__name__, ("CompletionStream", "BlockingAsyncStream"))
+        self.assertIn(type(getattr(stream, "_stream", stream)).__name__, ("CompletionStream", "AsyncCompletionStream"))
         self.assertEqual(stream.text(), "Hello from a tiny")
         self.assertEqual(stream.final().choices[0].finish_reason, "length")
 
@@ -2180,6 +2323,7 @@ class TestOpenAICalls(FakeDMRTestCase):
 # ---------------------------------------------------------------------------
 
 
+@for_both_clients
 class TestManagement(FakeDMRTestCase):
     def test_pull_blocks_until_success(self):
         result = self.client().pull("ai/smollm2")
@@ -2329,12 +2473,15 @@ class UnixSocketTestCase(unittest.TestCase):
         self.addCleanup(self.fake.close)
         return path
 
+    make_client = Client
+
     def client(self, **kwargs):
-        client = Client(**kwargs)
+        client = self.make_client(**kwargs)
         self.addCleanup(client.close)
         return client
 
 
+@for_both_clients
 @unittest.skipUnless(hasattr(socket, "AF_UNIX"), "no Unix sockets here")
 class TestUnixSocket(UnixSocketTestCase):
     def test_dmr_socket_has_no_prefix(self):
@@ -2718,7 +2865,7 @@ class RawServer:
         self.stop = threading.Event()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
+        self.listener.listen(256)
         self.listener.settimeout(0.05)
         self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
@@ -2861,9 +3008,11 @@ class AdversarialTestCase(unittest.TestCase):
         self.server = RawServer(answer)
         return self.server
 
+    make_client = Client
+
     def client(self, **kwargs):
         kwargs.setdefault("timeout", self.TIMEOUT)
-        client = Client(self.server.url, **kwargs)
+        client = self.make_client(self.server.url, **kwargs)
         client._sleep = self.sleeps.append
         self.clients.append(client)
         return client
@@ -2906,6 +3055,7 @@ def stream_text(client, **kwargs):
         return text_of(stream)
 
 
+@for_both_clients
 class TestHostileFraming(AdversarialTestCase):
     def test_bad_chunk_sizes_fail_fast_and_never_reach_the_pool(self):
         for size in (b"-5", b"0x1a", b"+1a", b"1_a", b" 1a", b"1a ", b"ffffffffffffffffff"):
@@ -3001,6 +3151,7 @@ class TestHostileFraming(AdversarialTestCase):
         self.assertOwnAnswer(client, 2)
 
 
+@for_both_clients
 class TestHostileSizes(AdversarialTestCase):
     def test_deep_json_and_wrong_shapes_are_invalid_responses(self):
         deep = b"[" * 100000 + b"]" * 100000
@@ -3094,6 +3245,7 @@ class TestHostileSizes(AdversarialTestCase):
             self.assertRaisesFast(dmr_client.InvalidResponseError, client.pull, "ai/x", within=10)
 
 
+@for_both_clients
 class TestHostileTiming(AdversarialTestCase):
     def test_drain_after_done_is_bounded_in_total(self):
         def trickle(conn):
@@ -3142,6 +3294,7 @@ class TestHostileTiming(AdversarialTestCase):
         self.assertOwnAnswer(client, 1)
 
 
+@for_both_clients
 class TestExactRetries(AdversarialTestCase):
     def test_max_retries_zero_sends_once(self):
         for call in (lambda c: c.delete_model("ai/x"), lambda c: c.chat("m", HI), lambda c: c.unload(all=True)):
@@ -3203,6 +3356,7 @@ class TestExactRetries(AdversarialTestCase):
                 self.assertEqual(len(self.server.requests), 1)
 
 
+@for_both_clients
 class TestResourceRelease(AdversarialTestCase):
     def stream_server(self):
         def endless(conn):
@@ -3253,6 +3407,7 @@ class TestResourceRelease(AdversarialTestCase):
         self.assertEqual(self.server.connections, 1)
 
 
+@for_both_clients
 class TestRequestsCannotBeSmuggled(AdversarialTestCase):
     def test_framing_headers_are_refused(self):
         for name in ("Content-Length", "content-length", "Transfer-Encoding", "Connection"):
@@ -3306,6 +3461,254 @@ class TestRequestsCannotBeSmuggled(AdversarialTestCase):
                 with self.assertRaises(ValueError) as caught:
                     Client(url)
                 self.assertNotIn(secret, str(caught.exception))
+
+
+# ---------------------------------------------------------------------------
+# AsyncClient's own behaviour: cancellation, concurrency, one pool per loop, a loop never blocked
+# (everything else runs for both clients above, through BlockingAsyncClient)
+# ---------------------------------------------------------------------------
+
+
+def echo_reply(request, stream=None):
+    """A reply whose text is the request's last message: each concurrent caller must get its own."""
+    body = json.loads(request.partition(b"\r\n\r\n")[2])
+    text = body["messages"][-1]["content"]
+    if not body.get("stream"):
+        return json_http({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                       "finish_reason": "stop"}]})
+    events = [b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": word},
+                                                   "finish_reason": None}]}).encode() + b"\n\n"
+              for word in re.findall(r"\S+\s*", text)]
+    return SSE_HEAD + chunked_body(*events, STOP, DONE)
+
+
+def ask(text):
+    return [{"role": "user", "content": text}]
+
+
+class TestAsyncClient(AdversarialTestCase):
+    """What only an asyncio client has to prove; every socket is checked closed after each test."""
+
+    def async_client(self, **kwargs):
+        kwargs.setdefault("timeout", self.TIMEOUT)
+        kwargs.setdefault("max_retries", 0)
+        return dmr_client.AsyncClient(self.server.url, **kwargs)
+
+    def echo_server(self):
+        server = self.serve()
+        server.answer = lambda number: echo_reply(server.requests[number])
+        return server
+
+    def test_import_leaves_asyncio_out_until_the_first_async_client(self):
+        code = ("import sys, dmr_client; print('asyncio' in sys.modules); "
+                "dmr_client.AsyncClient('http://127.0.0.1:9'); print('asyncio' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.stdout.split(), ["False", "True"], out.stderr)
+
+    def test_calls_are_coroutines_with_client_results(self):
+        self.echo_server()
+
+        async def main():
+            async with self.async_client() as client:
+                reply = await client.chat("m", ask("hello there"))
+                stream = await client.chat("m", ask("one two three"), stream=True)
+                chunks = [chunk async for chunk in stream]
+                return reply, stream, chunks
+        reply, stream, chunks = asyncio.run(main())
+        self.assertIsInstance(reply, AttrDict)
+        self.assertEqual(reply.choices[0].message.content, "hello there")
+        self.assertIsInstance(stream, dmr_client.AsyncChatStream)
+        self.assertTrue(stream.completed)
+        self.assertEqual(len(chunks), 4)
+        self.assertEqual(self.server.connections, 1)   # the stream's connection was reused
+
+    def test_200_concurrent_calls_each_get_their_own_answer(self):
+        self.echo_server()
+
+        async def main():
+            async with self.async_client() as client:
+                return await asyncio.gather(*[client.chat("m", ask("question %d" % i)) for i in range(200)])
+        replies = asyncio.run(main())
+        self.assertEqual([r.choices[0].message.content for r in replies], ["question %d" % i for i in range(200)])
+        self.assertEqual(len(self.server.requests), 200)
+
+    def test_64_concurrent_streams_each_get_their_own_answer(self):
+        self.echo_server()
+
+        async def one(client, number):
+            stream = await client.chat("m", ask("stream %d says hi" % number), stream=True)
+            return "".join([chunk.choices[0].delta.get("content") or "" async for chunk in stream]), \
+                (await stream.final()).choices[0].message.content
+
+        async def main():
+            async with self.async_client() as client:
+                return await asyncio.gather(*[one(client, i) for i in range(64)])
+        for number, (text, folded) in enumerate(asyncio.run(main())):
+            self.assertEqual(text, "stream %d says hi" % number)
+            self.assertEqual(folded, text)
+
+    def test_cancelling_a_call_closes_its_connection_at_once(self):
+        release = threading.Event()
+
+        def slow(conn):
+            release.wait(5)
+            conn.sendall(reply_for(0))
+        self.serve(slow, None)
+
+        async def main():
+            async with self.async_client(timeout=30) as client:
+                task = asyncio.ensure_future(client.chat("m", HI))
+                while not self.server.requests:
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with self.assertRaises(asyncio.CancelledError):
+                    await task
+                await asyncio.sleep(0)
+                self.assertTrue(await asyncio.get_running_loop().run_in_executor(None, self.server.wait_closed))
+                release.set()
+                # The cancelled answer is never read by the next call: it gets its own.
+                return (await client.chat("m", HI)).choices[0].message.content
+        self.assertEqual(asyncio.run(main()), "answer 1")
+        self.assertEqual(self.server.connections, 2)
+
+    def test_cancelling_a_stream_closes_its_connection_and_the_server_stops(self):
+        gate, stopped = threading.Event(), threading.Event()
+
+        def endless(conn):
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, end=b""))
+            gate.wait(5)
+            try:
+                for _ in range(500):
+                    conn.sendall(chunked_body(HELLO, end=b""))
+                    time.sleep(0.01)
+            except OSError:
+                stopped.set()   # the client hung up: DMR stops generating here
+            return "close"
+        self.serve(endless, None)
+
+        async def main():
+            async with self.async_client(timeout=30) as client:
+                stream = await client.chat("m", HI, stream=True)
+                first = await stream.__anext__()
+                task = asyncio.ensure_future(stream.__anext__())
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with self.assertRaises(asyncio.CancelledError):
+                    await task
+                gate.set()
+                self.assertTrue(await asyncio.get_running_loop().run_in_executor(None, stopped.wait, 3))
+                self.assertFalse(stream.completed)
+                with self.assertRaises(StopAsyncIteration):   # a cancelled stream is over
+                    await stream.__anext__()
+                return first, (await client.chat("m", HI)).choices[0].message.content
+        first, after = asyncio.run(main())
+        self.assertEqual(first.choices[0].delta.content, "Hello")
+        self.assertEqual(after, "answer 1")
+
+    def test_one_client_on_two_loops_in_turn(self):
+        self.serve(None)
+        client = self.async_client()
+
+        async def call():
+            return (await client.chat("m", HI)).choices[0].message.content
+        self.assertEqual(asyncio.run(call()), "answer 0")
+        # The first loop's connection closed with its loop; the second loop opens its own.
+        self.assertTrue(self.server.wait_closed())
+        self.assertEqual(asyncio.run(call()), "answer 1")
+        self.assertEqual(self.server.connections, 2)
+
+        async def close():
+            await client.aclose()
+            with self.assertRaises(dmr_client.DMRError):
+                await client.chat("m", HI)
+        asyncio.run(close())
+
+    def test_one_client_on_two_loops_at_once(self):
+        self.serve(None)
+        client = self.async_client()
+        answers = []
+
+        def in_thread():
+            async def calls():
+                for _ in range(5):
+                    answers.append((await client.chat("m", HI)).choices[0].message.content)
+            asyncio.run(calls())
+        self.assertEqual(in_threads(2, in_thread), [])
+        self.assertEqual(sorted(answers, key=lambda a: int(a.split()[1])), ["answer %d" % i for i in range(10)])
+        self.assertEqual(self.server.connections, 2)   # a pool per loop: one connection each
+        asyncio.run(client.aclose())
+
+    def test_the_event_loop_never_waits_on_the_client(self):
+        # Every wait (connect, the answer, a retry's pause) must be an await: a blocking call
+        # anywhere would stall the ticker below for the server's 0.3 s.
+        def slow(conn):
+            time.sleep(0.3)
+            conn.sendall(reply_for(0))
+
+        def slow_stream(conn):
+            conn.sendall(SSE_HEAD)
+            time.sleep(0.3)
+            conn.sendall(chunked_body(HELLO, STOP, DONE))
+        busy = http_reply(b"loading", "503 Service Unavailable", [("Retry-After", "0.3")])
+        self.serve(slow, slow_stream, busy, None)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            lag = [0.0]
+            running = [True]
+
+            async def ticker():
+                while running[0]:
+                    started = loop.time()
+                    await asyncio.sleep(0.005)
+                    lag[0] = max(lag[0], loop.time() - started - 0.005)
+            tick = asyncio.ensure_future(ticker())
+            async with self.async_client(max_retries=1) as client:
+                await client.chat("m", HI)
+                await (await client.chat("m", HI, stream=True)).final()
+                await client.chat("m", HI)   # 503, Retry-After 0.3, then 200
+            running[0] = False
+            await tick
+            return lag[0]
+        self.assertLess(asyncio.run(main()), 0.15)
+        self.assertEqual(len(self.server.requests), 4)
+
+    def test_a_fast_server_cannot_fill_memory_while_the_reader_waits(self):
+        sent = [0]
+
+        def flood(conn):
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, end=b""))
+            comment = chunked_body(b": " + b"x" * 65530 + b"\n", end=b"")
+            try:
+                for _ in range(512):   # 32 MiB
+                    conn.sendall(comment)
+                    sent[0] += len(comment)
+            except OSError:
+                pass
+            return "close"
+        self.serve(flood)
+
+        async def main():
+            async with self.async_client() as client:
+                stream = await client.chat("m", HI, stream=True)
+                await stream.__anext__()
+                await asyncio.sleep(0.5)   # the loop runs; the stream is not read
+                await stream.aclose()
+        asyncio.run(main())
+        # Reading pauses at _ASYNC_BUFFER: what the server got out is that plus the kernel's buffers.
+        self.assertLess(sent[0], 16 * 1024 * 1024)
+
+    def test_a_stream_dropped_without_aclose_closes_its_socket(self):
+        self.serve(SSE_HEAD + chunked_body(HELLO, end=b""))
+
+        async def main():
+            async with self.async_client() as client:
+                stream = await client.chat("m", HI, stream=True)
+                await stream.__anext__()
+                del stream
+                gc.collect()
+                return await asyncio.get_running_loop().run_in_executor(None, self.server.wait_closed)
+        self.assertTrue(asyncio.run(main()))
 
 
 # ---------------------------------------------------------------------------
