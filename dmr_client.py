@@ -715,6 +715,8 @@ _FIELD_VALUE_BYTES = bytes([9]) + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0
 _TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 _DIGIT_BYTES = b"0123456789"
+#: What a well-formed head may hold at all: field-value bytes and the CRLFs between lines.
+_HEAD_BYTES = _FIELD_VALUE_BYTES + b"\r\n"
 
 
 class HTTPHeaders(collections.abc.Mapping):
@@ -752,6 +754,8 @@ class HTTPHeaders(collections.abc.Mapping):
     def get_all(self, name: str) -> List[str]:
         """Every value of *name*, in the order received."""
         name = name.lower()
+        if name not in self._first:   # speed: framing asks for fields that are mostly absent
+            return []
         return [value for field, value in self._fields if field.lower() == name]
 
     def items(self) -> Any:   # type: ignore[override]  # fields as received, repeats included
@@ -801,6 +805,21 @@ def _field_lines(lines: List[bytes], what: str) -> List[Tuple[str, str]]:
     return [(name.decode("ascii"), value.decode("latin-1")) for name, value in fields]
 
 
+def _plain_fields(lines: List[bytes]) -> Optional[List[Tuple[str, str]]]:
+    """The fields of a head already known to hold only allowed bytes, CRLFs and no folding;
+    None (the general path of _field_lines decides) for anything else."""
+    if len(lines) > MAX_HEADERS + 1:
+        return None
+    fields = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        # bytes.isalnum() is ASCII-only: the usual names (letters, digits, dashes) skip the translate
+        if not colon or not name or (not name.replace(b"-", b"").isalnum() and name.translate(None, _TOKEN_BYTES)):
+            return None
+        fields.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
+    return fields
+
+
 def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
     """Parse the response head at the start of *data* (no I/O).
 
@@ -814,16 +833,26 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
         raise ProtocolError("the response head is over %d bytes" % MAX_HEAD_BYTES)
     if end < 0:
         return None
-    lines = data[:end].split(b"\n")
-    del lines[-2:]   # the blank line's two ends
-    lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+    block = data[:end]
+    newlines = block.count(b"\n")
+    # Speed: the usual head (CRLF line ends only, nothing forbidden in it, no folding) is checked
+    # with three C calls and split once; anything else takes the general path below.
+    if (newlines == block.count(b"\r") == block.count(b"\r\n") and not block.translate(None, _HEAD_BYTES)
+            and b"\n " not in block and b"\n\t" not in block):
+        lines = block[:-4].split(b"\r\n")
+        fields = _plain_fields(lines)
+    else:
+        lines = block.split(b"\n")
+        del lines[-2:]   # the blank line's two ends
+        lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+        fields = None
     status_line = lines[0]
     version, status, reason = status_line[:8], status_line[9:12], status_line[13:]
     if (version not in (b"HTTP/1.1", b"HTTP/1.0") or status_line[8:9] != b" " or len(status) != 3
-            or status.translate(None, _DIGIT_BYTES) or status[:1] == b"0" or status_line[12:13] not in (b"", b" ")
+            or not status.isdigit() or status[:1] == b"0" or status_line[12:13] not in (b"", b" ")
             or reason.translate(None, _FIELD_VALUE_BYTES)):
         raise ProtocolError("the response does not start with an HTTP/1.x status line: %.60r" % status_line)
-    headers = HTTPHeaders(_field_lines(lines[1:], "response head"))
+    headers = HTTPHeaders(fields if fields is not None else _field_lines(lines[1:], "response head"))
     return ResponseHead(version.decode("ascii"), int(status), reason.decode("latin-1"), headers), end
 
 
@@ -850,10 +879,10 @@ class HeadReader:
         self.started = True
         self._pieces.append(chunk)
         self._size += len(chunk)
-        probe = self._tail + chunk
-        self._tail = probe[-2:]
+        edge = self._tail + chunk[:2]   # a blank line may straddle the reads
+        self._tail = (self._tail + chunk)[-2:] if len(chunk) < 2 else chunk[-2:]
         # A head can only have ended where a blank line arrived: parse only then (linear in a drip).
-        if b"\n\n" not in probe and b"\n\r\n" not in probe:
+        if b"\n\n" not in chunk and b"\n\r\n" not in chunk and b"\n\n" not in edge and b"\n\r\n" not in edge:
             if self._size > MAX_HEAD_BYTES:
                 raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
             return None
@@ -902,8 +931,8 @@ def body_framing(head: ResponseHead, method: str) -> Tuple[Any, bool]:
     server closes.  Any other transfer coding is refused: we never offer one.
     """
     headers = head.headers
-    keep_alive = "close" not in _tokens(headers, "connection") and (
-        head.version == "HTTP/1.1" or "keep-alive" in _tokens(headers, "connection"))
+    connection = _tokens(headers, "connection")
+    keep_alive = "close" not in connection and (head.version == "HTTP/1.1" or "keep-alive" in connection)
     if method == "HEAD" or head.status in (204, 304):
         return LengthDecoder(0), keep_alive
     codings = _tokens(headers, "transfer-encoding")
@@ -912,7 +941,11 @@ def body_framing(head: ResponseHead, method: str) -> Tuple[Any, bool]:
             raise ProtocolError("unsupported Transfer-Encoding %r (only chunked is accepted; we "
                                 "asked for no other coding)" % ", ".join(headers.get_all("transfer-encoding")))
         return ChunkedDecoder(), keep_alive and "content-length" not in headers
-    lengths = {item.strip() for value in headers.get_all("content-length") for item in value.split(",")}
+    values = headers.get_all("content-length")
+    if len(values) == 1 and values[0].isdigit() and len(values[0]) <= _MAX_LENGTH_DIGITS \
+            and values[0].isascii():   # speed: the usual single, plain Content-Length
+        return LengthDecoder(int(values[0])), keep_alive
+    lengths = {item.strip() for value in values for item in value.split(",")}
     if lengths:
         length = lengths.pop()
         if lengths:

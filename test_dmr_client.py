@@ -899,6 +899,7 @@ class TestResponseHead(unittest.TestCase):
                     b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\n folded: first\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nA\xc3: b\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\nc\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * (dmr_client.MAX_HEADERS + 1) + b"\r\n",
                     b"HTTP/1.1 200 OK\r\nA: " + b"x" * dmr_client.MAX_HEAD_BYTES + b"\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA: " + b"x" * (dmr_client.MAX_HEAD_BYTES + 1)):

@@ -4,8 +4,9 @@
     python3 bench/run.py            # about 8 minutes; writes bench/RESULTS.md
     python3 bench/run.py --quick    # fewer repetitions, for a first look
 
-Creates .cache/bench/venv with the pinned baselines (requests, openai, litellm)
-and uvloop for the server, starts bench/server.py on loopback, then runs every
+Creates .cache/bench/venv with the pinned baselines (requests, openai, httpx,
+aiohttp) and uvloop for the server, and .cache/bench/litellm for LiteLLM (which
+pins an older openai than the current one measured here), starts bench/server.py on loopback, then runs every
 client in a fresh process per measurement (so imports, caches and RSS do not
 leak between them) and reports medians and ratios to the raw http.client loop.
 Development only: dmr_client itself needs none of this.
@@ -25,21 +26,31 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-VENV = os.path.join(ROOT, ".cache", "bench", "venv")
-PACKAGES = ["requests==2.34.2", "openai==2.54.0", "litellm==1.106.2", "uvloop==0.23.0"]
+VENVS = {"venv": ["requests==2.34.2", "openai==3.57.0", "httpx==0.29.0", "aiohttp==3.14.5", "uvloop==0.23.0"],
+         "litellm": ["litellm==1.106.2"]}
 CLIENTS = ["raw", "raw_read1", "urllib", "requests", "openai", "litellm", "dmr_client"]
-PY = os.path.join(VENV, "bin", "python")
+#: The async rows: the bare asyncio streams loop is their floor.
+ASYNC_CLIENTS = ["aio_raw", "dmr_async", "AsyncOpenAI", "httpx_async", "aiohttp"]
+PY = os.path.join(ROOT, ".cache", "bench", "venv", "bin", "python")
+
+
+def python_for(client):
+    name = "litellm" if client == "litellm" else "venv"
+    return os.path.join(ROOT, ".cache", "bench", name, "bin", "python")
 
 
 def ensure_venv():
-    marker = os.path.join(VENV, ".installed")
-    wanted = "\n".join(PACKAGES)
-    if os.path.exists(marker) and open(marker).read() == wanted:
-        return
-    subprocess.run([sys.executable, "-m", "venv", "--clear", VENV], check=True)
-    subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + PACKAGES, check=True)
-    with open(marker, "w") as f:
-        f.write(wanted)
+    for name, packages in VENVS.items():
+        venv = os.path.join(ROOT, ".cache", "bench", name)
+        marker = os.path.join(venv, ".installed")
+        wanted = "\n".join(packages)
+        if os.path.exists(marker) and open(marker).read() == wanted:
+            continue
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check"] + packages, check=True)
+        with open(marker, "w") as f:
+            f.write(wanted)
 
 
 def env():
@@ -58,7 +69,8 @@ def start_server():
 
 
 def workload(client, *args):
-    out = subprocess.run([PY, os.path.join(HERE, "workloads.py"), client] + list(args), capture_output=True,
+    out = subprocess.run([python_for(client), os.path.join(HERE, "workloads.py"), client] + list(args),
+                         capture_output=True,
                          text=True, env=env(), timeout=300)
     if out.returncode:
         raise SystemExit("bench: %s %s failed:\n%s" % (client, args, out.stderr[-3000:]))
@@ -69,7 +81,8 @@ def import_ms(statement, runs):
     """Median cost of *statement* in a fresh interpreter, in ms, from `python -X importtime`:
     the cumulative times of the modules it imports that interpreter start-up did not."""
     def run(code):
-        err = subprocess.run([PY, "-X", "importtime", "-c", code], capture_output=True, text=True,
+        python = python_for("litellm" if "litellm" in statement else "")
+        err = subprocess.run([python, "-X", "importtime", "-c", code], capture_output=True, text=True,
                              env=env(), check=True).stderr
         times = {}
         for line in err.splitlines():
@@ -91,7 +104,7 @@ def import_ms(statement, runs):
 def peak_rss_kib(client, url, runs):
     sizes = []
     for _ in range(runs):
-        process = subprocess.Popen([PY, os.path.join(HERE, "workloads.py"), client, "one", url],
+        process = subprocess.Popen([python_for(client), os.path.join(HERE, "workloads.py"), client, "one", url],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
         _, status, usage = os.wait4(process.pid, 0)
         if status:
@@ -161,8 +174,12 @@ def parser_times(runs):
 
 def versions():
     code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
-            "['requests', 'openai', 'litellm', 'uvloop', 'httpx']}))")
+            "['requests', 'openai', 'uvloop', 'httpx', 'aiohttp']}))")
     found = json.loads(subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout)
+    code = "import importlib.metadata as m; print(m.version('litellm'), m.version('openai'))"
+    litellm, its_openai = subprocess.run([python_for("litellm"), "-c", code], capture_output=True, text=True,
+                                         check=True).stdout.split()
+    found["litellm"] = "%s (with openai %s)" % (litellm, its_openai)
     sys.path.insert(0, ROOT)
     import dmr_client
     found["dmr_client"] = dmr_client.__version__
@@ -195,6 +212,7 @@ def main():
         import workloads
         imports = {}
         for name in ["raw", "urllib", "requests", "openai", "litellm", "dmr_client", "dmr_client + Client()",
+                     "dmr_client + AsyncClient()",
                      "dmr_client's stdlib"]:
             runs = 5 if name in ("openai", "litellm") else 30
             imports[name] = import_ms(workloads.IMPORTS[name], 2 if args.quick else runs)
@@ -202,11 +220,24 @@ def main():
         # Rounds over all clients rather than all rounds of one client: a machine that drifts
         # (frequency, noisy neighbours) then shifts every client alike and the ratios stay fair.
         runs = {client: {"chat": [], "stream": [], "ttfc": []} for client in CLIENTS}
+        runs.update({client: {"chat": [], "stream": [], "ttfc": [], "streams64": []} for client in ASYNC_CLIENTS})
         for _ in range(reps):
-            for client in CLIENTS:
+            for client in CLIENTS + ASYNC_CLIENTS:
                 runs[client]["chat"].append(workload(client, "chat", url, str(seconds)))
                 runs[client]["stream"].append(workload(client, "stream", url, str(seconds), "1000"))
                 runs[client]["ttfc"].append(workload(client, "ttfc", url, "500" if not args.quick else "50"))
+                if client in ASYNC_CLIENTS:
+                    runs[client]["streams64"].append(workload(client, "streams64", url, str(seconds), "200"))
+        async_rows = {}
+        for client in ASYNC_CLIENTS:
+            chats, streams, ttfc, wide = (runs[client][k] for k in ("chat", "stream", "ttfc", "streams64"))
+            row = async_rows[client] = {
+                "chats_per_s": statistics.median(r["calls"] / r["wall"] for r in chats),
+                "cpu_us_per_chat": statistics.median(r["cpu"] / r["calls"] * 1e6 for r in chats),
+                "chunks_per_s": statistics.median(r["chunks"] / r["wall"] for r in streams),
+                "ttfc_us": statistics.median(r["median"] * 1e6 for r in ttfc),
+                "wide_chunks_per_s": statistics.median(r["chunks"] / r["wall"] for r in wide)}
+            print(client, json.dumps({k: round(v, 1) for k, v in row.items()}), flush=True)
         for client in CLIENTS:
             row = rows[client] = {"import_ms": imports.get(client, imports["raw"])}
             row["rss_kib"] = peak_rss_kib(client, url, reps)
@@ -225,11 +256,11 @@ def main():
     finally:
         server.kill()
         server.wait()
-    write_results(args.output, rows, imports, parsers, memory, versions(), capacity, quick=args.quick)
+    write_results(args.output, rows, async_rows, imports, parsers, memory, versions(), capacity, quick=args.quick)
     print("wrote", args.output)
 
 
-def write_results(path, rows, imports, parsers, memory, found, capacity, quick):
+def write_results(path, rows, async_rows, imports, parsers, memory, found, capacity, quick):
     raw, read1, dmr = rows["raw"], rows["raw_read1"], rows["dmr_client"]
     stdlib = imports["dmr_client's stdlib"]
     lines = ["# Benchmark results", "",
@@ -258,6 +289,16 @@ def write_results(path, rows, imports, parsers, memory, found, capacity, quick):
         lines.append("| %s | %.2f× | %.2f× | %.2f× | %.2f× |" % (
             client, row["chats_per_s"] / raw["chats_per_s"], row["chunks_per_s"] / raw["chunks_per_s"],
             row["ttfc_us"] / raw["ttfc_us"], row["rss_kib"] / raw["rss_kib"]))
+    floor, ours, theirs = async_rows["aio_raw"], async_rows["dmr_async"], async_rows["AsyncOpenAI"]
+    lines += ["", "## Async clients (ratios to the bare asyncio streams loop; 64 streams: 64 concurrent streams "
+                  "of 200 chunks, total chunks/s)", "",
+              "| client | chats/s | CPU µs/chat | chunks/s | first chunk µs | 64 streams chunks/s | chats | chunks | "
+              "64 streams |", "|---|---|---|---|---|---|---|---|---|"]
+    for client, row in async_rows.items():
+        lines.append("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f× | %.2f× | %.2f× |" % (
+            client, row["chats_per_s"], row["cpu_us_per_chat"], row["chunks_per_s"], row["ttfc_us"],
+            row["wide_chunks_per_s"], row["chats_per_s"] / floor["chats_per_s"],
+            row["chunks_per_s"] / floor["chunks_per_s"], row["wide_chunks_per_s"] / floor["wide_chunks_per_s"]))
     lines += ["", "## Parser alone (dmr_client.iter_sse, fastest of 5; the raw loop's bare split where comparable)", "",
               "| input | dmr_client s | raw split s |", "|---|---|---|"]
     for name, (ours, theirs) in parsers.items():
@@ -272,6 +313,9 @@ def write_results(path, rows, imports, parsers, memory, found, capacity, quick):
              imports["dmr_client"], stdlib, 100 * (imports["dmr_client"] / stdlib - 1),
              imports["dmr_client + Client()"]),
          imports["dmr_client"] <= 1.10 * stdlib),
+        ("import dmr_client does not import asyncio (the first AsyncClient() does)",
+         "%.1f ms with the first AsyncClient()" % imports["dmr_client + AsyncClient()"],
+         imports["dmr_client + AsyncClient()"] > imports["dmr_client"]),
         ("import ≥ 20× cheaper than openai-python", "%.1f× (the bare http.client + json floor: %.1f×)" % (
             imports["openai"] / max(imports["dmr_client"], 1e-3), imports["openai"] / max(imports["raw"], 1e-3)),
          imports["openai"] >= 20 * imports["dmr_client"]),
@@ -299,7 +343,19 @@ def write_results(path, rows, imports, parsers, memory, found, capacity, quick):
              memory["body"]["growth_kib"] * 1024 / memory["body"]["bytes"], memory["body"]["bytes"] / 1e6),
          memory["body"]["growth_kib"] * 1024 <= 2.2 * memory["body"]["bytes"]),
     ]
-    lines += ["", "## Targets (issues 6 and 9)", "", "| target | measured | |", "|---|---|---|"]
+    targets += [
+        ("async non-streaming ≥ 0.9× the bare asyncio loop", "%.2f× (%.1f× AsyncOpenAI)" % (
+            ours["chats_per_s"] / floor["chats_per_s"], ours["chats_per_s"] / theirs["chats_per_s"]),
+         ours["chats_per_s"] >= 0.9 * floor["chats_per_s"]),
+        ("async streaming ≥ 1.0× the bare asyncio loop", "%.2f× (%.1f× AsyncOpenAI)" % (
+            ours["chunks_per_s"] / floor["chunks_per_s"], ours["chunks_per_s"] / theirs["chunks_per_s"]),
+         ours["chunks_per_s"] >= floor["chunks_per_s"]),
+        ("64 concurrent streams ≥ 5× AsyncOpenAI's total", "%.1f× (%.2f× the bare loop)" % (
+            ours["wide_chunks_per_s"] / theirs["wide_chunks_per_s"],
+            ours["wide_chunks_per_s"] / floor["wide_chunks_per_s"]),
+         ours["wide_chunks_per_s"] >= 5 * theirs["wide_chunks_per_s"]),
+    ]
+    lines += ["", "## Targets (issues 6, 9 and 10)", "", "| target | measured | |", "|---|---|---|"]
     lines += ["| %s | %s | %s |" % (name, measured, check(ok)) for name, measured, ok in targets]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

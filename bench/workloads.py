@@ -205,6 +205,166 @@ def dmr(base):
     return chat, stream
 
 
+# Async factories: the same (chat, stream) pair as coroutine functions, made on the running loop.
+
+async def aio_raw(base):
+    """asyncio streams: keep-alive connections (one per concurrent call), a hand-written request,
+    readline SSE: the floor."""
+    import asyncio
+
+    parts = urllib.parse.urlsplit(base)
+    host = "Host: %s:%d\r\n" % (parts.hostname, parts.port)
+    idle = []
+
+    async def request(payload):
+        connection = idle.pop() if idle else await asyncio.open_connection(parts.hostname, parts.port)
+        head = "POST %s HTTP/1.1\r\n%sContent-Type: application/json\r\nAuthorization: Bearer dummy-key\r\n" \
+               "Content-Length: %d\r\n\r\n" % (PATH, host, len(payload))
+        connection[1].write(head.encode() + payload)
+        return connection
+
+    async def read_head(reader):
+        length, chunked = None, False
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n"):
+                return length, chunked
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            elif name.lower() == b"transfer-encoding":
+                chunked = True
+
+    chat_body = body()
+
+    async def chat():
+        connection = await request(chat_body)
+        reader = connection[0]
+        length, _ = await read_head(reader)
+        text = json.loads(await reader.readexactly(length))["choices"][0]["message"]["content"]
+        idle.append(connection)
+        return text
+
+    async def stream(n, first=None):
+        connection = await request(body(True, n))
+        reader = connection[0]
+        await read_head(reader)   # chunked: size lines are skipped as non-data lines, the 0 chunk ends it
+        count = 0
+        while True:
+            line = await reader.readline()
+            if line.startswith(b"data: "):
+                payload = line[6:].rstrip()
+                if payload == b"[DONE]":
+                    break
+                json.loads(payload)
+                if not count and first:
+                    first()
+                count += 1
+        while (await reader.readline()) != b"0\r\n":
+            pass
+        await reader.readline()
+        idle.append(connection)
+        return count
+
+    return chat, stream
+
+
+async def async_openai(base):
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base + "/engines/llama.cpp/v1", api_key="x", max_retries=0)
+
+    async def chat():
+        reply = await client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=16)
+        return reply.choices[0].message.content
+
+    async def stream(n, first=None):
+        count = 0
+        async for _ in await client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=n,
+                                                            stream=True):
+            if not count and first:
+                first()
+            count += 1
+        return count
+
+    return chat, stream
+
+
+async def httpx_async(base):
+    import httpx
+
+    client = httpx.AsyncClient(base_url=base, headers=HEADERS, limits=httpx.Limits(max_connections=100))
+    chat_body = body()
+
+    async def chat():
+        reply = await client.post(PATH, content=chat_body)
+        return reply.json()["choices"][0]["message"]["content"]
+
+    async def stream(n, first=None):
+        count = 0
+        async with client.stream("POST", PATH, content=body(True, n)) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    if line[6:] == "[DONE]":
+                        break
+                    json.loads(line[6:])
+                    if not count and first:
+                        first()
+                    count += 1
+        return count
+
+    return chat, stream
+
+
+async def aiohttp_session(base):
+    import aiohttp
+
+    session = aiohttp.ClientSession(base, headers=HEADERS, connector=aiohttp.TCPConnector(limit=100))
+    chat_body = body()
+
+    async def chat():
+        async with session.post(PATH, data=chat_body) as reply:
+            return (await reply.json())["choices"][0]["message"]["content"]
+
+    async def stream(n, first=None):
+        count = 0
+        async with session.post(PATH, data=body(True, n)) as response:
+            async for line in response.content:
+                if line.startswith(b"data: "):
+                    payload = line[6:].rstrip()
+                    if payload == b"[DONE]":
+                        break
+                    json.loads(payload)
+                    if not count and first:
+                        first()
+                    count += 1
+        return count
+
+    return chat, stream
+
+
+async def dmr_async(base):
+    import dmr_client
+
+    client = dmr_client.AsyncClient(base)
+
+    async def chat():
+        return (await client.chat(MODEL, MESSAGES, max_tokens=16)).choices[0].message.content
+
+    async def stream(n, first=None):
+        count = 0
+        async for _ in await client.chat(MODEL, MESSAGES, max_tokens=n, stream=True):
+            if not count and first:
+                first()
+            count += 1
+        return count
+
+    return chat, stream
+
+
+ASYNC_CLIENTS = {"aio_raw": aio_raw, "AsyncOpenAI": async_openai, "httpx_async": httpx_async,
+                 "aiohttp": aiohttp_session, "dmr_async": dmr_async}
+
 CLIENTS = {"raw": raw, "raw_read1": raw_read1, "urllib": urllib_request, "requests": requests_session,
            "openai": openai_sdk, "litellm": litellm_provider, "dmr_client": dmr}
 #: What each client imports, for the import-cost measurement.
@@ -212,6 +372,7 @@ IMPORTS = {"raw": "import http.client, json", "raw_read1": "import http.client, 
            "urllib": "import urllib.request, json", "requests": "import requests",
            "openai": "import openai", "litellm": "import litellm", "dmr_client": "import dmr_client",
            "dmr_client + Client()": "import dmr_client; dmr_client.Client('http://127.0.0.1:9')",
+           "dmr_client + AsyncClient()": "import dmr_client; dmr_client.AsyncClient('http://127.0.0.1:9')",
            "dmr_client's stdlib": "import collections, http.client, json, os, re, select, socket, sys, "
                                   "threading, time, urllib.parse"}
 
@@ -253,11 +414,65 @@ def timed(seconds, step):
     return calls, time.perf_counter() - wall0, time.process_time() - cpu0
 
 
+async def timed_async(seconds, step):
+    calls = 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    deadline = wall0 + seconds
+    while True:
+        await step()
+        calls += 1
+        if calls % 8 == 0 and time.perf_counter() >= deadline:
+            break
+    return calls, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+async def async_main(name, workload, base, arg):
+    """The async clients' workloads; "streams64" runs 64 concurrent streams of N chunks, for
+    about SECONDS in rounds, and counts every chunk."""
+    import asyncio
+
+    chat, stream = await ASYNC_CLIENTS[name](base)
+    result = {"client": name, "workload": workload}
+    if workload == "chat":
+        for _ in range(50):
+            await chat()
+        result["calls"], result["wall"], result["cpu"] = await timed_async(float(arg[0]), chat)
+    elif workload in ("stream", "streams64"):
+        n = int(arg[1])
+        width = 64 if workload == "streams64" else 1
+        chunks = []
+
+        async def round_of_streams():
+            counts = await asyncio.gather(*[stream(n) for _ in range(width)])
+            chunks.extend(counts)
+        await round_of_streams()
+        chunks.clear()
+        result["calls"], result["wall"], result["cpu"] = await timed_async(float(arg[0]), round_of_streams)
+        result["chunks"] = sum(chunks)
+    elif workload == "ttfc":
+        times = []
+        for _ in range(20):
+            await stream(20)
+        for _ in range(int(arg[0])):
+            marks = []
+            started = time.perf_counter()
+            await stream(20, lambda marks=marks: marks.append(time.perf_counter()))
+            times.append(marks[0] - started)
+        times.sort()
+        result["median"] = times[len(times) // 2]
+    return result
+
+
 def main():
     name, workload, base = sys.argv[1:4]
     arg = sys.argv[4:]
     if workload in ("stream_rss", "body_rss"):
         print(json.dumps(dmr_memory(base, workload, arg[0])))
+        return
+    if name in ASYNC_CLIENTS:
+        import asyncio
+
+        print(json.dumps(asyncio.run(async_main(name, workload, base, arg))))
         return
     chat, stream = CLIENTS[name](base)
     result = {"client": name, "workload": workload}
