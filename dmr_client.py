@@ -15,32 +15,42 @@ standard library alone::
             for choice in chunk.choices:
                 print(choice.delta.get("content") or "", end="", flush=True)
 
-It is also a command line: ``python dmr_client.py chat -m ai/smollm2 "Hi"``.
+AsyncClient is the same on asyncio (``reply = await client.chat(...)``).  It is
+also a command line: ``python dmr_client.py chat -m ai/smollm2 "Hi"``.
 
-The module reads top to bottom in layers; each rule lives in one place:
+The module reads top to bottom in layers; each rule lives in one place, and
+both clients use it:
 
     defaults      constants users may read or change (URLs, timeouts, limits)
     errors        DMRError and its family
     data types    AttrDict, SSEEvent, the JSON codec, the shapes results must have
     pure rules    no sockets, no clocks, no sleeping: bytes or events in, decisions out
       SSE           SSEDecoder, iter_sse
-      framing       parse_response_head (1xx skipped by the caller), body_framing and
+      framing       parse_response_head and HeadReader (1xx skipped), body_framing and
                     the Length / Chunked / UntilClose decoders, strict and bounded
       addresses     normalize_base_url, split_model, quote_model_path, error bodies
       streams       ChatFold / CompletionFold (fold as chunks pass), StreamTracker
-                    (events in, chunks out, completeness), LineSplitter, PullTracker
+                    (body bytes in, chunks out, completeness), LineSplitter, PullTracker
       retries       retry_wait(): the whole retry policy
       hints         _error_hint(): what to tell the user about a status
-    transport     the pool and _Exchange: write a request in one go, frame the answer
-                  with the pure rules, settle the connection (reuse or close)
-    streams       Stream / PullStream: a transport exchange through a tracker
-    Client        argument checks, then rules and transport; nothing else
+    transport     _ExchangeBase: the framing state of one response and settling its
+                  connection (reuse or close), shared by
+      blocking      _Pool and _Exchange: http.client opens, we write and recv()
+      asyncio       _AsyncPool (one per event loop) and _AsyncExchange over
+                    _AsyncConnection, an asyncio protocol with a bounded buffer
+    streams       Stream / PullStream and AsyncStream / AsyncPullStream: an exchange
+                  through a tracker
+    clients       _BaseClient: configuration, and each public call described as a
+                  _Call (what to send, what a 2xx becomes); _Attempts: the retry
+                  loop's decisions.  Client and AsyncClient only run a _Call on
+                  their transport
     command line  argparse and the terminal; only calls Client
 
-A request flows: Client.chat() checks its arguments and builds the body ->
-_send() -> _exchange() takes a pooled connection, writes head and body, reads
-the head (parse_response_head, body_framing) -> a 2xx is read whole (_json,
-checked against its shape) or handed to a Stream; anything else becomes an
+A request flows: Client.chat() (or AsyncClient.chat()) checks its arguments and
+builds a _Call -> _call() -> _send() asks _Attempts where to send -> _exchange()
+takes a pooled connection, writes head and body in one go, reads the head
+(HeadReader, body_framing) -> a 2xx is read whole (_reply: decoded, checked
+against its shape) or handed to a stream; anything else becomes an
 APIStatusError, and retry_wait() decides whether to send again.
 """
 
@@ -146,7 +156,13 @@ __all__ = [
     "ChatStream",
     "CompletionStream",
     "PullStream",
+    "AsyncStream",
+    "AsyncChatStream",
+    "AsyncCompletionStream",
+    "AsyncPullStream",
+    "HeadReader",
     "Client",
+    "AsyncClient",
     "main",
 ]
 
@@ -380,6 +396,14 @@ class InvalidResponseError(DMRError):
 
 class SSEError(DMRError, ValueError):
     """A Server-Sent-Events stream broke a limit this parser keeps (see MAX_EVENT_BYTES)."""
+
+
+class _NoAnswer(Exception):
+    """Internal: the connection ended before a single byte of the answer."""
+
+
+class _Truncated(OSError):
+    """Internal: the server closed the connection before the body's framing said it ended."""
 
 
 class ProtocolError(APIConnectionError):
@@ -2116,14 +2140,6 @@ class _RetryableConnectionError(Exception):
         self.refused = refused
 
 
-class _NoAnswer(Exception):
-    """Internal: the connection ended before a single byte of the answer."""
-
-
-class _Truncated(OSError):
-    """Internal: the server closed the connection before the body's framing said it ended."""
-
-
 class _Pool:
     """Keep-alive connections to one origin, shared safely between threads.
 
@@ -2191,16 +2207,19 @@ class _Pool:
             conn.close()
 
 
-def _host_header(origin: _Origin) -> str:
-    if origin.unix_socket:
-        return "localhost"
-    host = origin.host
+def _wire_host(host: str) -> str:
+    """*host* as it goes in a request: IDNA for non-ASCII names, brackets for IPv6."""
     try:
         host.encode("ascii")
     except UnicodeEncodeError:
         host = host.encode("idna").decode("ascii")
-    if ":" in host:
-        host = "[%s]" % host
+    return "[%s]" % host if ":" in host else host
+
+
+def _host_header(origin: _Origin) -> str:
+    if origin.unix_socket:
+        return "localhost"
+    host = _wire_host(origin.host)
     default = 443 if origin.scheme == "https" else 80
     return host if origin.port == default else "%s:%d" % (host, origin.port)
 
@@ -2628,8 +2647,10 @@ class _AsyncConnection:
                 await self._reader
             finally:
                 self._reader = None
-            if not self._buffer:
-                return self.recv_nowait_at_end()
+            if not self._buffer:   # woken by the end of the connection
+                if self._error is not None:
+                    raise self._error
+                return b""
         buffer = self._buffer
         data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
         self._buffer, self._size = [], 0
@@ -2637,11 +2658,6 @@ class _AsyncConnection:
             self._reading_paused = False
             self.transport.resume_reading()
         return data
-
-    def recv_nowait_at_end(self) -> bytes:
-        if self._error is not None:
-            raise self._error
-        return b""
 
     async def send(self, data: bytes, timeout: Optional[float]) -> None:
         """Write *data*; wait (up to *timeout*) while the transport's buffer is full."""
@@ -2783,11 +2799,11 @@ async def _close_with_loop(pool: _AsyncPool) -> Any:
 
 def _connect_request(origin: _Origin) -> bytes:
     """The CONNECT request that opens a tunnel to *origin* through its HTTP proxy."""
-    host = "[%s]" % origin.host if ":" in origin.host else origin.host
+    host = _wire_host(origin.host)
     lines = ["CONNECT %s:%d HTTP/1.1" % (host, origin.port), "Host: %s:%d" % (host, origin.port)]
     if origin.proxy.authorization:
         lines.append("Proxy-Authorization: " + origin.proxy.authorization)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("idna" if not host.isascii() else "ascii")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
 class _AsyncExchange(_ExchangeBase):

@@ -3410,6 +3410,22 @@ class TestResourceRelease(AdversarialTestCase):
 
 @for_both_clients
 class TestRequestsCannotBeSmuggled(AdversarialTestCase):
+    def test_https_through_an_http_proxy_asks_for_a_tunnel_and_shows_the_proxy_nothing_else(self):
+        server = self.serve((http_reply(b"", "407 Proxy Authentication Required"), "close"))
+        proxy = server.url.replace("http://", "http://user:pa%40ss@")
+        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+        with mock.patch.dict(os.environ, env):
+            client = self.make_client("https://dmr.example.test:12434", api_key="sk-secret", max_retries=0,
+                                      timeout=self.TIMEOUT)
+        self.clients.append(client)
+        error = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertIn("Tunnel connection failed: 407", str(error))
+        self.assertNotIn("pa@ss", str(error))
+        request = server.requests[0]
+        self.assertRegex(request, rb"^CONNECT dmr\.example\.test:12434 HTTP/1\.[01]\r\n")   # http.client: 1.0
+        self.assertIn(b"Proxy-Authorization: Basic dXNlcjpwYUBzcw==\r\n", request)   # user:pa@ss
+        self.assertNotIn(b"sk-secret", request)   # the key goes inside the tunnel only
+
     def test_framing_headers_are_refused(self):
         for name in ("Content-Length", "content-length", "Transfer-Encoding", "Connection"):
             with self.subTest(name=name):
@@ -3721,6 +3737,7 @@ REAL_BASE_URL = os.environ.get("DMR_TEST_BASE_URL")
 
 @unittest.skipUnless(REAL_BASE_URL, "set DMR_TEST_BASE_URL to run against a real DMR or llama.cpp server "
                                     "(README: Testing against a real server)")
+@for_both_clients
 class TestRealServer(unittest.TestCase):
     """The client against a real server.  DMR_TEST_MODEL names the model (default
     ai/smollm2); DMR_TEST_PHRASE, when set, is the exact answer every chat must give
@@ -3730,9 +3747,11 @@ class TestRealServer(unittest.TestCase):
     phrase = os.environ.get("DMR_TEST_PHRASE") or None
     ASK = [{"role": "user", "content": "Say hello."}]
 
+    make_client = Client
+
     def client(self, base_url=None, **kwargs):
         kwargs.setdefault("timeout", 300)
-        client = Client(base_url or REAL_BASE_URL, **kwargs)
+        client = self.make_client(base_url or REAL_BASE_URL, **kwargs)
         self.addCleanup(client.close)
         return client
 
@@ -3823,13 +3842,16 @@ class TestRealServer(unittest.TestCase):
     def test_keep_alive_reuses_one_connection_for_50_calls(self):
         client = self.client()
         connects = []
-        original = client._pool.connect
+        pool_class = dmr_client._Pool if self.make_client is Client else dmr_client._AsyncPool
+        original = pool_class.connect
 
-        def counting_connect():
+        def counting_connect(pool):
             connects.append(1)
-            return original()
+            return original(pool)   # for _AsyncPool, the coroutine take() awaits
 
-        client._pool.connect = counting_connect
+        patcher = mock.patch.object(pool_class, "connect", counting_connect)
+        patcher.start()
+        self.addCleanup(patcher.stop)
         for _ in range(50):
             self.assertTrue(self.chat(client, max_tokens=4).choices[0].message.content)
         self.assertEqual(len(connects), 1)

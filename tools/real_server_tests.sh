@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The real-server tier: start llama.cpp's own server with the tiny model in both URL layouts
-# (DMR's /engines/llama.cpp/v1 and a plain /v1), run TestRealServer against each, and stop
+# (DMR's /engines/llama.cpp/v1 and a plain /v1), run TestRealServer (Client) and TestRealServerAsync (AsyncClient) against each, and stop
 # the servers whatever happens. If PyPI cannot be reached the tier is reported as SKIPPED.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,6 @@ for layout in dmr plain; do
     exit 1
   fi
   echo "== real-server tier, $layout layout: DMR_TEST_BASE_URL=$url"
-  DMR_TEST_BASE_URL="$url" "$py" -m unittest -v test_dmr_client.TestRealServer || status=1
+  DMR_TEST_BASE_URL="$url" "$py" -m unittest -v test_dmr_client.TestRealServer test_dmr_client.TestRealServerAsync || status=1
 done
 exit $status
