@@ -2140,8 +2140,27 @@ class _RetryableConnectionError(Exception):
         self.refused = refused
 
 
+def _check_tunnel(head: ResponseHead, rest: bytes) -> None:
+    """The proxy's answer to CONNECT: anything but a bare 200 means no tunnel."""
+    if head.status != 200 or rest:
+        raise OSError("Tunnel connection failed: %d %s" % (head.status, head.reason))
+
+
+def _connect_request(origin: _Origin) -> bytes:
+    """The CONNECT request that opens a tunnel to *origin* through its HTTP proxy."""
+    host = _wire_host(origin.host)
+    lines = ["CONNECT %s:%d HTTP/1.1" % (host, origin.port), "Host: %s:%d" % (host, origin.port)]
+    if origin.proxy.authorization:
+        lines.append("Proxy-Authorization: " + origin.proxy.authorization)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
 class _Pool:
     """Keep-alive connections to one origin, shared safely between threads.
+
+    A pool opens its connections with http.client (TCP, TLS, Unix socket);
+    a tunnel through an HTTP proxy it opens itself (_connect_request,
+    HeadReader), as the asyncio transport does.
 
     Each request takes a connection for itself; a connection goes back only
     when its response was read to the end of its framing, with no byte
@@ -2156,6 +2175,8 @@ class _Pool:
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self.closed = False
+
+    _ssl: Any = None   # the TLS context of tunnels, made at the first one
 
     def take(self) -> Tuple[http.client.HTTPConnection, bool]:
         """Return (connection, reused)."""
@@ -2178,19 +2199,34 @@ class _Pool:
             conn = _unix_connection(origin.unix_socket, self.connect_timeout)
         elif proxy is None:
             conn = cls(origin.host, origin.port, timeout=self.connect_timeout)
-        elif origin.scheme == "https":
-            conn = cls(proxy.host, proxy.port, timeout=self.connect_timeout)
-            tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-            conn.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
-        else:
+        else:   # the proxy; for https a tunnel opened by us (as the asyncio transport does), then TLS
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
         try:
             conn.connect()
+            if proxy is not None and origin.scheme == "https":
+                self._tunnel(conn)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise _connect_failure(exc, origin, self.connect_timeout) from exc
         conn.sock.settimeout(self.timeout)
         return conn
+
+    def _tunnel(self, conn: http.client.HTTPConnection) -> None:
+        sock = conn.sock
+        sock.sendall(_connect_request(self.origin))
+        reader = HeadReader()
+        parsed = None
+        while parsed is None:
+            chunk = sock.recv(READ_CHUNK)
+            if not chunk:
+                raise ConnectionResetError("the proxy closed the connection during CONNECT")
+            parsed = reader.feed(chunk)
+        _check_tunnel(*parsed)
+        if _Pool._ssl is None:
+            import ssl
+
+            _Pool._ssl = ssl.create_default_context()
+        conn.sock = _Pool._ssl.wrap_socket(sock, server_hostname=self.origin.host)
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -2642,11 +2678,13 @@ class _AsyncConnection:
                 if self._error is not None:
                     raise self._error
                 return b""
-            self._reader = self._future_with_timeout(timeout)
+            self._reader, timer = self._waiter(timeout)
             try:
                 await self._reader
             finally:
                 self._reader = None
+                if timer is not None:
+                    timer.cancel()
             if not self._buffer:   # woken by the end of the connection
                 if self._error is not None:
                     raise self._error
@@ -2665,20 +2703,27 @@ class _AsyncConnection:
             raise self._error or BrokenPipeError("the connection is closed")
         self.transport.write(data)
         if self._writing_paused:
-            self._writer = self._future_with_timeout(timeout)
+            self._writer, timer = self._waiter(timeout)
             try:
                 await self._writer
             finally:
                 self._writer = None
+                if timer is not None:
+                    timer.cancel()
 
-    def _future_with_timeout(self, timeout: Optional[float]) -> Any:
-        # One future and one timer per wait, only when there is nothing to read: asyncio.wait_for
-        # would cost a task per read.
+    def _waiter(self, timeout: Optional[float]) -> Tuple[Any, Any]:
+        """(a future to wait on, the timer that fails it with socket.timeout after *timeout*).
+
+        Speed: one future and one timer per wait, and only when there is
+        nothing to read; asyncio.wait_for would cost a task per read.
+        """
         future = self.loop.create_future()
-        if timeout is not None:
-            timer = self.loop.call_later(timeout, self._wake, future, socket.timeout("timed out"))
-            future.add_done_callback(lambda _: timer.cancel())
-        return future
+        if timeout is None:
+            return future, None
+        return future, self.loop.call_later(timeout, self._time_out, future)
+
+    def _time_out(self, future: Any) -> None:
+        self._wake(future, socket.timeout("timed out"))
 
     def alive(self) -> bool:
         """An idle connection is fit for reuse: nothing arrived on it, the server kept it open."""
@@ -2770,9 +2815,7 @@ class _AsyncPool:
                 if not chunk:
                     raise ConnectionResetError("the proxy closed the connection during CONNECT")
                 parsed = reader.feed(chunk)
-            head, rest = parsed
-            if head.status != 200 or rest:
-                raise OSError("Tunnel connection failed: %d %s" % (head.status, head.reason))
+            _check_tunnel(*parsed)
             conn.transport = await loop.start_tls(conn.transport, conn, self._ssl, server_hostname=origin.host)
 
     def give_back(self, conn: _AsyncConnection) -> None:
@@ -2795,15 +2838,6 @@ async def _close_with_loop(pool: _AsyncPool) -> Any:
     finally:
         pool.close()
         await asyncio.sleep(0)   # the transports' connection_lost callbacks run before the loop closes
-
-
-def _connect_request(origin: _Origin) -> bytes:
-    """The CONNECT request that opens a tunnel to *origin* through its HTTP proxy."""
-    host = _wire_host(origin.host)
-    lines = ["CONNECT %s:%d HTTP/1.1" % (host, origin.port), "Host: %s:%d" % (host, origin.port)]
-    if origin.proxy.authorization:
-        lines.append("Proxy-Authorization: " + origin.proxy.authorization)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
 class _AsyncExchange(_ExchangeBase):
