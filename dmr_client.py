@@ -2022,16 +2022,32 @@ def _is_local_host(host: str) -> bool:
             or host == "::1" or host == "docker.internal" or host.endswith(".docker.internal"))
 
 
-def _error_hint(status: int, message: str, model: Optional[str], url: str, origin: str) -> Optional[str]:
-    """What a user should do about an error status, where we know."""
+#: What a router (DMR's Go mux, llama.cpp's server) answers for a path it does not serve.
+_ROUTER_404 = ("not found", "404 page not found", "page not found", "file not found")
+
+
+def _error_hint(status: int, message: str, *, model: Optional[str] = None, origin: str = "",
+                docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None) -> Optional[str]:
+    """What a user should do about an error status, where we know: the one table of hints.
+
+    *hints* are the call's own (a 404 from inspect_model() means another
+    thing than one from pull()); *docker_socket* is the Docker socket the
+    client talks to, when it does.
+    """
     lowered = message.lower()
+    if status == 404 and docker_socket and lowered in _ROUTER_404:
+        return ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
+                "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
+                "Docker Desktop" % docker_socket)
+    if hints and status in hints:
+        return hints[status]
     if status == 404 and "model not found" in lowered:
         if model:
             return "the model is not in DMR's store: run `docker model pull %s`" % model
         return "the model is not in DMR's store: pull it with `docker model pull <model>`"
     if status == 404 and "backend not found" in lowered:
         return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
-    if status == 404 and lowered in ("not found", "404 page not found", "file not found"):
+    if status == 404 and lowered in _ROUTER_404:
         return ("no such route at %s: check the base URL (DMR serves the OpenAI API under "
                 "/engines/v1 or /engines/<engine>/v1)" % origin)
     if status == 401:
@@ -3524,14 +3540,12 @@ class _BaseClient:
 
     def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
                   params: Dict[str, Any], kind: str) -> Any:
-        body = dict(model=name, **body)
-        body.update((key, value) for key, value in params.items() if value is not None)
         if stream:
-            body["stream"] = True
-            return self._call(_Call("POST", route, _encode_json(body), engine=engine, model=name,
-                                    accept="text/event-stream", stream=kind))
-        return self._call(_Call("POST", route, _encode_json(body), engine=engine, model=name,
-                                shape=_choices_shape))
+            data = _request_body(dict(model=name, **body), dict(params, stream=True))
+            return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
+                                    stream=kind))
+        return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params), engine=engine,
+                                model=name, shape=_choices_shape))
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.
@@ -3545,9 +3559,8 @@ class _BaseClient:
                 raise ValueError("input is empty: pass a non-empty str or a list of them")
         elif not isinstance(input, list) or not input or not all(isinstance(i, (str, int, list)) for i in input):
             raise TypeError("input must be a str or a non-empty list of str, not %r" % (input,))
-        body = {"model": name, "input": input}
-        body.update((key, value) for key, value in params.items() if value is not None)
-        return self._call(_Call("POST", "/embeddings", _encode_json(body), engine=engine, model=name,
+        body = _request_body({"model": name, "input": input}, params)
+        return self._call(_Call("POST", "/embeddings", body, engine=engine, model=name,
                                 shape=_embeddings_shape, then=_sorted_embeddings))
 
     def models(self) -> List[AttrDict]:
@@ -3572,10 +3585,8 @@ class _BaseClient:
         if not isinstance(documents, (list, tuple)) or not documents \
                 or not all(isinstance(d, str) for d in documents):
             raise TypeError("documents must be a non-empty list of str, not %r" % (documents,))
-        body = {"model": name, "query": query, "documents": list(documents), "top_n": top_n}
-        body.update(params)
-        body = {key: value for key, value in body.items() if value is not None}
-        return self._call(_Call("POST", "/rerank", _encode_json(body), where="engine", engine=engine, model=name,
+        body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n))
+        return self._call(_Call("POST", "/rerank", body, where="engine", engine=engine, model=name,
                                 shape=_results_shape))
 
     # -- DMR's own API --------------------------------------------------------------
@@ -3730,13 +3741,9 @@ class _BaseClient:
             message = exchange.reason or "no message"
         if 300 <= status < 400 and headers.get("Location"):
             message += " (redirect to %s)" % _redact(headers["Location"])
-        hint = (call.hints or {}).get(status) or _error_hint(status, message, call.model, exchange.url,
-                                                             self._root.origin)
-        if status == 404 and self.unix_socket and self._root.prefix == DOCKER_SOCKET_PREFIX \
-                and message.lower() in ("page not found", "404 page not found", "not found"):
-            hint = ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
-                    "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
-                    "Docker Desktop" % self.unix_socket)
+        docker = self.unix_socket if self._root.prefix == DOCKER_SOCKET_PREFIX else None
+        hint = _error_hint(status, message, model=call.model, origin=self._root.origin, docker_socket=docker,
+                           hints=call.hints)
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
@@ -4105,6 +4112,12 @@ def _check_messages(messages: Any) -> None:
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _request_body(body: Dict[str, Any], params: Mapping[str, Any]) -> bytes:
+    """The JSON body of a call: *body* plus the caller's *params*, None values left out."""
+    body.update((key, value) for key, value in params.items() if value is not None)
+    return _encode_json(body)
 
 
 def _encode_json(body: Dict[str, Any]) -> bytes:

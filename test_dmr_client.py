@@ -1497,6 +1497,36 @@ class TestParsePullLine(unittest.TestCase):
         self.assertEqual(caught.exception.message, "error while pulling model: disk full")
 
 
+class TestHints(unittest.TestCase):
+    """_error_hint(): the one table of what to tell the user about an error status."""
+
+    def test_table(self):
+        hint = dmr_client._error_hint
+        origin = "http://localhost:12434"
+        for args, kwargs, expected in (
+                ((404, "model not found"), {"model": "ai/x"}, "docker model pull ai/x"),
+                ((404, "get model 'x': Model Not Found"), {}, "docker model pull <model>"),
+                ((404, "backend not found"), {}, "llama.cpp, vllm"),
+                ((404, "404 page not found"), {"origin": origin}, "no such route at " + origin),
+                ((404, "Page Not Found"), {"docker_socket": "/var/run/docker.sock"}, "does not serve Model Runner"),
+                ((404, "not found"), {"hints": {404: "mine"}, "docker_socket": "/d.sock"}, "does not serve"),
+                ((404, "model not found"), {"hints": {404: "mine"}}, "mine"),
+                ((409, "busy"), {"hints": {404: "mine"}}, None),
+                ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
+                ((503, "Loading model"), {}, "still loading"),
+                ((400, "Pooling type 'none' is not OAI compatible"), {}, "embedding model"),
+                ((400, "the request exceeds the available context size"), {}, "--context-size"),
+                ((302, "Found"), {}, "redirects are not followed"),
+                ((404, "no route here"), {}, None),
+                ((500, "boom"), {}, None)):
+            with self.subTest(args=args, kwargs=kwargs):
+                found = hint(*args, **kwargs)
+                if expected is None:
+                    self.assertIsNone(found)
+                else:
+                    self.assertIn(expected, found)
+
+
 class TestRetryPolicy(unittest.TestCase):
     """retry_wait(), the whole policy, as a table: (arguments) -> wait range or give-up note."""
 
