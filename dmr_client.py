@@ -3002,7 +3002,7 @@ class _StreamState:
 
     _Fold = ChatFold
     _tracker: StreamTracker
-    _exchange: _ExchangeBase
+    _exchange: Any
     url: str
 
     @property
@@ -3315,9 +3315,9 @@ class AsyncPullStream(_PullState, _AsyncStreamed):
 #: *shape* checks a JSON answer and *then* turns it into the result; *stream* names the stream class
 #: ("chat", "completion", "pull") and *wait* follows that stream to its end.
 _Call = collections.namedtuple("_Call", "method route body where engine model accept hints retry_statuses "
-                                        "replayable shape then stream wait")
-_Call.__new__.__defaults__ = (None, "api", None, None, "application/json", None, RETRY_STATUSES, True, None,
-                              None, None, False)
+                                        "replayable shape then stream wait",
+                               defaults=(None, "api", None, None, "application/json", None, RETRY_STATUSES, True,
+                                         None, None, None, False))
 
 
 class _Attempts:
@@ -3861,6 +3861,7 @@ class Client(_BaseClient):
     def _send(self, call: _Call) -> _Exchange:
         """Send a request, retrying as retry_wait() decides; return a 2xx exchange."""
         attempts = _Attempts(self, call)
+        wait: Optional[float]
         while True:
             try:
                 exchange = self._exchange(attempts.pool, call.method, attempts.message, attempts.url)
@@ -3998,6 +3999,7 @@ class AsyncClient(_BaseClient):
     async def _send(self, call: _Call) -> _AsyncExchange:
         """Send a request, retrying as retry_wait() decides (as Client._send)."""
         attempts = _Attempts(self, call)
+        wait: Optional[float]
         while True:
             try:
                 exchange = await self._exchange(attempts.pool, call.method, attempts.message, attempts.url)
