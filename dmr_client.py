@@ -751,13 +751,15 @@ class HTTPHeaders(collections.abc.Mapping):
     fields as received.
     """
 
-    __slots__ = ("_fields", "_first")
+    __slots__ = ("_fields", "_first", "_names")
 
     def __init__(self, fields: Sequence[Tuple[str, str]] = ()):
         self._fields = list(fields)
+        self._names = [name.lower() for name, _ in self._fields]
         first: Dict[str, str] = {}
-        for name, value in self._fields:
-            first.setdefault(name.lower(), value)
+        for name, (_, value) in zip(self._names, self._fields):
+            if name not in first:
+                first[name] = value
         self._first = first
 
     def __getitem__(self, name: str) -> str:
@@ -780,7 +782,12 @@ class HTTPHeaders(collections.abc.Mapping):
         name = name.lower()
         if name not in self._first:   # speed: framing asks for fields that are mostly absent
             return []
-        return [value for field, value in self._fields if field.lower() == name]
+        return [value for field, (_, value) in zip(self._names, self._fields) if field == name]
+
+    @property
+    def repeated(self) -> bool:
+        """True when some field came more than once."""
+        return len(self._first) != len(self._fields)
 
     def items(self) -> Any:   # type: ignore[override]  # fields as received, repeats included
         return list(self._fields)
@@ -901,17 +908,27 @@ class HeadReader:
 
     def feed(self, chunk: bytes) -> Optional[Tuple[ResponseHead, bytes]]:
         self.started = True
-        self._pieces.append(chunk)
-        self._size += len(chunk)
-        edge = self._tail + chunk[:2]   # a blank line may straddle the reads
-        self._tail = (self._tail + chunk)[-2:] if len(chunk) < 2 else chunk[-2:]
         # A head can only have ended where a blank line arrived: parse only then (linear in a drip).
-        if b"\n\n" not in chunk and b"\n\r\n" not in chunk and b"\n\n" not in edge and b"\n\r\n" not in edge:
-            if self._size > MAX_HEAD_BYTES:
-                raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
-            return None
-        pieces = self._pieces
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if self._pieces:
+            edge = self._tail + chunk[:2]   # a blank line may straddle two reads
+            self._pieces.append(chunk)
+            self._size += len(chunk)
+            self._tail = (self._tail + chunk)[-2:]
+            if b"\n\n" not in chunk and b"\n\r\n" not in chunk and b"\n\n" not in edge \
+                    and b"\n\r\n" not in edge:
+                return self._waiting()
+            return self._parse(b"".join(self._pieces))
+        if b"\n\n" not in chunk and b"\n\r\n" not in chunk:
+            self._pieces, self._size, self._tail = [chunk], len(chunk), chunk[-2:]
+            return self._waiting()
+        return self._parse(chunk)   # speed: the usual head, whole in the first read
+
+    def _waiting(self) -> None:
+        if self._size > MAX_HEAD_BYTES:
+            raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
+        return None
+
+    def _parse(self, data: bytes) -> Optional[Tuple[ResponseHead, bytes]]:
         while True:
             parsed = parse_response_head(data)
             if parsed is None:
@@ -955,6 +972,13 @@ def body_framing(head: ResponseHead, method: str) -> Tuple[Any, bool]:
     server closes.  Any other transfer coding is refused: we never offer one.
     """
     headers = head.headers
+    first = headers._first
+    if ("connection" not in first and "transfer-encoding" not in first and head.version == "HTTP/1.1"
+            and method != "HEAD" and head.status not in (204, 304) and not headers.repeated):
+        # Speed: the usual answer, one plain Content-Length and nothing else that frames it.
+        length = first.get("content-length")
+        if length is not None and length.isdigit() and length.isascii() and len(length) <= _MAX_LENGTH_DIGITS:
+            return LengthDecoder(int(length)), True
     connection = _tokens(headers, "connection")
     keep_alive = "close" not in connection and (head.version == "HTTP/1.1" or "keep-alive" in connection)
     if method == "HEAD" or head.status in (204, 304):
@@ -965,11 +989,7 @@ def body_framing(head: ResponseHead, method: str) -> Tuple[Any, bool]:
             raise ProtocolError("unsupported Transfer-Encoding %r (only chunked is accepted; we "
                                 "asked for no other coding)" % ", ".join(headers.get_all("transfer-encoding")))
         return ChunkedDecoder(), keep_alive and "content-length" not in headers
-    values = headers.get_all("content-length")
-    if len(values) == 1 and values[0].isdigit() and len(values[0]) <= _MAX_LENGTH_DIGITS \
-            and values[0].isascii():   # speed: the usual single, plain Content-Length
-        return LengthDecoder(int(values[0])), keep_alive
-    lengths = {item.strip() for value in values for item in value.split(",")}
+    lengths = {item.strip() for value in headers.get_all("content-length") for item in value.split(",")}
     if lengths:
         length = lengths.pop()
         if lengths:

@@ -2778,23 +2778,25 @@ class TestCLIInteractive(CLITestCase):
     """The conversation mode, driven through a pseudo-terminal as a person would."""
 
     def spawn(self, *args, env=None):
-        import pty
+        import fcntl
+        import termios
 
-        pid, fd = pty.fork()
-        if pid == 0:   # the child: become the CLI
-            os.execve(sys.executable, [sys.executable, MODULE] + list(args), env or self.env())
-        self.addCleanup(self._reap, pid, fd)
-        return pid, fd
+        def own_the_terminal():   # what pty.fork() does, without forking a threaded test process
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        fd, terminal = os.openpty()
+        try:
+            process = subprocess.Popen([sys.executable, MODULE] + list(args), stdin=terminal, stdout=terminal,
+                                       stderr=terminal, env=env or self.env(), preexec_fn=own_the_terminal)
+        finally:
+            os.close(terminal)
+        self.addCleanup(self._reap, process, fd)
+        return process.pid, fd
 
-    def _reap(self, pid, fd):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    def _reap(self, process, fd):
+        if process.poll() is None:
+            process.kill()
+        process.wait()
         os.close(fd)
 
     def read_until(self, fd, text, timeout=20):
@@ -3596,11 +3598,16 @@ class TestAsyncClient(AdversarialTestCase):
             self.assertEqual(folded, text)
 
     def test_cancelling_a_call_closes_its_connection_at_once(self):
-        release = threading.Event()
+        hung_up = threading.Event()
 
-        def slow(conn):
-            release.wait(5)
-            conn.sendall(reply_for(0))
+        def slow(conn):   # never answers; notices when the client hangs up
+            conn.settimeout(5)
+            try:
+                if conn.recv(1) == b"":
+                    hung_up.set()
+            except OSError:
+                hung_up.set()
+            return "close"
         self.serve(slow, None)
 
         async def main():
@@ -3611,9 +3618,7 @@ class TestAsyncClient(AdversarialTestCase):
                 task.cancel()
                 with self.assertRaises(asyncio.CancelledError):
                     await task
-                await asyncio.sleep(0)
-                self.assertTrue(await asyncio.get_running_loop().run_in_executor(None, self.server.wait_closed))
-                release.set()
+                self.assertTrue(await asyncio.get_running_loop().run_in_executor(None, hung_up.wait, 3))
                 # The cancelled answer is never read by the next call: it gets its own.
                 return (await client.chat("m", HI)).choices[0].message.content
         self.assertEqual(asyncio.run(main()), "answer 1")
