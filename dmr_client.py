@@ -2424,6 +2424,17 @@ class _ExchangeBase:
             raise self._too_big(declared, limit)
         return declared
 
+    def _buffered_body(self, limit: int) -> Optional[bytes]:
+        """The whole body when it came with the head (a small Content-Length answer), read and
+        settled without another read; None otherwise."""
+        length, raw = self.decoder.length, self._raw
+        if length is None or length > limit or len(raw) < length or self._rest is not None:
+            return None
+        self._raw = b""
+        body = self.decoder.feed(raw)   # bytes past the body stay leftover: finish() then closes
+        self.finish()
+        return body
+
     def _kept(self, parts: List[bytes], size: int, limit: int, truncate: bool) -> Optional[bytes]:
         """None while *size* bytes are within *limit*; past it the connection is closed and the
         first *limit* bytes returned (*truncate*) or InvalidResponseError raised."""
@@ -2535,6 +2546,9 @@ class _Exchange(_ExchangeBase):
         declared = self._declared_too_big(limit, truncate)
         if declared is not None and declared > _BIG_BODY and not truncate:
             return self._read_length(declared)
+        body = self._buffered_body(limit)
+        if body is not None:   # speed: the usual small answer, whole in the first read
+            return body
         parts: List[bytes] = []
         size = 0
         try:
@@ -2733,11 +2747,20 @@ class _AsyncConnection:
             self.transport.resume_reading()
         return data
 
-    async def send(self, data: bytes, timeout: Optional[float]) -> None:
-        """Write *data*; wait (up to *timeout*) while the transport's buffer is full."""
-        if self._error is not None or self.transport.is_closing():
+    def write(self, data: bytes) -> bool:
+        """Write *data*; True when the transport's buffer is full (then await drained())."""
+        if self._error is not None or self.transport is None or self.transport.is_closing():
             raise self._error or BrokenPipeError("the connection is closed")
         self.transport.write(data)
+        return self._writing_paused
+
+    async def send(self, data: bytes, timeout: Optional[float]) -> None:
+        """Write *data*; wait (up to *timeout*) while the transport's buffer is full."""
+        if self.write(data):
+            await self.drained(timeout)
+
+    async def drained(self, timeout: Optional[float]) -> None:
+        """Wait (up to *timeout*) until the transport's buffer has room again."""
         if self._writing_paused:
             self._writer, timer = self._waiter(timeout)
             try:
@@ -2794,22 +2817,21 @@ class _AsyncPool:
         self._ssl: Any = None
         self._guard: Any = None if guarded else ()   # () : a short-lived probe needs no guard
 
-    async def take(self) -> Tuple[_AsyncConnection, bool]:
-        """Return (connection, reused)."""
-        if self._guard is None:   # the first take() runs on the pool's loop: start the guard there
-            self._guard = _close_with_loop(self)
-            await self._guard.asend(None)
-        while True:
-            if self.closed:
-                raise DMRError("this AsyncClient is closed; create a new one")
-            conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return await self.connect(), False
+    def idle(self) -> Optional[_AsyncConnection]:
+        """A kept-alive connection fit for reuse, or None (then connect())."""
+        if self.closed:
+            raise DMRError("this AsyncClient is closed; create a new one")
+        while self._idle:
+            conn = self._idle.pop()
             if conn.alive():
-                return conn, True
+                return conn
             conn.close()
+        return None
 
     async def connect(self) -> _AsyncConnection:
+        if self._guard is None:   # the first connection is made on the pool's loop: start the guard there
+            self._guard = _close_with_loop(self)
+            await self._guard.asend(None)
         conn = _AsyncConnection(self.loop)
         try:
             if self.connect_timeout is None:
@@ -2908,6 +2930,9 @@ class _AsyncExchange(_ExchangeBase):
     async def read_body(self, limit: int, truncate: bool = False) -> bytes:
         """Read the whole body and settle the connection (as _Exchange.read_body)."""
         self._declared_too_big(limit, truncate)
+        body = self._buffered_body(limit)
+        if body is not None:   # speed: the usual small answer, whole in the first read
+            return body
         parts: List[bytes] = []
         size = 0
         try:
@@ -4038,10 +4063,14 @@ class AsyncClient(_BaseClient):
 
     async def _exchange(self, pool: _AsyncPool, method: str, message: bytes, url: str) -> _AsyncExchange:
         """Write the request in one go and read the response head (as Client._exchange)."""
-        conn, reused = await pool.take()
+        conn = pool.idle()
+        reused = conn is not None
+        if conn is None:
+            conn = await pool.connect()
         exchange = _AsyncExchange(pool, conn, url)
         try:
-            await conn.send(message, pool.timeout)
+            if conn.write(message):   # speed: no await unless the transport is full
+                await conn.drained(pool.timeout)
             await exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
