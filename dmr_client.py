@@ -2790,11 +2790,26 @@ class _AsyncConnection:
             and not self.transport.is_closing()
 
     def close(self) -> None:
-        """Close at once (abort): an unfinished answer is never read to its end."""
+        """Close at once (abort): an unfinished answer is never read to its end.
+
+        From another thread (a stream dropped there) the abort is handed to
+        the loop's thread, where a transport must be closed.
+        """
         transport, self.transport = self.transport, None
         self._eof = True
-        if transport is not None:
+        if transport is None:
+            return
+        try:
+            here = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            here = False
+        if here:
             transport.abort()
+            return
+        try:
+            self.loop.call_soon_threadsafe(transport.abort)
+        except RuntimeError:   # the loop is closed: the transport closes its socket when collected
+            pass
 
 
 class _AsyncPool:
