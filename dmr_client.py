@@ -1487,6 +1487,7 @@ class ChatFold:
 
     object_name = "chat.completion"
     _delta = "delta"   # where a choice keeps its new text
+    _delta_shape = "an object 'delta'"
 
     def __init__(self) -> None:
         self.chunks = 0
@@ -1512,7 +1513,7 @@ class ChatFold:
 
     def shape_error(self, chunk: Any) -> InvalidResponseError:
         return _shape_error("a stream chunk must be an object whose 'choices' are objects with an int "
-                            "'index' and an object %r" % self._delta, chunk)
+                            "'index' and %s" % self._delta_shape, chunk)
 
     def add_unchecked(self, chunk: Mapping[str, Any]) -> None:
         """add(), except that a chunk of the wrong shape raises the AttributeError or
@@ -1644,6 +1645,7 @@ class CompletionFold(ChatFold):
 
     object_name = "text_completion"
     _delta = "text"
+    _delta_shape = "a string 'text'"
 
     def _empty_choice(self, index: int) -> AttrDict:
         return AttrDict(index=index, text="", finish_reason=None)

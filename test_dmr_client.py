@@ -1408,6 +1408,95 @@ def chunk(delta=None, finish=None, index=0, **extra):
                  "choices": [choice]}, **extra)
 
 
+class TestFoldEdges(unittest.TestCase):
+    """What a fold does with chunks at the edges of the format (found by mutation testing)."""
+
+    def test_shape_faults_name_the_field_and_show_the_value(self):
+        fold = dmr_client.fold_chat_chunks
+        for chunks, what, shown in (
+                ([{"choices": 5}], "'choices' in a stream chunk must be a list", "5"),
+                ([chunk({"tool_calls": {"a": 1}})], "'tool_calls' in a delta must be a list", "{'a': 1}"),
+                ([chunk({"tool_calls": ["x"]})], "each tool call fragment must be a JSON object", "'x'"),
+                ([chunk({"tool_calls": [{"index": "0"}]})], "a tool call's 'index' must be a whole number", "'0'"),
+                ([chunk({"tool_calls": [{"index": 0, "function": "f"}]})],
+                 "a tool call's 'function' must be a JSON object", "'f'"),
+                ([chunk({"tool_calls": [{"index": 0, "function": {"arguments": 7}}]})],
+                 "a function call's 'arguments' must be a string", "7"),
+                ([{"choices": [{"index": "1", "delta": {}}]}], "a choice's 'index' must be a whole number", "'1'")):
+            with self.subTest(what=what):
+                with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+                    fold(chunks)
+                self.assertEqual(str(caught.exception), "%s, not %s" % (what, shown))
+                self.assertEqual(caught.exception.body, shown)
+        for text, says in ((5, "'choices' are objects with an int 'index' and a string 'text', not "),
+                           ({"a": 1}, "a completion choice's 'text' must be a string, not 1")):
+            with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+                dmr_client.fold_completion_chunks([{"choices": [{"index": 0, "text": text}]}])
+            self.assertIn(says, str(caught.exception))
+
+    def test_what_a_chunk_may_leave_out(self):
+        reply = dmr_client.fold_chat_chunks([
+            {"choices": [{"delta": {"role": "assistant", "content": "a"}}]},   # no index: choice 0
+            {"id": "c-1", "model": "m", "choices": [{"index": 0, "delta": {"content": "b"}}]},
+            {"id": "c-2", "model": "n", "created": 5, "choices": [{"index": 0, "delta": {
+                "audio": {"id": "a-1"},
+                "tool_calls": [{"id": "t-1", "type": "custom", "function": {"arguments": "{"}},   # no index: 0
+                               {"function": {"arguments": "}"}}]}, "finish_reason": "stop"}]}])
+        self.assertEqual(len(reply.choices), 1)
+        message = reply.choices[0].message
+        self.assertEqual(message.content, "ab")
+        self.assertEqual((reply.id, reply.model, reply.created), ("c-1", "m", 5))   # each from the first that has it
+        self.assertEqual(message.audio, {"id": "a-1"})   # a dict-valued field is kept, not taken for a call
+        self.assertNotIn("function_call", message)
+        self.assertEqual(message.tool_calls, [{"id": "t-1", "type": "custom",
+                                               "function": {"name": "", "arguments": "{}"}}])
+
+    def test_text_exactly_one_block_long(self):
+        block = dmr_client._FOLD_BLOCK
+        reply = dmr_client.fold_chat_chunks([chunk({"content": "x"})] * block)
+        self.assertEqual(reply.choices[0].message.content, "x" * block)
+        self.assertEqual(dmr_client.fold_completion_chunks(
+            [{"choices": [{"index": 0, "text": "y"}]}] * block).choices[0].text, "y" * block)
+
+    def test_pull_warnings_are_logged_and_bad_utf8_is_replaced(self):
+        tracker = dmr_client.PullTracker("ai/x")
+        with self.assertLogs("dmr_client", logging.WARNING) as logs:
+            event = tracker.feed(b'{"type":"warning","message":"disk nearly full \xff"}')
+        self.assertEqual(logs.output, ["WARNING:dmr_client:pull ai/x: disk nearly full \ufffd"])
+        self.assertEqual(event.message, "disk nearly full \ufffd")
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            tracker.end("http://x")
+        self.assertEqual(caught.exception.url, "http://x")
+
+    def test_stream_errors_carry_the_url_and_the_event(self):
+        tracker = dmr_client.StreamTracker(dmr_client.ChatFold(), "http://x/v1/chat/completions")
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            list(tracker.feed(b"data: {oops\n\n"))
+        self.assertEqual(caught.exception.body, "{oops")
+        tracker = dmr_client.StreamTracker(dmr_client.ChatFold(), "http://x/v1/chat/completions")
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            list(tracker.feed(b"data: [1]\n\n"))
+        self.assertEqual(caught.exception.body, "[1]")
+        tracker = dmr_client.StreamTracker(dmr_client.ChatFold(), "http://x/v1/chat/completions")
+        list(tracker.feed(message_event(chunk({"content": "a"}))))
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            tracker.end()
+        self.assertEqual(caught.exception.url, "http://x/v1/chat/completions")
+        self.assertIn("without [DONE] or a finish_reason", str(caught.exception))
+
+    def test_bad_header_names_and_values_are_refused(self):
+        for headers, says in (({"Bad Name": "x"}, "not a valid HTTP token"), ({"": "x"}, "not a valid HTTP token"),
+                              ({1: "x"}, "not a valid HTTP token"), ({"X-A": "\u20ac"}, "must be Latin-1 text"),
+                              ({"X-A": 5}, "must have a str value")):
+            with self.subTest(headers=headers):
+                with self.assertRaises(ValueError) as caught:
+                    Client("http://127.0.0.1:9", headers=headers)
+                self.assertIn(says, str(caught.exception))
+        with self.assertRaises(TypeError) as caught:
+            split_model(5)
+        self.assertEqual(str(caught.exception), "model must be a str such as 'ai/smollm2', not int")
+
+
 class TestFoldChatChunks(unittest.TestCase):
     def test_captured_stream_folds_to_the_captured_reply(self):
         chunks = [json.loads(e[6:]) for e in sse_events("chat-stream.http")[:-1]]
