@@ -439,6 +439,34 @@ class AttrDict(dict):
         return sorted(set(super().__dir__()).union(names))
 
 
+class Completion(AttrDict):
+    """A chat or completion result (an AttrDict) that also knows how fast it came: ``stats``.
+
+    ``stats`` are speed figures (see speed_stats()): from llama.cpp's own
+    ``timings`` when the server sent them, else from the client's clock and
+    ``usage``; ``stats.source`` says which.  They are not keys: the result's
+    JSON stays what the server sent.
+    """
+
+    __slots__ = ("elapsed", "first_token", "chunks")
+
+    @classmethod
+    def timed(cls, reply: Any, elapsed: Optional[float], first_token: Optional[float] = None,
+              chunks: Optional[int] = None) -> Any:
+        if not isinstance(reply, dict):
+            return reply
+        result = cls(reply)
+        result.elapsed, result.first_token, result.chunks = elapsed, first_token, chunks
+        return result
+
+    @property
+    def stats(self) -> AttrDict:
+        return speed_stats(self, elapsed=self.elapsed, first_token=self.first_token, chunks=self.chunks)
+
+    def __reduce__(self) -> Any:   # pickles and copies as the plain result it is, plus the timing
+        return (Completion.timed, (dict(self), self.elapsed, self.first_token, self.chunks))
+
+
 #: Parses JSON into AttrDicts; one shared decoder, as json.loads(..., object_pairs_hook=)
 #: would build a new one per call.
 _json_decoder = json.JSONDecoder(object_pairs_hook=AttrDict)
@@ -1526,6 +1554,9 @@ class ChatFold:
         usage = chunk.get("usage")
         if usage is not None:
             self._head["usage"] = _attrs(usage)
+        timings = chunk.get("timings")   # llama.cpp's own speed figures, in the last chunk
+        if timings is not None:
+            self._head["timings"] = _attrs(timings)
         choices = chunk.get("choices")
         if choices:
             if choices.__class__ is not list:
@@ -1756,13 +1787,17 @@ class StreamTracker:
     its finish_reason.
     """
 
-    __slots__ = ("fold", "done", "url", "error", "_events", "_pending")
+    __slots__ = ("fold", "done", "url", "error", "_events", "_pending", "started", "first_at", "ended_at")
 
     def __init__(self, fold: ChatFold, url: str = "the server"):
         self.fold = fold
         self.done = False
         self.url = url
         self.error: Optional[BaseException] = None   # what the stream raised, for final()
+        # Clock readings the transport notes (monotonic s): request sent, first bytes, end.
+        self.started: Optional[float] = None
+        self.first_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
         self._events = SSEDecoder(extra_fields=("error",)).events
         # Chunks not folded yet: folding one at a time would cost the hot path more than the
         # rest of it; a batch is folded every _FOLD_BATCH chunks (memory stays bounded) and at
@@ -2087,6 +2122,195 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return ("redirects are not followed, so the API key never goes to another host; "
                 "use the new address as base_url")
     return None
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: running models (speed figures, reasoning, runtime configuration, metrics)
+# ---------------------------------------------------------------------------
+
+
+def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, first_token: Optional[float] = None,
+                chunks: Optional[int] = None) -> AttrDict:
+    """Speed figures of a chat or completion result (no I/O).
+
+    From llama.cpp's ``timings`` when the reply has them (``source`` "server":
+    its own prompt and generation rates), else from *elapsed* (seconds from
+    sending the request to the end of the answer), *first_token* (seconds to
+    the first streamed bytes) and ``usage`` (``source`` "client"); a stream
+    without ``usage`` counts its *chunks* as tokens (``source`` "client,
+    chunks counted").  Figures that cannot be known are None.
+    """
+    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
+    stats = AttrDict(source=None, time_to_first_token_s=first_token, total_s=elapsed,
+                     prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
+                     prompt_tokens_per_s=None, generated_tokens_per_s=None)
+    timings = reply.get("timings")
+    if isinstance(timings, dict) and isinstance(timings.get("predicted_per_second"), (int, float)):
+        stats["source"] = "server"
+        stats["prompt_tokens_per_s"] = timings.get("prompt_per_second")
+        stats["generated_tokens_per_s"] = timings["predicted_per_second"]
+        if stats.completion_tokens is None:
+            stats["completion_tokens"] = timings.get("predicted_n")
+        prompt_ms, predicted_ms = timings.get("prompt_ms"), timings.get("predicted_ms")
+        if first_token is None and isinstance(prompt_ms, (int, float)):
+            stats["time_to_first_token_s"] = prompt_ms / 1000.0
+        if elapsed is None and isinstance(prompt_ms, (int, float)) and isinstance(predicted_ms, (int, float)):
+            stats["total_s"] = (prompt_ms + predicted_ms) / 1000.0
+        return stats
+    if elapsed is None:
+        return stats
+    source = "client"
+    if stats.completion_tokens is None and chunks is not None:
+        stats["completion_tokens"], source = chunks, "client, chunks counted"
+    if stats.completion_tokens is None:
+        return stats
+    stats["source"] = source
+    generating = elapsed - (first_token or 0.0)
+    if generating > 0:
+        stats["generated_tokens_per_s"] = stats.completion_tokens / generating
+    if first_token and stats.prompt_tokens:
+        stats["prompt_tokens_per_s"] = stats.prompt_tokens / first_token
+    return stats
+
+
+def split_thinking(text: str) -> Tuple[str, str]:
+    """(thinking, answer) of a reply that keeps its reasoning inside ``<think>...</think>``.
+
+    Some models (and servers run without a reasoning parser) put the thinking
+    into ``content``; llama.cpp normally sends it apart, as
+    ``reasoning_content``.  A reply without the tags is all answer; one whose
+    template opened the tag in the prompt (only ``</think>`` in the reply)
+    is split there; an unclosed ``<think>`` is all thinking (the answer was
+    cut short or never came).
+    """
+    if not isinstance(text, str):
+        raise TypeError("split_thinking() takes the reply's text (a str), not %s" % type(text).__name__)
+    stripped = text.lstrip()
+    if stripped.startswith("<think>"):
+        thinking, closed, answer = stripped[len("<think>"):].partition("</think>")
+        return (thinking.strip(), answer.strip()) if closed else (thinking.strip(), "")
+    thinking, closed, answer = text.partition("</think>")
+    if closed:
+        return thinking.strip(), answer.strip()
+    return "", text
+
+
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|\u00b5s|ms|s|m|h))+")
+
+
+def _keep_alive(value: Any) -> Optional[str]:
+    """*keep_alive* as DMR reads it: a Go duration ("5m", "1h30m"), "-1" (forever) or "0"
+    (unload at once); a number is seconds.  ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError("keep_alive must be a duration such as '5m', or seconds, not %r" % (value,))
+    if not isinstance(value, str):
+        if value == -1:
+            return "-1"
+        if value < 0 or value != value:
+            raise ValueError("keep_alive must be seconds >= 0, or -1 for never unloading, not %r" % (value,))
+        return "%gs" % value
+    if value in ("-1", "0") or _DURATION.fullmatch(value):
+        return value
+    raise ValueError("keep_alive %r is not a duration DMR reads: use e.g. '30s', '5m', '1h', '-1' (never "
+                     "unload) or '0' (unload at once)" % value)
+
+
+def _whole_number(value: Any, name: str, least: int) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError("%s must be a whole number >= %d, not %r" % (name, least, value))
+    return value
+
+
+#: The modes DMR runs a model in (``_configure``'s "mode").
+RUNNER_MODES = ("completion", "embedding", "reranking", "image-generation")
+
+
+def _configure_body(model: str, context_size: Any, keep_alive: Any, runtime_flags: Any,
+                    reasoning_budget: Any, mode: Any) -> Dict[str, Any]:
+    """The body of DMR's ``_configure`` from checked arguments (no I/O)."""
+    body: Dict[str, Any] = {"model": model}
+    size = _whole_number(context_size, "context_size", 1)
+    if size is not None:
+        body["context-size"] = size
+    alive = _keep_alive(keep_alive)
+    if alive is not None:
+        body["keep_alive"] = alive
+    if runtime_flags is not None:
+        if isinstance(runtime_flags, str) or not isinstance(runtime_flags, (list, tuple)) \
+                or not all(isinstance(flag, str) for flag in runtime_flags):
+            raise TypeError("runtime_flags must be a list of str such as ['--threads', '4'], not %r"
+                            % (runtime_flags,))
+        body["runtime-flags"] = list(runtime_flags)
+    budget = _whole_number(reasoning_budget, "reasoning_budget", -1)
+    if budget is not None:
+        body["llamacpp"] = {"reasoning-budget": budget}
+    if mode is not None:
+        if mode not in RUNNER_MODES:
+            raise ValueError("mode must be one of %s, not %r" % (", ".join(RUNNER_MODES), mode))
+        body["mode"] = mode
+    if len(body) == 1:
+        raise ValueError("nothing to configure: pass context_size=, keep_alive=, runtime_flags=, "
+                         "reasoning_budget= or mode=")
+    return body
+
+
+def _same_model(reported: Any, name: str) -> bool:
+    """Whether DMR's name for a running model (``docker.io/ai/x:latest`` or ``ai/x``) is *name*."""
+    def plain(value: str) -> str:
+        value = value[len("docker.io/"):] if value.startswith("docker.io/") else value
+        return value[:-len(":latest")] if value.endswith(":latest") else value
+    return isinstance(reported, str) and plain(reported) == plain(name)
+
+
+def _anthropic_messages(messages: Sequence[Message]) -> Dict[str, Any]:
+    """OpenAI-style *messages* as an Anthropic Messages body (system messages apart)."""
+    system = [m.get("content") for m in messages if m.get("role") == "system" and isinstance(m.get("content"), str)]
+    body: Dict[str, Any] = {"messages": [{"role": m["role"], "content": m.get("content") or ""}
+                                         for m in messages if m.get("role") != "system"]}
+    if system:
+        body["system"] = "\n\n".join(system)
+    return body
+
+
+_METRIC_LINE = re.compile(r'([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$')
+_METRIC_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def parse_metrics(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+    """Prometheus text exposition (DMR's ``/metrics``) as ``{name: [(labels, value)]}`` (no I/O).
+
+    Comments (``# HELP``, ``# TYPE``) and blank lines are skipped; a line
+    that is not a sample raises InvalidResponseError.
+    """
+    found: Dict[str, List[Tuple[Dict[str, str], float]]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _METRIC_LINE.match(line)
+        if match is None:
+            raise InvalidResponseError("metrics line %d is not a Prometheus sample: %.100r" % (number, line))
+        name, label_text, value = match.groups()
+        labels = {}
+        if label_text:
+            position = 0
+            while position < len(label_text):
+                label = _METRIC_LABEL.match(label_text, position)
+                if label is None or label.end() == position:
+                    raise InvalidResponseError("metrics line %d has malformed labels: %.100r" % (number, line))
+                labels[label.group(1)] = label.group(2).replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+                position = label.end()
+        try:
+            number_value = float(value)
+        except ValueError:
+            raise InvalidResponseError("metrics line %d has a value that is not a number: %.100r"
+                                       % (number, line)) from None
+        found.setdefault(name, []).append((labels, number_value))
+    return found
 
 
 # ---------------------------------------------------------------------------
@@ -3079,6 +3303,18 @@ class _StreamState:
         state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
         return "<%s %s %s, %d chunks>" % (type(self).__name__, self.url, state, self.chunks_received)
 
+    @property
+    def stats(self) -> Optional[AttrDict]:
+        """Speed figures of the complete stream (see speed_stats()); None until it completed."""
+        return self._timed(self._tracker.result()).stats if self.completed else None
+
+    def _timed(self, result: AttrDict) -> Completion:
+        tracker = self._tracker
+        started, first, ended = tracker.started, tracker.first_at, tracker.ended_at
+        elapsed = ended - started if started is not None and ended is not None else None
+        first_token = first - started if started is not None and first is not None else None
+        return Completion.timed(result, elapsed, first_token, tracker.chunks_received)
+
 
 class Stream(_StreamState, _Streamed):
     """The chunks of a streamed completion, each an AttrDict, as they arrive.
@@ -3099,8 +3335,9 @@ class Stream(_StreamState, _Streamed):
     end of a complete stream.  One stream is for one thread.
     """
 
-    def __init__(self, exchange: _Exchange, model: Optional[str] = None):
+    def __init__(self, exchange: _Exchange, model: Optional[str] = None, started: Optional[float] = None):
         self._tracker = StreamTracker(self._Fold(), exchange.url)
+        self._tracker.started = started
         super().__init__(exchange, _stream_chunks(exchange, self._tracker))
 
     def final(self) -> AttrDict:
@@ -3111,7 +3348,7 @@ class Stream(_StreamState, _Streamed):
         """
         for _ in self._items:
             pass
-        return self._tracker.outcome()
+        return self._timed(self._tracker.outcome())
 
     def text(self) -> str:
         """The text of the first choice of final()."""
@@ -3125,15 +3362,17 @@ def _stream_chunks(exchange: _Exchange, tracker: StreamTracker) -> Generator[Att
             raise _not_a_stream(exchange, exchange.read_body(MAX_ERROR_BODY, truncate=True))
         feed = tracker.feed
         read = exchange.read_some
-        while True:
-            data = read()
-            if not data:
-                break
+        data = read()
+        tracker.first_at = time.monotonic()   # once, off the per-chunk path
+        while data:
             yield from feed(data)
             if tracker.done:
+                tracker.ended_at = time.monotonic()
                 exchange.drain()
                 return
+            data = read()
         tracker.end()
+        tracker.ended_at = time.monotonic()
         exchange.finish()
     except GeneratorExit:
         raise
@@ -3187,7 +3426,7 @@ class PullStream(_PullState, _Streamed):
     connection, which makes DMR cancel the pull.
     """
 
-    def __init__(self, exchange: _Exchange, model: str):
+    def __init__(self, exchange: _Exchange, model: str, started: Optional[float] = None):
         self.model = model
         self._tracker = PullTracker(model)
         super().__init__(exchange, _pull_events(exchange, self._tracker))
@@ -3291,8 +3530,9 @@ class AsyncStream(_StreamState, _AsyncStreamed):
     ``status_code`` and ``headers`` as on Stream.
     """
 
-    def __init__(self, exchange: _AsyncExchange, model: Optional[str] = None):
+    def __init__(self, exchange: _AsyncExchange, model: Optional[str] = None, started: Optional[float] = None):
         self._tracker = StreamTracker(self._Fold(), exchange.url)
+        self._tracker.started = started
         self._checked = False
         super().__init__(exchange)
 
@@ -3304,13 +3544,17 @@ class AsyncStream(_StreamState, _AsyncStreamed):
                 raise _not_a_stream(exchange, await exchange.read_body(MAX_ERROR_BODY, truncate=True))
         if tracker.done:
             self._ended = True
+            tracker.ended_at = time.monotonic()
             await exchange.drain()
             return iter(())
         data = await exchange.read_some()
+        if tracker.first_at is None:
+            tracker.first_at = time.monotonic()
         if data:
             return tracker.feed(data)
         self._ended = True
         tracker.end()
+        tracker.ended_at = time.monotonic()
         exchange.finish()
         return iter(())
 
@@ -3320,7 +3564,7 @@ class AsyncStream(_StreamState, _AsyncStreamed):
     async def final(self) -> AttrDict:
         """Read the rest of the stream; the whole response it adds up to (as Stream.final)."""
         await self._exhaust()
-        return self._tracker.outcome()
+        return self._timed(self._tracker.outcome())
 
     async def text(self) -> str:
         """The text of the first choice of final()."""
@@ -3340,7 +3584,7 @@ class AsyncCompletionStream(AsyncStream):
 class AsyncPullStream(_PullState, _AsyncStreamed):
     """The progress of a model pull for AsyncClient (see PullStream); ``await wait()``."""
 
-    def __init__(self, exchange: _AsyncExchange, model: str):
+    def __init__(self, exchange: _AsyncExchange, model: str, started: Optional[float] = None):
         self.model = model
         self._tracker = PullTracker(model)
         self._lines = LineSplitter()
@@ -3375,11 +3619,13 @@ class AsyncPullStream(_PullState, _AsyncStreamed):
 #: root the route hangs off ("api": the OpenAI root, "dmr": DMR's own, "engine": the engine's root
 #: outside /v1); *replayable* is false for calls that change DMR's state (once written, never resent);
 #: *shape* checks a JSON answer and *then* turns it into the result; *stream* names the stream class
-#: ("chat", "completion", "pull") and *wait* follows that stream to its end.
+#: ("chat", "completion", "pull") and *wait* follows that stream to its end.  *extra* is header lines
+#: of this call only; *answer* is what a 2xx body is: "json", "text" or "none" (DMR answers some
+#: calls with no body; it is read and dropped); *timed* gives the result speed figures (a Completion).
 _Call = collections.namedtuple("_Call", "method route body where engine model accept hints retry_statuses "
-                                        "replayable shape then stream wait",
+                                        "replayable shape then stream wait extra answer timed",
                                defaults=(None, "api", None, None, "application/json", None, RETRY_STATUSES, True,
-                                         None, None, None, False))
+                                         None, None, None, False, b"", "json", False))
 
 
 class _Attempts:
@@ -3399,7 +3645,7 @@ class _Attempts:
         """Build the request for where the client points now."""
         call = self.call
         self.pool, self.url, target = self.client._target(call.where, call.route, call.engine)
-        head = self.client._request_head(call.method, target, call.accept, call.body)
+        head = self.client._request_head(call.method, target, call.accept, call.body, call.extra)
         self.message = head + call.body if call.body else head
 
     def after_failure(self, wrapped: _RetryableConnectionError) -> float:
@@ -3444,6 +3690,18 @@ def _sorted_embeddings(reply: AttrDict) -> AttrDict:
 
 def _model_list(reply: Any) -> List[AttrDict]:
     return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+
+
+def _keyed_int_shape(key: str) -> Callable[[Any], Optional[str]]:
+    def check(reply: Any) -> Optional[str]:
+        if not isinstance(reply, dict) or isinstance(reply.get(key), bool) or not isinstance(reply.get(key), int):
+            return "expected an object with an int %r, got %s" % (key, _json_kind(reply))
+        return None
+    return check
+
+
+def _input_tokens(reply: Any) -> int:
+    return reply["input_tokens"]
 
 
 def _version_string(reply: Any) -> str:
@@ -3570,10 +3828,13 @@ class _BaseClient:
     def _call(self, call: _Call) -> Any:
         raise NotImplementedError
 
+    def _run(self, plan: Generator[Any, Any, Any]) -> Any:
+        raise NotImplementedError
+
     # -- OpenAI-compatible calls ------------------------------------------------
 
     def chat(self, model: str, messages: Sequence[Message], *, stream: bool = False,
-             **params: Any) -> Any:
+             think: Optional[bool] = None, **params: Any) -> Any:
         """Create a chat completion.
 
         *model* is sent as given, except that LiteLLM's ``docker_model_runner/``
@@ -3582,11 +3843,23 @@ class _BaseClient:
         max_tokens, tools, response_format, stream_options ...) goes into the
         JSON body as given; None values are left out.
 
-        Returns the response as an AttrDict, or with ``stream=True`` a
-        ChatStream of chunks (its final() folds them into the same response).
+        *think* turns a reasoning model's thinking on or off (llama.cpp's
+        ``chat_template_kwargs.enable_thinking``, which vLLM reads too); the
+        thinking comes apart from the answer, as ``reasoning_content``.
+
+        Returns the response as a Completion (an AttrDict with ``stats``), or
+        with ``stream=True`` a ChatStream of chunks (its final() folds them
+        into the same response).
         """
         engine, name = split_model(model)
         _check_messages(messages)
+        if think is not None:
+            if not isinstance(think, bool):
+                raise TypeError("think must be True or False (or None to leave it to the model), not %r" % (think,))
+            kwargs = params.get("chat_template_kwargs") or {}
+            if not isinstance(kwargs, dict):
+                raise TypeError("chat_template_kwargs must be a dict, not %r" % (kwargs,))
+            params["chat_template_kwargs"] = dict(kwargs, enable_thinking=think)
         return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat")
 
     def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
@@ -3607,7 +3880,7 @@ class _BaseClient:
             return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
                                     stream=kind))
         return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params), engine=engine,
-                                model=name, shape=_choices_shape))
+                                model=name, shape=_choices_shape, timed=True))
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.
@@ -3706,28 +3979,351 @@ class _BaseClient:
         """Unload *models* (or ``all=True`` models) from memory; returns ``unloaded_runners``."""
         if not all and not models:
             raise ValueError("name the models to unload, or pass all=True")
+        if isinstance(models, str):
+            models = [models]
+        return self._call(self._unload_call([split_model(m)[1] for m in models or ()], all, backend))
+
+    @staticmethod
+    def _unload_call(names: List[str], all: bool, backend: Optional[str]) -> _Call:
         body: Dict[str, Any] = {"all": bool(all)}
-        if models:
-            if isinstance(models, str):
-                models = [models]
-            body["models"] = [split_model(m)[1] for m in models]
+        if names:
+            body["models"] = names
         if backend:
             body["backend"] = backend
-        return self._call(_Call("POST", "/engines/unload", _encode_json(body), where="dmr", replayable=False,
-                                shape=_object_shape))
+        return _Call("POST", "/engines/unload", _encode_json(body), where="dmr", replayable=False,
+                     shape=_object_shape)
+
+    @staticmethod
+    def _engine_route(route: str, engine: Optional[str]) -> str:
+        """DMR's engine-management *route*, for one engine or for the default."""
+        return "/engines" + ("/" + engine if engine else "") + route
 
     def version(self) -> str:
         """DMR's version string."""
         return self._call(_Call("GET", "/version", where="dmr", then=_version_string))
 
+    # -- running models: configuration, loading, speed, tokens -------------------------
+
+    def configure(self, model: str, *, context_size: Optional[int] = None, keep_alive: Any = None,
+                  runtime_flags: Optional[Sequence[str]] = None, reasoning_budget: Optional[int] = None,
+                  engine: Optional[str] = None, mode: Optional[str] = None, reload: bool = False) -> Any:
+        """Set how DMR runs *model* (``docker model configure``); DMR then loads it in the background.
+
+        *context_size* in tokens; *keep_alive* how long an idle model stays
+        loaded ("5m", "1h", "-1" never unload, "0" unload at once, or seconds);
+        *runtime_flags* extra engine flags (``["--threads", "4"]``);
+        *reasoning_budget* llama.cpp's thinking budget in tokens (-1 without
+        limit, 0 no thinking); *mode* completion, embedding, reranking or
+        image-generation.  A model already loaded keeps its settings: DMR
+        answers 409 (ConflictError) unless *reload* unloads it first, then
+        configures and loads it again, returning when it is loaded.
+        """
+        model_engine, name = split_model(model)
+        engine = _check_engine(engine) or model_engine
+        body = _configure_body(name, context_size, keep_alive, runtime_flags, reasoning_budget, mode)
+        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where="dmr", model=name,
+                     retry_statuses=RETRY_STATUSES - {409}, answer="none", hints={
+                         409: "the model is loaded, and a loaded model keeps its settings: unload it first "
+                              "(unload([%r])) or pass reload=True" % name})
+        if not reload:
+            return self._call(call)
+        return self._run(self._reload_plan(name, call, engine))
+
+    def _reload_plan(self, name: str, configure: _Call, engine: Optional[str]) -> Any:
+        yield self._unload_call([name], False, engine)
+        yield configure
+        yield self._preload_call(name, engine)
+
+    def configuration(self, model: Optional[str] = None) -> List[AttrDict]:
+        """What ``configure()`` set, per model (``docker model configure --show``): DMR's entries,
+        with its Go field names (``Backend``, ``Model``, ``Mode``, ``Config``)."""
+        query = "?model=" + urllib.parse.quote(split_model(model)[1], safe="/:@") if model else ""
+        return self._call(_Call("GET", "/engines/_configure" + query, where="dmr", shape=_objects_shape))
+
+    def preload(self, model: str) -> None:
+        """Load *model* without generating anything (``docker model run -d``), so the first real
+        request does not wait for the load.  Returns when DMR has loaded it."""
+        engine, name = split_model(model)
+        return self._call(self._preload_call(name, engine))
+
+    def _preload_call(self, name: str, engine: Optional[str]) -> _Call:
+        # DMR answers X-Preload-Only with 200 and no body once the model is loaded; a server that
+        # does not know the header answers one token, which loads the model all the same.
+        body = _encode_json({"model": name, "messages": [{"role": "user", "content": ""}], "max_tokens": 1})
+        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer="none",
+                     extra=b"X-Preload-Only: true\r\n")
+
+    def wait_until_loaded(self, model: str, timeout: float = 300.0, poll: float = 0.5) -> AttrDict:
+        """Poll running_models() until *model* is loaded; its entry.  APITimeoutError after *timeout*."""
+        name = split_model(model)[1]
+        return self._run(self._wait_plan(name, _check_timeout(timeout, "timeout") or 300.0, poll))
+
+    def load(self, model: str, timeout: float = 300.0) -> AttrDict:
+        """preload() then wait_until_loaded(): *model* is loaded and ready when this returns."""
+        engine, name = split_model(model)
+        return self._run(self._load_plan(name, engine, _check_timeout(timeout, "timeout") or 300.0))
+
+    def _load_plan(self, name: str, engine: Optional[str], timeout: float) -> Any:
+        yield self._preload_call(name, engine)
+        return (yield from self._wait_plan(name, timeout, 0.5))
+
+    def _wait_plan(self, name: str, timeout: float, poll: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            running = yield _Call("GET", "/engines/ps", where="dmr", shape=_objects_shape)
+            entry = next((item for item in running if _same_model(item.get("model_name"), name)), None)
+            if entry is not None and not entry.get("loading"):
+                return entry
+            left = deadline - time.monotonic()
+            if left <= 0:
+                state = "is still loading" if entry is not None else "is not loaded (running_models() does not list it)"
+                raise APITimeoutError("%s %s after %g s" % (name, state, timeout))
+            yield min(poll, left)   # a pause, in seconds
+
+    def disk_usage(self) -> AttrDict:
+        """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
+        return self._call(_Call("GET", "/engines/df", where="dmr", shape=_object_shape))
+
+    def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+        """DMR's Prometheus metrics (``/metrics``) as ``{name: [(labels, value)]}``."""
+        return self._call(_Call("GET", "/metrics", where="dmr", accept="text/plain", answer="text",
+                                then=parse_metrics))
+
+    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
+        """How many tokens *messages* are for *model* (DMR's ``/v1/messages/count_tokens``, which
+        it forwards to llama.cpp); system messages count as the system prompt."""
+        engine, name = split_model(model)
+        _check_messages(messages)
+        body = _encode_json(dict(_anthropic_messages(messages), model=name))
+        return self._call(_Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
+                                shape=_keyed_int_shape("input_tokens"), then=_input_tokens))
+
+    def fits(self, model: str, messages: Sequence[Message], max_tokens: int = 0) -> AttrDict:
+        """Whether *messages* plus *max_tokens* of answer fit *model*'s configured context.
+
+        Returns ``fits`` (True, False, or None when the server cannot tell),
+        ``prompt_tokens``, ``max_tokens``, ``context_size`` and ``reason``.
+        """
+        engine, name = split_model(model)
+        _check_messages(messages)
+        _whole_number(max_tokens, "max_tokens", 0)
+        return self._run(self._fits_plan(name, engine, messages, max_tokens))
+
+    # -- DMR's own API --------------------------------------------------------------
+
+    def pull(self, model: str, *, stream: bool = False, bearer_token: Optional[str] = None) -> Any:
+        """Pull *model* into DMR's store (``docker model pull``).
+
+        Blocks until DMR reports success and returns that event; with
+        ``stream=True`` returns a PullStream of progress events instead.
+        *bearer_token* is sent to the registry (e.g. a Hugging Face token).
+        """
+        name = split_model(model)[1]
+        quote_model_path(name)   # refuse what cannot be a reference before asking DMR
+        body = {"from": name}
+        if bearer_token:
+            body["bearer-token"] = bearer_token
+        return self._call(_Call("POST", "/models/create", _encode_json(body), where="dmr", model=name,
+                                replayable=False, stream="pull", wait=not stream,
+                                hints={404: "no model %r in the registry: check the name and tag" % name}))
+
+    def local_models(self) -> List[AttrDict]:
+        """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
+        return self._call(_Call("GET", "/models", where="dmr", shape=_objects_shape))
+
+    def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
+        """One model of DMR's store (or of the registry with ``remote=True``)."""
+        name = split_model(name)[1]
+        route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
+        return self._call(_Call("GET", route, where="dmr", shape=_object_shape, hints={
+            404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
+
+    def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
+        """Remove *name* from DMR's store; returns what was untagged and deleted.
+
+        An ID that several tags point to needs ``force=True`` (ConflictError otherwise).
+        """
+        name = split_model(name)[1]
+        route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
+        # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
+        return self._call(_Call("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409},
+                                replayable=False, shape=_objects_shape, hints={
+            404: "no model %r in DMR's store: see local_models()" % name,
+            409: "several tags point to this model: pass force=True to delete it anyway"}))
+
+    def engine_status(self) -> AttrDict:
+        """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
+        return self._call(_Call("GET", "/engines/status", where="dmr", shape=_object_shape))
+
+    def running_models(self) -> List[AttrDict]:
+        """The models loaded in an engine now (``docker model ps``)."""
+        return self._call(_Call("GET", "/engines/ps", where="dmr", shape=_objects_shape))
+
+    def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
+               backend: Optional[str] = None) -> AttrDict:
+        """Unload *models* (or ``all=True`` models) from memory; returns ``unloaded_runners``."""
+        if not all and not models:
+            raise ValueError("name the models to unload, or pass all=True")
+        if isinstance(models, str):
+            models = [models]
+        return self._call(self._unload_call([split_model(m)[1] for m in models or ()], all, backend))
+
+    @staticmethod
+    def _unload_call(names: List[str], all: bool, backend: Optional[str]) -> _Call:
+        body: Dict[str, Any] = {"all": bool(all)}
+        if names:
+            body["models"] = names
+        if backend:
+            body["backend"] = backend
+        return _Call("POST", "/engines/unload", _encode_json(body), where="dmr", replayable=False,
+                     shape=_object_shape)
+
+    @staticmethod
+    def _engine_route(route: str, engine: Optional[str]) -> str:
+        """DMR's engine-management *route*, for one engine or for the default."""
+        return "/engines" + ("/" + engine if engine else "") + route
+
+    def version(self) -> str:
+        """DMR's version string."""
+        return self._call(_Call("GET", "/version", where="dmr", then=_version_string))
+
+    # -- running models: configuration, loading, speed, tokens -------------------------
+
+    def configure(self, model: str, *, context_size: Optional[int] = None, keep_alive: Any = None,
+                  runtime_flags: Optional[Sequence[str]] = None, reasoning_budget: Optional[int] = None,
+                  engine: Optional[str] = None, mode: Optional[str] = None, reload: bool = False) -> Any:
+        """Set how DMR runs *model* (``docker model configure``); DMR then loads it in the background.
+
+        *context_size* in tokens; *keep_alive* how long an idle model stays
+        loaded ("5m", "1h", "-1" never unload, "0" unload at once, or seconds);
+        *runtime_flags* extra engine flags (``["--threads", "4"]``);
+        *reasoning_budget* llama.cpp's thinking budget in tokens (-1 without
+        limit, 0 no thinking); *mode* completion, embedding, reranking or
+        image-generation.  A model already loaded keeps its settings: DMR
+        answers 409 (ConflictError) unless *reload* unloads it first, then
+        configures and loads it again, returning when it is loaded.
+        """
+        model_engine, name = split_model(model)
+        engine = _check_engine(engine) or model_engine
+        body = _configure_body(name, context_size, keep_alive, runtime_flags, reasoning_budget, mode)
+        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where="dmr", model=name,
+                     retry_statuses=RETRY_STATUSES - {409}, answer="none", hints={
+                         409: "the model is loaded, and a loaded model keeps its settings: unload it first "
+                              "(unload([%r])) or pass reload=True" % name})
+        if not reload:
+            return self._call(call)
+        return self._run(self._reload_plan(name, call, engine))
+
+    def _reload_plan(self, name: str, configure: _Call, engine: Optional[str]) -> Any:
+        yield self._unload_call([name], False, engine)
+        yield configure
+        yield self._preload_call(name, engine)
+
+    def configuration(self, model: Optional[str] = None) -> List[AttrDict]:
+        """What ``configure()`` set, per model (``docker model configure --show``): DMR's entries,
+        with its Go field names (``Backend``, ``Model``, ``Mode``, ``Config``)."""
+        query = "?model=" + urllib.parse.quote(split_model(model)[1], safe="/:@") if model else ""
+        return self._call(_Call("GET", "/engines/_configure" + query, where="dmr", shape=_objects_shape))
+
+    def preload(self, model: str) -> None:
+        """Load *model* without generating anything (``docker model run -d``), so the first real
+        request does not wait for the load.  Returns when DMR has loaded it."""
+        engine, name = split_model(model)
+        return self._call(self._preload_call(name, engine))
+
+    def _preload_call(self, name: str, engine: Optional[str]) -> _Call:
+        # DMR answers X-Preload-Only with 200 and no body once the model is loaded; a server that
+        # does not know the header answers one token, which loads the model all the same.
+        body = _encode_json({"model": name, "messages": [{"role": "user", "content": ""}], "max_tokens": 1})
+        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer="none",
+                     extra=b"X-Preload-Only: true\r\n")
+
+    def wait_until_loaded(self, model: str, timeout: float = 300.0, poll: float = 0.5) -> AttrDict:
+        """Poll running_models() until *model* is loaded; its entry.  APITimeoutError after *timeout*."""
+        name = split_model(model)[1]
+        return self._run(self._wait_plan(name, _check_timeout(timeout, "timeout") or 300.0, poll))
+
+    def load(self, model: str, timeout: float = 300.0) -> AttrDict:
+        """preload() then wait_until_loaded(): *model* is loaded and ready when this returns."""
+        engine, name = split_model(model)
+        return self._run(self._load_plan(name, engine, _check_timeout(timeout, "timeout") or 300.0))
+
+    def _load_plan(self, name: str, engine: Optional[str], timeout: float) -> Any:
+        yield self._preload_call(name, engine)
+        return (yield from self._wait_plan(name, timeout, 0.5))
+
+    def _wait_plan(self, name: str, timeout: float, poll: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            running = yield _Call("GET", "/engines/ps", where="dmr", shape=_objects_shape)
+            entry = next((item for item in running if _same_model(item.get("model_name"), name)), None)
+            if entry is not None and not entry.get("loading"):
+                return entry
+            left = deadline - time.monotonic()
+            if left <= 0:
+                state = "is still loading" if entry is not None else "is not loaded (running_models() does not list it)"
+                raise APITimeoutError("%s %s after %g s" % (name, state, timeout))
+            yield min(poll, left)   # a pause, in seconds
+
+    def disk_usage(self) -> AttrDict:
+        """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
+        return self._call(_Call("GET", "/engines/df", where="dmr", shape=_object_shape))
+
+    def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+        """DMR's Prometheus metrics (``/metrics``) as ``{name: [(labels, value)]}``."""
+        return self._call(_Call("GET", "/metrics", where="dmr", accept="text/plain", answer="text",
+                                then=parse_metrics))
+
+    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
+        """How many tokens *messages* are for *model* (DMR's ``/v1/messages/count_tokens``, which
+        it forwards to llama.cpp); system messages count as the system prompt."""
+        engine, name = split_model(model)
+        _check_messages(messages)
+        body = _encode_json(dict(_anthropic_messages(messages), model=name))
+        return self._call(_Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
+                                shape=_keyed_int_shape("input_tokens"), then=_input_tokens))
+
+    def fits(self, model: str, messages: Sequence[Message], max_tokens: int = 0) -> AttrDict:
+        """Whether *messages* plus *max_tokens* of answer fit *model*'s configured context.
+
+        Returns ``fits`` (True, False, or None when the server cannot tell),
+        ``prompt_tokens``, ``max_tokens``, ``context_size`` and ``reason``.
+        """
+        engine, name = split_model(model)
+        _check_messages(messages)
+        _whole_number(max_tokens, "max_tokens", 0)
+        return self._run(self._fits_plan(name, engine, messages, max_tokens))
+
+    def _fits_plan(self, name: str, engine: Optional[str], messages: Sequence[Message], max_tokens: int) -> Any:
+        body = _encode_json(dict(_anthropic_messages(messages), model=name))
+        tokens = yield _Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
+                             shape=_keyed_int_shape("input_tokens"), then=_input_tokens)
+        answer = AttrDict(fits=None, prompt_tokens=tokens, max_tokens=max_tokens, context_size=None, reason="")
+        try:
+            entries = yield _Call("GET", "/engines/_configure?model=" + urllib.parse.quote(name, safe="/:@"),
+                                  where="dmr", shape=_objects_shape)
+        except (NotFoundError, InvalidResponseError):
+            entries = []
+        sizes = [entry["Config"].get("context-size") for entry in entries
+                 if isinstance(entry.get("Config"), dict) and isinstance(entry["Config"].get("context-size"), int)]
+        if not sizes:
+            answer["reason"] = ("no context size is configured for %s, so the server's default applies and it "
+                             "does not say which: configure(%r, context_size=N) to know" % (name, name))
+            return answer
+        answer["context_size"] = sizes[-1]
+        answer["fits"] = tokens + max_tokens <= answer.context_size
+        answer["reason"] = "%d prompt + %d answer tokens %s the configured %d" % (
+            tokens, max_tokens, "fit in" if answer.fits else "do not fit in", answer.context_size)
+        return answer
+
     # -- the rules both transports apply ------------------------------------------
 
-    def _request_head(self, method: str, target: str, accept: str, body: Optional[bytes]) -> bytes:
-        """The request line and headers, ready to write."""
+    def _request_head(self, method: str, target: str, accept: str, body: Optional[bytes], extra: bytes = b"") -> bytes:
+        """The request line and headers, ready to write (*extra*: this call's own header lines)."""
         length = b"Content-Length: %d\r\n" % len(body) if body is not None else b""
         accept_line = b"Accept: %s\r\n" % accept.encode("ascii") if self._accept else b""
-        return b"%s %s HTTP/1.1\r\n%s%s%s\r\n" % (
-            method.encode("ascii"), target.encode("ascii"), self._head, accept_line, length)
+        return b"%s %s HTTP/1.1\r\n%s%s%s%s\r\n" % (
+            method.encode("ascii"), target.encode("ascii"), self._head, accept_line, extra, length)
 
     def _path(self, where: str, route: str, engine: Optional[str]) -> str:
         root = self._root
@@ -3750,7 +4346,10 @@ class _BaseClient:
         raise NotImplementedError
 
     def _reply(self, call: _Call, exchange: _ExchangeBase, raw: bytes) -> Any:
-        """The result of a 2xx JSON answer whose body is *raw*: decoded, checked, finished."""
+        """The result of a 2xx answer whose body is *raw*: decoded, checked, finished."""
+        if call.answer != "json":
+            text = raw.decode("utf-8", "replace") if call.answer == "text" else None
+            return call.then(text) if call.then is not None else text
         status = exchange.status
         why: Optional[str] = None
         try:
@@ -3914,11 +4513,31 @@ class Client(_BaseClient):
     # -- the blocking transport under the calls ------------------------------------
 
     def _call(self, call: _Call) -> Any:
+        started = time.monotonic()
         exchange = self._send(call)
         if call.stream is None:
-            return self._reply(call, exchange, exchange.read_body(self.max_response_bytes))
-        stream = self._streams[call.stream](exchange, call.model)
+            if call.answer == "none":
+                exchange.read_body(MAX_ERROR_BODY, truncate=True)   # read to keep the connection, dropped
+                return None
+            result = self._reply(call, exchange, exchange.read_body(self.max_response_bytes))
+            return Completion.timed(result, time.monotonic() - started) if call.timed else result
+        stream = self._streams[call.stream](exchange, call.model, started)
         return stream.wait() if call.wait else stream
+
+    def _run(self, plan: Generator[Any, Any, Any]) -> Any:
+        """Run a call made of several: *plan* yields _Calls (and pauses, in seconds) and gets
+        their results (or their errors, thrown in) until it returns the call's result."""
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    outcome = self._call(step) if isinstance(step, _Call) else self._sleep(step)
+                except DMRError as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     def _send(self, call: _Call) -> _Exchange:
         """Send a request, retrying as retry_wait() decides; return a 2xx exchange."""
@@ -4052,11 +4671,30 @@ class AsyncClient(_BaseClient):
     # -- the asyncio transport under the calls ----------------------------------------
 
     async def _call(self, call: _Call) -> Any:   # type: ignore[override]
+        started = time.monotonic()
         exchange = await self._send(call)
         if call.stream is None:
-            return self._reply(call, exchange, await exchange.read_body(self.max_response_bytes))
-        stream = self._streams[call.stream](exchange, call.model)
+            if call.answer == "none":
+                await exchange.read_body(MAX_ERROR_BODY, truncate=True)   # read to keep the connection, dropped
+                return None
+            result = self._reply(call, exchange, await exchange.read_body(self.max_response_bytes))
+            return Completion.timed(result, time.monotonic() - started) if call.timed else result
+        stream = self._streams[call.stream](exchange, call.model, started)
         return await stream.wait() if call.wait else stream
+
+    async def _run(self, plan: Generator[Any, Any, Any]) -> Any:   # type: ignore[override]
+        """As Client._run, awaiting each call and pause."""
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    outcome = await (self._call(step) if isinstance(step, _Call) else self._sleep(step))
+                except DMRError as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     async def _send(self, call: _Call) -> _AsyncExchange:
         """Send a request, retrying as retry_wait() decides (as Client._send)."""

@@ -95,6 +95,13 @@ def json_reply(status, obj, headers=(), close=False):
     return respond
 
 
+def empty_reply(status):
+    """DMR's bodiless successes (202 from _configure, 200 to X-Preload-Only)."""
+    def respond(handler, request):
+        write_response(handler, status, b"", "text/plain; charset=utf-8")
+    return respond
+
+
 def text_reply(status, text, headers=()):
     """DMR's own errors: Go's http.Error, plain text plus a newline."""
     def respond(handler, request):
@@ -206,7 +213,15 @@ class FakeDMR:
     *path* get r1, r2, ... (the last one repeats).  *prefix* is stripped from
     request paths first (Docker Desktop's socket serves DMR under /exp/vDD4.40)."""
 
-    INFERENCE = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/(chat/completions|completions|embeddings|models(?:/(.+))?)$")
+    INFERENCE = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/(chat/completions|completions|embeddings|"
+                           r"messages/count_tokens|models(?:/(.+))?)$")
+    CONFIGURE = re.compile(r"^/engines(?:/([^/]+))?/_configure$")
+    #: What DMR's /metrics serves (llama.cpp's counters, relabelled per model).
+    METRICS = ('# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n'
+               '# TYPE llamacpp:prompt_tokens_total counter\n'
+               'llamacpp:prompt_tokens_total{backend="llama.cpp",model="ai/smollm2"} 1234\n'
+               'llamacpp:predicted_tokens_seconds{backend="llama.cpp",model="ai/smollm2"} 57.5\n'
+               'go_goroutines 42\n')
     RERANK = re.compile(r"^(?:/engines(?:/([^/]+))?)?/rerank$")
 
     def __init__(self, models=("ai/smollm2", "ai/mxbai-embed-large"), unix_socket=None, prefix=""):
@@ -217,6 +232,9 @@ class FakeDMR:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.scripts = {}
+        self.configs = {}                      # model -> what _configure set
+        self.runners = {"ai/smollm2": 0}      # loaded model -> /engines/ps polls left while "loading"
+        self.load_polls = 2                    # polls a new load reports "loading" for
         if unix_socket:
             self.server = _UnixServer(unix_socket, _Handler)
             self.url = "http://localhost"
@@ -280,6 +298,13 @@ class FakeDMR:
         if model not in self.models:
             return text_reply(404, "error while getting model: get model '\"%s\"': model not found"
                               % model)(handler, request)
+        if request.headers.get("X-Preload-Only") == "true":   # DMR: load, answer nothing
+            self.runners[model] = 0
+            return empty_reply(200)(handler, request)
+        if kind == "messages/count_tokens":
+            words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+            words += len(str(body.get("system", "")).split())
+            return json_reply(200, {"input_tokens": words})(handler, request)
         if kind == "embeddings":
             if "embed" not in model:
                 return json_reply(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
@@ -337,11 +362,45 @@ class FakeDMR:
         if path == "/engines/status" and method == "GET":
             return json_reply(200, {"llama.cpp": "Running: llama.cpp b9879", "vllm": "Not Installed: no GPU"})
         if path == "/engines/ps" and method == "GET":
-            return json_reply(200, [{"backend_name": "llama.cpp", "model_name": "ai/smollm2", "mode": "completion"}])
+            running = []
+            for name, polls in sorted(self.runners.items()):
+                entry = {"backend_name": "llama.cpp", "model_name": name, "mode": "completion"}
+                if polls:
+                    entry["loading"] = True
+                    self.runners[name] = polls - 1
+                if name in self.configs and "keep_alive" in self.configs[name]:
+                    entry["keep_alive"] = self.configs[name]["keep_alive"]
+                running.append(entry)
+            return json_reply(200, running)
         if path == "/engines/unload" and method == "POST":
             if not isinstance(request.json, dict):
                 return text_reply(400, "invalid request")
-            return json_reply(200, {"unloaded_runners": len(request.json.get("models") or []) or 3})
+            names = request.json.get("models") or []
+            for name in names:
+                self.runners.pop(name, None)
+            return json_reply(200, {"unloaded_runners": len(names) or 3})
+        if path == "/engines/df" and method == "GET":
+            return json_reply(200, {"models_disk_usage": 2684354560, "default_backend_disk_usage": 104857600})
+        if path == "/metrics" and method == "GET":
+            return text_reply(200, self.METRICS)
+        configure = self.CONFIGURE.match(path)
+        if configure and method == "POST":
+            body = request.json
+            if not isinstance(body, dict) or not body.get("model"):
+                return text_reply(400, "invalid request")
+            if body["model"] not in self.models:
+                return text_reply(404, "model not found")
+            if body["model"] in self.runners:
+                return text_reply(409, "runner already active")
+            self.configs[body["model"]] = dict(body, backend=configure.group(1) or "llama.cpp")
+            self.runners[body["model"]] = self.load_polls   # _configure starts loading in the background
+            return empty_reply(202)
+        if configure and method == "GET":
+            wanted = urllib.parse.parse_qs(query).get("model", [None])[0]
+            return json_reply(200, [{"Backend": config["backend"], "Model": name, "ModelID": "sha256:1", "Mode": 0,
+                                     "Config": {key: value for key, value in config.items()
+                                                if key in ("context-size", "runtime-flags", "llamacpp")}}
+                                    for name, config in sorted(self.configs.items()) if wanted in (None, name)])
         if path == "/models" and method == "GET":
             return json_reply(200, [STORE[m] for m in sorted(self.models) if m in STORE])
         if path == "/models/create" and method == "POST":
@@ -2577,6 +2636,212 @@ class TestManagement(FakeDMRTestCase):
                 with self.assertRaises(ValueError):
                     client.model(name)
         self.assertEqual(len(self.fake.requests), sent)
+
+
+# ---------------------------------------------------------------------------
+# Client over the wire: running models (configure, preload, speed figures, reasoning, tokens)
+# ---------------------------------------------------------------------------
+
+
+class TestRunningRules(unittest.TestCase):
+    """The pure rules under the running-model calls."""
+
+    def test_speed_from_server_timings_or_the_clock(self):
+        timings = {"prompt_n": 20, "prompt_ms": 40.0, "prompt_per_second": 500.0, "predicted_n": 9,
+                   "predicted_ms": 90.0, "predicted_per_second": 100.0}
+        usage = {"prompt_tokens": 21, "completion_tokens": 9}
+        stats = dmr_client.speed_stats({"usage": usage, "timings": timings})
+        self.assertEqual((stats.source, stats.prompt_tokens_per_s, stats.generated_tokens_per_s), ("server", 500.0, 100.0))
+        self.assertEqual((stats.time_to_first_token_s, stats.total_s), (0.04, 0.13))
+        self.assertEqual((stats.prompt_tokens, stats.completion_tokens), (21, 9))
+        stats = dmr_client.speed_stats({"usage": usage, "timings": timings}, elapsed=0.5, first_token=0.2)
+        self.assertEqual((stats.source, stats.time_to_first_token_s, stats.total_s), ("server", 0.2, 0.5))
+        stats = dmr_client.speed_stats({"usage": usage}, elapsed=1.0, first_token=0.1)
+        self.assertEqual(stats.source, "client")
+        self.assertAlmostEqual(stats.generated_tokens_per_s, 10.0)
+        self.assertAlmostEqual(stats.prompt_tokens_per_s, 210.0)
+        stats = dmr_client.speed_stats({}, elapsed=2.0, first_token=1.0, chunks=5)
+        self.assertEqual((stats.source, stats.completion_tokens, stats.generated_tokens_per_s),
+                         ("client, chunks counted", 5, 5.0))
+        stats = dmr_client.speed_stats({})
+        self.assertEqual((stats.source, stats.generated_tokens_per_s), (None, None))
+
+    def test_split_thinking(self):
+        for text, expected in (("<think>plan it</think>\n\nHello", ("plan it", "Hello")),
+                               ("  <think>\nplan\n</think>Hi", ("plan", "Hi")),
+                               ("plan it</think>Hello", ("plan it", "Hello")),   # the template opened the tag
+                               ("<think>still thinking", ("still thinking", "")),
+                               ("Hello", ("", "Hello")), ("", ("", ""))):
+            with self.subTest(text=text):
+                self.assertEqual(dmr_client.split_thinking(text), expected)
+        with self.assertRaises(TypeError):
+            dmr_client.split_thinking(None)
+
+    def test_keep_alive_and_configure_bodies(self):
+        body = dmr_client._configure_body("ai/x", 8192, "1h30m", ["--threads", "4"], 0, "completion")
+        self.assertEqual(body, {"model": "ai/x", "context-size": 8192, "keep_alive": "1h30m",
+                                "runtime-flags": ["--threads", "4"], "llamacpp": {"reasoning-budget": 0},
+                                "mode": "completion"})
+        for value, wire in (("5m", "5m"), ("-1", "-1"), ("0", "0"), (-1, "-1"), (0, "0s"), (300, "300s"),
+                            (1.5, "1.5s"), ("250ms", "250ms"), ("2h45m30s", "2h45m30s")):
+            self.assertEqual(dmr_client._keep_alive(value), wire)
+        for bad, error in (("5 minutes", ValueError), ("-5m", ValueError), ("", ValueError), (-2, ValueError),
+                           (True, TypeError), ([], TypeError)):
+            with self.subTest(keep_alive=bad):
+                with self.assertRaises(error):
+                    dmr_client._keep_alive(bad)
+        for kwargs, error in (({"context_size": 0}, ValueError), ({"context_size": 4096.0}, ValueError),
+                              ({"context_size": True}, ValueError), ({"runtime_flags": "--threads 4"}, TypeError),
+                              ({"runtime_flags": [4]}, TypeError), ({"reasoning_budget": -2}, ValueError),
+                              ({"mode": "chat"}, ValueError), ({}, ValueError)):
+            with self.subTest(kwargs=kwargs):
+                arguments = dict(context_size=None, keep_alive=None, runtime_flags=None, reasoning_budget=None,
+                                 mode=None)
+                arguments.update(kwargs)
+                with self.assertRaises(error):
+                    dmr_client._configure_body("ai/x", **arguments)
+
+    def test_running_model_names(self):
+        for reported, name, same in (("docker.io/ai/x:latest", "ai/x", True), ("ai/x", "docker.io/ai/x:latest", True),
+                                     ("ai/x:Q4", "ai/x", False), ("ai/xy", "ai/x", False), (None, "ai/x", False)):
+            self.assertEqual(dmr_client._same_model(reported, name), same, (reported, name))
+
+    def test_metrics_parser(self):
+        parsed = dmr_client.parse_metrics(FakeDMR.METRICS + 'escaped{a="x\\"y",b="2"} -1.5e3 1700000000\n')
+        self.assertEqual(parsed["llamacpp:prompt_tokens_total"], [({"backend": "llama.cpp", "model": "ai/smollm2"}, 1234.0)])
+        self.assertEqual(parsed["go_goroutines"], [({}, 42.0)])
+        self.assertEqual(parsed["escaped"], [({"a": 'x"y', "b": "2"}, -1500.0)])
+        for bad in ("no value here", 'x{a=1} 2', "x 1 2 3", "x abc"):
+            with self.subTest(line=bad):
+                with self.assertRaises(dmr_client.InvalidResponseError):
+                    dmr_client.parse_metrics(bad)
+
+
+@for_both_clients
+class TestRunningModels(FakeDMRTestCase):
+    def test_configure_sends_what_dmr_reads(self):
+        client = self.client()
+        self.fake.runners.clear()
+        self.assertIsNone(client.configure("ai/smollm2", context_size=8192, keep_alive="10m",
+                                           runtime_flags=["--threads", "4"], reasoning_budget=-1))
+        request = self.last
+        self.assertEqual((request.method, request.path), ("POST", "/engines/_configure"))
+        self.assertEqual(request.json, {"model": "ai/smollm2", "context-size": 8192, "keep_alive": "10m",
+                                        "runtime-flags": ["--threads", "4"], "llamacpp": {"reasoning-budget": -1}})
+        self.fake.runners.clear()
+        client.configure("vllm/ai/smollm2", context_size=4096)
+        self.assertEqual(self.last.path, "/engines/vllm/_configure")
+        self.assertEqual(self.last.json, {"model": "ai/smollm2", "context-size": 4096})
+        entries = client.configuration("ai/smollm2")
+        self.assertEqual(self.last.path, "/engines/_configure?model=ai/smollm2")
+        self.assertEqual([(e.Backend, e.Model, e.Config) for e in entries],
+                         [("vllm", "ai/smollm2", {"context-size": 4096})])
+        self.assertEqual(len(client.configuration()), 1)
+
+    def test_bad_settings_are_refused_before_sending(self):
+        client = self.client()
+        for kwargs in ({"context_size": -1}, {"keep_alive": "forever"}, {"mode": "chat"}, {}, {"engine": "nope"}):
+            with self.subTest(kwargs=kwargs):
+                with self.assertRaises(ValueError):
+                    client.configure("ai/smollm2", **kwargs)
+        self.assertEqual(self.fake.requests, [])
+
+    def test_a_loaded_model_conflicts_and_reload_does_all_three_steps(self):
+        client = self.client()
+        with self.assertRaises(dmr_client.ConflictError) as caught:
+            client.configure("ai/smollm2", context_size=8192)
+        self.assertIn("reload=True", str(caught.exception))
+        self.assertEqual(len(self.fake.requests), 1)   # a 409 here is a fact, not a passing state
+        self.fake.requests.clear()
+        self.assertIsNone(client.configure("ai/smollm2", context_size=8192, reload=True))
+        self.assertEqual([(r.method, r.path) for r in self.fake.requests],
+                         [("POST", "/engines/unload"), ("POST", "/engines/_configure"),
+                          ("POST", "/engines/llama.cpp/v1/chat/completions")])
+        self.assertEqual(self.fake.requests[-1].headers["X-Preload-Only"], "true")
+        self.assertEqual(self.fake.runners["ai/smollm2"], 0)   # loaded
+
+    def test_preload_and_wait_until_loaded(self):
+        client = self.client()
+        self.assertIsNone(client.preload("ai/mxbai-embed-large"))
+        self.assertEqual(self.last.headers["X-Preload-Only"], "true")
+        self.assertEqual(self.last.json["model"], "ai/mxbai-embed-large")
+        self.fake.runners.pop("ai/mxbai-embed-large")
+        self.fake.load_polls = 3
+        client.configure("ai/mxbai-embed-large", keep_alive=-1)   # starts a load that takes 3 polls
+        entry = client.wait_until_loaded("ai/mxbai-embed-large")
+        self.assertEqual((entry.model_name, entry.keep_alive), ("ai/mxbai-embed-large", "-1"))
+        self.assertNotIn("loading", entry)
+        self.assertEqual(len(self.sleeps), 3)   # polled three times in vain, waiting between
+        self.fake.runners["ai/mxbai-embed-large"] = 10 ** 6
+        with self.assertRaises(dmr_client.APITimeoutError) as caught:
+            client.wait_until_loaded("ai/mxbai-embed-large", timeout=0.2, poll=0.05)
+        self.assertIn("still loading after 0.2 s", str(caught.exception))
+        self.fake.runners.clear()
+        self.assertEqual(client.load("ai/smollm2").model_name, "ai/smollm2")
+
+    def test_disk_usage_metrics_and_running_models(self):
+        client = self.client()
+        self.assertEqual(client.disk_usage().models_disk_usage, 2684354560)
+        metrics = client.metrics()
+        self.assertEqual(self.last.headers["Accept"], "text/plain")
+        self.assertEqual(metrics["go_goroutines"], [({}, 42.0)])
+        self.assertEqual(client.running_models()[0].model_name, "ai/smollm2")
+
+    def test_count_tokens_and_fits(self):
+        client = self.client()
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "one two three"}]
+        self.assertEqual(client.count_tokens("ai/smollm2", messages), 5)
+        self.assertEqual(self.last.path, "/engines/llama.cpp/v1/messages/count_tokens")
+        self.assertEqual(self.last.json, {"model": "ai/smollm2", "system": "Be brief.",
+                                          "messages": [{"role": "user", "content": "one two three"}]})
+        unknown = client.fits("ai/smollm2", messages, max_tokens=10)
+        self.assertIsNone(unknown.fits)
+        self.assertEqual(unknown.prompt_tokens, 5)
+        self.assertIn("no context size is configured", unknown.reason)
+        self.fake.configs["ai/smollm2"] = {"context-size": 16, "backend": "llama.cpp"}
+        self.assertTrue(client.fits("ai/smollm2", messages, max_tokens=11).fits)
+        answer = client.fits("ai/smollm2", messages, max_tokens=12)
+        self.assertEqual((answer.fits, answer.context_size), (False, 16))
+        self.assertIn("do not fit in the configured 16", answer.reason)
+
+    def test_stats_of_results_and_streams(self):
+        client = self.client()
+        reply = client.chat("ai/smollm2", HI)   # the captured reply carries llama.cpp's timings
+        self.assertIsInstance(reply, dmr_client.Completion)
+        self.assertEqual(reply.stats.source, "server")
+        self.assertGreater(reply.stats.generated_tokens_per_s, 0)
+        self.assertNotIn("stats", json.loads(json.dumps(reply)))
+        stream = client.chat("ai/smollm2", HI, stream=True)
+        self.assertIsNone(stream.stats)   # not complete yet
+        final = stream.final()
+        self.assertEqual((final.stats.source, stream.stats.source), ("server", "server"))
+        self.assertGreater(final.stats.total_s, 0)
+        self.assertGreaterEqual(final.stats.total_s, final.stats.time_to_first_token_s)
+        events = [e for e in sse_events("chat-stream-no-usage.http") if b"timings" not in e]
+        self.fake.script(TestChat.PATH if hasattr(TestChat, "PATH") else "/engines/llama.cpp/v1/chat/completions",
+                         sse_reply(events))
+        stats = client.chat("ai/smollm2", HI, stream=True).final().stats
+        self.assertEqual(stats.source, "client, chunks counted")
+        self.assertGreater(stats.completion_tokens, 0)
+
+    def test_think_maps_to_the_template_switch(self):
+        client = self.client()
+        client.chat("ai/smollm2", HI, think=False)
+        self.assertEqual(self.last.json["chat_template_kwargs"], {"enable_thinking": False})
+        client.chat("ai/smollm2", HI, think=True, chat_template_kwargs={"other": 1})
+        self.assertEqual(self.last.json["chat_template_kwargs"], {"other": 1, "enable_thinking": True})
+        client.chat("ai/smollm2", HI)
+        self.assertNotIn("chat_template_kwargs", self.last.json)
+        with self.assertRaises(TypeError):
+            client.chat("ai/smollm2", HI, think="yes")
+
+    def test_reasoning_stays_apart_from_the_answer(self):
+        client = self.client()
+        self.fake.script("/engines/llama.cpp/v1/chat/completions", sse_reply(sse_events("chat-stream-reasoning.http")))
+        reply = client.chat("ai/smollm2", HI, stream=True).final()
+        message = reply.choices[0].message
+        self.assertTrue(message.reasoning_content)
+        self.assertNotIn(message.reasoning_content, message.content)
 
 
 # ---------------------------------------------------------------------------
