@@ -2143,7 +2143,7 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
     usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
     stats = AttrDict(source=None, time_to_first_token_s=first_token, total_s=elapsed,
                      prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-                     prompt_tokens_per_s=None, generated_tokens_per_s=None)
+                     context_tokens=usage.get("total_tokens"), prompt_tokens_per_s=None, generated_tokens_per_s=None)
     timings = reply.get("timings")
     if isinstance(timings, dict) and isinstance(timings.get("predicted_per_second"), (int, float)):
         stats["source"] = "server"
@@ -2151,6 +2151,9 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
         stats["generated_tokens_per_s"] = timings["predicted_per_second"]
         if stats.completion_tokens is None:
             stats["completion_tokens"] = timings.get("predicted_n")
+        counts = [timings.get(key) for key in ("cache_n", "prompt_n", "predicted_n")]
+        if stats.context_tokens is None and all(isinstance(count, int) for count in counts):
+            stats["context_tokens"] = sum(counts)   # cached + new prompt tokens + generated ones
         prompt_ms, predicted_ms = timings.get("prompt_ms"), timings.get("predicted_ms")
         if first_token is None and isinstance(prompt_ms, (int, float)):
             stats["time_to_first_token_s"] = prompt_ms / 1000.0
@@ -4904,6 +4907,12 @@ def _cli_parser(argparse: Any) -> Any:
                       help="print the raw response (one JSON chunk per line when streaming)")
     chat.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                       help="any other body parameter; VALUE is JSON if it parses (repeatable)")
+    chat.add_argument("--stats", action="store_true",
+                      help="after the answer, print its speed on stderr (time to first token, tokens/s)")
+    thinking = chat.add_mutually_exclusive_group()
+    thinking.add_argument("--think", dest="think", action="store_true", default=None,
+                          help="let a reasoning model think (its thinking is shown dimmed, apart)")
+    thinking.add_argument("--no-think", dest="think", action="store_false", help="ask it not to think")
     chat.set_defaults(run=_cli_chat)
 
     models = commands.add_parser("models", help="list the models DMR has", description="List the models DMR has.")
@@ -4925,6 +4934,43 @@ def _cli_parser(argparse: Any) -> Any:
 
     ping = commands.add_parser("ping", help="is DMR there?", description="Exit 0 if DMR answers, 1 if not.")
     ping.set_defaults(run=_cli_ping)
+
+    configure = commands.add_parser(
+        "configure", help="set a model's context size and runtime options",
+        description="Set how DMR runs MODEL (as `docker model configure`), or --show what is set. A loaded "
+                    "model keeps its settings: --reload unloads it, configures it and loads it again.")
+    configure.add_argument("model", nargs="?")
+    configure.add_argument("--context-size", type=int, metavar="TOKENS")
+    configure.add_argument("--keep-alive", metavar="DURATION", help="idle time before unloading: 5m, 1h, -1 "
+                           "(never), 0 (at once)")
+    configure.add_argument("--runtime-flag", action="append", dest="runtime_flags", metavar="FLAG",
+                           help="an extra engine flag (repeatable): --runtime-flag=--threads --runtime-flag=4")
+    configure.add_argument("--reasoning-budget", type=int, metavar="TOKENS", help="-1 unlimited, 0 no thinking")
+    configure.add_argument("--mode", choices=RUNNER_MODES)
+    configure.add_argument("--reload", action="store_true", help="unload, configure, load again")
+    configure.add_argument("--show", action="store_true", help="print what is configured (for MODEL, or all)")
+    configure.add_argument("--json", action="store_true", help="with --show: the raw entries")
+    configure.set_defaults(run=_cli_configure)
+
+    load = commands.add_parser("load", help="load a model now, so its first answer is fast",
+                               description="Load MODEL without generating (as `docker model run -d`) and wait "
+                                           "until it is loaded.")
+    load.add_argument("model")
+    load.set_defaults(run=_cli_load)
+
+    ps = commands.add_parser("ps", help="the models loaded now", description="List the models DMR has loaded, "
+                             "with whether each is loading or busy.")
+    ps.add_argument("--json", action="store_true", help="print the raw list")
+    ps.set_defaults(run=_cli_ps)
+
+    df = commands.add_parser("df", help="disk used by models and engines", description="Show DMR's disk usage.")
+    df.add_argument("--json", action="store_true", help="print the raw answer")
+    df.set_defaults(run=_cli_df)
+
+    metrics = commands.add_parser("metrics", help="DMR's Prometheus metrics", description="Print DMR's metrics, "
+                                  "one sample a line (--json: {name: [[labels, value]]}).")
+    metrics.add_argument("--json", action="store_true")
+    metrics.set_defaults(run=_cli_metrics)
     return parser
 
 
@@ -5004,7 +5050,7 @@ class _Spinner:
 
 
 def _cli_params(args: Any) -> Dict[str, Any]:
-    params: Dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens}
+    params: Dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens, "think": args.think}
     for item in args.param:
         key, equals, value = item.partition("=")
         if not equals or not key:
@@ -5039,16 +5085,21 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
                 terminal: _Terminal) -> str:
     """Send *messages*, print the answer as it comes, return its text."""
     out = terminal.stdout
+    thinking = _Thinking(terminal, shown=not args.json)
     with _Spinner(terminal) as spinner:
         if args.no_stream:
             reply = client.chat(args.model, messages, **params)
             spinner.stop()
             if args.json:
                 out.write(json.dumps(reply, ensure_ascii=False) + "\n")
-            text = (reply.choices[0].message.content or "") if reply.get("choices") else ""
+            message = reply.choices[0].message if reply.get("choices") else AttrDict()
+            text = message.get("content") or ""
             if not args.json:
+                thinking.write(message.get("reasoning_content") or "")
+                thinking.end()
                 out.write(text + "\n")
             out.flush()
+            _cli_stats(terminal, args, reply.stats, reply)
             return text
         with client.chat(args.model, messages, stream=True, **params) as stream:
             parts = []
@@ -5059,15 +5110,65 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
                     out.flush()
                     continue
                 for choice in chunk.get("choices") or ():
-                    piece = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning:
+                        thinking.write(reasoning)
+                    piece = delta.get("content")
                     if piece:
+                        thinking.end()
                         parts.append(piece)
                         out.write(piece)
                         out.flush()
+            thinking.end()
             if not args.json:
                 out.write("\n")
                 out.flush()
+            if args.stats:
+                _cli_stats(terminal, args, stream.stats, stream.final())
             return "".join(parts)
+
+
+class _Thinking:
+    """A reasoning model's thinking, on stderr before the answer: dimmed at a colour terminal,
+    plain in a pipe, never in --json output or mixed into the answer on stdout."""
+
+    def __init__(self, terminal: _Terminal, shown: bool):
+        self.terminal, self.shown, self.open = terminal, shown, False
+
+    def write(self, text: str) -> None:
+        if not self.shown or not text:
+            return
+        err = self.terminal.stderr
+        if not self.open:
+            self.open = True
+            err.write("\x1b[2m" if self.terminal.color else "[thinking] ")
+        err.write(text)
+        err.flush()
+
+    def end(self) -> None:
+        if self.open:
+            self.open = False
+            self.terminal.stderr.write("\x1b[0m\n" if self.terminal.color else "\n[/thinking]\n")
+            self.terminal.stderr.flush()
+
+
+def _cli_stats(terminal: _Terminal, args: Any, stats: Optional[AttrDict], reply: Mapping[str, Any]) -> None:
+    """--stats: the answer's speed, one line on stderr."""
+    if not args.stats or stats is None:
+        return
+    def figure(value: Any, unit: str, digits: int = 1) -> str:
+        return "?" if value is None else "%.*f %s" % (digits, value, unit)
+    def count(value: Any) -> str:
+        return "?" if value is None else str(value)
+    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s tokens generated, %s of the "
+                          "context used, in %s (%s)\n" % (
+        figure(stats.time_to_first_token_s, "s", 2), figure(stats.prompt_tokens_per_s, "tokens/s"),
+        figure(stats.generated_tokens_per_s, "tokens/s"), count(stats.completion_tokens),
+        count(stats.context_tokens), figure(stats.total_s, "s", 2),
+        "measured by the server" if stats.source == "server"
+        else "measured here" if stats.source else "not measured"))
+    terminal.stderr.flush()
 
 
 def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
@@ -5198,6 +5299,90 @@ def _cli_status(client: Client, args: Any) -> int:
     for model in running:
         sys.stdout.write("  %s (%s, %s)\n" % (model.get("model_name"), model.get("backend_name"),
                                               model.get("mode") or "completion"))
+    return EXIT_OK
+
+
+def _cli_configure(client: Client, args: Any) -> int:
+    import sys
+
+    settings = dict(context_size=args.context_size, keep_alive=args.keep_alive, runtime_flags=args.runtime_flags,
+                    reasoning_budget=args.reasoning_budget, mode=args.mode)
+    if args.show:
+        entries = client.configuration(args.model)
+        if args.json:
+            sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=2) + "\n")
+            return EXIT_OK
+        if not entries:
+            sys.stdout.write("nothing configured%s\n" % (" for " + args.model if args.model else ""))
+        for entry in entries:
+            config = entry.get("Config") if isinstance(entry.get("Config"), dict) else {}
+            shown = ", ".join("%s %s" % (key, json.dumps(value)) for key, value in config.items() if value is not None)
+            sys.stdout.write("%s (%s): %s\n" % (entry.get("Model"), entry.get("Backend"), shown or "defaults"))
+        return EXIT_OK
+    if not args.model:
+        raise ValueError("configure needs MODEL (or --show)")
+    client.configure(args.model, reload=args.reload, **settings)
+    sys.stdout.write("configured %s%s\n" % (args.model, "; loaded again with it" if args.reload else
+                                             "; DMR loads it in the background (a loaded model keeps its "
+                                             "settings until --reload)"))
+    return EXIT_OK
+
+
+def _cli_load(client: Client, args: Any) -> int:
+    import sys
+
+    terminal = _Terminal(sys.stdout, sys.stderr)
+    started = time.monotonic()
+    with _Spinner(terminal, delay=0.3):
+        entry = client.load(args.model, timeout=args.timeout)
+    sys.stdout.write("%s is loaded (%s, %.1f s)\n" % (args.model, entry.get("backend_name") or "engine",
+                                                       time.monotonic() - started))
+    return EXIT_OK
+
+
+def _cli_ps(client: Client, args: Any) -> int:
+    import sys
+
+    running = client.running_models()
+    if args.json:
+        sys.stdout.write(json.dumps(running, ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK
+    if not running:
+        sys.stdout.write("no model is loaded\n")
+        return EXIT_OK
+    sys.stdout.write("%-40s %-10s %-11s %-9s %s\n" % ("MODEL", "ENGINE", "MODE", "STATE", "KEEP ALIVE"))
+    for entry in running:
+        state = "loading" if entry.get("loading") else "busy" if entry.get("in_use") else "idle"
+        sys.stdout.write("%-40s %-10s %-11s %-9s %s\n" % (
+            entry.get("model_name"), entry.get("backend_name"), entry.get("mode") or "completion", state,
+            entry.get("keep_alive") if entry.get("keep_alive") is not None else "default"))
+    return EXIT_OK
+
+
+def _cli_df(client: Client, args: Any) -> int:
+    import sys
+
+    usage = client.disk_usage()
+    if args.json:
+        sys.stdout.write(json.dumps(usage) + "\n")
+        return EXIT_OK
+    for key, label in (("models_disk_usage", "models"), ("default_backend_disk_usage", "default engine")):
+        value = usage.get(key)
+        sys.stdout.write("%-15s %s\n" % (label, _size(value) if isinstance(value, (int, float)) else "?"))
+    return EXIT_OK
+
+
+def _cli_metrics(client: Client, args: Any) -> int:
+    import sys
+
+    metrics = client.metrics()
+    if args.json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return EXIT_OK
+    for name, samples in metrics.items():
+        for labels, value in samples:
+            shown = ",".join('%s="%s"' % item for item in labels.items())
+            sys.stdout.write("%s%s %s\n" % (name, "{%s}" % shown if shown else "", "%g" % value))
     return EXIT_OK
 
 

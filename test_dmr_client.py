@@ -2654,6 +2654,9 @@ class TestRunningRules(unittest.TestCase):
         self.assertEqual((stats.source, stats.prompt_tokens_per_s, stats.generated_tokens_per_s), ("server", 500.0, 100.0))
         self.assertEqual((stats.time_to_first_token_s, stats.total_s), (0.04, 0.13))
         self.assertEqual((stats.prompt_tokens, stats.completion_tokens), (21, 9))
+        self.assertIsNone(stats.context_tokens)   # no total_tokens and no cache_n: unknown
+        timings["cache_n"] = 1
+        self.assertEqual(dmr_client.speed_stats({"timings": timings}).context_tokens, 30)
         stats = dmr_client.speed_stats({"usage": usage, "timings": timings}, elapsed=0.5, first_token=0.2)
         self.assertEqual((stats.source, stats.time_to_first_token_s, stats.total_s), ("server", 0.2, 0.5))
         stats = dmr_client.speed_stats({"usage": usage}, elapsed=1.0, first_token=0.1)
@@ -3116,6 +3119,49 @@ class TestCLI(CLITestCase):
         self.assertEqual(self.run_cli("ping").returncode, 0)
         self.assertEqual(self.run_cli("ping", env=self.env(
             DOCKER_MODEL_RUNNER_API_BASE="http://127.0.0.1:%d" % free_port())).returncode, 1)
+
+    def test_running_models_commands(self):
+        self.fake.runners.clear()
+        configured = self.run_cli("configure", "ai/smollm2", "--context-size", "8192", "--keep-alive", "10m",
+                                  "--runtime-flag=--threads", "--runtime-flag=4")
+        self.assertEqual(configured.returncode, 0, configured.stderr)
+        self.assertEqual(self.fake.requests[-1].json, {"model": "ai/smollm2", "context-size": 8192,
+                                                       "keep_alive": "10m", "runtime-flags": ["--threads", "4"]})
+        again = self.run_cli("configure", "ai/smollm2", "--context-size", "4096")
+        self.assertEqual(again.returncode, 1)
+        self.assertEqual(len(again.stderr.splitlines()), 1)
+        self.assertIn("reload=True", again.stderr)   # noqa -- the library's words; see issue 12
+        self.assertEqual(self.run_cli("configure", "ai/smollm2", "--context-size", "4096", "--reload").returncode, 0)
+        shown = self.run_cli("configure", "--show")
+        self.assertEqual(shown.stdout, 'ai/smollm2 (llama.cpp): context-size 4096\n')
+        self.assertEqual(self.run_cli("configure", "ai/smollm2", "--keep-alive", "soon").returncode, 2)
+        self.fake.runners["ai/mxbai-embed-large"] = 1
+        ps = self.run_cli("ps")
+        self.assertIn("loading", ps.stdout)
+        self.assertRegex(ps.stdout, r"ai/smollm2\s+llama.cpp\s+completion\s+idle")
+        loaded = self.run_cli("load", "ai/mxbai-embed-large")
+        self.assertEqual(loaded.returncode, 0, loaded.stderr)
+        self.assertIn("ai/mxbai-embed-large is loaded", loaded.stdout)
+        self.assertEqual(self.run_cli("df").stdout, "models          2.7 GB\ndefault engine  104.9 MB\n")
+        metrics = self.run_cli("metrics")
+        self.assertIn('llamacpp:prompt_tokens_total{backend="llama.cpp",model="ai/smollm2"} 1234\n', metrics.stdout)
+
+    def test_chat_stats_and_thinking(self):
+        stats = self.run_cli("chat", "-m", "ai/smollm2", "--stats", "Hi")
+        self.assertEqual(stats.stdout, PHRASE + "\n")
+        self.assertRegex(stats.stderr, r"^\[stats\] first token [\d.]+ s, prompt [\d.]+ tokens/s, generation "
+                                       r"[\d.]+ tokens/s; 9 tokens generated, 36 of the context used, in [\d.]+ s "
+                                       r"\(measured by the server\)\n$")
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream-reasoning.http")))
+        thought = self.run_cli("chat", "-m", "ai/smollm2", "--think", "Hi")
+        self.assertEqual(self.fake.requests[-1].json["chat_template_kwargs"], {"enable_thinking": True})
+        self.assertNotIn("[thinking]", thought.stdout)   # the answer alone on stdout
+        self.assertTrue(thought.stderr.startswith("[thinking] "), thought.stderr)
+        self.fake.script(self.PATH, sse_reply(sse_events("chat-stream-reasoning.http")))
+        as_json = self.run_cli("chat", "-m", "ai/smollm2", "--no-think", "--json", "Hi")
+        self.assertEqual(self.fake.requests[-1].json["chat_template_kwargs"], {"enable_thinking": False})
+        self.assertEqual(as_json.stderr, "")
+        self.assertTrue(all(json.loads(line) for line in as_json.stdout.splitlines()))
 
     def test_same_program_three_ways(self):
         by_file = self.run_cli("--version")
