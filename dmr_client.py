@@ -161,6 +161,15 @@ __all__ = [
     "AsyncCompletionStream",
     "AsyncPullStream",
     "HeadReader",
+    "Completion",
+    "speed_stats",
+    "split_thinking",
+    "parse_metrics",
+    "RUNNER_MODES",
+    "LogLines",
+    "ServerEvents",
+    "FollowStream",
+    "AsyncFollowStream",
     "Client",
     "AsyncClient",
     "main",
@@ -449,6 +458,9 @@ class Completion(AttrDict):
     """
 
     __slots__ = ("elapsed", "first_token", "chunks")
+    elapsed: Optional[float]
+    first_token: Optional[float]
+    chunks: Optional[int]
 
     @classmethod
     def timed(cls, reply: Any, elapsed: Optional[float], first_token: Optional[float] = None,
@@ -944,17 +956,18 @@ class HeadReader:
             self._tail = (self._tail + chunk)[-2:]
             if b"\n\n" not in chunk and b"\n\r\n" not in chunk and b"\n\n" not in edge \
                     and b"\n\r\n" not in edge:
-                return self._waiting()
+                self._check_size()
+                return None
             return self._parse(b"".join(self._pieces))
         if b"\n\n" not in chunk and b"\n\r\n" not in chunk:
             self._pieces, self._size, self._tail = [chunk], len(chunk), chunk[-2:]
-            return self._waiting()
+            self._check_size()
+            return None
         return self._parse(chunk)   # speed: the usual head, whole in the first read
 
-    def _waiting(self) -> None:
+    def _check_size(self) -> None:
         if self._size > MAX_HEAD_BYTES:
             raise ProtocolError("the response head grew past %d bytes without ending" % MAX_HEAD_BYTES)
-        return None
 
     def _parse(self, data: bytes) -> Optional[Tuple[ResponseHead, bytes]]:
         while True:
@@ -1971,6 +1984,44 @@ class PullTracker:
                                      "not finish" % self.model, url=url)
 
 
+class LogLines:
+    """A followed text body (DMR's ``/logs``): body bytes in, lines (str) out (no I/O)."""
+
+    what = "the log stream"
+
+    def __init__(self) -> None:
+        self._lines = LineSplitter()
+        self.received = 0
+
+    def feed(self, data: bytes) -> Iterator[str]:
+        """The lines *data* completes; b"" is the end of the body (the last line, unterminated)."""
+        found = self._lines.feed(data) if data else [self._lines.close() or b""]
+        for line in found:
+            if line or data:
+                self.received += 1
+                yield line.decode("utf-8", "replace").rstrip("\r")
+
+
+class ServerEvents:
+    """A followed event stream (DMR's live request log): body bytes in, one AttrDict per
+    Server-Sent Event out, ``event`` (its name) and ``data`` (JSON when it parses) (no I/O)."""
+
+    what = "the event stream"
+
+    def __init__(self) -> None:
+        self._events = SSEDecoder().events
+        self.received = 0
+
+    def feed(self, data: bytes) -> Iterator[AttrDict]:
+        for event in self._events(data) if data else ():
+            try:
+                payload = _decode_event(event.data) if event.data else None
+            except (ValueError, RecursionError):
+                payload = event.data
+            self.received += 1
+            yield AttrDict(event=event.event, data=payload)
+
+
 def parse_pull_line(line: str) -> Optional[AttrDict]:
     """Parse one line of DMR's pull progress; None for a blank line.
 
@@ -2140,7 +2191,7 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
     without ``usage`` counts its *chunks* as tokens (``source`` "client,
     chunks counted").  Figures that cannot be known are None.
     """
-    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
+    usage: Mapping[str, Any] = reply["usage"] if isinstance(reply.get("usage"), dict) else {}
     stats = AttrDict(source=None, time_to_first_token_s=first_token, total_s=elapsed,
                      prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
                      context_tokens=usage.get("total_tokens"), prompt_tokens_per_s=None, generated_tokens_per_s=None)
@@ -2271,7 +2322,8 @@ def _same_model(reported: Any, name: str) -> bool:
 
 def _anthropic_messages(messages: Sequence[Message]) -> Dict[str, Any]:
     """OpenAI-style *messages* as an Anthropic Messages body (system messages apart)."""
-    system = [m.get("content") for m in messages if m.get("role") == "system" and isinstance(m.get("content"), str)]
+    system: List[str] = [m["content"] for m in messages
+                         if m.get("role") == "system" and isinstance(m.get("content"), str)]
     body: Dict[str, Any] = {"messages": [{"role": m["role"], "content": m.get("content") or ""}
                                          for m in messages if m.get("role") != "system"]}
     if system:
@@ -3463,6 +3515,44 @@ def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDic
         exchange.discard()
 
 
+class FollowStream(_Streamed):
+    """What a followed DMR resource sends, item by item as it comes: log lines (str) from
+    ``logs(follow=True)``, events from ``requests(follow=True)``.  It runs until the server
+    ends it or you close() it (or leave the ``with`` block); a cut raises APIConnectionError."""
+
+    def __init__(self, exchange: _Exchange, items: Any):
+        self._source = items
+        super().__init__(exchange, _followed(exchange, items))
+
+    @property
+    def received(self) -> int:
+        return self._source.received
+
+
+def _followed(exchange: _Exchange, items: Any) -> Generator[Any, None, None]:
+    try:
+        while True:
+            data = exchange.read_some()
+            yield from items.feed(data)
+            if not data:
+                break
+        exchange.finish()
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        failure = _follow_failure(exc, exchange, items)
+        if failure is exc:
+            raise
+        raise failure from exc
+    finally:
+        exchange.discard()
+
+
+def _follow_failure(exc: BaseException, exchange: _ExchangeBase, items: Any) -> BaseException:
+    return _read_failure(exc, "%s from %s" % (items.what, exchange.url), exchange.url, exchange.pool.timeout,
+                         items.received, "items")
+
+
 class _AsyncStreamed:
     """An async iterator over a live response: what AsyncStream and AsyncPullStream share.
 
@@ -3582,6 +3672,28 @@ class AsyncCompletionStream(AsyncStream):
     """A streamed ``/completions`` answer for AsyncClient; final() is a ``text_completion``."""
 
     _Fold = CompletionFold
+
+
+class AsyncFollowStream(_AsyncStreamed):
+    """FollowStream for AsyncClient: ``async for line in await client.logs(follow=True)``."""
+
+    def __init__(self, exchange: _AsyncExchange, items: Any):
+        self._source = items
+        super().__init__(exchange)
+
+    @property
+    def received(self) -> int:
+        return self._source.received
+
+    async def _read(self) -> Iterator[Any]:
+        data = await self._exchange.read_some()
+        if not data:
+            self._ended = True
+            self._exchange.finish()
+        return self._source.feed(data)
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        return _follow_failure(exc, self._exchange, self._source)
 
 
 class AsyncPullStream(_PullState, _AsyncStreamed):
@@ -4083,190 +4195,25 @@ class _BaseClient:
                 raise APITimeoutError("%s %s after %g s" % (name, state, timeout))
             yield min(poll, left)   # a pause, in seconds
 
-    def disk_usage(self) -> AttrDict:
-        """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
-        return self._call(_Call("GET", "/engines/df", where="dmr", shape=_object_shape))
+    def logs(self, follow: bool = False, *, engines: bool = True) -> Any:
+        """DMR's log (``docker model logs``): the text so far, or with ``follow=True`` a
+        FollowStream of its lines as they are written (``engines=False`` leaves the engines'
+        own lines out).  A followed log is silent between lines: *timeout* still bounds each
+        wait, so follow with a client whose timeout is long enough (or None)."""
+        route = "/logs?follow=%s&no-engines=%s" % ("true" if follow else "false", "false" if engines else "true")
+        if follow:
+            return self._call(_Call("GET", route, where="dmr", accept="text/plain", stream="logs"))
+        return self._call(_Call("GET", route, where="dmr", accept="text/plain", answer="text"))
 
-    def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
-        """DMR's Prometheus metrics (``/metrics``) as ``{name: [(labels, value)]}``."""
-        return self._call(_Call("GET", "/metrics", where="dmr", accept="text/plain", answer="text",
-                                then=parse_metrics))
-
-    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
-        """How many tokens *messages* are for *model* (DMR's ``/v1/messages/count_tokens``, which
-        it forwards to llama.cpp); system messages count as the system prompt."""
-        engine, name = split_model(model)
-        _check_messages(messages)
-        body = _encode_json(dict(_anthropic_messages(messages), model=name))
-        return self._call(_Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
-                                shape=_keyed_int_shape("input_tokens"), then=_input_tokens))
-
-    def fits(self, model: str, messages: Sequence[Message], max_tokens: int = 0) -> AttrDict:
-        """Whether *messages* plus *max_tokens* of answer fit *model*'s configured context.
-
-        Returns ``fits`` (True, False, or None when the server cannot tell),
-        ``prompt_tokens``, ``max_tokens``, ``context_size`` and ``reason``.
-        """
-        engine, name = split_model(model)
-        _check_messages(messages)
-        _whole_number(max_tokens, "max_tokens", 0)
-        return self._run(self._fits_plan(name, engine, messages, max_tokens))
-
-    # -- DMR's own API --------------------------------------------------------------
-
-    def pull(self, model: str, *, stream: bool = False, bearer_token: Optional[str] = None) -> Any:
-        """Pull *model* into DMR's store (``docker model pull``).
-
-        Blocks until DMR reports success and returns that event; with
-        ``stream=True`` returns a PullStream of progress events instead.
-        *bearer_token* is sent to the registry (e.g. a Hugging Face token).
-        """
-        name = split_model(model)[1]
-        quote_model_path(name)   # refuse what cannot be a reference before asking DMR
-        body = {"from": name}
-        if bearer_token:
-            body["bearer-token"] = bearer_token
-        return self._call(_Call("POST", "/models/create", _encode_json(body), where="dmr", model=name,
-                                replayable=False, stream="pull", wait=not stream,
-                                hints={404: "no model %r in the registry: check the name and tag" % name}))
-
-    def local_models(self) -> List[AttrDict]:
-        """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
-        return self._call(_Call("GET", "/models", where="dmr", shape=_objects_shape))
-
-    def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
-        """One model of DMR's store (or of the registry with ``remote=True``)."""
-        name = split_model(name)[1]
-        route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
-        return self._call(_Call("GET", route, where="dmr", shape=_object_shape, hints={
-            404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
-
-    def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
-        """Remove *name* from DMR's store; returns what was untagged and deleted.
-
-        An ID that several tags point to needs ``force=True`` (ConflictError otherwise).
-        """
-        name = split_model(name)[1]
-        route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
-        # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
-        return self._call(_Call("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409},
-                                replayable=False, shape=_objects_shape, hints={
-            404: "no model %r in DMR's store: see local_models()" % name,
-            409: "several tags point to this model: pass force=True to delete it anyway"}))
-
-    def engine_status(self) -> AttrDict:
-        """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
-        return self._call(_Call("GET", "/engines/status", where="dmr", shape=_object_shape))
-
-    def running_models(self) -> List[AttrDict]:
-        """The models loaded in an engine now (``docker model ps``)."""
-        return self._call(_Call("GET", "/engines/ps", where="dmr", shape=_objects_shape))
-
-    def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
-               backend: Optional[str] = None) -> AttrDict:
-        """Unload *models* (or ``all=True`` models) from memory; returns ``unloaded_runners``."""
-        if not all and not models:
-            raise ValueError("name the models to unload, or pass all=True")
-        if isinstance(models, str):
-            models = [models]
-        return self._call(self._unload_call([split_model(m)[1] for m in models or ()], all, backend))
-
-    @staticmethod
-    def _unload_call(names: List[str], all: bool, backend: Optional[str]) -> _Call:
-        body: Dict[str, Any] = {"all": bool(all)}
-        if names:
-            body["models"] = names
-        if backend:
-            body["backend"] = backend
-        return _Call("POST", "/engines/unload", _encode_json(body), where="dmr", replayable=False,
-                     shape=_object_shape)
-
-    @staticmethod
-    def _engine_route(route: str, engine: Optional[str]) -> str:
-        """DMR's engine-management *route*, for one engine or for the default."""
-        return "/engines" + ("/" + engine if engine else "") + route
-
-    def version(self) -> str:
-        """DMR's version string."""
-        return self._call(_Call("GET", "/version", where="dmr", then=_version_string))
-
-    # -- running models: configuration, loading, speed, tokens -------------------------
-
-    def configure(self, model: str, *, context_size: Optional[int] = None, keep_alive: Any = None,
-                  runtime_flags: Optional[Sequence[str]] = None, reasoning_budget: Optional[int] = None,
-                  engine: Optional[str] = None, mode: Optional[str] = None, reload: bool = False) -> Any:
-        """Set how DMR runs *model* (``docker model configure``); DMR then loads it in the background.
-
-        *context_size* in tokens; *keep_alive* how long an idle model stays
-        loaded ("5m", "1h", "-1" never unload, "0" unload at once, or seconds);
-        *runtime_flags* extra engine flags (``["--threads", "4"]``);
-        *reasoning_budget* llama.cpp's thinking budget in tokens (-1 without
-        limit, 0 no thinking); *mode* completion, embedding, reranking or
-        image-generation.  A model already loaded keeps its settings: DMR
-        answers 409 (ConflictError) unless *reload* unloads it first, then
-        configures and loads it again, returning when it is loaded.
-        """
-        model_engine, name = split_model(model)
-        engine = _check_engine(engine) or model_engine
-        body = _configure_body(name, context_size, keep_alive, runtime_flags, reasoning_budget, mode)
-        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where="dmr", model=name,
-                     retry_statuses=RETRY_STATUSES - {409}, answer="none", hints={
-                         409: "the model is loaded, and a loaded model keeps its settings: unload it first "
-                              "(unload([%r])) or pass reload=True" % name})
-        if not reload:
-            return self._call(call)
-        return self._run(self._reload_plan(name, call, engine))
-
-    def _reload_plan(self, name: str, configure: _Call, engine: Optional[str]) -> Any:
-        yield self._unload_call([name], False, engine)
-        yield configure
-        yield self._preload_call(name, engine)
-
-    def configuration(self, model: Optional[str] = None) -> List[AttrDict]:
-        """What ``configure()`` set, per model (``docker model configure --show``): DMR's entries,
-        with its Go field names (``Backend``, ``Model``, ``Mode``, ``Config``)."""
-        query = "?model=" + urllib.parse.quote(split_model(model)[1], safe="/:@") if model else ""
-        return self._call(_Call("GET", "/engines/_configure" + query, where="dmr", shape=_objects_shape))
-
-    def preload(self, model: str) -> None:
-        """Load *model* without generating anything (``docker model run -d``), so the first real
-        request does not wait for the load.  Returns when DMR has loaded it."""
-        engine, name = split_model(model)
-        return self._call(self._preload_call(name, engine))
-
-    def _preload_call(self, name: str, engine: Optional[str]) -> _Call:
-        # DMR answers X-Preload-Only with 200 and no body once the model is loaded; a server that
-        # does not know the header answers one token, which loads the model all the same.
-        body = _encode_json({"model": name, "messages": [{"role": "user", "content": ""}], "max_tokens": 1})
-        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer="none",
-                     extra=b"X-Preload-Only: true\r\n")
-
-    def wait_until_loaded(self, model: str, timeout: float = 300.0, poll: float = 0.5) -> AttrDict:
-        """Poll running_models() until *model* is loaded; its entry.  APITimeoutError after *timeout*."""
-        name = split_model(model)[1]
-        return self._run(self._wait_plan(name, _check_timeout(timeout, "timeout") or 300.0, poll))
-
-    def load(self, model: str, timeout: float = 300.0) -> AttrDict:
-        """preload() then wait_until_loaded(): *model* is loaded and ready when this returns."""
-        engine, name = split_model(model)
-        return self._run(self._load_plan(name, engine, _check_timeout(timeout, "timeout") or 300.0))
-
-    def _load_plan(self, name: str, engine: Optional[str], timeout: float) -> Any:
-        yield self._preload_call(name, engine)
-        return (yield from self._wait_plan(name, timeout, 0.5))
-
-    def _wait_plan(self, name: str, timeout: float, poll: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            running = yield _Call("GET", "/engines/ps", where="dmr", shape=_objects_shape)
-            entry = next((item for item in running if _same_model(item.get("model_name"), name)), None)
-            if entry is not None and not entry.get("loading"):
-                return entry
-            left = deadline - time.monotonic()
-            if left <= 0:
-                state = "is still loading" if entry is not None else "is not loaded (running_models() does not list it)"
-                raise APITimeoutError("%s %s after %g s" % (name, state, timeout))
-            yield min(poll, left)   # a pause, in seconds
+    def requests(self, model: Optional[str] = None, *, follow: bool = False) -> Any:
+        """DMR's record of the requests it served (as Docker Desktop shows them), for *model* or
+        all; with ``follow=True`` a FollowStream of events (``event``: "connected",
+        "new_request"; ``data``: the record) as requests come in."""
+        route = "/engines/requests" + ("?model=" + urllib.parse.quote(split_model(model)[1], safe="/:@")
+                                       if model else "")
+        if follow:
+            return self._call(_Call("GET", route, where="dmr", accept="text/event-stream", stream="events"))
+        return self._call(_Call("GET", route, where="dmr"))
 
     def disk_usage(self) -> AttrDict:
         """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
@@ -4466,7 +4413,9 @@ class Client(_BaseClient):
     threads.  Use it as a context manager, or call close().
     """
 
-    _streams = {"chat": ChatStream, "completion": CompletionStream, "pull": PullStream}
+    _streams: Dict[str, Callable[..., Any]] = {"chat": ChatStream, "completion": CompletionStream, "pull": PullStream,
+                "logs": lambda exchange, model, started: FollowStream(exchange, LogLines()),
+                "events": lambda exchange, model, started: FollowStream(exchange, ServerEvents())}
     _sleep = staticmethod(time.sleep)   # tests replace it to keep retry waits short
 
     def _new_pools(self) -> None:
@@ -4608,7 +4557,10 @@ class AsyncClient(_BaseClient):
     client:`` or ``await client.aclose()``.
     """
 
-    _streams = {"chat": AsyncChatStream, "completion": AsyncCompletionStream, "pull": AsyncPullStream}
+    _streams: Dict[str, Callable[..., Any]] = {
+                "chat": AsyncChatStream, "completion": AsyncCompletionStream, "pull": AsyncPullStream,
+                "logs": lambda exchange, model, started: AsyncFollowStream(exchange, LogLines()),
+                "events": lambda exchange, model, started: AsyncFollowStream(exchange, ServerEvents())}
     _closed = False
 
     def _new_pools(self) -> None:
@@ -4856,7 +4808,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     try:
-        client = Client(args.base_url, args.api_key, engine=args.engine, timeout=args.timeout)
+        # A followed log or request record may be silent for hours: no read timeout then.
+        timeout = None if getattr(args, "follow", False) else args.timeout
+        client = Client(args.base_url, args.api_key, engine=args.engine, timeout=timeout)
         with client:
             return args.run(client, args)
     except KeyboardInterrupt:
@@ -4971,6 +4925,18 @@ def _cli_parser(argparse: Any) -> Any:
                                   "one sample a line (--json: {name: [[labels, value]]}).")
     metrics.add_argument("--json", action="store_true")
     metrics.set_defaults(run=_cli_metrics)
+
+    logs = commands.add_parser("logs", help="DMR's log", description="Print DMR's log; -f follows it.")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    logs.add_argument("--no-engines", action="store_true", help="leave the engines' own lines out")
+    logs.set_defaults(run=_cli_logs)
+
+    requests = commands.add_parser("requests", help="the requests DMR served",
+                                   description="Print DMR's record of the requests it served, one JSON object a "
+                                               "line; -f follows new ones.")
+    requests.add_argument("model", nargs="?")
+    requests.add_argument("-f", "--follow", action="store_true", help="keep printing new requests (Ctrl-C stops)")
+    requests.set_defaults(run=_cli_requests)
     return parser
 
 
@@ -5315,7 +5281,7 @@ def _cli_configure(client: Client, args: Any) -> int:
         if not entries:
             sys.stdout.write("nothing configured%s\n" % (" for " + args.model if args.model else ""))
         for entry in entries:
-            config = entry.get("Config") if isinstance(entry.get("Config"), dict) else {}
+            config: Dict[str, Any] = entry["Config"] if isinstance(entry.get("Config"), dict) else {}
             shown = ", ".join("%s %s" % (key, json.dumps(value)) for key, value in config.items() if value is not None)
             sys.stdout.write("%s (%s): %s\n" % (entry.get("Model"), entry.get("Backend"), shown or "defaults"))
         return EXIT_OK
@@ -5383,6 +5349,35 @@ def _cli_metrics(client: Client, args: Any) -> int:
         for labels, value in samples:
             shown = ",".join('%s="%s"' % item for item in labels.items())
             sys.stdout.write("%s%s %s\n" % (name, "{%s}" % shown if shown else "", "%g" % value))
+    return EXIT_OK
+
+
+def _cli_logs(client: Client, args: Any) -> int:
+    import sys
+
+    if not args.follow:
+        sys.stdout.write(client.logs(engines=not args.no_engines))
+        return EXIT_OK
+    with client.logs(follow=True, engines=not args.no_engines) as lines:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cli_requests(client: Client, args: Any) -> int:
+    import sys
+
+    if not args.follow:
+        records = client.requests(args.model)
+        for record in records if isinstance(records, list) else [records]:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    with client.requests(args.model, follow=True) as events:
+        for event in events:
+            if event.event != "connected":
+                sys.stdout.write(json.dumps(event.data, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
     return EXIT_OK
 
 

@@ -383,6 +383,21 @@ class FakeDMR:
             return json_reply(200, {"models_disk_usage": 2684354560, "default_backend_disk_usage": 104857600})
         if path == "/metrics" and method == "GET":
             return text_reply(200, self.METRICS)
+        if path == "/logs" and method == "GET":
+            lines = [b"time=1 level=INFO msg=\"Listening\"\n", b"[llama.cpp] server is listening\r\n",
+                     b"time=2 level=INFO msg=\"done\""]
+            if "no-engines=true" in query:
+                lines = [line for line in lines if b"llama.cpp" not in line]
+            if "follow=true" in query:
+                return sse_reply(lines)   # chunked text, a piece at a time
+            return text_reply(200, b"".join(lines).decode())
+        if path == "/engines/requests" and method == "GET":
+            record = {"id": "r-1", "model": "ai/smollm2", "method": "POST", "url": "/v1/chat/completions",
+                      "response_status": 200}
+            if "text/event-stream" in (request.headers.get("Accept") or ""):
+                return sse_reply([b"event: connected\ndata: {}\n\n",
+                                  b"event: new_request\ndata: " + json.dumps(record).encode() + b"\n\n"])
+            return json_reply(200, [record] if "model=ai/other" not in query else [])
         configure = self.CONFIGURE.match(path)
         if configure and method == "POST":
             body = request.json
@@ -518,7 +533,7 @@ class BlockingAsyncClient:
             if self._runner.loop.is_closed():   # used after close(): on a loop of its own
                 return asyncio.run(value(*args, **kwargs))
             result = self._runner.run(value(*args, **kwargs))
-            if isinstance(result, (dmr_client.AsyncStream, dmr_client.AsyncPullStream)):
+            if isinstance(result, dmr_client._AsyncStreamed):
                 return BlockingAsyncStream(self._runner, result)
             return result
         return call
@@ -2782,6 +2797,22 @@ class TestRunningModels(FakeDMRTestCase):
         self.fake.runners.clear()
         self.assertEqual(client.load("ai/smollm2").model_name, "ai/smollm2")
 
+    def test_logs_and_the_request_log_whole_and_followed(self):
+        client = self.client()
+        text = client.logs()
+        self.assertEqual(self.last.path, "/logs?follow=false&no-engines=false")
+        self.assertTrue(text.startswith('time=1 level=INFO msg="Listening"\n'))
+        with client.logs(follow=True, engines=False) as followed:
+            self.assertEqual(list(followed), ['time=1 level=INFO msg="Listening"', 'time=2 level=INFO msg="done"'])
+        self.assertEqual(self.last.path, "/logs?follow=true&no-engines=true")
+        self.assertEqual(followed.received, 2)
+        self.assertEqual(client.requests()[0].model, "ai/smollm2")
+        self.assertEqual(client.requests("ai/other"), [])
+        self.assertEqual(self.last.path, "/engines/requests?model=ai/other")
+        events = list(client.requests(follow=True))
+        self.assertEqual(self.last.headers["Accept"], "text/event-stream")
+        self.assertEqual([(e.event, e.data.get("id")) for e in events], [("connected", None), ("new_request", "r-1")])
+
     def test_disk_usage_metrics_and_running_models(self):
         client = self.client()
         self.assertEqual(client.disk_usage().models_disk_usage, 2684354560)
@@ -3145,6 +3176,11 @@ class TestCLI(CLITestCase):
         self.assertEqual(self.run_cli("df").stdout, "models          2.7 GB\ndefault engine  104.9 MB\n")
         metrics = self.run_cli("metrics")
         self.assertIn('llamacpp:prompt_tokens_total{backend="llama.cpp",model="ai/smollm2"} 1234\n', metrics.stdout)
+        self.assertEqual(self.run_cli("logs", "-f", "--no-engines").stdout,
+                         'time=1 level=INFO msg="Listening"\ntime=2 level=INFO msg="done"\n')
+        self.assertEqual(self.run_cli("logs").stdout.count("\n"), 3)
+        self.assertEqual([json.loads(line)["id"] for line in self.run_cli("requests", "-f").stdout.splitlines()],
+                         ["r-1"])
 
     def test_chat_stats_and_thinking(self):
         stats = self.run_cli("chat", "-m", "ai/smollm2", "--stats", "Hi")
