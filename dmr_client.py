@@ -1438,14 +1438,17 @@ def parse_error_body(body: str) -> Tuple[str, Optional[str], Any]:
     """Return (message, type, code) from an error body of either family.
 
     Engines answer JSON (``{"error": {"message", "type", "code"}}``, a string
-    ``error``, or a top-level ``message``); DMR itself answers plain text.
-    The message is "" when the body says nothing.
+    ``error``, or a top-level ``message``; gateways built on FastAPI answer
+    ``{"detail": "..."}`` or ``{"detail": [{"msg": ...}]}``); DMR itself
+    answers plain text.  An HTML page (a proxy's error page) becomes its
+    title or first text, one line.  The message is "" when the body says
+    nothing.
     """
     text = body.strip()
     try:
         parsed = loads(text)
     except ValueError:
-        return text, None, None
+        return (_html_text(text) if _looks_like_html(text) else text), None, None
     if isinstance(parsed, dict):
         error = parsed.get("error")
         if isinstance(error, dict):
@@ -1457,7 +1460,31 @@ def parse_error_body(body: str) -> Tuple[str, Optional[str], Any]:
         message = parsed.get("message")
         if isinstance(message, str) and message:
             return message, _str_or_none(parsed.get("type")), parsed.get("code")
+        detail = parsed.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail, None, None
+        if isinstance(detail, list):
+            said = [item.get("msg") for item in detail if isinstance(item, dict) and isinstance(item.get("msg"), str)]
+            if said:
+                return "; ".join(said), None, None
     return text, None, None
+
+
+def _looks_like_html(text: str) -> bool:
+    start = text[:200].lstrip().lower()
+    return start.startswith(("<!doctype html", "<html", "<head", "<body", "<title"))
+
+
+def _html_text(page: str, limit: int = 200) -> str:
+    """One line from an HTML page: its title, else its first text (bounded, tags and entities gone)."""
+    import html
+
+    page = page[:4096]   # where a title or a heading is; and the regexes below stay cheap on any page
+    title = re.search(r"<title[^>]*>(.*?)</title", page, re.I | re.S)
+    body = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", page, flags=re.I | re.S)
+    found = title.group(1) if title and title.group(1).strip() else re.sub(r"<[^>]*>", " ", body)
+    line = " ".join(html.unescape(found).split())
+    return line[:limit] + ("..." if len(line) > limit else "") if line else "an HTML page without text"
 
 
 def _str_or_none(value: Any) -> Optional[str]:
@@ -4359,10 +4386,25 @@ class _BaseClient:
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
 
-    def _ping_target(self) -> Tuple[str, bytes]:
-        """(URL, request) of ping()'s ``GET /`` at DMR's root."""
-        _, url, target = self._target("dmr", "/", None)
+    def _probe(self, where: str, route: str) -> Tuple[str, bytes]:
+        """(URL, request) of one of server_kind()'s GETs."""
+        _, url, target = self._target(where, route, None)
         return url, self._request_head("GET", target, "*/*", None)
+
+    @staticmethod
+    def _kind_plan() -> Generator[Tuple[str, str], Tuple[int, str], Optional[str]]:
+        """What server_kind() asks, and what the answers mean (no I/O): DMR says so at its
+        root; an OpenAI-compatible server lists its models."""
+        status, body = yield ("dmr", "/")
+        if status == 200 and "docker model runner" in body.lower():
+            return "dmr"
+        status, body = yield ("api", "/models")
+        try:
+            if status == 200 and _model_list_shape(loads(body)) is None:
+                return "openai-compatible"
+        except ValueError:
+            pass
+        return None
 
 
 def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool) -> Exception:
@@ -4436,28 +4478,37 @@ class Client(_BaseClient):
         self._pool.close()
 
     def ping(self, timeout: float = 5.0) -> bool:
-        """True if the server answers ``GET /`` with a status below 500; never raises.
+        """True if DMR, or another OpenAI-compatible server, answers (server_kind()); never raises."""
+        return self.server_kind(timeout) is not None
 
-        DMR answers 200 ("Docker Model Runner is running"); Docker Desktop's
-        socket answers 503 while Model Runner is disabled.
-        """
+    def server_kind(self, timeout: float = 5.0) -> Optional[str]:
+        """What answers at the base URL: "dmr" (Docker Model Runner says so at its root),
+        "openai-compatible" (a server that lists models under the OpenAI root: llama.cpp's,
+        a gateway ...) or None (nothing, or something else); never raises.  Each probe
+        waits at most *timeout* seconds and is sent once."""
         probe = None
         try:
-            for _ in range(2):
+            for _ in range(2):   # a second time only after switching to Docker Desktop's socket
                 probe = _Pool(self._origin, min(self.connect_timeout or timeout, timeout), timeout)
-                url, request = self._ping_target()
+                plan = self._kind_plan()
                 try:
-                    exchange = self._exchange(probe, "GET", request, url)
+                    where, route = next(plan)
+                    while True:
+                        url, request = self._probe(where, route)
+                        exchange = self._exchange(probe, "GET", request, url)
+                        body = exchange.read_body(MAX_ERROR_BODY, truncate=True).decode("utf-8", "replace")
+                        _log.debug("server_kind: GET %s -> %d", url, exchange.status)
+                        where, route = plan.send((exchange.status, body))
+                except StopIteration as done:
+                    return done.value
                 except _RetryableConnectionError as failure:
                     if failure.refused and self._use_docker_socket():
                         probe.close()
                         continue
-                    return False
-                exchange.read_body(MAX_ERROR_BODY, truncate=True)
-                return exchange.status < 500
-            return False
-        except (DMRError, OSError, ValueError):   # whatever came back, ping answers with a bool
-            return False
+                    return None
+            return None
+        except (DMRError, OSError, ValueError):   # whatever came back, the answer is a kind or None
+            return None
         finally:
             if probe is not None:
                 probe.close()
@@ -4600,25 +4651,35 @@ class AsyncClient(_BaseClient):
         await asyncio.sleep(0)   # the transports' connection_lost callbacks close the sockets now
 
     async def ping(self, timeout: float = 5.0) -> bool:
-        """As Client.ping(): True if the server answers ``GET /`` below 500; never raises."""
+        """As Client.ping(): True if DMR or an OpenAI-compatible server answers; never raises."""
+        return await self.server_kind(timeout) is not None
+
+    async def server_kind(self, timeout: float = 5.0) -> Optional[str]:
+        """As Client.server_kind(): "dmr", "openai-compatible" or None; never raises."""
         probe = None
         try:
             for _ in range(2):
                 probe = _AsyncPool(self._origin, min(self.connect_timeout or timeout, timeout), timeout,
                                    asyncio.get_running_loop(), guarded=False)
-                url, request = self._ping_target()
+                plan = self._kind_plan()
                 try:
-                    exchange = await self._exchange(probe, "GET", request, url)
+                    where, route = next(plan)
+                    while True:
+                        url, request = self._probe(where, route)
+                        exchange = await self._exchange(probe, "GET", request, url)
+                        body = (await exchange.read_body(MAX_ERROR_BODY, truncate=True)).decode("utf-8", "replace")
+                        _log.debug("server_kind: GET %s -> %d", url, exchange.status)
+                        where, route = plan.send((exchange.status, body))
+                except StopIteration as done:
+                    return done.value
                 except _RetryableConnectionError as failure:
                     if failure.refused and self._use_docker_socket():
                         probe.close()
                         continue
-                    return False
-                await exchange.read_body(MAX_ERROR_BODY, truncate=True)
-                return exchange.status < 500
-            return False
-        except (DMRError, OSError, ValueError):   # whatever came back, ping answers with a bool
-            return False
+                    return None
+            return None
+        except (DMRError, OSError, ValueError):
+            return None
         finally:
             if probe is not None:
                 probe.close()
@@ -4794,6 +4855,8 @@ def _encode_json(body: Dict[str, Any]) -> bytes:
 # ---------------------------------------------------------------------------
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: The reader of stdout went away (`| head`): the status of a tool SIGPIPE ended, 128 + 13.
+EXIT_BROKEN_PIPE = 141
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -4817,9 +4880,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        # The reader went away (`| head`): stop quietly, as Unix tools do (and keep Python's
+        # flush at exit from failing on the same pipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
+        return EXIT_BROKEN_PIPE
     except (ValueError, TypeError) as exc:
         if args.debug:
             raise
@@ -4836,21 +4900,40 @@ def _cli_parser(argparse: Any) -> Any:
     parser = argparse.ArgumentParser(
         prog="dmr-client", description="Chat with, list, pull and remove Docker Model Runner models.",
         epilog="Environment: %s, %s, %s." % (ENV_BASE_URL, ENV_HOST, ENV_API_KEY))
-    parser.add_argument("--base-url", help="DMR or server address (default: environment, then %s)"
-                        % DEFAULT_BASE_URL)
-    parser.add_argument("--engine", choices=KNOWN_ENGINES, help="DMR engine (default: from the URL or model)")
-    parser.add_argument("--api-key", help="API key (default: $%s, then a dummy key)" % ENV_API_KEY)
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="seconds of silence allowed (default: %(default)s; model loads are slow)")
-    parser.add_argument("--debug", action="store_true", help="log requests to stderr, show tracebacks")
+    # The global options go before or after the command (`dmr-client chat --base-url URL ...`), as
+    # `docker model` and `git -C` users expect: each subcommand takes them too, with defaults that
+    # leave the value given before the command (or the default) alone.
+    def global_options(target: Any, defaults: bool) -> None:
+        def default(value: Any) -> Any:
+            return value if defaults else argparse.SUPPRESS
+        target.add_argument("--base-url", default=default(None),
+                            help="DMR or server address (default: environment, then %s)" % DEFAULT_BASE_URL)
+        target.add_argument("--engine", choices=KNOWN_ENGINES, default=default(None),
+                            help="DMR engine (default: from the URL or model)")
+        target.add_argument("--api-key", default=default(None),
+                            help="API key (default: $%s, then a dummy key)" % ENV_API_KEY)
+        target.add_argument("--timeout", type=float, default=default(DEFAULT_TIMEOUT),
+                            help="seconds of silence allowed (default: %s; model loads are slow)" % DEFAULT_TIMEOUT)
+        target.add_argument("--debug", action="store_true", default=default(False),
+                            help="log requests to stderr, show tracebacks")
+    global_options(parser, True)
     parser.add_argument("--version", action="version", version="dmr-client " + __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    global_options(common, False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+
+    class Commands:   # add_parser() with the global options on every command
+        @staticmethod
+        def add_parser(name: str, **kwargs: Any) -> Any:
+            return subparsers.add_parser(name, parents=[common], **kwargs)
+    commands = Commands()
 
     chat = commands.add_parser("chat", help="chat with a model (interactive without a prompt at a terminal)",
                                description="Stream a model's answer to PROMPT. PROMPT '-', or no PROMPT with "
-                               "piped stdin, reads stdin; no PROMPT at a terminal starts a conversation "
-                               "(/reset, /exit or Ctrl-D; Ctrl-C stops an answer).")
+                               "piped stdin, reads stdin; PROMPT with piped stdin sends both (the prompt, a "
+                               "blank line, then stdin). No PROMPT at a terminal starts a conversation "
+                               "(/help lists its commands; Ctrl-C stops an answer).")
     chat.add_argument("-m", "--model", required=True, help="model, e.g. ai/smollm2")
     chat.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin)")
     chat.add_argument("--system", help="system message")
@@ -5042,6 +5125,10 @@ def _cli_chat(client: Client, args: Any) -> int:
         return _cli_conversation(client, args, messages, params, terminal)
     else:
         prompt = args.prompt
+        if not _isatty(sys.stdin):   # `git diff | dmr-client chat -m M "Review:"`: the prompt, then what was piped
+            piped = sys.stdin.read().rstrip("\n")
+            if piped.strip():
+                prompt += "\n\n" + piped
     messages.append({"role": "user", "content": prompt})
     _cli_answer(client, args, messages, params, terminal)
     return EXIT_OK
@@ -5137,6 +5224,15 @@ def _cli_stats(terminal: _Terminal, args: Any, stats: Optional[AttrDict], reply:
     terminal.stderr.flush()
 
 
+_REPL_HELP = """commands (anything else is sent to the model):
+  /help     this list
+  /reset    forget the conversation (the system message stays)
+  /exit     leave (also /quit, /bye, Ctrl-D)
+  //text    send a message that starts with "/"
+Ctrl-C stops an answer; the stopped turn is dropped from the conversation, the session goes on.
+"""
+
+
 def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
                       terminal: _Terminal) -> int:
     """An interactive, multi-turn chat at a terminal."""
@@ -5147,8 +5243,8 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
     except ImportError:
         pass
     start = list(messages)
-    sys.stderr.write("Chatting with %s at %s. /reset forgets, /exit or Ctrl-D leaves, Ctrl-C stops an "
-                     "answer.\n" % (args.model, client.base_url))
+    sys.stderr.write("Chatting with %s at %s. /help lists the commands, /exit or Ctrl-D leaves, Ctrl-C "
+                     "stops an answer.\n" % (args.model, client.base_url))
     while True:
         try:
             line = input(">>> ")
@@ -5161,11 +5257,19 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
         command = line.strip()
         if not command:
             continue
-        if command in ("/exit", "/quit", "/bye"):
-            return EXIT_OK
-        if command == "/reset":
-            messages[:] = start
-            sys.stderr.write("(conversation forgotten)\n")
+        if command.startswith("//"):   # a message that starts with "/"
+            line = line.replace("//", "/", 1)
+        elif command.startswith("/") and len(command.split()) == 1:
+            if command in ("/exit", "/quit", "/bye"):
+                return EXIT_OK
+            if command == "/reset":
+                messages[:] = start
+                sys.stderr.write("(conversation forgotten)\n")
+            elif command in ("/help", "/?"):
+                sys.stderr.write(_REPL_HELP)
+            else:
+                sys.stderr.write("unknown command %s (not sent; /help lists the commands, // starts a message "
+                                 "with /)\n" % command)
             continue
         messages.append({"role": "user", "content": line})
         try:
@@ -5384,10 +5488,16 @@ def _cli_requests(client: Client, args: Any) -> int:
 def _cli_ping(client: Client, args: Any) -> int:
     import sys
 
-    if client.ping():
-        sys.stdout.write("DMR is answering at %s\n" % client.base_url)
+    kind = client.server_kind()
+    if kind == "dmr":
+        sys.stdout.write("Docker Model Runner is answering at %s\n" % client.base_url)
         return EXIT_OK
-    sys.stderr.write("dmr-client: nothing answers at %s (set %s or --base-url)\n" % (client.base_url, ENV_BASE_URL))
+    if kind == "openai-compatible":
+        sys.stdout.write("an OpenAI-compatible server (not Docker Model Runner) is answering at %s: chat and "
+                         "models work; pull, rm, status and configure need DMR\n" % client.base_url)
+        return EXIT_OK
+    sys.stderr.write("dmr-client: neither DMR nor an OpenAI-compatible server answers at %s (--debug shows what "
+                     "was tried; set %s or --base-url)\n" % (client.base_url, ENV_BASE_URL))
     return EXIT_ERROR
 
 

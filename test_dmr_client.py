@@ -3004,7 +3004,9 @@ class CLITestCase(FakeDMRTestCase):
         return env
 
     def run_cli(self, *args, input=None, env=None, timeout=30):
-        return subprocess.run([sys.executable, MODULE] + list(args), input=input, capture_output=True,
+        # Nothing piped unless the test pipes it: never the test runner's own stdin.
+        stdin = subprocess.DEVNULL if input is None else None
+        return subprocess.run([sys.executable, MODULE] + list(args), input=input, stdin=stdin, capture_output=True,
                               text=True, env=env or self.env(), timeout=timeout)
 
 
@@ -3151,6 +3153,60 @@ class TestCLI(CLITestCase):
         self.assertEqual(self.run_cli("ping", env=self.env(
             DOCKER_MODEL_RUNNER_API_BASE="http://127.0.0.1:%d" % free_port())).returncode, 1)
 
+    def test_a_prompt_and_piped_input_are_both_sent(self):
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--no-stream", "Review:", input="+ added a line\n")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.last.json["messages"][-1]["content"], "Review:\n\n+ added a line")
+        self.run_cli("chat", "-m", "ai/smollm2", "--no-stream", "Just this")
+        self.assertEqual(self.last.json["messages"][-1]["content"], "Just this")
+
+    def test_global_options_before_or_after_the_command(self):
+        elsewhere = "http://127.0.0.1:%d" % free_port()
+        env = self.env(DOCKER_MODEL_RUNNER_API_BASE=elsewhere)
+        after = self.run_cli("chat", "--base-url", self.fake.url, "-m", "ai/smollm2", "--timeout", "5",
+                             "--no-stream", "Hi", env=env)
+        self.assertEqual((after.returncode, after.stdout), (0, PHRASE + "\n"), after.stderr)
+        before = self.run_cli("--base-url", self.fake.url, "models", env=env)
+        self.assertEqual(before.returncode, 0, before.stderr)
+        self.assertEqual(self.run_cli("models", env=env).returncode, 1)   # the environment's URL, where nothing is
+
+    def test_a_closed_pipe_ends_quietly_with_141(self):
+        events = [b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": "word %d\n" % i},
+                                                       "finish_reason": None}]}).encode() + b"\n\n"
+                  for i in range(20000)]
+        self.fake.script(self.PATH, sse_reply(events + [b"data: [DONE]\n\n"]))
+        process = subprocess.Popen([sys.executable, MODULE, "chat", "-m", "ai/smollm2", "Hi"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        self.assertEqual(process.stdout.readline(), b"word 0\n")
+        process.stdout.close()   # `| head -1`
+        try:
+            self.assertEqual(process.wait(30), 141)
+            self.assertEqual(process.stderr.read(), b"")
+        finally:
+            process.stderr.close()
+
+    def test_ping_says_what_answers(self):
+        self.assertIn("Docker Model Runner is answering", self.run_cli("ping").stdout)
+        page = lambda h, r: write_response(h, 200, b"<html><title>llama.cpp</title></html>", "text/html")
+        self.fake.script("/", page)   # llama.cpp's web UI at the root, its OpenAI API under /v1
+        other = self.run_cli("ping", "--debug")
+        self.assertEqual(other.returncode, 0)
+        self.assertIn("an OpenAI-compatible server (not Docker Model Runner)", other.stdout)
+        self.assertIn("server_kind: GET %s/ -> 200" % self.fake.url, other.stderr)
+        self.fake.script("/engines/llama.cpp/v1/models", page)   # a web server that is neither
+        neither = self.run_cli("ping")
+        self.assertEqual((neither.returncode, neither.stdout), (1, ""))
+        self.assertIn("neither DMR nor an OpenAI-compatible server answers", neither.stderr)
+
+    def test_an_html_error_page_is_one_line(self):
+        page = (b"<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center>"
+                b"<h1>502 Bad Gateway</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n")
+        self.fake.script(self.PATH, lambda h, r: write_response(h, 502, page, "text/html"))
+        result = self.run_cli("--timeout", "5", "chat", "-m", "ai/smollm2", "--no-stream", "Hi")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+        self.assertIn("502 Bad Gateway", result.stderr)
+
     def test_running_models_commands(self):
         self.fake.runners.clear()
         configured = self.run_cli("configure", "ai/smollm2", "--context-size", "8192", "--keep-alive", "10m",
@@ -3272,6 +3328,22 @@ class TestCLIInteractive(CLITestCase):
         _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode")
                          else status >> 8, 0)
+
+    def test_help_and_unknown_commands_stay_local(self):
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2")
+        self.read_until(fd, ">>> ")
+        os.write(fd, b"/help\n")
+        self.assertIn("/reset", self.read_until(fd, ">>> "))
+        os.write(fd, b"/nonsense\n")
+        self.assertIn("unknown command /nonsense (not sent", self.read_until(fd, ">>> "))
+        self.assertEqual(self.fake.requests, [])
+        os.write(fd, b"//etc is a folder\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(len(self.fake.requests), 1)
+        self.assertEqual(self.last.json["messages"][-1]["content"], "/etc is a folder")
+        os.write(fd, b"/exit\n")
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(status, 0)
 
     def test_loading_spinner_and_ctrl_c_keeps_the_session(self):
         gate = threading.Event()
