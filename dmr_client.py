@@ -2162,18 +2162,29 @@ _ROUTER_404 = ("not found", "404 page not found", "page not found", "file not fo
 
 
 def _error_hint(status: int, message: str, *, model: Optional[str] = None, origin: str = "",
-                docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None) -> Optional[str]:
+                docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None,
+                where: str = "api") -> Optional[str]:
     """What a user should do about an error status, where we know: the one table of hints.
 
     *hints* are the call's own (a 404 from inspect_model() means another
-    thing than one from pull()); *docker_socket* is the Docker socket the
-    client talks to, when it does.
+    thing than one from pull()), for answers from the route itself: a
+    router's 404 (no such route) says something about the server instead.
+    *docker_socket* is the Docker socket the client talks to, when it does;
+    *where* the root the call went to ("dmr" for DMR's own API).
     """
     lowered = message.lower()
-    if status == 404 and docker_socket and lowered in _ROUTER_404:
+    router_404 = status == 404 and lowered in _ROUTER_404
+    if router_404 and docker_socket:
         return ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
                 "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
                 "Docker Desktop" % docker_socket)
+    if router_404 and where == "dmr":
+        return ("the server at %s does not serve Docker Model Runner's own API (model management needs "
+                "DMR; a llama.cpp or other OpenAI-compatible server only serves chat, completions, "
+                "embeddings and its model list)" % origin)
+    if router_404:
+        return ("no such route at %s: check the base URL (DMR serves the OpenAI API under "
+                "/engines/v1 or /engines/<engine>/v1; other servers under /v1)" % origin)
     if hints and status in hints:
         return hints[status]
     if status == 404 and "model not found" in lowered:
@@ -2182,9 +2193,6 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return "the model is not in DMR's store: pull it with `docker model pull <model>`"
     if status == 404 and "backend not found" in lowered:
         return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
-    if status == 404 and lowered in _ROUTER_404:
-        return ("no such route at %s: check the base URL (DMR serves the OpenAI API under "
-                "/engines/v1 or /engines/<engine>/v1)" % origin)
     if status == 401:
         return "the server wants an API key: pass api_key= or set %s" % ENV_API_KEY
     if status == 503:
@@ -4166,7 +4174,7 @@ class _BaseClient:
         call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where="dmr", model=name,
                      retry_statuses=RETRY_STATUSES - {409}, answer="none", hints={
                          409: "the model is loaded, and a loaded model keeps its settings: unload it first "
-                              "(unload([%r])) or pass reload=True" % name})
+                              "or pass reload=True"})
         if not reload:
             return self._call(call)
         return self._run(self._reload_plan(name, call, engine))
@@ -4381,7 +4389,7 @@ class _BaseClient:
             message += " (redirect to %s)" % _redact(headers["Location"])
         docker = self.unix_socket if self._root.prefix == DOCKER_SOCKET_PREFIX else None
         hint = _error_hint(status, message, model=call.model, origin=self._root.origin, docker_socket=docker,
-                           hints=call.hints)
+                           hints=call.hints, where=call.where)
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
@@ -4892,8 +4900,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DMRError as exc:
         if args.debug:
             raise
-        sys.stderr.write("dmr-client: %s\n" % exc)
+        sys.stderr.write("dmr-client: %s\n" % _cli_words(str(exc)))
         return EXIT_ERROR
+
+
+#: The library's words in messages, and what they are on the command line.
+_CLI_WORDS = (("pass api_key= or set", "pass --api-key or set"), ("pass base_url=", "pass --base-url"),
+              ("as base_url", "as --base-url"), ("raise timeout=", "raise --timeout"),
+              ("pass force=True", "use --force"), ("pass reload=True", "use --reload"),
+              ("see models() or `docker model ls`", "see `dmr-client models`"),
+              ("see local_models() or `docker model pull", "see `dmr-client models` or `dmr-client pull"),
+              ("see local_models()", "see `dmr-client models`"), ("`docker model pull", "`dmr-client pull"),
+              ("raise max_retries", "try again"),
+              ("raise max_response_bytes= if such answers are expected", "such answers need the library"))
+
+
+def _cli_words(message: str) -> str:
+    """A library message in the command line's terms (`--base-url`, not `base_url=`)."""
+    for library, command_line in _CLI_WORDS:
+        message = message.replace(library, command_line)
+    return message
 
 
 def _cli_parser(argparse: Any) -> Any:
@@ -5290,8 +5316,14 @@ def _cli_models(client: Client, args: Any) -> int:
 
     try:
         models = client.local_models()
-    except NotFoundError:   # not DMR (a plain llama.cpp or OpenAI-compatible server)
-        models = [AttrDict(tags=[m.get("id")], config={}) for m in client.models()]
+    except (NotFoundError, InvalidResponseError):
+        # Not DMR's store (a plain llama.cpp server, a gateway): the OpenAI list is what there is.
+        listed = client.models()
+        if args.json:
+            sys.stdout.write(json.dumps(listed, indent=2, ensure_ascii=False) + "\n")
+            return EXIT_OK
+        sys.stdout.write("MODEL\n" + "".join("%s\n" % m.get("id") for m in listed if isinstance(m, dict)))
+        return EXIT_OK
     if args.json:
         sys.stdout.write(json.dumps(models, indent=2, ensure_ascii=False) + "\n")
         return EXIT_OK

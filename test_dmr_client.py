@@ -1674,6 +1674,9 @@ class TestHints(unittest.TestCase):
                 ((404, "Page Not Found"), {"docker_socket": "/var/run/docker.sock"}, "does not serve Model Runner"),
                 ((404, "not found"), {"hints": {404: "mine"}, "docker_socket": "/d.sock"}, "does not serve"),
                 ((404, "model not found"), {"hints": {404: "mine"}}, "mine"),
+                ((404, "File Not Found"), {"where": "dmr", "hints": {404: "no model in the registry"}, "origin": origin},
+                 "does not serve Docker Model Runner's own API"),   # llama.cpp asked for a pull
+                ((404, "File Not Found"), {"hints": {404: "see models()"}, "origin": origin}, "no such route"),
                 ((409, "busy"), {"hints": {404: "mine"}}, None),
                 ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
                 ((503, "Loading model"), {}, "still loading"),
@@ -2627,8 +2630,13 @@ class TestManagement(FakeDMRTestCase):
     def test_ping(self):
         self.assertTrue(self.client().ping())
         self.assertEqual(self.last.path, "/")
+        self.assertEqual(self.client().server_kind(), "dmr")
         self.assertFalse(self.client("http://127.0.0.1:%d" % free_port()).ping())
-        self.fake.script("/", text_reply(503, "Model Runner is disabled"))
+        self.fake.script("/", text_reply(404, "404 page not found"))   # llama.cpp without its web UI
+        self.assertEqual(self.client().server_kind(), "openai-compatible")
+        self.assertEqual(self.last.path, "/engines/llama.cpp/v1/models")
+        self.fake.script("/", text_reply(503, "Model Runner is disabled"))   # Docker Desktop's socket, DMR off
+        self.fake.script("/engines/llama.cpp/v1/models", text_reply(503, "Model Runner is disabled"))
         self.assertFalse(self.client().ping())
         self.fake.script("/", stall(5))
         started = time.monotonic()
@@ -3070,7 +3078,7 @@ class TestCLI(CLITestCase):
         missing = self.run_cli("chat", "-m", "ai/missing", "Hi")
         self.assertEqual(missing.returncode, 1)
         self.assertIn("model not found", missing.stderr)
-        self.assertIn("docker model pull ai/missing", missing.stderr)
+        self.assertIn("dmr-client pull ai/missing", missing.stderr)
         self.assertEqual(len(missing.stderr.strip().splitlines()), 1)
         self.assertNotIn("Traceback", missing.stderr)
         self.fake.script(self.PATH, text_reply(503, "backend installation failed: disk full"))
@@ -3144,7 +3152,7 @@ class TestCLI(CLITestCase):
         self.assertEqual((result.returncode, result.stdout.splitlines()[0]), (0, "Untagged: docker.io/ai/smollm2:latest"))
         conflict = self.run_cli("rm", SHARED_ID)
         self.assertEqual(conflict.returncode, 1)
-        self.assertIn("force=True", conflict.stderr)
+        self.assertIn("use --force", conflict.stderr)
         self.assertEqual(self.run_cli("rm", "--force", SHARED_ID).returncode, 0)
         status = self.run_cli("status")
         self.assertIn("llama.cpp  Running", status.stdout)
@@ -3185,6 +3193,14 @@ class TestCLI(CLITestCase):
         finally:
             process.stderr.close()
 
+    def test_models_on_a_server_that_is_not_dmr(self):
+        listing = {"object": "list", "data": [{"id": "ai/tiny", "object": "model", "owned_by": "llamacpp"}]}
+        self.fake.script("/models", json_reply(200, listing))   # llama.cpp answers /models with the OpenAI list
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(200, listing))
+        result = self.run_cli("models")
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "MODEL\nai/tiny\n", ""))
+        self.assertEqual(json.loads(self.run_cli("models", "--json").stdout), listing["data"])
+
     def test_ping_says_what_answers(self):
         self.assertIn("Docker Model Runner is answering", self.run_cli("ping").stdout)
         page = lambda h, r: write_response(h, 200, b"<html><title>llama.cpp</title></html>", "text/html")
@@ -3217,7 +3233,7 @@ class TestCLI(CLITestCase):
         again = self.run_cli("configure", "ai/smollm2", "--context-size", "4096")
         self.assertEqual(again.returncode, 1)
         self.assertEqual(len(again.stderr.splitlines()), 1)
-        self.assertIn("reload=True", again.stderr)   # noqa -- the library's words; see issue 12
+        self.assertIn("use --reload", again.stderr)
         self.assertEqual(self.run_cli("configure", "ai/smollm2", "--context-size", "4096", "--reload").returncode, 0)
         shown = self.run_cli("configure", "--show")
         self.assertEqual(shown.stdout, 'ai/smollm2 (llama.cpp): context-size 4096\n')
