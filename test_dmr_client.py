@@ -2886,6 +2886,30 @@ class TestRunningModels(FakeDMRTestCase):
         self.assertNotIn(message.reasoning_content, message.content)
 
 
+class TestReadme(FakeDMRTestCase):
+    """The README's Python examples, run in order in one namespace (as a reader would type them)
+    against the fake DMR: an example that does not run is a README that lies."""
+
+    def test_every_python_example_runs(self):
+        import contextlib
+        import io
+
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
+        self.assertGreaterEqual(len(blocks), 8)
+        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker"})
+        self.fake.runners.clear()   # configure() first: a model that is loaded keeps its settings
+        namespace = {}
+        out = io.StringIO()
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": self.fake.url}), \
+                contextlib.redirect_stdout(out):
+            for number, block in enumerate(blocks, 1):
+                with self.subTest(block=number, first_line=block.splitlines()[0]):
+                    exec(compile(block, "README.md python block %d" % number, "exec"), namespace)
+        namespace["client"].close()
+        self.assertIn(PHRASE, out.getvalue())
+
+
 # ---------------------------------------------------------------------------
 # Client over the wire: Unix sockets and finding DMR with nothing configured
 # ---------------------------------------------------------------------------
