@@ -2122,7 +2122,9 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     """The retry policy, in one place: whether to send again after attempt *attempt* (0-based).
 
     *failure* says what went wrong without an answer: "connect" (nothing was
-    sent), "stale" (sent on a reused keep-alive connection that closed
+    sent), "refused-local" (nothing listens on a loopback address or Unix
+    socket: trying again within seconds will not change that, so it is not
+    done), "stale" (sent on a reused keep-alive connection that closed
     without a byte of answer), "no-answer" (the same on a new connection);
     otherwise *status* and *headers* are the answer.  *replayable* is false
     for calls that change state, which are never sent twice once they went
@@ -2130,6 +2132,8 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     give up, where *note* is what the error message should add.
     """
     if status is None:
+        if failure == "refused-local":
+            return None, ""
         if failure != "connect" and not replayable:
             return None, " (not sent again: the server may have carried it out)"
     else:
@@ -3806,8 +3810,10 @@ class _Attempts:
         if wrapped.refused and self.number == 0 and client._socket_fallback and client._use_docker_socket():
             self.aim()   # localhost:12434 refused: Docker Desktop's socket, at once and not counted
             return 0.0
-        wait, note = retry_wait(self.number, client.max_retries, failure=wrapped.kind,
-                                replayable=self.call.replayable)
+        origin = client._origin
+        local = origin.unix_socket is not None or _is_local_host(origin.host or "")
+        kind = "refused-local" if wrapped.refused and local and origin.proxy is None else wrapped.kind
+        wait, note = retry_wait(self.number, client.max_retries, failure=kind, replayable=self.call.replayable)
         if wait is None:
             raise client._connection_failure(failure, note, wrapped.refused) from None
         if self.debug:
