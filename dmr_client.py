@@ -4059,10 +4059,28 @@ class _BaseClient:
         return self._call(_Call("GET", "/models", shape=_model_list_shape, then=_model_list))
 
     def model(self, name: str) -> AttrDict:
-        """One model from the OpenAI-compatible API; NotFoundError when it is absent."""
+        """One model from the OpenAI-compatible API; NotFoundError when it is absent.
+
+        A server without the ``/models/{id}`` route (llama.cpp's) is asked for
+        its list instead, and the model found there.
+        """
         engine, plain_name = split_model(name)
-        return self._call(_Call("GET", "/models/" + quote_model_path(plain_name), engine=engine, shape=_object_shape,
-                                hints={404: "no model %r here: see models() or `docker model ls`" % plain_name}))
+        return self._run(self._model_plan(engine, plain_name))
+
+    def _model_plan(self, engine: Optional[str], name: str) -> Any:
+        try:
+            return (yield _Call("GET", "/models/" + quote_model_path(name), engine=engine, shape=_object_shape,
+                                hints={404: "no model %r here: see models() or `docker model ls`" % name}))
+        except NotFoundError as exc:
+            if exc.message.lower() not in _ROUTER_404:
+                raise
+            listed = yield _Call("GET", "/models", engine=engine, shape=_model_list_shape, then=_model_list)
+            for model in listed:
+                if isinstance(model, dict) and model.get("id") in (name, "docker.io/%s:latest" % name):
+                    return model
+            raise NotFoundError("no model %r at %s: its list has %s" % (
+                name, exc.url, ", ".join(str(m.get("id")) for m in listed if isinstance(m, dict)) or "none"),
+                status_code=404, url=exc.url, hint="see models()") from None
 
     def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
                **params: Any) -> AttrDict:

@@ -2824,6 +2824,18 @@ class TestRunningModels(FakeDMRTestCase):
         self.assertEqual(self.last.headers["Accept"], "text/event-stream")
         self.assertEqual([(e.event, e.data.get("id")) for e in events], [("connected", None), ("new_request", "r-1")])
 
+    def test_model_on_a_server_without_the_models_id_route(self):
+        client = self.client()
+        route = "/engines/llama.cpp/v1/models/ai/smollm2"
+        self.fake.script(route, text_reply(404, "File Not Found"))   # llama.cpp serves the list only
+        self.assertEqual(client.model("ai/smollm2").id, "docker.io/ai/smollm2:latest")
+        self.assertEqual([r.path for r in self.fake.requests[-2:]], [route, "/engines/llama.cpp/v1/models"])
+        self.fake.script("/engines/llama.cpp/v1/models/ai/nope", text_reply(404, "File Not Found"))
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.model("ai/nope")
+        self.assertIn("its list has docker.io/ai/mxbai-embed-large:latest, docker.io/ai/smollm2:latest",
+                      str(caught.exception))
+
     def test_disk_usage_metrics_and_running_models(self):
         client = self.client()
         self.assertEqual(client.disk_usage().models_disk_usage, 2684354560)
