@@ -301,10 +301,12 @@ class FakeDMR:
         if request.headers.get("X-Preload-Only") == "true":   # DMR: load, answer nothing
             self.runners[model] = 0
             return empty_reply(200)(handler, request)
-        if kind == "messages/count_tokens":
+        if kind == "messages/count_tokens":   # llama.cpp's answer (testdata/wire/count-tokens.http), counting words
             words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
             words += len(str(body.get("system", "")).split())
-            return json_reply(200, {"input_tokens": words})(handler, request)
+            reply = json.loads(load_capture("count-tokens.http")[2])
+            reply["input_tokens"] = words
+            return json_reply(200, reply)(handler, request)
         if kind == "embeddings":
             if "embed" not in model:
                 return json_reply(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
@@ -4472,6 +4474,30 @@ class TestRealServer(unittest.TestCase):
         self.assertEqual(stream.final().choices[0].finish_reason, reply.choices[0].finish_reason)
         if self.phrase:
             self.assertTrue(self.phrase.startswith(text), text)
+
+    def test_speed_figures_come_from_llama_cpp(self):
+        reply = self.chat()
+        self.assertEqual(reply.stats.source, "server")
+        self.assertGreater(reply.stats.generated_tokens_per_s, 0)
+        self.assertEqual(reply.stats.completion_tokens, reply.usage.completion_tokens)
+        stream = self.chat(stream=True)
+        final = stream.final()
+        self.assertEqual(final.stats.source, "server")
+        self.assertGreater(final.stats.time_to_first_token_s, 0)
+        self.assertGreaterEqual(final.stats.total_s, final.stats.time_to_first_token_s)
+
+    def test_count_tokens_and_fits(self):
+        client = self.client()
+        short = client.count_tokens(self.model, [{"role": "user", "content": "Say hello."}])
+        longer = client.count_tokens(self.model, [{"role": "system", "content": "Be brief."},
+                                                  {"role": "user", "content": "Say hello, please, twice."}])
+        self.assertGreater(short, 0)
+        self.assertGreater(longer, short)
+        answer = client.fits(self.model, self.ASK, max_tokens=10)
+        self.assertEqual(answer.prompt_tokens, short)
+        if answer.context_size is None:   # llama.cpp alone has no DMR configuration to ask
+            self.assertIsNone(answer.fits)
+            self.assertIn("no context size is configured", answer.reason)
 
     def test_chat_stream_folds_to_the_non_streaming_reply(self):
         reply = self.chat()
