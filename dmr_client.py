@@ -905,6 +905,11 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
     if end < 0:
         return None
     block = data[:end]
+    # Speed: a server sends the same head again and again (the same fields, a Content-Length that
+    # repeats); the parse is a pure function of these bytes, so it is remembered (a few dozen at most).
+    known = _HEADS_SEEN.get(block)
+    if known is not None:
+        return known, end
     newlines = block.count(b"\n")
     # Speed: the usual head (CRLF line ends only, nothing forbidden in it, no folding) is checked
     # with three C calls and split once; anything else takes the general path below.
@@ -924,7 +929,16 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
             or reason.translate(None, _FIELD_VALUE_BYTES)):
         raise ProtocolError("the response does not start with an HTTP/1.x status line: %.60r" % status_line)
     headers = HTTPHeaders(fields if fields is not None else _field_lines(lines[1:], "response head"))
-    return ResponseHead(version.decode("ascii"), int(status), reason.decode("latin-1"), headers), end
+    head = ResponseHead(version.decode("ascii"), int(status), reason.decode("latin-1"), headers)
+    if len(_HEADS_SEEN) >= _HEADS_KEPT:
+        _HEADS_SEEN.clear()
+    _HEADS_SEEN[block] = head
+    return head, end
+
+
+#: Heads parse_response_head() parsed, by their bytes (HTTPHeaders and ResponseHead are read-only).
+_HEADS_SEEN: Dict[bytes, ResponseHead] = {}
+_HEADS_KEPT = 64
 
 
 class HeadReader:
@@ -3797,10 +3811,8 @@ class _Attempts:
 
     def aim(self) -> None:
         """Build the request for where the client points now."""
-        call = self.call
-        self.pool, self.url, target = self.client._target(call.where, call.route, call.engine)
-        head = self.client._request_head(call.method, target, call.accept, call.body, call.extra)
-        self.message = head + call.body if call.body else head
+        self.pool = self.client._pool_here()
+        self.url, self.message = self.client._request(self.call)
 
     def after_failure(self, wrapped: _RetryableConnectionError) -> float:
         """Seconds to wait before sending again after a failure without an answer; raises
@@ -3958,6 +3970,7 @@ class _BaseClient:
         if self._api_key and not any(name.lower() == "authorization" for name in headers):
             headers["Authorization"] = "Bearer " + self._api_key
         self._head = _fixed_head(self._origin, headers)
+        self._starts: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}   # see _request()
 
     def _use_docker_socket(self) -> bool:
         """After localhost:12434 refused: switch to Docker Desktop's socket if there is one."""
@@ -4330,9 +4343,32 @@ class _BaseClient:
     def _request_head(self, method: str, target: str, accept: str, body: Optional[bytes], extra: bytes = b"") -> bytes:
         """The request line and headers, ready to write (*extra*: this call's own header lines)."""
         length = b"Content-Length: %d\r\n" % len(body) if body is not None else b""
+        return self._head_start(method, target, accept, extra) + length + b"\r\n"
+
+    def _head_start(self, method: str, target: str, accept: str, extra: bytes) -> bytes:
         accept_line = b"Accept: %s\r\n" % accept.encode("ascii") if self._accept else b""
-        return b"%s %s HTTP/1.1\r\n%s%s%s%s\r\n" % (
-            method.encode("ascii"), target.encode("ascii"), self._head, accept_line, extra, length)
+        return b"%s %s HTTP/1.1\r\n%s%s%s" % (method.encode("ascii"), target.encode("ascii"), self._head,
+                                               accept_line, extra)
+
+    def _request(self, call: _Call) -> Tuple[str, bytes]:
+        """(URL for messages, the request's bytes) of *call*.
+
+        Speed: the head up to Content-Length is built once per kind of call
+        (method, route, engine ...) and kept, a few hundred at most; a new
+        API key or base URL starts afresh (_build_head).
+        """
+        key = (call.method, call.where, call.route, call.engine, call.accept, call.extra)
+        known = self._starts.get(key)
+        if known is None:
+            if len(self._starts) >= 256:
+                self._starts.clear()
+            _, url, target = self._target(call.where, call.route, call.engine)
+            known = self._starts[key] = (url, self._head_start(call.method, target, call.accept, call.extra))
+        url, start = known
+        body = call.body
+        if body is None:
+            return url, start + b"\r\n"
+        return url, b"%sContent-Length: %d\r\n\r\n%s" % (start, len(body), body)
 
     def _path(self, where: str, route: str, engine: Optional[str]) -> str:
         root = self._root
@@ -4370,7 +4406,7 @@ class _BaseClient:
         del raw
         if why is None:
             try:
-                reply = _decode_json(text)
+                reply = _decode_event(text)   # speed: scan_once first, decode()'s regexes only if needed
             except RecursionError:
                 why = "is nested too deeply"
             except ValueError:
