@@ -2201,8 +2201,9 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
                 "DMR; a llama.cpp or other OpenAI-compatible server only serves chat, completions, "
                 "embeddings and its model list)" % origin)
     if router_404:
-        return ("no such route at %s: check the base URL (DMR serves the OpenAI API under "
-                "/engines/v1 or /engines/<engine>/v1; other servers under /v1)" % origin)
+        return ("no such route at %s: check the base URL (DMR serves the OpenAI API under /engines/v1 or "
+                "/engines/<engine>/v1; another server, a gateway such as LiteLLM's proxy, under /v1: "
+                "then use %s/v1 as the base URL)" % (origin, origin))
     if hints and status in hints:
         return hints[status]
     if status == 404 and "model not found" in lowered:
@@ -5240,7 +5241,7 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
             out.flush()
             _cli_stats(terminal, args, reply.stats, reply)
             return text
-        with client.chat(args.model, messages, stream=True, **params) as stream:
+        with client.chat(args.model, messages, stream=True, **params) as stream, _EndsTheLine(out) as line:
             parts = []
             for chunk in stream:
                 spinner.stop()
@@ -5259,6 +5260,7 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
                         parts.append(piece)
                         out.write(piece)
                         out.flush()
+                        line.open = not piece.endswith("\n")
             thinking.end()
             if not args.json:
                 out.write("\n")
@@ -5266,6 +5268,22 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
             if args.stats:
                 _cli_stats(terminal, args, stream.stats, stream.final())
             return "".join(parts)
+
+
+class _EndsTheLine:
+    """Ends a half-written answer's line if the stream breaks, so the error that follows on
+    stderr starts a line of its own instead of trailing the partial answer."""
+
+    def __init__(self, out: Any):
+        self.out, self.open = out, False
+
+    def __enter__(self) -> _EndsTheLine:
+        return self
+
+    def __exit__(self, kind: Any, *exc_info: Any) -> None:
+        if kind is not None and self.open:
+            self.out.write("\n")
+            self.out.flush()
 
 
 class _Thinking:

@@ -3250,6 +3250,19 @@ class TestCLI(CLITestCase):
         self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "MODEL\nai/tiny\n", ""))
         self.assertEqual(json.loads(self.run_cli("models", "--json").stdout), listing["data"])
 
+    def test_an_error_mid_answer_starts_its_own_line(self):
+        error = b'data: {"error": {"code": 500, "message": "the model crashed", "type": "server_error"}}\n\n'
+        self.fake.script(self.PATH, sse_reply([HELLO, error]))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "Hi")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stdout, "Hello\n")   # the partial answer, its line ended
+        self.assertEqual(result.stderr, "dmr-client: error in the middle of the stream: the model crashed\n")
+
+    def test_a_gateway_url_without_v1_gets_the_url_that_works(self):
+        self.fake.script("/engines/llama.cpp/v1/chat/completions", text_reply(404, "404 page not found"))
+        result = self.run_cli("--base-url", self.fake.url, "chat", "-m", "ai/smollm2", "--no-stream", "Hi")
+        self.assertIn("use %s/v1 as the base URL" % self.fake.url, result.stderr)
+
     def test_ping_says_what_answers(self):
         self.assertIn("Docker Model Runner is answering", self.run_cli("ping").stdout)
         page = lambda h, r: write_response(h, 200, b"<html><title>llama.cpp</title></html>", "text/html")
