@@ -930,15 +930,17 @@ def parse_response_head(data: bytes) -> Optional[Tuple[ResponseHead, int]]:
         raise ProtocolError("the response does not start with an HTTP/1.x status line: %.60r" % status_line)
     headers = HTTPHeaders(fields if fields is not None else _field_lines(lines[1:], "response head"))
     head = ResponseHead(version.decode("ascii"), int(status), reason.decode("latin-1"), headers)
-    if len(_HEADS_SEEN) >= _HEADS_KEPT:
-        _HEADS_SEEN.clear()
-    _HEADS_SEEN[block] = head
+    if len(block) <= _HEAD_KEPT_BYTES:
+        if len(_HEADS_SEEN) >= _HEADS_KEPT:
+            _HEADS_SEEN.clear()
+        _HEADS_SEEN[block] = head
     return head, end
 
 
 #: Heads parse_response_head() parsed, by their bytes (HTTPHeaders and ResponseHead are read-only).
 _HEADS_SEEN: Dict[bytes, ResponseHead] = {}
 _HEADS_KEPT = 64
+_HEAD_KEPT_BYTES = 2048   # a usual head is a few hundred bytes; a huge one is not worth keeping
 
 
 class HeadReader:
