@@ -985,6 +985,26 @@ class TestResponseHead(unittest.TestCase):
                     dmr_client.parse_response_head(raw)
 
 
+class TestHeadMemory(unittest.TestCase):
+    """parse_response_head() remembers heads it parsed: the same bytes, the same answer, bounded."""
+
+    def test_same_bytes_same_head_and_faults_are_never_remembered(self):
+        raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Test: memory\r\n\r\nhi"
+        first, second = dmr_client.parse_response_head(raw), dmr_client.parse_response_head(raw + b"more")
+        self.assertIs(first[0], second[0])
+        self.assertEqual(first[1], second[1])
+        bad = b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"
+        for _ in range(2):
+            with self.assertRaises(dmr_client.ProtocolError):
+                dmr_client.parse_response_head(bad)
+        for number in range(3 * dmr_client._HEADS_KEPT):
+            dmr_client.parse_response_head(b"HTTP/1.1 200 OK\r\nX-N: %d\r\n\r\n" % number)
+            self.assertLessEqual(len(dmr_client._HEADS_SEEN), dmr_client._HEADS_KEPT)
+        big = b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * dmr_client._HEAD_KEPT_BYTES + b"\r\n\r\n"
+        dmr_client.parse_response_head(big)
+        self.assertNotIn(big, dmr_client._HEADS_SEEN)
+
+
 class TestBodyFraming(unittest.TestCase):
     def test_table(self):
         Length, Chunked, Close = dmr_client.LengthDecoder, dmr_client.ChunkedDecoder, dmr_client.UntilCloseDecoder
