@@ -272,7 +272,8 @@ async def aio_raw(base):
 async def async_openai(base):
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=base + "/engines/llama.cpp/v1", api_key="x", max_retries=0)
+    # A long timeout: 64 streams connect at once, and connecting must not be what fails.
+    client = AsyncOpenAI(base_url=base + "/engines/llama.cpp/v1", api_key="x", max_retries=0, timeout=600.0)
 
     async def chat():
         reply = await client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=16)
