@@ -985,6 +985,43 @@ class TestResponseHead(unittest.TestCase):
                     dmr_client.parse_response_head(raw)
 
 
+class TestHeadReader(unittest.TestCase):
+    """HeadReader: a head in any number of reads, split anywhere (found by mutation testing)."""
+
+    HEAD = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Split: %d\r\n\r\nhi"
+
+    def feed_all(self, pieces):
+        reader = dmr_client.HeadReader()
+        for number, piece in enumerate(pieces):
+            parsed = reader.feed(piece)
+            if parsed is not None:
+                return parsed, b"".join(pieces[number + 1:])
+        self.fail("the head never ended")
+
+    def test_split_anywhere_and_dripped(self):
+        for ending in (b"\r\n", b"\n"):
+            raw = self.HEAD.replace(b"\r\n", ending) if ending == b"\n" else self.HEAD
+            for cut in range(1, len(raw)):
+                data = raw % cut if b"%d" in raw else raw
+                with self.subTest(ending=ending, cut=cut):
+                    (head, rest), after = self.feed_all([data[:cut], data[cut:]])
+                    self.assertEqual((head.status, head.headers["x-split"], rest + after), (200, str(cut), b"hi"))
+            data = raw % 0
+            (head, rest), after = self.feed_all([data[i:i + 1] for i in range(len(data))])
+            self.assertEqual((head.status, rest + after), (200, b"hi"))
+
+    def test_a_head_that_never_ends_is_refused_across_reads(self):
+        reader = dmr_client.HeadReader()
+        with self.assertRaises(dmr_client.ProtocolError):
+            for _ in range(dmr_client.MAX_HEAD_BYTES // 1000 + 2):
+                reader.feed(b"X-Long: " + b"a" * 990 + b"\r\n")
+        reader = dmr_client.HeadReader()
+        self.assertIsNone(reader.feed(b"HTTP/1.1 200 OK\r\n"))
+        self.assertIsInstance(reader.ended(), dmr_client.ProtocolError)
+        self.assertIsInstance(dmr_client.HeadReader().ended(), dmr_client._NoAnswer)
+        self.assertIsInstance(reader.ended(reset=True), dmr_client._Truncated)
+
+
 class TestHeadMemory(unittest.TestCase):
     """parse_response_head() remembers heads it parsed: the same bytes, the same answer, bounded."""
 
