@@ -3822,6 +3822,31 @@ class TestHostileFraming(AdversarialTestCase):
 
 @for_both_clients
 class TestHostileSizes(AdversarialTestCase):
+    def test_bodies_in_many_pieces_are_joined_exactly(self):
+        reply = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * 3000},
+                                         "finish_reason": "stop"}]}).encode()
+        pieces = [reply[i:i + 1000] for i in range(0, len(reply), 1000)]
+
+        def chunked(conn):   # several HTTP chunks, each in a write of its own
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for piece in pieces:
+                time.sleep(0.02)
+                conn.sendall(chunked_body(piece, end=b""))
+            conn.sendall(b"0\r\n\r\n")
+
+        def dribbled(conn):   # a Content-Length body in several reads
+            conn.sendall(http_reply(b"")[:-2].replace(b"Content-Length: 0", b"Content-Length: %d" % len(reply))
+                         + b"\r\n")
+            for piece in pieces:
+                time.sleep(0.02)
+                conn.sendall(piece)
+        self.serve(chunked, dribbled, None)
+        client = self.client()
+        for _ in range(2):
+            self.assertEqual(client.chat("m", HI).choices[0].message.content, "x" * 3000)
+        self.assertOwnAnswer(client, 2)
+        self.assertEqual(self.server.connections, 1)
+
     def test_deep_json_and_wrong_shapes_are_invalid_responses(self):
         deep = b"[" * 100000 + b"]" * 100000
         for call, body in ((lambda c: c.chat("m", HI), deep),
@@ -3934,6 +3959,20 @@ class TestHostileTiming(AdversarialTestCase):
             self.assertLess(time.monotonic() - started, 1.0)
         self.assertOwnAnswer(client, 1)
         self.assertEqual(self.server.connections, 2)   # the trickling connection was dropped
+
+    def test_silence_after_done_ends_the_drain_in_time(self):
+        def silent(conn):   # [DONE], then neither the chunked terminator nor a close
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            time.sleep(2)
+            return "close"
+        self.serve(silent, None)
+        client = self.client(timeout=5)
+        with mock.patch.object(dmr_client, "DRAIN_SECONDS", 0.3):
+            started = time.monotonic()
+            self.assertEqual(stream_text(client), "Hello")
+            self.assertLess(time.monotonic() - started, 1.5)   # the drain's bound, not the 5 s read timeout
+        self.assertOwnAnswer(client, 1)
+        self.assertEqual(self.server.connections, 2)
 
     def test_drain_restores_the_read_timeout(self):
         def late_end(conn):
