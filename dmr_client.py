@@ -1480,7 +1480,8 @@ def parse_error_body(body: str) -> Tuple[str, Optional[str], Any]:
         if isinstance(detail, str) and detail:
             return detail, None, None
         if isinstance(detail, list):
-            said = [item.get("msg") for item in detail if isinstance(item, dict) and isinstance(item.get("msg"), str)]
+            said: List[str] = [item["msg"] for item in detail
+                               if isinstance(item, dict) and isinstance(item.get("msg"), str)]
             if said:
                 return "; ".join(said), None, None
     return text, None, None

@@ -3314,7 +3314,8 @@ class TestCLI(CLITestCase):
 
     def test_ping_says_what_answers(self):
         self.assertIn("Docker Model Runner is answering", self.run_cli("ping").stdout)
-        page = lambda h, r: write_response(h, 200, b"<html><title>llama.cpp</title></html>", "text/html")
+        def page(handler, request):
+            write_response(handler, 200, b"<html><title>llama.cpp</title></html>", "text/html")
         self.fake.script("/", page)   # llama.cpp's web UI at the root, its OpenAI API under /v1
         other = self.run_cli("ping", "--debug")
         self.assertEqual(other.returncode, 0)
