@@ -2755,6 +2755,16 @@ class TestRunningRules(unittest.TestCase):
         stats = dmr_client.speed_stats({})
         self.assertEqual((stats.source, stats.generated_tokens_per_s), (None, None))
 
+    def test_a_completion_copies_and_pickles_with_its_timing(self):
+        reply = dmr_client.Completion.timed(dmr_client.loads('{"choices": [], "usage": {"completion_tokens": 4}}'),
+                                            2.0, 1.0)
+        for copied in (pickle.loads(pickle.dumps(reply)), copy.deepcopy(reply), copy.copy(reply)):
+            self.assertIsInstance(copied, dmr_client.Completion)
+            self.assertEqual(copied, reply)
+            self.assertEqual(copied.stats, reply.stats)
+            self.assertEqual(copied.stats.generated_tokens_per_s, 4.0)
+        self.assertEqual(json.loads(json.dumps(reply)), {"choices": [], "usage": {"completion_tokens": 4}})
+
     def test_split_thinking(self):
         for text, expected in (("<think>plan it</think>\n\nHello", ("plan it", "Hello")),
                                ("  <think>\nplan\n</think>Hi", ("plan", "Hi")),
