@@ -3626,6 +3626,16 @@ class RawServer:
             thread.join(10)
 
 
+def until_hangup(conn, seconds):
+    """A stalling server's wait: until the client hangs up (it timed out), *seconds* at most."""
+    conn.settimeout(seconds)
+    try:
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
 def http_reply(body=b"", status="200 OK", headers=(), length=True):
     lines = ["HTTP/1.1 " + status] + ["%s: %s" % pair for pair in headers]
     if length:
@@ -3821,7 +3831,7 @@ class TestHostileFraming(AdversarialTestCase):
     def test_cut_head_and_stalled_head(self):
         def stall(conn):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-")
-            time.sleep(self.TIMEOUT + 0.5)
+            until_hangup(conn, self.TIMEOUT + 2)
             return "close"
         self.serve((b"HTTP/1.1 200 OK\r\nContent-", "close"), stall, None)
         client = self.client(max_retries=3)
@@ -3899,7 +3909,7 @@ class TestHostileSizes(AdversarialTestCase):
 
         def stall(conn):
             conn.sendall(big[:len(big) // 2])
-            time.sleep(self.TIMEOUT + 0.5)
+            until_hangup(conn, self.TIMEOUT + 2)
             return "close"
         self.serve(big, big + b"HTTP/1.1 200 OK\r\n", (big[:-10], "close"), stall, None)
         client = self.client()
@@ -3972,9 +3982,13 @@ class TestHostileTiming(AdversarialTestCase):
         self.assertEqual(self.server.connections, 2)   # the trickling connection was dropped
 
     def test_silence_after_done_ends_the_drain_in_time(self):
-        def silent(conn):   # [DONE], then neither the chunked terminator nor a close
+        def silent(conn):   # [DONE], then neither the chunked terminator nor a close, until the client hangs up
             conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
-            time.sleep(2)
+            conn.settimeout(3)
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
             return "close"
         self.serve(silent, None)
         client = self.client(timeout=5)
@@ -4004,7 +4018,7 @@ class TestHostileTiming(AdversarialTestCase):
     def test_stall_mid_stream_times_out(self):
         def stall(conn):
             conn.sendall(SSE_HEAD + chunked_body(HELLO, end=b""))
-            time.sleep(self.TIMEOUT + 0.5)
+            until_hangup(conn, self.TIMEOUT + 2)
             return "close"
         self.serve(stall, None)
         client = self.client()
