@@ -2207,6 +2207,10 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return ("no such route at %s: check the base URL (DMR serves the OpenAI API under /engines/v1 or "
                 "/engines/<engine>/v1; another server, a gateway such as LiteLLM's proxy, under /v1: "
                 "then use %s/v1 as the base URL)" % (origin, origin))
+    if status == 400 and "invalid model name" in lowered and re.search(r"model=\S*/v1\b", lowered):
+        # LiteLLM's proxy serves /engines/{model}/chat/completions too, and takes DMR's engine path for a model.
+        return ("the gateway read the /engines/.../v1 of this URL as a model name: a gateway such as "
+                "LiteLLM's proxy serves the OpenAI API under /v1, so use %s/v1 as the base URL" % origin)
     if hints and status in hints:
         return hints[status]
     if status == 404 and "model not found" in lowered:
@@ -2217,6 +2221,9 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
     if status == 401:
         return "the server wants an API key: pass api_key= or set %s" % ENV_API_KEY
+    if status == 400 and lowered == "no connected db.":
+        return ("LiteLLM's proxy could not check this API key: without a database it takes only its "
+                "master key (general_settings.master_key); pass api_key= or set %s" % ENV_API_KEY)
     if status == 503:
         return ("the model is probably still loading; retry later or raise max_retries "
                 "(the first request after a pull or an idle unload loads the model)")
@@ -3961,7 +3968,7 @@ class _BaseClient:
 
     @property
     def api_key(self) -> str:
-        """The key sent as ``Authorization: Bearer <key>`` ("" sends none)."""
+        """The key sent as ``Authorization: Bearer <key>``; "" and DEFAULT_API_KEY send none."""
         return self._api_key
 
     @api_key.setter
@@ -3971,7 +3978,11 @@ class _BaseClient:
 
     def _build_head(self) -> None:
         headers = dict(self._headers)
-        if self._api_key and not any(name.lower() == "authorization" for name in headers):
+        # The dummy key stands for "no key" and is not sent: DMR reads no key, and a server that
+        # checks keys then says that none was given (401) instead of looking up a made-up one
+        # (LiteLLM's proxy without a database answers 400 "No connected db." for that).
+        if self._api_key not in ("", DEFAULT_API_KEY) and not any(name.lower() == "authorization"
+                                                                   for name in headers):
             headers["Authorization"] = "Bearer " + self._api_key
         self._head = _fixed_head(self._origin, headers)
         self._starts: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}   # see _request()
@@ -4466,16 +4477,22 @@ class _BaseClient:
     @staticmethod
     def _kind_plan() -> Generator[Tuple[str, str], Tuple[int, str], Optional[str]]:
         """What server_kind() asks, and what the answers mean (no I/O): DMR says so at its
-        root; an OpenAI-compatible server lists its models."""
+        root, and so does LiteLLM's proxy; an OpenAI-compatible server lists its models, or
+        refuses to without a key in OpenAI's error shape."""
         status, body = yield ("dmr", "/")
         if status == 200 and "docker model runner" in body.lower():
             return "dmr"
+        if status == 200 and "litellm" in body[:200].lower():   # its root answers "LiteLLM: RUNNING"
+            return "gateway"
         status, body = yield ("api", "/models")
         try:
-            if status == 200 and _model_list_shape(loads(body)) is None:
-                return "openai-compatible"
+            answer = loads(body)
         except ValueError:
-            pass
+            return None
+        if status == 200 and _model_list_shape(answer) is None:
+            return "openai-compatible"
+        if status in (401, 403) and isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+            return "openai-compatible"   # it answers, and wants a key
         return None
 
 
@@ -4511,7 +4528,8 @@ class Client(_BaseClient):
     container, else DEFAULT_BASE_URL with Docker Desktop's socket as the
     fallback when it refuses.  *unix_socket* talks HTTP over that socket
     instead of TCP.  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
-    then DEFAULT_API_KEY; "" sends no Authorization header.  *engine* picks
+    then DEFAULT_API_KEY, which stands for no key: like "", it sends no
+    Authorization header.  *engine* picks
     the DMR engine unless a model name names one.  *timeout* bounds each wait
     for data (a model load can take minutes), *connect_timeout* the TCP
     connect; None waits forever.  *max_retries* extra attempts are made on
@@ -4555,9 +4573,11 @@ class Client(_BaseClient):
 
     def server_kind(self, timeout: float = 5.0) -> Optional[str]:
         """What answers at the base URL: "dmr" (Docker Model Runner says so at its root),
-        "openai-compatible" (a server that lists models under the OpenAI root: llama.cpp's,
-        a gateway ...) or None (nothing, or something else); never raises.  Each probe
-        waits at most *timeout* seconds and is sent once."""
+        "gateway" (LiteLLM's proxy router, which says so at its root), "openai-compatible"
+        (a server that lists models under the OpenAI root, or asks for a key there in
+        OpenAI's error shape: llama.cpp's, vLLM's, another gateway ...) or None (nothing,
+        or something else); never raises.  Each probe waits at most *timeout* seconds and
+        is sent once."""
         probe = None
         try:
             for _ in range(2):   # a second time only after switching to Docker Desktop's socket
@@ -4727,7 +4747,7 @@ class AsyncClient(_BaseClient):
         return await self.server_kind(timeout) is not None
 
     async def server_kind(self, timeout: float = 5.0) -> Optional[str]:
-        """As Client.server_kind(): "dmr", "openai-compatible" or None; never raises."""
+        """As Client.server_kind(): "dmr", "gateway", "openai-compatible" or None; never raises."""
         probe = None
         try:
             for _ in range(2):
@@ -5605,13 +5625,28 @@ def _cli_ping(client: Client, args: Any) -> int:
     if kind == "dmr":
         sys.stdout.write("Docker Model Runner is answering at %s\n" % client.base_url)
         return EXIT_OK
-    if kind == "openai-compatible":
-        sys.stdout.write("an OpenAI-compatible server (not Docker Model Runner) is answering at %s: chat and "
-                         "models work; pull, rm, status and configure need DMR\n" % client.base_url)
-        return EXIT_OK
-    sys.stderr.write("dmr-client: neither DMR nor an OpenAI-compatible server answers at %s (--debug shows what "
-                     "was tried; set %s or --base-url)\n" % (client.base_url, ENV_BASE_URL))
-    return EXIT_ERROR
+    if kind is None:
+        sys.stderr.write("dmr-client: neither DMR nor an OpenAI-compatible server answers at %s (--debug shows "
+                         "what was tried; set %s or --base-url)\n" % (client.base_url, ENV_BASE_URL))
+        return EXIT_ERROR
+    what = ("LiteLLM's proxy (a gateway, not Docker Model Runner)" if kind == "gateway"
+            else "an OpenAI-compatible server (not Docker Model Runner)")
+    try:
+        client.models()   # the key: a gateway that refuses it answers nothing else either
+    except APIStatusError as exc:
+        if exc.status_code in (401, 403) or exc.message.lower() == "no connected db.":
+            sys.stderr.write("dmr-client: %s is answering at %s, but refuses this client's API key: %s\n"
+                             % (what, client.base_url, _cli_words(str(exc))))
+            return EXIT_ERROR
+        if exc.status_code == 404:   # answering at the origin, not at this root: the hint names the one
+            sys.stderr.write("dmr-client: %s is answering, but not at %s: %s\n"
+                             % (what, client.base_url, _cli_words(exc.hint or exc.message)))
+            return EXIT_ERROR
+    except DMRError:
+        pass   # it answered server_kind(); what else the model list says is not ping's question
+    sys.stdout.write("%s is answering at %s: chat and models work; pull, rm, status and configure need DMR\n"
+                     % (what, client.base_url))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1744,6 +1744,11 @@ class TestHints(unittest.TestCase):
                 ((400, "the request exceeds the available context size"), {}, "--context-size"),
                 ((302, "Found"), {}, "redirects are not followed"),
                 ((404, "no route here"), {}, None),
+                ((400, "No connected db."), {}, "only its master key"),   # LiteLLM, a key it cannot check
+                ((400, "/chat/completions: Invalid model name passed in model=llama.cpp/v1. Call `/v1/models` "
+                       "to view available models for your key."), {"origin": origin},
+                 "use %s/v1 as the base URL" % origin),   # LiteLLM took DMR's engine path for a model
+                ((400, "Invalid model name passed in model=nope. Call `/v1/models`"), {"origin": origin}, None),
                 ((500, "boom"), {}, None)):
             with self.subTest(args=args, kwargs=kwargs):
                 found = hint(*args, **kwargs)
@@ -1751,6 +1756,41 @@ class TestHints(unittest.TestCase):
                     self.assertIsNone(found)
                 else:
                     self.assertIn(expected, found)
+
+
+class TestServerKindRules(unittest.TestCase):
+    """_kind_plan(): what server_kind() asks, and what the answers mean."""
+
+    LISTING = json.dumps({"object": "list", "data": [{"id": "ai/tiny", "object": "model"}]})
+    KEY_WANTED = json.dumps({"error": {"message": "Authentication Error, No api key passed in.", "code": "401"}})
+
+    def kind(self, *answers):
+        plan = dmr_client._BaseClient._kind_plan()
+        asked = [next(plan)]
+        try:
+            for answer in answers:
+                asked.append(plan.send(answer))
+        except StopIteration as done:
+            return done.value, asked
+        self.fail("the plan asked for more than %d answers: %r" % (len(answers), asked))
+
+    def test_table(self):
+        for answers, expected, probes in (
+                ([(200, "Docker Model Runner is running")], "dmr", 1),
+                ([(200, '"LiteLLM: RUNNING"')], "gateway", 1),
+                ([(404, "404 page not found"), (200, self.LISTING)], "openai-compatible", 2),
+                ([(200, "<html><title>llama.cpp</title></html>"), (200, self.LISTING)], "openai-compatible", 2),
+                ([(404, "Not Found"), (401, self.KEY_WANTED)], "openai-compatible", 2),   # wants a key
+                ([(404, "Not Found"), (403, self.KEY_WANTED)], "openai-compatible", 2),
+                ([(404, "Not Found"), (401, "Unauthorized")], None, 2),   # not in OpenAI's shape
+                ([(404, "Not Found"), (500, self.KEY_WANTED)], None, 2),
+                ([(404, "Not Found"), (200, '{"data": "nope"}')], None, 2),
+                ([(404, "Not Found"), (200, "<html></html>")], None, 2),
+                ([(503, "LiteLLM: RUNNING"), (404, "Not Found")], None, 2)):
+            with self.subTest(answers=answers):
+                kind, asked = self.kind(*answers)
+                self.assertEqual(kind, expected)
+                self.assertEqual(asked[:probes], [("dmr", "/"), ("api", "/models")][:probes])
 
 
 class TestRetryPolicy(unittest.TestCase):
@@ -1891,12 +1931,18 @@ class TestChat(FakeDMRTestCase):
         expected = {key: value for key, value in params.items() if value is not None}
         self.assertEqual({k: v for k, v in self.last.json.items() if k not in ("model", "messages")}, expected)
 
-    def test_dummy_key_is_sent_by_default_and_empty_key_sends_none(self):
+    def test_the_dummy_key_and_an_empty_key_send_no_authorization(self):
         with mock.patch.dict(os.environ, {}, clear=True):
+            self.assertEqual(self.client().api_key, "dummy-key")
+            for api_key in (None, "", "dummy-key"):
+                with self.subTest(api_key=api_key):
+                    self.client(api_key=api_key).chat("ai/smollm2", HI)
+                    self.assertNotIn("Authorization", self.last.headers)
+            self.client(api_key="sk-real").chat("ai/smollm2", HI)
+            self.assertEqual(self.last.headers["Authorization"], "Bearer sk-real")
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "sk-env"}):
             self.client().chat("ai/smollm2", HI)
-            self.assertEqual(self.last.headers["Authorization"], "Bearer dummy-key")
-            self.client(api_key="").chat("ai/smollm2", HI)
-            self.assertIsNone(self.last.headers.get("Authorization"))
+            self.assertEqual(self.last.headers["Authorization"], "Bearer sk-env")
 
     def test_extra_headers(self):
         self.client(headers={"X-Trace": "abc"}).chat("ai/smollm2", HI)
@@ -2982,13 +3028,14 @@ class TestReadme(FakeDMRTestCase):
         with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
             blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
         self.assertGreaterEqual(len(blocks), 8)
-        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker"})
+        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker", "smollm2"})
         self.fake.runners.clear()   # configure() first: a model that is loaded keeps its settings
         namespace = {}
         out = io.StringIO()
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": self.fake.url}), \
                 contextlib.redirect_stdout(out):
             for number, block in enumerate(blocks, 1):
+                block = block.replace("http://localhost:4000", self.fake.url)   # the gateway example
                 with self.subTest(block=number, first_line=block.splitlines()[0]):
                     exec(compile(block, "README.md python block %d" % number, "exec"), namespace)
         namespace["client"].close()
@@ -3335,6 +3382,28 @@ class TestCLI(CLITestCase):
         neither = self.run_cli("ping")
         self.assertEqual((neither.returncode, neither.stdout), (1, ""))
         self.assertIn("neither DMR nor an OpenAI-compatible server answers", neither.stderr)
+
+    def test_ping_through_a_gateway_says_what_is_wrong(self):
+        self.fake.script("/", json_reply(200, "LiteLLM: RUNNING"))   # LiteLLM's proxy at its root
+        wanted = {"error": {"message": "Authentication Error, No api key passed in.", "type": "auth_error",
+                            "code": "401"}}
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(401, wanted))
+        no_key = self.run_cli("ping")
+        self.assertEqual((no_key.returncode, no_key.stdout), (1, ""))
+        self.assertIn("LiteLLM's proxy (a gateway, not Docker Model Runner) is answering", no_key.stderr)
+        self.assertIn("refuses this client's API key", no_key.stderr)
+        self.assertIn("pass --api-key or set DOCKER_MODEL_RUNNER_API_KEY", no_key.stderr)
+        self.assertNotIn("Authorization", self.fake.requests[-1].headers)   # the dummy key is not sent
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(404, {"detail": "Not Found"}))
+        wrong_root = self.run_cli("ping", "--api-key", "sk-1")
+        self.assertEqual(wrong_root.returncode, 1)
+        self.assertIn("is answering, but not at %s/engines/llama.cpp/v1" % self.fake.url, wrong_root.stderr)
+        self.assertIn("use %s/v1 as the base URL" % self.fake.url, wrong_root.stderr)
+        self.assertEqual(self.fake.requests[-1].headers["Authorization"], "Bearer sk-1")
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(200, {"object": "list", "data": []}))
+        fine = self.run_cli("ping", "--api-key", "sk-1")
+        self.assertEqual((fine.returncode, fine.stderr), (0, ""))
+        self.assertIn("LiteLLM's proxy (a gateway, not Docker Model Runner) is answering", fine.stdout)
 
     def test_an_html_error_page_is_one_line(self):
         page = (b"<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center>"
@@ -4672,6 +4741,238 @@ class TestRealServer(unittest.TestCase):
         self.assertEqual(len(answers), 24)
         if self.phrase:
             self.assertEqual(set(answers), {self.phrase})
+
+
+
+# ---------------------------------------------------------------------------
+# Gateway tier: LiteLLM's proxy router in front of two llama.cpp servers (tools/gateway.py)
+# ---------------------------------------------------------------------------
+
+GATEWAY_URL = os.environ.get("DMR_TEST_GATEWAY_URL")
+GATEWAY_KEY = os.environ.get("DMR_TEST_GATEWAY_KEY", "")
+GATEWAY_TOOL = os.path.join(HERE, "tools", "gateway.py")
+
+
+def gateway_backend(action, deployment):
+    """Stop one of the gateway's deployments, or start it again on the port the proxy knows."""
+    subprocess.run([sys.executable, GATEWAY_TOOL, "backend", action, deployment], check=True,
+                   stdout=subprocess.DEVNULL, timeout=180)
+
+
+@unittest.skipUnless(GATEWAY_URL, "set DMR_TEST_GATEWAY_URL to run through LiteLLM's proxy "
+                                  "(tools/gateway_tests.sh starts it)")
+@for_both_clients
+class TestGateway(unittest.TestCase):
+    """The client through LiteLLM's proxy router: one URL and one key in front of two llama.cpp
+    servers in DMR's layout, deployments of one model (tools/gateway.py); "cut" and "cut-eof"
+    are a backend that cuts every answer short."""
+
+    model = os.environ.get("DMR_TEST_GATEWAY_MODEL", "tiny")
+    phrase = "Hello from a tiny GGUF test model!"
+    cooldown = int(os.environ.get("DMR_TEST_GATEWAY_COOLDOWN", "5"))
+    ASK = [{"role": "user", "content": "Say hello."}]
+
+    make_client = Client
+
+    def client(self, base_url=None, **kwargs):
+        kwargs.setdefault("api_key", GATEWAY_KEY)
+        kwargs.setdefault("timeout", 60)
+        client = self.make_client(base_url or GATEWAY_URL, **kwargs)
+        self.addCleanup(client.close)
+        return client
+
+    def chat(self, client=None, model=None, **params):
+        params.setdefault("temperature", 0)
+        params.setdefault("max_tokens", 48)
+        return (client or self.client()).chat(model or self.model, self.ASK, **params)
+
+    def test_chat(self):
+        reply = self.chat()
+        self.assertEqual(reply.choices[0].message.content, self.phrase)
+        self.assertEqual(reply.choices[0].finish_reason, "stop")
+        self.assertEqual(reply.model, self.model)   # the gateway's name for it
+        self.assertEqual(reply.usage.total_tokens, reply.usage.prompt_tokens + reply.usage.completion_tokens)
+
+    def test_stream_and_final(self):
+        with self.chat(stream=True) as stream:
+            chunks = list(stream)
+        self.assertTrue(stream.completed)
+        self.assertEqual(text_of(chunks), self.phrase)
+        final = stream.final()
+        self.assertEqual(final.choices[0].message.content, self.phrase)
+        self.assertEqual(final.choices[0].finish_reason, "stop")
+        self.assertEqual(self.chat(stream=True).text(), self.phrase)
+
+    def test_models_and_what_answers(self):
+        client = self.client()
+        self.assertLessEqual({self.model, "cut", "cut-eof"}, {model.id for model in client.models()})
+        self.assertEqual(client.server_kind(), "gateway")
+        self.assertTrue(client.ping())
+
+    def test_the_key(self):
+        self.assertEqual(self.chat().choices[0].message.content, self.phrase)
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": ""}):
+            no_key = self.client(api_key=None)
+        with self.assertRaises(dmr_client.AuthenticationError) as caught:
+            self.chat(no_key)
+        self.assertEqual(caught.exception.status_code, 401)
+        self.assertIn("No api key passed in", caught.exception.message)
+        self.assertIn("DOCKER_MODEL_RUNNER_API_KEY", caught.exception.hint)
+        with self.assertRaises(dmr_client.AuthenticationError):
+            no_key.models()
+        with self.assertRaises(dmr_client.BadRequestError) as caught:   # a key LiteLLM cannot look up
+            self.chat(self.client(api_key="sk-not-the-master-key"))
+        self.assertEqual(caught.exception.message, "No connected db.")
+        self.assertIn("only its master key", caught.exception.hint)
+        self.assertNotIn("sk-not-the-master-key", str(caught.exception) + repr(caught.exception))
+
+    def test_an_unknown_model_is_a_clear_error_in_the_gateways_words(self):
+        for stream in (False, True):
+            with self.subTest(stream=stream):
+                with self.assertRaises(dmr_client.BadRequestError) as caught:
+                    self.chat(model="no-such-model", stream=stream)
+                error = caught.exception
+                self.assertEqual(error.status_code, 400)
+                self.assertIn("Invalid model name passed in model=no-such-model", error.message)
+                self.assertFalse(error.message.startswith("{"), error.message)   # the words, not the JSON
+                self.assertIsNone(error.hint)   # no advice about DMR's store for a gateway
+                self.assertNotIn(GATEWAY_KEY, str(error) + repr(error) + repr(error.headers))
+
+    def test_a_base_url_without_v1_gets_the_url_that_works(self):
+        origin = GATEWAY_URL[:-len("/v1")]
+        with self.assertRaises(dmr_client.APIStatusError) as caught:
+            self.chat(self.client(origin))
+        self.assertIn("use %s/v1 as the base URL" % origin, caught.exception.hint)
+
+    def test_a_cut_stream_is_a_stream_error(self):
+        stream = self.chat(model="cut", stream=True)
+        pieces = []
+        with self.assertRaises(dmr_client.StreamError) as caught:
+            for chunk in stream:
+                pieces.append(chunk.choices[0].delta.get("content") or "")
+        self.assertEqual("".join(pieces), "Hello from")
+        self.assertEqual(caught.exception.chunks_received, 3)
+        self.assertIn("Response payload is not completed", caught.exception.message)
+        self.assertFalse(stream.completed)
+        with self.assertRaises(dmr_client.StreamError):
+            stream.final()
+
+    def test_litellm_finishes_a_stream_its_backend_left_unfinished(self):
+        """A known gateway limitation, pinned so that we notice when it changes (litellm #40260):
+        a backend's stream that ends cleanly without [DONE] reaches the client with a
+        finish_reason "stop" and [DONE] the backend never sent, so no client can tell.  DMR's
+        own cut (a chunked body left unfinished) is reported, as the test above shows."""
+        final = self.chat(model="cut-eof", stream=True).final()
+        self.assertEqual(final.choices[0].message.content, "Hello from")
+        self.assertEqual(final.choices[0].finish_reason, "stop")
+
+    def test_stopping_one_backend_mid_run_loses_no_call(self):
+        """Four threads call (chats and streams) while backend b is stopped under them; each
+        goes on for six calls after the stop, so most of the run meets a dead deployment."""
+        client = self.client(max_retries=4)
+        answers, lock = [], threading.Lock()
+        enough, stopped = threading.Event(), threading.Event()
+
+        def work():
+            after_the_stop = 0
+            for turn in range(200):   # bounded: the stop comes after the first 8 answers
+                if after_the_stop == 6:
+                    return
+                was_stopped = stopped.is_set()
+                if turn % 2:
+                    text = self.chat(client, stream=True).final().choices[0].message.content
+                else:
+                    text = self.chat(client).choices[0].message.content
+                with lock:
+                    answers.append(text)
+                    if len(answers) >= 8:
+                        enough.set()
+                after_the_stop += was_stopped
+
+        def stop_b():
+            if enough.wait(120):
+                gateway_backend("stop", "b")
+            stopped.set()
+
+        self.addCleanup(gateway_backend, "start", "b")
+        stopper = threading.Thread(target=stop_b)
+        stopper.start()
+        errors = in_threads(4, work)
+        stopper.join(180)
+        self.assertEqual(errors, [])
+        self.assertGreaterEqual(len(answers), 8 + 4 * 6)
+        self.assertEqual(set(answers), {self.phrase})
+
+    def test_with_every_deployment_down_the_client_waits_as_the_gateway_asks(self):
+        """Both backends stop: the router answers 500 until both deployments cool down, then 429
+        with retry-after.  One backend comes back when the client is told to wait, and the call
+        that waited succeeds."""
+        gateway_backend("stop", "a")
+        self.addCleanup(gateway_backend, "start", "a")
+        gateway_backend("stop", "b")
+        self.addCleanup(gateway_backend, "start", "b")
+        others = self.client(max_retries=0)   # other users' calls, until the router cools both down
+        for _ in range(50):
+            try:
+                self.chat(others)
+            except dmr_client.InternalServerError:
+                time.sleep(0.2)
+                continue
+            except dmr_client.RateLimitError as cooling:
+                self.assertIn("All deployments for selected model are in cooldown", cooling.message)
+                self.assertEqual(cooling.headers.get("retry-after"), str(self.cooldown))
+                break
+        else:
+            self.fail("the gateway never answered 429 with both deployments down")
+
+        told_to_wait = threading.Event()
+
+        class Watch(logging.Handler):
+            def emit(self, record):
+                if "got 429" in record.getMessage():
+                    told_to_wait.set()
+
+        restarter = threading.Thread(target=lambda: told_to_wait.wait(60) and gateway_backend("start", "a"))
+        restarter.start()
+        self.addCleanup(restarter.join, 180)
+        with self.assertLogs("dmr_client", "DEBUG") as logs:
+            logging.getLogger("dmr_client").addHandler(Watch())   # assertLogs replaced the handlers until the end
+            try:
+                reply = self.chat(self.client(max_retries=8))
+            finally:
+                told_to_wait.set()   # the restarter ends either way
+        self.assertEqual(reply.choices[0].message.content, self.phrase)
+        waits = [float(found) for found in re.findall(r"got 429; retry \d+ in (\d+\.\d+) s", "\n".join(logs.output))]
+        self.assertTrue(waits, "no 429 from the gateway:\n" + "\n".join(logs.output))
+        for wait in waits:   # what retry-after said (whole seconds), not the backoff (jittered)
+            self.assertEqual(wait, round(wait))
+            self.assertGreaterEqual(wait, 1)
+            self.assertLessEqual(wait, self.cooldown)
+
+    def test_the_command_line_through_the_gateway(self):
+        if self.make_client is not Client:
+            self.skipTest("the command line is one program, whichever client the class tests: run once")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKER_MODEL_RUNNER")}
+        env.update(DOCKER_MODEL_RUNNER_API_BASE=GATEWAY_URL, DOCKER_MODEL_RUNNER_API_KEY=GATEWAY_KEY,
+                   PYTHONPATH=HERE)
+
+        def run(*args):
+            return subprocess.run(CLI + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  env=env, timeout=120)
+
+        models = run("models")
+        self.assertEqual(models.returncode, 0, models.stderr)
+        self.assertEqual(models.stdout.splitlines()[0], "MODEL")
+        self.assertIn(self.model, models.stdout.splitlines())
+        self.assertIn(self.model, [entry["id"] for entry in json.loads(run("models", "--json").stdout)])
+        ping = run("ping")
+        self.assertEqual(ping.returncode, 0, ping.stderr)
+        self.assertIn("LiteLLM's proxy (a gateway, not Docker Model Runner) is answering", ping.stdout)
+        chat = run("chat", "-m", self.model, "Say hello.")
+        self.assertEqual((chat.returncode, chat.stdout, chat.stderr), (0, self.phrase + "\n", ""))
+        cut = run("chat", "-m", "cut", "Say hello.")
+        self.assertEqual((cut.returncode, cut.stdout), (1, "Hello from\n"))   # the error starts its own line
+        self.assertIn("error in the middle of the stream", cut.stderr)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ that same server code without Docker and without downloading a model:
     python3 tools/llama_server.py start            # DMR layout: /engines/llama.cpp/v1/...
     python3 tools/llama_server.py start --plain    # plain layout: /v1/...
     python3 tools/llama_server.py stop [--plain]   # or: stop --all
+    python3 tools/llama_server.py start --name b   # a second DMR-layout server (the gateway tier)
 
 `start` prints the base URL to give dmr_client (and DMR_TEST_BASE_URL) and
 returns once /health answers; the server keeps running in the background.
 Everything lives under .cache/llama/ in the repository: a venv with the two
 pinned PyPI packages (xllamacpp ships llama.cpp prebuilt, gguf writes the
-model), the model, the logs and one state file per running server.  Running
+model), the model, the logs and one state file per running server: a server is known by
+its --name, which is its layout unless given (`--name b --port P` starts
+server b again on the port it had).  Running
 `start` again reuses all of it.  Development only: dmr_client needs none of it.
 
 The model answers every chat with PHRASE and then its end-of-sequence token,
@@ -258,8 +261,13 @@ def capture(folder):
 # -- start / stop (standard library only) ----------------------------------------
 
 
-def state_file(plain):
-    return os.path.join(CACHE, "server-%s.json" % ("plain" if plain else "dmr"))
+def server_name(args):
+    """What a server's files are called: --name, else its layout."""
+    return getattr(args, "name", None) or ("plain" if args.plain else "dmr")
+
+
+def state_file(name):
+    return os.path.join(CACHE, "server-%s.json" % name)
 
 
 def venv_python():
@@ -283,10 +291,10 @@ def ensure_venv():
         f.write(wanted)
 
 
-def running(plain):
-    """The state of a running server of this layout, or None."""
+def running(name):
+    """The state of the running server called *name*, or None."""
     try:
-        with open(state_file(plain)) as f:
+        with open(state_file(name)) as f:
             state = json.load(f)
         os.kill(state["pid"], 0)
     except (OSError, ValueError, KeyError):
@@ -303,18 +311,18 @@ def healthy(url):
 
 
 def start(args):
-    state = running(args.plain)
+    name = server_name(args)
+    state = running(name)
     if state:
         print(state["base_url"])
         return
     ensure_venv()
     if not os.path.exists(MODEL):
         subprocess.run([venv_python(), __file__, "model"], check=True)
-    layout = "plain" if args.plain else "dmr"
-    address_file = os.path.join(CACHE, "address-%s.json" % layout)
+    address_file = os.path.join(CACHE, "address-%s.json" % name)
     if os.path.exists(address_file):
         os.remove(address_file)
-    log = open(os.path.join(CACHE, "server-%s.log" % layout), "wb")
+    log = open(os.path.join(CACHE, "server-%s.log" % name), "wb")
     command = [venv_python(), __file__, "serve", "--address-file", address_file, "--port", str(args.port)]
     if args.plain:
         command.append("--plain")
@@ -338,15 +346,19 @@ def start(args):
             raise SystemExit("llama_server: /health never answered; see %s" % log.name)
         time.sleep(0.1)
     base_url = root + "/v1" if args.plain else root
-    with open(state_file(args.plain), "w") as f:
+    with open(state_file(name), "w") as f:
         json.dump({"pid": process.pid, "base_url": base_url, "health": health}, f)
     print(base_url)
 
 
 def stop(args):
-    layouts = [False, True] if args.all else [args.plain]
-    for plain in layouts:
-        path = state_file(plain)
+    if args.all:
+        names = [f[len("server-"):-len(".json")] for f in os.listdir(CACHE) if f.startswith("server-")
+                 and f.endswith(".json")] if os.path.isdir(CACHE) else []
+    else:
+        names = [server_name(args)]
+    for name in names:
+        path = state_file(name)
         try:
             with open(path) as f:
                 pid = json.load(f)["pid"]
@@ -360,7 +372,10 @@ def stop(args):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        os.remove(path)
+        try:
+            os.remove(path)
+        except FileNotFoundError:   # another `stop` got there first
+            pass
 
 
 def main(argv=None):
@@ -368,11 +383,13 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     start_cmd = commands.add_parser("start", help="start a server (or find the running one); print its base URL")
     start_cmd.add_argument("--plain", action="store_true", help="serve /v1/... instead of DMR's /engines/llama.cpp/v1/...")
+    start_cmd.add_argument("--name", help="what to call this server (default: its layout, dmr or plain)")
     start_cmd.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     start_cmd.add_argument("--wait", type=float, default=120.0, help="seconds to wait for /health")
     stop_cmd = commands.add_parser("stop", help="stop a server started by `start`")
     stop_cmd.add_argument("--plain", action="store_true")
-    stop_cmd.add_argument("--all", action="store_true", help="stop both layouts")
+    stop_cmd.add_argument("--name", help="the server's --name")
+    stop_cmd.add_argument("--all", action="store_true", help="stop every server started here")
     model_cmd = commands.add_parser("model", help="(venv) write the tiny model")
     model_cmd.add_argument("path", nargs="?", default=MODEL)
     capture_cmd = commands.add_parser("capture", help="record tool-call and reasoning exchanges into testdata/wire")
