@@ -2199,10 +2199,10 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
                 "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
                 "Docker Desktop" % docker_socket)
-    if router_404 and where == "dmr":
+    if (router_404 or status == 405) and where == "dmr":   # our methods are DMR's: a 405 is another server
         return ("the server at %s does not serve Docker Model Runner's own API (model management needs "
-                "DMR; a llama.cpp or other OpenAI-compatible server only serves chat, completions, "
-                "embeddings and its model list)" % origin)
+                "DMR; a gateway, llama.cpp or another OpenAI-compatible server only serves chat, "
+                "completions, embeddings and its model list)" % origin)
     if router_404:
         return ("no such route at %s: check the base URL (DMR serves the OpenAI API under /engines/v1 or "
                 "/engines/<engine>/v1; another server, a gateway such as LiteLLM's proxy, under /v1: "
@@ -4097,8 +4097,10 @@ class _BaseClient:
 
     def _model_plan(self, engine: Optional[str], name: str) -> Any:
         try:
+            # `docker model ls` is advice for DMR's own layout only; a gateway's list is models().
+            also = " or `docker model ls`" if "/engines" in urllib.parse.urlsplit(self.base_url).path else ""
             return (yield _Call("GET", "/models/" + quote_model_path(name), engine=engine, shape=_object_shape,
-                                hints={404: "no model %r here: see models() or `docker model ls`" % name}))
+                                hints={404: "no model %r here: see models()%s" % (name, also)}))
         except NotFoundError as exc:
             if exc.message.lower() not in _ROUTER_404:
                 raise
@@ -4432,6 +4434,10 @@ class _BaseClient:
                                        % (exchange.url, status, why, shown), body=shown, status_code=status)
         wrong = call.shape(reply) if call.shape is not None else None
         if wrong is not None:
+            if call.where == "dmr" and isinstance(reply, dict) and _model_list_shape(reply) is None:
+                wrong += (" (it is an OpenAI model list: the server at %s is a gateway or another "
+                          "OpenAI-compatible server, without Docker Model Runner's own API; models() lists "
+                          "what it serves)" % self._root.origin)
             raise InvalidResponseError("%s answered %d with JSON of the wrong shape: %s"
                                        % (exchange.url, status, wrong),
                                        body=text[:MAX_ERROR_BODY], status_code=status)
@@ -4992,7 +4998,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 _CLI_WORDS = (("pass api_key= or set", "pass --api-key or set"), ("pass base_url=", "pass --base-url"),
               ("as base_url", "as --base-url"), ("raise timeout=", "raise --timeout"),
               ("pass force=True", "use --force"), ("pass reload=True", "use --reload"),
-              ("see models() or `docker model ls`", "see `dmr-client models`"),
+              ("see models() or `docker model ls`", "see `dmr-client models`"), ("see models()", "see `dmr-client models`"),
               ("see local_models() or `docker model pull", "see `dmr-client models` or `dmr-client pull"),
               ("see local_models()", "see `dmr-client models`"), ("`docker model pull", "`dmr-client pull"),
               ("raise max_retries", "try again"),
@@ -5494,10 +5500,11 @@ def _cli_rm(client: Client, args: Any) -> int:
 def _cli_status(client: Client, args: Any) -> int:
     import sys
 
-    sys.stdout.write("DMR at %s\n" % client.base_url)
-    for engine, state in client.engine_status().items():
-        sys.stdout.write("  %-10s %s\n" % (engine, state))
+    engines = client.engine_status()   # asked before anything is printed: it may not be DMR at all
     running = client.running_models()
+    sys.stdout.write("DMR at %s\n" % client.base_url)
+    for engine, state in engines.items():
+        sys.stdout.write("  %-10s %s\n" % (engine, state))
     sys.stdout.write("running models: %s\n" % ("none" if not running else ""))
     for model in running:
         sys.stdout.write("  %s (%s, %s)\n" % (model.get("model_name"), model.get("backend_name"),

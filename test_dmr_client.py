@@ -1737,6 +1737,9 @@ class TestHints(unittest.TestCase):
                 ((404, "File Not Found"), {"where": "dmr", "hints": {404: "no model in the registry"}, "origin": origin},
                  "does not serve Docker Model Runner's own API"),   # llama.cpp asked for a pull
                 ((404, "File Not Found"), {"hints": {404: "see models()"}, "origin": origin}, "no such route"),
+                ((405, "Method Not Allowed"), {"where": "dmr", "origin": origin},
+                 "does not serve Docker Model Runner's own API"),   # a gateway asked for a pull
+                ((405, "Method Not Allowed"), {"origin": origin}, None),
                 ((409, "busy"), {"hints": {404: "mine"}}, None),
                 ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
                 ((503, "Loading model"), {}, "still loading"),
@@ -2952,6 +2955,34 @@ class TestRunningModels(FakeDMRTestCase):
         self.assertIn("its list has docker.io/ai/mxbai-embed-large:latest, docker.io/ai/smollm2:latest",
                       str(caught.exception))
 
+    def test_dmr_calls_on_a_server_that_is_not_dmr_say_so(self):
+        listing = {"object": "list", "data": [{"id": "tiny", "object": "model", "owned_by": "openai"}]}
+        self.fake.script("/models", json_reply(200, listing))   # a gateway's /models is the OpenAI list
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            self.client().local_models()
+        self.assertIn("the server at %s is a gateway or another OpenAI-compatible server" % self.fake.url,
+                      str(caught.exception))
+        self.assertIn("models() lists what it serves", str(caught.exception))
+        self.fake.script("/models", json_reply(200, {"data": "nope"}))   # not a model list: no such advice
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            self.client().local_models()
+        self.assertNotIn("gateway", str(caught.exception))
+        self.fake.script("/models/create", json_reply(405, {"detail": "Method Not Allowed"}))
+        with self.assertRaises(dmr_client.APIStatusError) as caught:
+            self.client().pull("ai/smollm2")
+        self.assertIn("does not serve Docker Model Runner's own API", caught.exception.hint)
+
+    def test_a_missing_model_is_advice_that_fits_the_url(self):
+        missing = json_reply(404, {"error": {"message": "The model `nope` does not exist", "code": 404}})
+        self.fake.script("/engines/llama.cpp/v1/models/nope", missing)
+        self.fake.script("/v1/models/nope", missing)
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client().model("nope")
+        self.assertEqual(caught.exception.hint, "no model 'nope' here: see models() or `docker model ls`")
+        with self.assertRaises(dmr_client.NotFoundError) as caught:   # a gateway's /v1: not DMR's advice
+            self.client(self.fake.url + "/v1").model("nope")
+        self.assertEqual(caught.exception.hint, "no model 'nope' here: see models()")
+
     def test_disk_usage_metrics_and_running_models(self):
         client = self.client()
         self.assertEqual(client.disk_usage().models_disk_usage, 2684354560)
@@ -3404,6 +3435,15 @@ class TestCLI(CLITestCase):
         fine = self.run_cli("ping", "--api-key", "sk-1")
         self.assertEqual((fine.returncode, fine.stderr), (0, ""))
         self.assertIn("LiteLLM's proxy (a gateway, not Docker Model Runner) is answering", fine.stdout)
+
+    def test_dmr_commands_on_a_gateway_print_nothing_untrue(self):
+        self.fake.script("/engines/status", json_reply(404, {"detail": "Not Found"}))
+        self.fake.script("/models/create", json_reply(405, {"detail": "Method Not Allowed"}))
+        for command in (["status"], ["pull", "ai/smollm2"]):
+            with self.subTest(command=command):
+                result = self.run_cli(*command)
+                self.assertEqual((result.returncode, result.stdout), (1, ""))
+                self.assertIn("does not serve Docker Model Runner's own API", result.stderr)
 
     def test_an_html_error_page_is_one_line(self):
         page = (b"<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center>"
@@ -4837,6 +4877,12 @@ class TestGateway(unittest.TestCase):
                 self.assertFalse(error.message.startswith("{"), error.message)   # the words, not the JSON
                 self.assertIsNone(error.hint)   # no advice about DMR's store for a gateway
                 self.assertNotIn(GATEWAY_KEY, str(error) + repr(error) + repr(error.headers))
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client().model("no-such-model")
+        self.assertEqual(caught.exception.hint, "no model 'no-such-model' here: see models()")
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:   # DMR's own API is not there
+            self.client().local_models()
+        self.assertIn("is a gateway or another OpenAI-compatible server", str(caught.exception))
 
     def test_a_base_url_without_v1_gets_the_url_that_works(self):
         origin = GATEWAY_URL[:-len("/v1")]
