@@ -1480,11 +1480,20 @@ def parse_error_body(body: str) -> Tuple[str, Optional[str], Any]:
         if isinstance(detail, str) and detail:
             return detail, None, None
         if isinstance(detail, list):
-            said: List[str] = [item["msg"] for item in detail
+            said: List[str] = [_validation_text(item) for item in detail
                                if isinstance(item, dict) and isinstance(item.get("msg"), str)]
             if said:
                 return "; ".join(said), None, None
     return text, None, None
+
+
+def _validation_text(item: Mapping[str, Any]) -> str:
+    """One of FastAPI's validation errors: "model: Field required" from its loc and msg."""
+    loc = item.get("loc")
+    where = [str(part) for part in loc if isinstance(part, (str, int))] if isinstance(loc, list) else []
+    if where and where[0] in ("body", "query", "path", "header", "cookie"):
+        where = where[1:]   # where in the request, which the field name already says
+    return "%s: %s" % (".".join(where), item["msg"]) if where else item["msg"]
 
 
 def _looks_like_html(text: str) -> bool:

@@ -1487,6 +1487,14 @@ class TestParseErrorBody(unittest.TestCase):
              ("error while getting model: get model '\"ai/x\"': model not found", None, None)),
             ("", ("", None, None)),
             ("[1, 2]", ("[1, 2]", None, None)),
+            ('{"detail":"Not Found"}', ("Not Found", None, None)),   # FastAPI (LiteLLM's proxy)
+            ('{"detail":[{"loc":["body","model"],"msg":"Field required","type":"missing"},'
+             '{"loc":["body","messages",0,"role"],"msg":"Input should be a valid string"}]}',
+             ("model: Field required; messages.0.role: Input should be a valid string", None, None)),
+            ('{"detail":[{"loc":[],"msg":"bad"},{"msg":"worse","loc":"x"},{"loc":["query"],"msg":"q"}]}',
+             ("bad; worse; q", None, None)),
+            ('{"detail":[{"msg":1}]}', ('{"detail":[{"msg":1}]}', None, None)),
+            ('{"detail":""}', ('{"detail":""}', None, None)),
         ]
         for body, expected in table:
             with self.subTest(body=body):

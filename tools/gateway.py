@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -32,6 +31,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from llama_server import terminate  # noqa: E402  (a sibling script)
+
 ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(ROOT, ".cache", "gateway")
 STATE = os.path.join(CACHE, "state.json")
@@ -223,25 +225,13 @@ def start(args):
     print("DMR_TEST_GATEWAY_COOLDOWN=%d" % COOLDOWN_S)
 
 
-def kill_group(pid):
-    """SIGTERM the process group *pid* leads, then SIGKILL it if it is still there after 5 s."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.killpg(pid, 0)
-            time.sleep(0.05)
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def stop(args):
     try:
         state = load_state()
     except (OSError, ValueError):
         state = {}
     for pid in state.get("pids", []):
-        kill_group(pid)
+        terminate(pid, group=True)   # each was started as the leader of a session of its own
     for backend in state.get("backends", {}).values():
         llama("stop", "--name", backend["name"])
     if os.path.exists(STATE):

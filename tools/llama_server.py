@@ -351,6 +351,20 @@ def start(args):
     print(base_url)
 
 
+def terminate(pid, group=False):
+    """SIGTERM process *pid* (with *group*, the process group it leads), SIGKILL it if it is
+    still there after 5 s; quiet if it is gone already."""
+    send = os.killpg if group else os.kill
+    try:
+        send(pid, signal.SIGTERM)
+        for _ in range(100):
+            send(pid, 0)
+            time.sleep(0.05)
+        send(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop(args):
     if args.all:
         names = [f[len("server-"):-len(".json")] for f in os.listdir(CACHE) if f.startswith("server-")
@@ -364,14 +378,7 @@ def stop(args):
                 pid = json.load(f)["pid"]
         except (OSError, ValueError, KeyError):
             continue
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.05)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        terminate(pid)
         try:
             os.remove(path)
         except FileNotFoundError:   # another `stop` got there first
