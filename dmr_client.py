@@ -4583,7 +4583,8 @@ class Client(_BaseClient):
         self._pool.close()
 
     def ping(self, timeout: float = 5.0) -> bool:
-        """True if DMR, or another OpenAI-compatible server, answers (server_kind()); never raises."""
+        """True if DMR, a gateway or another OpenAI-compatible server answers (server_kind());
+        never raises."""
         return self.server_kind(timeout) is not None
 
     def server_kind(self, timeout: float = 5.0) -> Optional[str]:
@@ -4758,7 +4759,7 @@ class AsyncClient(_BaseClient):
         await asyncio.sleep(0)   # the transports' connection_lost callbacks close the sockets now
 
     async def ping(self, timeout: float = 5.0) -> bool:
-        """As Client.ping(): True if DMR or an OpenAI-compatible server answers; never raises."""
+        """As Client.ping(): True if DMR, a gateway or an OpenAI-compatible server answers; never raises."""
         return await self.server_kind(timeout) is not None
 
     async def server_kind(self, timeout: float = 5.0) -> Optional[str]:

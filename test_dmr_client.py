@@ -1495,6 +1495,16 @@ class TestParseErrorBody(unittest.TestCase):
              ("bad; worse; q", None, None)),
             ('{"detail":[{"msg":1}]}', ('{"detail":[{"msg":1}]}', None, None)),
             ('{"detail":""}', ('{"detail":""}', None, None)),
+            ('{"detail":[{"loc":["path","name"],"msg":"a"},{"loc":["header","x-key"],"msg":"b"},'
+             '{"loc":["cookie","c"],"msg":"c"},{"loc":["model"],"msg":"d"}]}',
+             ("name: a; x-key: b; c: c; model: d", None, None)),
+            ('{"error":"plain","type":"t","code":7}', ("plain", "t", 7)),
+            ('{"error":{"message":["not","text"]},"message":"top"}', ("top", None, None)),
+            ('{"error":{"message":""},"detail":"below"}', ("below", None, None)),
+            ('{"error":["x"],"message":"top","type":"t","code":1}', ("top", "t", 1)),
+            ('{"message":{"nested":1},"detail":"d"}', ("d", None, None)),
+            ("<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+             ("502 Bad Gateway", None, None)),
         ]
         for body, expected in table:
             with self.subTest(body=body):
@@ -1752,6 +1762,14 @@ class TestHints(unittest.TestCase):
                 ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
                 ((503, "Loading model"), {}, "still loading"),
                 ((400, "Pooling type 'none' is not OAI compatible"), {}, "embedding model"),
+                ((400, "pooling: not OAI compatible"), {}, "embedding model"),
+                ((400, "pooling type none"), {}, "embedding model"),
+                ((400, "pooling is fine"), {}, None),
+                ((400, "value is none; not OAI compatible"), {}, None),
+                ((400, "invalid context"), {}, None),
+                ((400, "limit exceeded"), {}, None),
+                ((300, "Multiple Choices"), {}, "redirects are not followed"),
+                ((400, "Multiple Choices"), {}, None),
                 ((400, "the request exceeds the available context size"), {}, "--context-size"),
                 ((302, "Found"), {}, "redirects are not followed"),
                 ((404, "no route here"), {}, None),
