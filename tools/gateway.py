@@ -203,8 +203,8 @@ def start(args):
         f.write(CONFIG.format(deployments="".join(deployments), cooldown=COOLDOWN_S, key=MASTER_KEY))
 
     port = free_port()
-    env = dict(os.environ, LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY="true",
-               LITELLM_LOCAL_MODEL_COST_MAP="True", HF_HUB_OFFLINE="1", NO_DOCS="True",
+    # As a user on an air-gapped machine runs it: no fetch of the cost map from GitHub, no hub.
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", HF_HUB_OFFLINE="1", NO_DOCS="True",
                LITELLM_TELEMETRY="False", PYTHONUNBUFFERED="1")
     log = open(os.path.join(CACHE, "proxy.log"), "wb")
     proxy = subprocess.Popen([os.path.join(args.venv, "bin", "litellm"), "--config", config,
