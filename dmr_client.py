@@ -2187,6 +2187,9 @@ def _is_local_host(host: str) -> bool:
             or host == "::1" or host == "docker.internal" or host.endswith(".docker.internal"))
 
 
+#: What LiteLLM's proxy without a database answers (400) for a key other than its master key.
+_UNCHECKED_KEY = "no connected db."
+
 #: What a router (DMR's Go mux, llama.cpp's server) answers for a path it does not serve.
 _ROUTER_404 = ("not found", "404 page not found", "page not found", "file not found")
 
@@ -2230,7 +2233,7 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
     if status == 401:
         return "the server wants an API key: pass api_key= or set %s" % ENV_API_KEY
-    if status == 400 and lowered == "no connected db.":
+    if status == 400 and lowered == _UNCHECKED_KEY:
         return ("LiteLLM's proxy could not check this API key: without a database it takes only its "
                 "master key (general_settings.master_key); pass api_key= or set %s" % ENV_API_KEY)
     if status == 503:
@@ -5651,7 +5654,7 @@ def _cli_ping(client: Client, args: Any) -> int:
     try:
         client.models()   # the key: a gateway that refuses it answers nothing else either
     except APIStatusError as exc:
-        if exc.status_code in (401, 403) or exc.message.lower() == "no connected db.":
+        if exc.status_code in (401, 403) or exc.message.lower() == _UNCHECKED_KEY:
             sys.stderr.write("dmr-client: %s is answering at %s, but refuses this client's API key: %s\n"
                              % (what, client.base_url, _cli_words(str(exc))))
             return EXIT_ERROR

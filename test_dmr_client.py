@@ -3451,6 +3451,13 @@ class TestCLI(CLITestCase):
         self.assertIn("refuses this client's API key", no_key.stderr)
         self.assertIn("pass --api-key or set DOCKER_MODEL_RUNNER_API_KEY", no_key.stderr)
         self.assertNotIn("Authorization", self.fake.requests[-1].headers)   # the dummy key is not sent
+        unchecked = {"error": {"message": "No connected db.", "type": "no_db_connection", "code": "400"}}
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(400, unchecked))
+        wrong_key = self.run_cli("ping", "--api-key", "sk-not-the-master-key")
+        self.assertEqual((wrong_key.returncode, wrong_key.stdout), (1, ""))
+        self.assertIn("refuses this client's API key", wrong_key.stderr)
+        self.assertIn("takes only its master key", wrong_key.stderr)
+        self.assertNotIn("sk-not-the-master-key", wrong_key.stderr)
         self.fake.script("/engines/llama.cpp/v1/models", json_reply(404, {"detail": "Not Found"}))
         wrong_root = self.run_cli("ping", "--api-key", "sk-1")
         self.assertEqual(wrong_root.returncode, 1)
