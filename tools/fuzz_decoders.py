@@ -17,9 +17,11 @@ random points:
 
 Known, deliberate differences from h11 (the generator knows them and the
 comparison allows them): a chunk size followed by spaces with no extension
-("1a \\r\\n", which h11 accepts and the RFC does not), and chunk sizes of
+("1a \\r\\n", which h11 accepts and the RFC does not), chunk sizes of
 17 to 20 hex digits (h11 takes up to 20; we refuse more than 16, 2**64 bytes
-being no size at all).
+being no size at all), and a status line whose version is not HTTP/1.0 or
+HTTP/1.1 (h11 takes any digit.digit, HTTP/0.1 included; we refuse an answer
+that is not HTTP/1.x, which one changed byte of "HTTP/1.1" can make).
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ def theirs(pieces):
 def known_difference(raw):
     """Inputs where dmr_client is deliberately stricter than h11 (see the module docstring)."""
     return bool(re.search(rb"(?m)^[0-9A-Fa-f]+(;[^\r\n]*)?[ \t]+\r$", raw)
-                or re.search(rb"(?m)^[0-9A-Fa-f]{17,20}(;[^\r\n]*)?[ \t]*\r$", raw))
+                or re.search(rb"(?m)^[0-9A-Fa-f]{17,20}(;[^\r\n]*)?[ \t]*\r$", raw)
+                or re.search(rb"(?m)^HTTP/(?!1\.[01] )[0-9]\.[0-9] ", raw))
 
 
 BATCH = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
