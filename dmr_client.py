@@ -68,6 +68,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import weakref   # loaded at start-up by the modules above: free
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs import time; with postponed annotations it is only needed here
@@ -213,6 +214,10 @@ ENV_API_KEY = "DOCKER_MODEL_RUNNER_API_KEY"
 USER_AGENT = "dmr-client/" + __version__
 #: LiteLLM's provider prefix, accepted in model names so LiteLLM code ports as is.
 LITELLM_PREFIX = "docker_model_runner/"
+
+#: DMR refuses an inference request body larger than this, unread (400 "request too large" on the
+#: OpenAI routes, 413 on the Anthropic and Responses ones).
+DMR_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
 RETRY_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
 INITIAL_RETRY_DELAY = 0.5
@@ -405,6 +410,16 @@ class InvalidResponseError(DMRError):
 
 class SSEError(DMRError, ValueError):
     """A Server-Sent-Events stream broke a limit this parser keeps (see MAX_EVENT_BYTES)."""
+
+
+def _shown(value: Any) -> str:
+    """*value* as an error message shows what the caller passed: repr() kept short, and
+    bounded in depth (a structure nested 100,000 deep has no plain repr())."""
+    import reprlib   # only when a message needs it
+
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxstring, shown.maxother = 3, 60, 60
+    return shown.repr(value)
 
 
 class _NoAnswer(Exception):
@@ -2144,7 +2159,7 @@ def _retry_delay(attempt: int) -> float:
 
 def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None, replayable: bool = True,
                status: Optional[int] = None, headers: Any = None,
-               retry_statuses: frozenset = RETRY_STATUSES) -> Tuple[Optional[float], str]:
+               retry_statuses: frozenset = RETRY_STATUSES, early: bool = False) -> Tuple[Optional[float], str]:
     """The retry policy, in one place: whether to send again after attempt *attempt* (0-based).
 
     *failure* says what went wrong without an answer: "connect" (nothing was
@@ -2154,9 +2169,14 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     without a byte of answer), "no-answer" (the same on a new connection);
     otherwise *status* and *headers* are the answer.  *replayable* is false
     for calls that change state, which are never sent twice once they went
-    out.  Returns (seconds to wait, "") to send again, or (None, note) to
-    give up, where *note* is what the error message should add.
+    out.  *early* says the answer came before the request was sent whole
+    (the server refused it unread: too large, no key ...): it is the
+    server's verdict on this request, so it is never sent again.  Returns
+    (seconds to wait, "") to send again, or (None, note) to give up, where
+    *note* is what the error message should add.
     """
+    if early:
+        return None, " (answered before the request was sent whole; not sent again)"
     if status is None:
         if failure == "refused-local":
             return None, ""
@@ -2196,14 +2216,15 @@ _ROUTER_404 = ("not found", "404 page not found", "page not found", "file not fo
 
 def _error_hint(status: int, message: str, *, model: Optional[str] = None, origin: str = "",
                 docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None,
-                where: str = "api") -> Optional[str]:
+                where: str = "api", sent: Optional[int] = None) -> Optional[str]:
     """What a user should do about an error status, where we know: the one table of hints.
 
     *hints* are the call's own (a 404 from inspect_model() means another
     thing than one from pull()), for answers from the route itself: a
     router's 404 (no such route) says something about the server instead.
     *docker_socket* is the Docker socket the client talks to, when it does;
-    *where* the root the call went to ("dmr" for DMR's own API).
+    *where* the root the call went to ("dmr" for DMR's own API); *sent* the
+    size of the request body, when it had one.
     """
     lowered = message.lower()
     router_404 = status == 404 and lowered in _ROUTER_404
@@ -2231,6 +2252,8 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return "the model is not in DMR's store: pull it with `docker model pull <model>`"
     if status == 404 and "backend not found" in lowered:
         return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
+    if status == 413 or (status == 400 and lowered == "request too large"):
+        return _too_large_hint(sent)
     if status == 401:
         return "the server wants an API key: pass api_key= or set %s" % ENV_API_KEY
     if status == 400 and lowered == _UNCHECKED_KEY:
@@ -2249,6 +2272,17 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return ("redirects are not followed, so the API key never goes to another host; "
                 "use the new address as base_url")
     return None
+
+
+def _too_large_hint(sent: Optional[int]) -> str:
+    size = "the request body was %s (%s bytes); " % (_mib(sent), format(sent, ",")) if sent else ""
+    return ("%sDMR refuses requests over %s: send a shorter conversation (drop or summarise old "
+            "turns), fewer or smaller images (scale them down before encoding), or split the input "
+            "over several calls" % (size, _mib(DMR_MAX_REQUEST_BYTES)))
+
+
+def _mib(size: int) -> str:
+    return "%.1f MiB" % (size / (1024 * 1024)) if size % (1024 * 1024) else "%d MiB" % (size // (1024 * 1024))
 
 
 # ---------------------------------------------------------------------------
@@ -2334,12 +2368,12 @@ def _keep_alive(value: Any) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise TypeError("keep_alive must be a duration such as '5m', or seconds, not %r" % (value,))
+        raise TypeError("keep_alive must be a duration such as '5m', or seconds, not %s" % _shown(value))
     if not isinstance(value, str):
         if value == -1:
             return "-1"
         if value < 0 or value != value:
-            raise ValueError("keep_alive must be seconds >= 0, or -1 for never unloading, not %r" % (value,))
+            raise ValueError("keep_alive must be seconds >= 0, or -1 for never unloading, not %s" % _shown(value))
         return "%gs" % value
     if value in ("-1", "0") or _DURATION.fullmatch(value):
         return value
@@ -2351,7 +2385,7 @@ def _whole_number(value: Any, name: str, least: int) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError("%s must be a whole number >= %d, not %r" % (name, least, value))
+        raise ValueError("%s must be a whole number >= %d, not %s" % (name, least, _shown(value)))
     return value
 
 
@@ -2372,15 +2406,15 @@ def _configure_body(model: str, context_size: Any, keep_alive: Any, runtime_flag
     if runtime_flags is not None:
         if isinstance(runtime_flags, str) or not isinstance(runtime_flags, (list, tuple)) \
                 or not all(isinstance(flag, str) for flag in runtime_flags):
-            raise TypeError("runtime_flags must be a list of str such as ['--threads', '4'], not %r"
-                            % (runtime_flags,))
+            raise TypeError("runtime_flags must be a list of str such as ['--threads', '4'], not %s"
+                            % _shown(runtime_flags))
         body["runtime-flags"] = list(runtime_flags)
     budget = _whole_number(reasoning_budget, "reasoning_budget", -1)
     if budget is not None:
         body["llamacpp"] = {"reasoning-budget": budget}
     if mode is not None:
         if mode not in RUNNER_MODES:
-            raise ValueError("mode must be one of %s, not %r" % (", ".join(RUNNER_MODES), mode))
+            raise ValueError("mode must be one of %s, not %s" % (", ".join(RUNNER_MODES), _shown(mode)))
         body["mode"] = mode
     if len(body) == 1:
         raise ValueError("nothing to configure: pass context_size=, keep_alive=, runtime_flags=, "
@@ -2449,6 +2483,20 @@ def parse_metrics(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
 # ---------------------------------------------------------------------------
 
 _Origin = collections.namedtuple("_Origin", "scheme host port proxy unix_socket")
+
+#: Every pool of this process, so that a forked child can drop what it inherited (_after_fork).
+_POOLS: Any = weakref.WeakSet()
+#: Transports a forked child inherited and must never touch (_AsyncConnection.forget).
+_INHERITED: List[Any] = []
+
+
+def _after_fork() -> None:
+    for pool in list(_POOLS):
+        pool.forget_parent()
+
+
+if hasattr(os, "register_at_fork"):   # POSIX; a fork it does not see is caught by the pools' PID check
+    os.register_at_fork(after_in_child=_after_fork)
 _Proxy = collections.namedtuple("_Proxy", "host port authorization")
 
 
@@ -2568,11 +2616,15 @@ class _Pool:
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self.closed = False
+        self.pid = os.getpid()
+        _POOLS.add(self)
 
     _ssl: Any = None   # the TLS context of tunnels, made at the first one
 
     def take(self) -> Tuple[http.client.HTTPConnection, bool]:
         """Return (connection, reused)."""
+        if self.pid != os.getpid():   # forked by a way _after_fork() did not see
+            self.forget_parent()
         while True:
             with self._lock:
                 if self.closed:
@@ -2602,6 +2654,7 @@ class _Pool:
             conn.close()
             raise _connect_failure(exc, origin, self.connect_timeout) from exc
         conn.sock.settimeout(self.timeout)
+        conn.dmr_pid = self.pid   # type: ignore[attr-defined]  # see give_back()
         return conn
 
     def _tunnel(self, conn: http.client.HTTPConnection) -> None:
@@ -2622,8 +2675,11 @@ class _Pool:
         conn.sock = _Pool._ssl.wrap_socket(sock, server_hostname=self.origin.host)
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
+        """Keep *conn* for the next request; a connection of another process (a stream that
+        was open when this one forked) is closed instead."""
         with self._lock:
-            if not self.closed and conn.sock is not None and len(self._idle) < MAX_IDLE_CONNECTIONS:
+            if not self.closed and conn.sock is not None and len(self._idle) < MAX_IDLE_CONNECTIONS \
+                    and conn.dmr_pid == self.pid == os.getpid():   # type: ignore[attr-defined]
                 self._idle.append(conn)
                 return
         conn.close()
@@ -2632,6 +2688,20 @@ class _Pool:
         with self._lock:
             self.closed = True
             idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def forget_parent(self) -> None:
+        """In a forked child: drop the connections inherited from the parent.
+
+        Both processes would write on one socket and each could read the
+        other's answer.  Closing the child's copy of a socket sends nothing
+        (the parent still holds it) and leaves the parent's connection usable.
+        The lock is new too: another thread of the parent may have held it.
+        """
+        self._lock = threading.Lock()
+        idle, self._idle = self._idle, []
+        self.pid = os.getpid()
         for conn in idle:
             conn.close()
 
@@ -2681,22 +2751,26 @@ def _resolves(host: str) -> bool:
 
 
 def _looks_alive(sock: Optional[socket.socket]) -> bool:
-    """False if an idle keep-alive connection was closed by the server meanwhile.
+    """False if an idle keep-alive connection was closed by the server meanwhile: an idle
+    connection is readable only at EOF (or on garbage)."""
+    return sock is not None and not _has_input(sock)
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """True when reading *sock* now would not wait: bytes, EOF or an error are there.
 
     poll() where there is one: select() fails for descriptors above 1023,
     which a busy process reaches.
     """
-    if sock is None:
-        return False
     try:
         if hasattr(select, "poll"):
             poller = select.poll()
             poller.register(sock, select.POLLIN)
-            return not poller.poll(0)   # an idle connection is readable only at EOF (or on garbage)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
-        return False
-    return not readable
+        return True
+    return bool(readable)
 
 
 def _describe_os_error(exc: BaseException) -> str:
@@ -2719,7 +2793,7 @@ class _ExchangeBase:
     """
 
     __slots__ = ("pool", "conn", "url", "status", "reason", "headers", "keep_alive", "decoder", "settled",
-                 "_raw", "_rest")
+                 "early", "_raw", "_rest")
 
     def __init__(self, pool: Any, conn: Any, url: str):
         self.pool = pool
@@ -2727,13 +2801,24 @@ class _ExchangeBase:
         self.url = url
         self.settled = False
         self.keep_alive = False
+        self.early = False                           # answered before the request was sent whole
         self._raw = b""                              # body bytes read with the head, not decoded yet
         self._rest: Optional[Iterator[bytes]] = None  # pieces of the last read after the one handed over
 
     def _start(self, head: ResponseHead, raw: bytes, method: str) -> None:
         self.status, self.reason, self.headers = head.status, head.reason, head.headers
         self.decoder, self.keep_alive = body_framing(head, method)
+        if self.early:   # the server stopped reading our request: the connection is spent
+            self.keep_alive = False
         self._raw = raw
+
+    def answered_early(self, exc: OSError, has_input: bool) -> None:
+        """Sending the request failed with *exc*: re-raise it unless the server has answered
+        already (*has_input*), as a server does that refuses a request without reading it
+        (a body too large, no key) and closes; then that answer is read as any other."""
+        if not has_input:
+            raise exc
+        self.early = True
 
     def _buffered(self) -> Optional[bytes]:
         """The next body piece from bytes already received: b"" at the end of the body, None
@@ -3021,7 +3106,7 @@ class _AsyncConnection:
     """
 
     __slots__ = ("loop", "transport", "_buffer", "_size", "_eof", "_error", "_reader", "_writer",
-                 "_reading_paused", "_writing_paused")
+                 "_reading_paused", "_writing_paused", "__weakref__")
 
     def __init__(self, loop: Any):
         self.loop = loop
@@ -3054,6 +3139,9 @@ class _AsyncConnection:
         return False   # the transport closes itself
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        # The transport is gone (and has closed its socket): never abort() it again, which
+        # some asyncio versions answer with AttributeError once it closed itself after an EOF.
+        self.transport = None
         self._eof = True
         if exc is not None and self._error is None:
             self._error = exc
@@ -3101,7 +3189,8 @@ class _AsyncConnection:
         self._buffer, self._size = [], 0
         if self._reading_paused:
             self._reading_paused = False
-            self.transport.resume_reading()
+            if self.transport is not None:
+                self.transport.resume_reading()
         return data
 
     def write(self, data: bytes) -> bool:
@@ -3141,10 +3230,37 @@ class _AsyncConnection:
     def _time_out(self, future: Any) -> None:
         self._wake(future, socket.timeout("timed out"))
 
+    def has_input(self) -> bool:
+        """True when bytes arrived that nobody read yet."""
+        return bool(self._buffer)
+
     def alive(self) -> bool:
         """An idle connection is fit for reuse: nothing arrived on it, the server kept it open."""
         return not self._eof and not self._buffer and self.transport is not None \
             and not self.transport.is_closing()
+
+    def forget(self) -> None:
+        """In a forked child: close this process's copy of the socket, and nothing else.
+
+        The transport and the event loop are the parent's: aborting the
+        transport here would take its socket out of an epoll set the two
+        processes share.  So the descriptor is pointed at /dev/null (the
+        socket stays open in the parent only, and nothing is sent), and the
+        transport is kept, never collected, for its __del__ would warn and
+        close the descriptor number again.
+        """
+        transport, self.transport = self.transport, None
+        self._eof = True
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+        _INHERITED.append(transport)
 
     def close(self) -> None:
         """Close at once (abort): an unfinished answer is never read to its end.
@@ -3174,8 +3290,10 @@ class _AsyncPool:
 
     A pool lives as long as its loop: a sentinel async generator started on
     the loop is closed by the loop's shutdown_asyncgens() (asyncio.run does
-    it), and closing it closes the idle connections while the loop can still
-    run their callbacks, so none outlives the loop.
+    it), and closing it closes every connection the pool opened -- idle ones,
+    and those of streams still held -- while the loop can still run their
+    callbacks.  None outlives the loop: a closed loop can no longer close a
+    transport, so a stream dropped after it would leave its socket open.
     """
 
     def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float], loop: Any,
@@ -3186,13 +3304,18 @@ class _AsyncPool:
         self.loop = loop
         self.closed = False
         self._idle: List[_AsyncConnection] = []
+        self._opened: Any = weakref.WeakSet()   # every connection opened, for the loop's end
         self._ssl: Any = None
         self._guard: Any = None if guarded else ()   # () : a short-lived probe needs no guard
+        self.pid = os.getpid()
+        _POOLS.add(self)
 
     def idle(self) -> Optional[_AsyncConnection]:
         """A kept-alive connection fit for reuse, or None (then connect())."""
         if self.closed:
             raise DMRError("this AsyncClient is closed; create a new one")
+        if self.pid != os.getpid():   # forked by a way _after_fork() did not see
+            self.forget_parent()
         while self._idle:
             conn = self._idle.pop()
             if conn.alive():
@@ -3218,6 +3341,7 @@ class _AsyncPool:
         except BaseException:
             conn.close()
             raise
+        self._opened.add(conn)
         return conn
 
     async def _open(self, conn: _AsyncConnection) -> None:
@@ -3249,24 +3373,37 @@ class _AsyncPool:
             conn.transport = await loop.start_tls(conn.transport, conn, self._ssl, server_hostname=origin.host)
 
     def give_back(self, conn: _AsyncConnection) -> None:
-        if not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive():
+        if not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive() and self.pid == os.getpid():
             self._idle.append(conn)
             return
         conn.close()
 
-    def close(self) -> None:
+    def close(self, everything: bool = False) -> None:
+        """Close the idle connections; *everything*: those of live streams too (the loop ends)."""
         self.closed = True
         idle, self._idle = self._idle, []
+        if everything:
+            idle += list(self._opened)
         for conn in idle:
             conn.close()
 
+    def forget_parent(self) -> None:
+        """In a forked child: drop every connection inherited from the parent (see
+        _Pool.forget_parent), without touching the parent's event loop."""
+        self._idle = []
+        self.pid = os.getpid()
+        for conn in list(self._opened):
+            conn.forget()
+        self._opened = weakref.WeakSet()
+
 
 async def _close_with_loop(pool: _AsyncPool) -> Any:
-    """Closes *pool* when its loop shuts its async generators down (see _AsyncPool)."""
+    """Closes *pool*, streams included, when its loop shuts its async generators down (see
+    _AsyncPool)."""
     try:
         yield
     finally:
-        pool.close()
+        pool.close(everything=True)
         await asyncio.sleep(0)   # the transports' connection_lost callbacks run before the loop closes
 
 
@@ -3857,15 +3994,17 @@ class _Attempts:
         self.number += 1
         return wait
 
-    def after_answer(self, status: int, headers: HTTPHeaders) -> Optional[Tuple[Optional[float], str]]:
+    def after_answer(self, status: int, headers: HTTPHeaders,
+                     early: bool = False) -> Optional[Tuple[Optional[float], str]]:
         """None for a 2xx answer; else (seconds to wait before sending again or None to give
-        up, what the error message should add)."""
+        up, what the error message should add).  *early*: the answer came before the
+        request was sent whole (see retry_wait())."""
         if self.debug:
             _log.debug("%s %s -> %d", self.call.method, self.url, status)
         if 200 <= status < 300:
             return None
         wait, note = retry_wait(self.number, self.client.max_retries, status=status, headers=headers,
-                                retry_statuses=self.call.retry_statuses)
+                                retry_statuses=self.call.retry_statuses, early=early)
         if wait is not None:
             if self.debug:
                 _log.debug("%s %s got %d; retry %d in %.2f s", self.call.method, self.url, status,
@@ -3920,12 +4059,12 @@ class _BaseClient:
         self.timeout = _check_timeout(timeout, "timeout")
         self.connect_timeout = _check_timeout(connect_timeout, "connect_timeout")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError("max_retries must be a whole number >= 0, not %r" % (max_retries,))
+            raise ValueError("max_retries must be a whole number >= 0, not %s" % _shown(max_retries))
         self.max_retries = max_retries
         if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) \
                 or max_response_bytes < 1:
-            raise ValueError("max_response_bytes must be a whole number of bytes >= 1, not %r"
-                             % (max_response_bytes,))
+            raise ValueError("max_response_bytes must be a whole number of bytes >= 1, not %s"
+                             % _shown(max_response_bytes))
         self.max_response_bytes = max_response_bytes
         self._headers = _merge_headers({
             "User-Agent": USER_AGENT,
@@ -4051,10 +4190,10 @@ class _BaseClient:
         _check_messages(messages)
         if think is not None:
             if not isinstance(think, bool):
-                raise TypeError("think must be True or False (or None to leave it to the model), not %r" % (think,))
+                raise TypeError("think must be True or False (or None to leave it to the model), not %s" % _shown(think))
             kwargs = params.get("chat_template_kwargs") or {}
             if not isinstance(kwargs, dict):
-                raise TypeError("chat_template_kwargs must be a dict, not %r" % (kwargs,))
+                raise TypeError("chat_template_kwargs must be a dict, not %s" % _shown(kwargs))
             params["chat_template_kwargs"] = dict(kwargs, enable_thinking=think)
         return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat")
 
@@ -4066,7 +4205,7 @@ class _BaseClient:
         """
         engine, name = split_model(model)
         if not isinstance(prompt, (str, list)) or not prompt:
-            raise TypeError("prompt must be a non-empty str (or a list of them), not %r" % (prompt,))
+            raise TypeError("prompt must be a non-empty str (or a list of them), not %s" % _shown(prompt))
         return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params, "completion")
 
     def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
@@ -4089,7 +4228,7 @@ class _BaseClient:
             if not input:
                 raise ValueError("input is empty: pass a non-empty str or a list of them")
         elif not isinstance(input, list) or not input or not all(isinstance(i, (str, int, list)) for i in input):
-            raise TypeError("input must be a str or a non-empty list of str, not %r" % (input,))
+            raise TypeError("input must be a str or a non-empty list of str, not %s" % _shown(input))
         body = _request_body({"model": name, "input": input}, params)
         return self._call(_Call("POST", "/embeddings", body, engine=engine, model=name,
                                 shape=_embeddings_shape, then=_sorted_embeddings))
@@ -4132,10 +4271,10 @@ class _BaseClient:
         """
         engine, name = split_model(model)
         if not isinstance(query, str) or not query:
-            raise TypeError("query must be a non-empty str, not %r" % (query,))
+            raise TypeError("query must be a non-empty str, not %s" % _shown(query))
         if not isinstance(documents, (list, tuple)) or not documents \
                 or not all(isinstance(d, str) for d in documents):
-            raise TypeError("documents must be a non-empty list of str, not %r" % (documents,))
+            raise TypeError("documents must be a non-empty list of str, not %s" % _shown(documents))
         body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n))
         return self._call(_Call("POST", "/rerank", body, where="engine", engine=engine, model=name,
                                 shape=_results_shape))
@@ -4482,7 +4621,7 @@ class _BaseClient:
             message += " (redirect to %s)" % _redact(headers["Location"])
         docker = self.unix_socket if self._root.prefix == DOCKER_SOCKET_PREFIX else None
         hint = _error_hint(status, message, model=call.model, origin=self._root.origin, docker_socket=docker,
-                           hints=call.hints, where=call.where)
+                           hints=call.hints, where=call.where, sent=len(call.body) if call.body else None)
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
@@ -4663,7 +4802,7 @@ class Client(_BaseClient):
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
-                decision = attempts.after_answer(exchange.status, exchange.headers)
+                decision = attempts.after_answer(exchange.status, exchange.headers, exchange.early)
                 if decision is None:
                     return exchange
                 wait, note = decision
@@ -4684,7 +4823,10 @@ class Client(_BaseClient):
         conn, reused = pool.take()
         exchange = _Exchange(pool, conn, url)
         try:
-            conn.sock.sendall(message)
+            try:
+                conn.sock.sendall(message)
+            except OSError as exc:   # reset or timed out: the server may have answered without reading
+                exchange.answered_early(exc, _has_input(conn.sock))
             exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
@@ -4833,7 +4975,7 @@ class AsyncClient(_BaseClient):
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
-                decision = attempts.after_answer(exchange.status, exchange.headers)
+                decision = attempts.after_answer(exchange.status, exchange.headers, exchange.early)
                 if decision is None:
                     return exchange
                 wait, note = decision
@@ -4851,8 +4993,11 @@ class AsyncClient(_BaseClient):
             conn = await pool.connect()
         exchange = _AsyncExchange(pool, conn, url)
         try:
-            if conn.write(message):   # speed: no await unless the transport is full
-                await conn.drained(pool.timeout)
+            try:
+                if conn.write(message):   # speed: no await unless the transport is full
+                    await conn.drained(pool.timeout)
+            except OSError as exc:   # reset or timed out: the server may have answered without reading
+                exchange.answered_early(exc, conn.has_input())
             await exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
@@ -4886,8 +5031,8 @@ def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError("%s must be a number of seconds > 0 (or None to wait forever), not %r"
-                         % (name, value))
+        raise ValueError("%s must be a number of seconds > 0 (or None to wait forever), not %s"
+                         % (name, _shown(value)))
     return float(value)
 
 
@@ -4956,6 +5101,9 @@ def _request_body(body: Dict[str, Any], params: Mapping[str, Any]) -> bytes:
 def _encode_json(body: Dict[str, Any]) -> bytes:
     try:
         return _encode(body).encode("utf-8")
+    except RecursionError:
+        raise ValueError("the request cannot be sent as JSON: a value in it is nested deeper than Python "
+                         "can encode (sys.getrecursionlimit() is %d); flatten it" % sys.getrecursionlimit()) from None
     except (TypeError, ValueError) as exc:
         raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
                         "None, list and dict values)" % exc) from None
@@ -5235,6 +5383,8 @@ def _cli_params(args: Any) -> Dict[str, Any]:
             raise ValueError("-p takes KEY=VALUE, e.g. -p top_k=40 or -p 'stop=[\"\\n\"]' (got %r)" % item)
         try:
             params[key] = json.loads(value)
+        except RecursionError:
+            raise ValueError("-p %s: the JSON value is nested too deeply to send" % key) from None
         except ValueError:
             params[key] = value
     return params

@@ -3673,13 +3673,16 @@ class RawServer:
     connections): bytes to write and keep the connection, a
     ``(bytes, "close")`` pair to write and hang up, or a callable(conn) that
     does as it likes (returning "close" to hang up).  It reads each request
-    head and its Content-Length body first, keeps them in ``requests``, and
-    counts ``connections``; every socket it opens it closes, and
-    wait_closed() tells when the client has closed all of its own.
+    head and its Content-Length body first (only the head with
+    ``read_body=False``: the answer's callable may read the body, or not),
+    keeps them in ``requests``, and counts ``connections``; every socket it
+    opens it closes, and wait_closed() tells when the client has closed all
+    of its own.
     """
 
-    def __init__(self, answer):
+    def __init__(self, answer, read_body=True):
         self.answer = answer
+        self.read_body = read_body
         self.requests = []
         self.connections = 0
         self.open = 0
@@ -3716,7 +3719,7 @@ class RawServer:
             buffer += data
         head, _, rest = buffer.partition(b"\r\n\r\n")
         length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        length = int(length.group(1)) if length else 0
+        length = int(length.group(1)) if length and self.read_body else 0
         while len(rest) < length:
             data = conn.recv(65536)
             if not data:
@@ -3829,7 +3832,7 @@ class AdversarialTestCase(unittest.TestCase):
         self.clients = []
         self.addCleanup(self.end_round)
 
-    def serve(self, *answers):
+    def serve(self, *answers, read_body=True):
         """Answer request n with answers[n] (the last one repeats); reply_for(n) for a None.
         A test may serve several rounds: the one before is checked and closed first."""
         self.end_round()
@@ -3837,7 +3840,7 @@ class AdversarialTestCase(unittest.TestCase):
         def answer(number):
             reply = answers[min(number, len(answers) - 1)]
             return reply_for(number) if reply is None else reply
-        self.server = RawServer(answer)
+        self.server = RawServer(answer, read_body)
         return self.server
 
     make_client = Client
@@ -4229,6 +4232,86 @@ class TestExactRetries(AdversarialTestCase):
                 client = self.client(max_retries=3)
                 self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
                 self.assertEqual(len(self.server.requests), 1)
+
+
+#: DMR's refusal of an inference body over 10 MiB (plain text, as DMR's own errors are).
+TOO_LARGE = http_reply(b"request too large", "400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                                                 ("Connection", "close")])
+#: A body DMR refuses: over 10 MiB, more than the socket buffers of both ends hold.
+BIG = [{"role": "user", "content": "x" * (11 << 20)}]
+
+
+def unread(reply, then="reset", wait=0.0):
+    """A server that answers *reply* without reading the request's body, then hangs up:
+    "reset" closes with the body unread (the kernel sends RST), "fin" shuts its side
+    and reads the body to its end (as Go's server drains it) until the client hangs up,
+    "stall" neither reads nor closes for *wait* seconds."""
+    def answer(conn):
+        conn.sendall(reply)
+        if then == "fin":
+            conn.shutdown(socket.SHUT_WR)
+            until_hangup(conn, 10)
+        elif then == "stall":
+            time.sleep(wait)
+        return "close"
+    return answer
+
+
+@for_both_clients
+class TestEarlyAnswers(AdversarialTestCase):
+    """A server that answers before the request was sent whole (a body too large, no key):
+    the answer is read and reported as it is, never resent, and the connection closed."""
+
+    def refused(self, error, *answers, **kwargs):
+        server = self.serve(*answers, read_body=False)
+        client = self.client(max_retries=2, **kwargs)
+        failure = self.assertRaisesFast(error, client.chat, "m", BIG, within=5)
+        self.assertEqual((server.connections, len(server.requests), self.sleeps), (1, 1, []))
+        return failure
+
+    def test_dmr_refusing_a_body_over_10_mib_with_a_reset(self):
+        failure = self.refused(dmr_client.BadRequestError, unread(TOO_LARGE))
+        self.assertEqual(failure.status_code, 400)
+        self.assertIn("request too large", str(failure))
+        self.assertIn("not sent again", str(failure))
+        self.assertIn("the request body was 11.0 MiB", failure.hint)
+        self.assertIn("DMR refuses requests over 10 MiB", failure.hint)
+
+    def test_a_413_while_the_server_drains_the_body(self):
+        body = json.dumps({"type": "error", "error": {"type": "request_too_large",
+                                                      "message": "Request body too large"}}).encode()
+        failure = self.refused(dmr_client.APIStatusError, unread(
+            http_reply(body, "413 Request Entity Too Large", [("Content-Type", "application/json")]), "fin"))
+        self.assertEqual(failure.status_code, 413)
+        self.assertIn("Request body too large", str(failure))
+        self.assertIn("over 10 MiB", failure.hint)
+
+    def test_an_answer_that_would_be_retried_is_not_resent_when_early(self):
+        failure = self.refused(dmr_client.InternalServerError,
+                               unread(http_reply(b"overloaded", "503 Service Unavailable")))
+        self.assertIn("overloaded", str(failure))
+        self.assertIn("answered before the request was sent whole", str(failure))
+        self.refused(dmr_client.AuthenticationError, unread(http_reply(b"no key", "401 Unauthorized"), "fin"))
+
+    def test_a_server_that_stops_reading_and_answers(self):
+        self.refused(dmr_client.BadRequestError, unread(TOO_LARGE, "stall", self.TIMEOUT + 1))
+
+    def test_the_spent_connection_is_never_reused(self):
+        server = self.serve(None, unread(http_reply(b"too big", "413 Payload Too Large"), "fin"), None,
+                            read_body=False)
+        client = self.client(max_retries=2)
+        self.assertOwnAnswer(client, 0)
+        with self.assertRaises(dmr_client.APIStatusError):
+            client.chat("m", BIG)
+        self.assertOwnAnswer(client, 2)
+        self.assertEqual((server.connections, self.sleeps), (2, []))
+
+    def test_a_reset_without_an_answer_is_still_a_connection_failure(self):
+        server = self.serve(lambda conn: "close", read_body=False)
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(max_retries=1).chat, "m", BIG,
+                                        within=5)
+        self.assertIn("closed before any answer", str(failure))
+        self.assertEqual(server.connections, 2)   # no answer came: retried as before
 
 
 @for_both_clients
