@@ -1778,6 +1778,13 @@ class TestHints(unittest.TestCase):
                        "to view available models for your key."), {"origin": origin},
                  "use %s/v1 as the base URL" % origin),   # LiteLLM took DMR's engine path for a model
                 ((400, "Invalid model name passed in model=nope. Call `/v1/models`"), {"origin": origin}, None),
+                ((400, "request too large"), {"sent": 11 << 20}, "the request body was 11 MiB (11,534,336 bytes); "
+                                                                 "DMR refuses requests over 10 MiB"),
+                ((400, "Request Too Large"), {"sent": 10485761}, "10.0 MiB (10,485,761 bytes)"),
+                ((413, "Request body too large"), {"sent": 12345678}, "11.8 MiB"),
+                ((413, "Payload Too Large"), {}, "DMR refuses requests over 10 MiB: send a shorter conversation"),
+                ((400, "request too large, really"), {"sent": 11 << 20}, None),
+                ((500, "request too large"), {"sent": 11 << 20}, None),
                 ((500, "boom"), {}, None)):
             with self.subTest(args=args, kwargs=kwargs):
                 found = hint(*args, **kwargs)
@@ -1857,7 +1864,10 @@ class TestRetryPolicy(unittest.TestCase):
                 ((0, 2), dict(status=429, headers={"retry-after": "60"}), (60.0, 60.0), ""),
                 ((0, 2), dict(status=429, headers={"retry-after": "61"}), None, "asked to retry after 61 s"),
                 ((0, 2), dict(status=409, retry_statuses=dmr_client.RETRY_STATUSES - {409}), None, ""),
-                ((0, 2), dict(status=409), backoff, "")):
+                ((0, 2), dict(status=409), backoff, ""),
+                ((0, 2), dict(status=503, early=True), None, "answered before the request was sent whole"),
+                ((0, 2), dict(status=429, headers={"retry-after": "1"}, early=True), None, "not sent again"),
+                ((0, 2), dict(status=400, headers={"x-should-retry": "true"}, early=True), None, "not sent again")):
             with self.subTest(args=args, kwargs=kwargs):
                 if isinstance(kwargs.get("headers"), dict):
                     kwargs["headers"] = self.headers(**kwargs["headers"])
@@ -2017,6 +2027,19 @@ class TestChat(FakeDMRTestCase):
             client.chat("ai/smollm2", HI, temperature=float("nan"))
         with self.assertRaises(TypeError):
             client.chat("ai/smollm2", HI, stop={"a"})
+        deep = []
+        for _ in range(100000):
+            deep = [deep]
+        for args, kwargs in ((("ai/smollm2", HI), {"stop": deep}),
+                             (("ai/smollm2", [{"role": "user", "content": deep}]), {}),
+                             (("ai/smollm2", HI), {"think": deep}), (("ai/smollm2", HI), {"max_tokens": deep})):
+            with self.subTest(kwargs=list(kwargs)), self.assertRaises((ValueError, TypeError)) as caught:
+                client.chat(*args, **kwargs)
+            self.assertLess(len(str(caught.exception)), 300)
+        with self.assertRaisesRegex(ValueError, "nested deeper than Python can encode"):
+            client.chat("ai/smollm2", HI, stop=deep)
+        with self.assertRaisesRegex(ValueError, r"timeout must be .*, not \[\[\[\[\.\.\.\]\]\]\]$"):
+            self.client(timeout=deep)
         self.assertEqual(self.fake.requests, [])
 
     def test_body_that_is_not_json(self):
@@ -3307,6 +3330,9 @@ class TestCLI(CLITestCase):
         self.assertIn("backend installation failed: disk full", plain.stderr)
         self.assertEqual(self.run_cli("chat", "Hi").returncode, 2)                      # no -m
         self.assertEqual(self.run_cli("chat", "-m", "x", "-p", "oops", "Hi").returncode, 2)
+        deep = self.run_cli("chat", "-m", "x", "-p", "stop=" + "[" * 5000 + "]" * 5000, "Hi")
+        self.assertEqual((deep.returncode, deep.stderr), (2, "dmr-client: -p stop: the JSON value is nested "
+                                                             "too deeply to send\n"))
         self.assertEqual(self.run_cli("--base-url", "ftp://x", "ping").returncode, 2)
         self.assertEqual(self.run_cli("nonsense").returncode, 2)
 
@@ -4245,7 +4271,8 @@ def unread(reply, then="reset", wait=0.0):
     """A server that answers *reply* without reading the request's body, then hangs up:
     "reset" closes with the body unread (the kernel sends RST), "fin" shuts its side
     and reads the body to its end (as Go's server drains it) until the client hangs up,
-    "stall" neither reads nor closes for *wait* seconds."""
+    "stall" neither reads nor closes for *wait* seconds, then reads on, never answering
+    again: what follows on that connection is the rest of a body to it."""
     def answer(conn):
         conn.sendall(reply)
         if then == "fin":
@@ -4253,6 +4280,7 @@ def unread(reply, then="reset", wait=0.0):
             until_hangup(conn, 10)
         elif then == "stall":
             time.sleep(wait)
+            until_hangup(conn, 10)
         return "close"
     return answer
 
@@ -4294,7 +4322,13 @@ class TestEarlyAnswers(AdversarialTestCase):
         self.refused(dmr_client.AuthenticationError, unread(http_reply(b"no key", "401 Unauthorized"), "fin"))
 
     def test_a_server_that_stops_reading_and_answers(self):
-        self.refused(dmr_client.BadRequestError, unread(TOO_LARGE, "stall", self.TIMEOUT + 1))
+        keeps_open = http_reply(b"request too large", "400 Bad Request")   # no Connection: close
+        server = self.serve(unread(keeps_open, "stall", self.TIMEOUT + 0.2), None, read_body=False)
+        client = self.client(max_retries=2)
+        self.assertRaisesFast(dmr_client.BadRequestError, client.chat, "m", BIG, within=5)
+        # Half a body is on that connection: the next request must never follow it there.
+        self.assertOwnAnswer(client, 1)
+        self.assertEqual((server.connections, self.sleeps), (2, []))
 
     def test_the_spent_connection_is_never_reused(self):
         server = self.serve(None, unread(http_reply(b"too big", "413 Payload Too Large"), "fin"), None,
@@ -4687,6 +4721,124 @@ class TestAsyncClient(AdversarialTestCase):
                 gc.collect()
                 return await asyncio.get_running_loop().run_in_executor(None, self.server.wait_closed)
         self.assertTrue(asyncio.run(main()))
+
+    def test_a_stream_dropped_in_its_loop_closes_its_socket_before_the_loop_ends(self):
+        self.serve(SSE_HEAD + chunked_body(HELLO, end=b""))
+
+        async def main():
+            client = self.async_client()
+            stream = await client.chat("m", HI, stream=True)
+            await stream.__anext__()
+            del stream   # no gc: the last reference goes
+            for _ in range(200):
+                if not self.server.open:
+                    return True
+                await asyncio.sleep(0.01)
+            return False
+        gc.disable()
+        try:
+            self.assertTrue(asyncio.run(main()), "the socket outlived the stream")
+        finally:
+            gc.enable()
+
+    def test_a_stream_that_outlives_its_loop_is_closed_with_the_loop(self):
+        self.serve(SSE_HEAD + chunked_body(HELLO, end=b""))
+
+        async def open_stream():
+            stream = await self.async_client().chat("m", HI, stream=True)
+            await stream.__anext__()
+            return stream
+        stream = asyncio.run(open_stream())   # the loop has ended; the stream is still held
+        self.assertTrue(self.server.wait_closed(), "the loop ended with a stream's socket open")
+        del stream   # dropped after its loop closed: nothing to close, nothing to warn about
+        gc.collect()
+
+
+def _fd_is_socket(fd):
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def in_child(work):
+    """Fork; the child runs work() and reports what it returned (JSON) through a pipe, then
+    leaves at once (os._exit: nothing of the parent's, no test cleanup, runs in it)."""
+    read, write = os.pipe()
+    with warnings.catch_warnings():   # the test process has server threads; the child touches none of them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(20)   # a child that hangs (a lock held across the fork) dies instead
+            os.close(read)
+            os.write(write, json.dumps(work()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return status, json.loads(report) if report else None
+
+
+@unittest.skipUnless(hasattr(os, "fork"), "needs os.fork()")
+class TestForkSafety(AdversarialTestCase):
+    """A client made before os.fork(): the child never writes or reads on the parent's
+    connections (both would, and each could read the other's answer); the parent's stay
+    usable.  The child's copies are closed without sending anything."""
+
+    def test_client(self):
+        server = self.serve(None)
+        client = self.client()
+        self.assertOwnAnswer(client, 0)
+        inherited = client._pool._idle[0].sock.fileno()
+
+        def child():
+            closed = not _fd_is_socket(inherited)
+            return [closed, client.chat("m", HI).choices[0].message.content]
+        status, report = in_child(child)
+        self.assertEqual((status, report), (0, [True, "answer 1"]))
+        self.assertEqual(server.connections, 2)      # the child opened its own
+        self.assertOwnAnswer(client, 2)              # the parent's connection still works ...
+        self.assertEqual(server.connections, 2)      # ... and is the one it had
+
+    def test_client_in_threads_while_another_thread_holds_the_pool(self):
+        server = self.serve(None)
+        client = self.client()
+        self.assertOwnAnswer(client, 0)
+        with client._pool._lock:   # a thread of the parent was taking a connection when it forked
+            status, report = in_child(lambda: client.chat("m", HI).choices[0].message.content)
+        self.assertEqual((status, report), (0, "answer 1"))
+        self.assertEqual(server.connections, 2)
+
+    def test_async_client(self):
+        server = self.serve(None)
+
+        async def main():
+            client = dmr_client.AsyncClient(server.url, timeout=self.TIMEOUT, max_retries=0)
+            first = await client.chat("m", HI)
+            conn = client._pool_here()._idle[0]
+            inherited = conn.transport.get_extra_info("socket").fileno()
+
+            def child():
+                async def call():
+                    async with dmr_client.AsyncClient(server.url, timeout=1.0) as mine:
+                        await mine.chat("m", HI)   # a loop of its own works in the child
+                    return (await client.chat("m", HI)).choices[0].message.content
+                closed = not _fd_is_socket(inherited)
+                return [closed, asyncio.run(call())]
+            loop = asyncio.get_running_loop()
+            status, report = await loop.run_in_executor(None, in_child, child)
+            last = await client.chat("m", HI)   # the parent's connection, on the parent's loop
+            await client.aclose()
+            return [first.choices[0].message.content, status, report, last.choices[0].message.content]
+        self.assertEqual(asyncio.run(main()), ["answer 0", 0, [True, "answer 2"], "answer 3"])
+        self.assertEqual(server.connections, 3)   # the parent's one, and two of the child's
 
 
 # ---------------------------------------------------------------------------
