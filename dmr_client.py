@@ -110,6 +110,7 @@ __all__ = [
     "MAX_INTERIM_RESPONSES",
     "CONTAINER_BASE_URL",
     "DOCKER_SOCKET_PATHS",
+    "DMR_MAX_REQUEST_BYTES",
     "DMRError",
     "APIConnectionError",
     "APITimeoutError",

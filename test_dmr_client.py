@@ -4290,6 +4290,8 @@ class TestEarlyAnswers(AdversarialTestCase):
     """A server that answers before the request was sent whole (a body too large, no key):
     the answer is read and reported as it is, never resent, and the connection closed."""
 
+    TIMEOUT = 0.5   # the stalled reader is waited out once per client
+
     def refused(self, error, *answers, **kwargs):
         server = self.serve(*answers, read_body=False)
         client = self.client(max_retries=2, **kwargs)
