@@ -495,6 +495,27 @@ class Completion(AttrDict):
         return (Completion.timed, (dict(self), self.elapsed, self.first_token, self.chunks))
 
 
+# The small vocabularies of a call.  Strings (cheap, printable), but named, and every lookup on
+# them is exhaustive: an unknown value raises instead of falling through to a default.
+
+#: Where a call's route hangs off (_Call.where): the OpenAI root (``/engines[/<engine>]/v1``),
+#: DMR's own API (``/`` or the Docker socket's prefix), or the engine's root outside ``/v1``.
+_API_ROOT, _DMR_ROOT, _ENGINE_ROOT = "api", "dmr", "engine"
+#: What a 2xx body is (_Call.answer): JSON, plain text, or nothing to keep (read and dropped).
+_JSON_BODY, _TEXT_BODY, _NO_BODY = "json", "text", "none"
+#: What went wrong when no answer came (retry_wait()'s *failure*): connecting failed (nothing was
+#: sent); nothing listens on a loopback address or Unix socket; a reused keep-alive connection
+#: closed without a byte of answer; the same on a new connection.
+_FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER = "connect", "refused-local", "stale", "no-answer"
+_FAILURES = (_FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER)
+
+
+def _record(name: str, required: str, **optional: Any) -> Any:
+    """A namedtuple class: the fields of *required* (space-separated), then the *optional*
+    ones, each declared with its default (in order: keyword arguments keep theirs)."""
+    return collections.namedtuple(name, required.split() + list(optional), defaults=tuple(optional.values()))
+
+
 #: Parses JSON into AttrDicts; one shared decoder, as json.loads(..., object_pairs_hook=)
 #: would build a new one per call.
 _json_decoder = json.JSONDecoder(object_pairs_hook=AttrDict)
@@ -792,11 +813,27 @@ _MAX_CHUNK_LINE = 4096
 # bytes.translate(None, delete) drops these: what is left of a field value is forbidden
 # (RFC 9110 5.5: VCHAR, SP, HTAB and obs-text).  One C call instead of a regex per header.
 _FIELD_VALUE_BYTES = bytes([9]) + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
-_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEX_BYTES = b"0123456789abcdefABCDEF"
 _DIGIT_BYTES = b"0123456789"
 #: What a well-formed head may hold at all: field-value bytes and the CRLFs between lines.
 _HEAD_BYTES = _FIELD_VALUE_BYTES + b"\r\n"
+
+# What each field may hold, side by side.  Heads we receive are checked as bytes (above, and
+# _TOKEN_BYTES: one C call per field); what we send, with these patterns (re caches them).
+#: tchar (RFC 9110 5.6.2): the characters of header names and other tokens.
+_TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TOKEN_BYTES = _TOKEN_CHARS.encode("ascii")
+_TOKEN = "[" + re.escape(_TOKEN_CHARS) + "]+"
+#: C0 controls and DEL: never part of a URL, model name or socket path we send.
+_CONTROL_CHARS = r"[\x00-\x1f\x7f]"
+#: Not in a header value we send: the controls but HTAB (RFC 9110 5.5).
+_NOT_IN_A_HEADER_VALUE = r"[\x00-\x08\x0a-\x1f\x7f]"
+#: Not in a host: the controls, whitespace and the URL's delimiters.
+_BAD_HOST_CHARS = r"[\s/\\?#@\x00-\x1f\x7f]"
+#: Not in a model reference: the controls and the space.
+_NOT_IN_A_REFERENCE = r"[\x00-\x20\x7f]"
+#: Not in an API key: anything but printable ASCII without the space (it goes into a header as is).
+_NOT_IN_A_KEY = r"[^\x21-\x7e]"
 
 
 class HTTPHeaders(collections.abc.Mapping):
@@ -1261,7 +1298,6 @@ class ChunkedDecoder:
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
 _SCHEME = r"([A-Za-z][A-Za-z0-9+.\-]*)://"
 _ENGINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
-_BAD_HOST_CHARS = r"[\s/\\?#@\x00-\x1f\x7f]"
 #: Endpoints people paste as a base URL; the root is what comes before them.
 _ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models",
               "/responses", "/messages")
@@ -1306,9 +1342,6 @@ def _configured_base_url() -> Optional[str]:
 def _base_url_from_env() -> str:
     return _configured_base_url() or DEFAULT_BASE_URL
 
-
-#: C0 controls and DEL: never part of a URL, header, name or path we send.
-_CONTROL_CHARS = r"[\x00-\x1f\x7f]"
 
 
 def _parse_base_url(url: str) -> _Root:
@@ -1533,9 +1566,6 @@ def _str_or_none(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-_NOT_IN_A_REFERENCE = r"[\x00-\x20\x7f]"
-
-
 def quote_model_path(name: str) -> str:
     """Quote a model reference for a URL path; its slashes stay path separators.
 
@@ -1556,6 +1586,12 @@ def quote_model_path(name: str) -> str:
         raise ValueError("%r cannot be a model reference: it has an empty, '.' or '..' path segment"
                          % (name,))
     return urllib.parse.quote(name, safe="/:@")
+
+
+def _model_query(name: str) -> str:
+    """``?model=NAME`` for DMR's filters, *name* checked and quoted as quote_model_path() does
+    (``&``, ``#``, ``+`` and spaces cannot change the query)."""
+    return "?model=" + quote_model_path(name)
 
 
 # ---------------------------------------------------------------------------
@@ -2179,9 +2215,11 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     if early:
         return None, " (answered before the request was sent whole; not sent again)"
     if status is None:
-        if failure == "refused-local":
+        if failure not in _FAILURES:
+            raise ValueError("failure must be one of %s (or give status=), not %r" % (", ".join(_FAILURES), failure))
+        if failure == _FAILED_REFUSED_LOCAL:
             return None, ""
-        if failure != "connect" and not replayable:
+        if failure != _FAILED_CONNECT and not replayable:
             return None, " (not sent again: the server may have carried it out)"
     else:
         should_retry = (headers.get("x-should-retry") or "").lower() if headers is not None else ""
@@ -2191,7 +2229,7 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
         return None, " (after %d attempts)" % (attempt + 1) if attempt else ""
     if status is None:
         # A stale keep-alive connection says nothing about the server: send again at once.
-        return (0.0 if failure == "stale" else _retry_delay(attempt)), ""
+        return (0.0 if failure == _FAILED_STALE else _retry_delay(attempt)), ""
     asked = parse_retry_after(headers)
     if asked is None:
         return _retry_delay(attempt), ""
@@ -2217,7 +2255,7 @@ _ROUTER_404 = ("not found", "404 page not found", "page not found", "file not fo
 
 def _error_hint(status: int, message: str, *, model: Optional[str] = None, origin: str = "",
                 docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None,
-                where: str = "api", sent: Optional[int] = None) -> Optional[str]:
+                where: str = _API_ROOT, sent: Optional[int] = None) -> Optional[str]:
     """What a user should do about an error status, where we know: the one table of hints.
 
     *hints* are the call's own (a 404 from inspect_model() means another
@@ -2233,7 +2271,7 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return ("the Docker socket %s does not serve Model Runner (Docker Engine rather than "
                 "Docker Desktop?): run DMR with `docker model install-runner`, or enable it in "
                 "Docker Desktop" % docker_socket)
-    if (router_404 or status == 405) and where == "dmr":   # our methods are DMR's: a 405 is another server
+    if (router_404 or status == 405) and where == _DMR_ROOT:   # our methods are DMR's: a 405 is another server
         return ("the server at %s does not serve Docker Model Runner's own API (model management needs "
                 "DMR; a gateway, llama.cpp or another OpenAI-compatible server only serves chat, "
                 "completions, embeddings and its model list)" % origin)
@@ -2575,7 +2613,7 @@ def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optio
 class _RetryableConnectionError(Exception):
     """Internal: an APIConnectionError before any byte of answer; *kind* is retry_wait()'s failure."""
 
-    def __init__(self, error: APIConnectionError, kind: str = "connect", refused: bool = False):
+    def __init__(self, error: APIConnectionError, kind: str = _FAILED_CONNECT, refused: bool = False):
         super().__init__(error)
         self.error = error
         self.kind = kind
@@ -3944,17 +3982,25 @@ class AsyncPullStream(_PullState, _AsyncStreamed):
 # Clients: argument checks, then the rules and a transport; nothing else
 # ---------------------------------------------------------------------------
 
-#: One call, described without I/O: what to send and what a 2xx answer becomes.  *where* is the
-#: root the route hangs off ("api": the OpenAI root, "dmr": DMR's own, "engine": the engine's root
-#: outside /v1); *replayable* is false for calls that change DMR's state (once written, never resent);
-#: *shape* checks a JSON answer and *then* turns it into the result; *stream* names the stream class
-#: ("chat", "completion", "pull") and *wait* follows that stream to its end.  *extra* is header lines
-#: of this call only; *answer* is what a 2xx body is: "json", "text" or "none" (DMR answers some
-#: calls with no body; it is read and dropped); *timed* gives the result speed figures (a Completion).
-_Call = collections.namedtuple("_Call", "method route body where engine model accept hints retry_statuses "
-                                        "replayable shape then stream wait extra answer timed",
-                               defaults=(None, "api", None, None, "application/json", None, RETRY_STATUSES, True,
-                                         None, None, None, False, b"", "json", False))
+#: One call, described without I/O: what to send and what a 2xx answer becomes.
+_Call = _record(
+    "_Call", "method route",          # "GET", "POST", "DELETE"; the path below the root *where* names
+    body=None,                        # the request body (JSON bytes), or None
+    where=_API_ROOT,                  # _API_ROOT, _DMR_ROOT or _ENGINE_ROOT
+    engine=None,                      # the engine a model name or the caller chose, or None (the client's)
+    model=None,                       # the model's name, for hints and streams
+    accept="application/json",        # the Accept header
+    hints=None,                       # {status: hint} for answers from this route itself
+    retry_statuses=RETRY_STATUSES,    # statuses sent again (retry_wait())
+    replayable=True,                  # False: it changes DMR's state; once written, never resent
+    shape=None,                       # checks a JSON answer: a fault's description, or None
+    then=None,                        # turns the checked answer into the result
+    stream=None,                      # the stream class's key in _streams ("chat", "pull" ...), or None
+    wait=False,                       # follow that stream to its end and return its result
+    extra=b"",                        # header lines of this call only
+    answer=_JSON_BODY,                # what a 2xx body is: _JSON_BODY, _TEXT_BODY or _NO_BODY
+    timed=False,                      # the result carries speed figures (a Completion)
+)
 
 
 class _Attempts:
@@ -3985,7 +4031,7 @@ class _Attempts:
             return 0.0
         origin = client._origin
         local = origin.unix_socket is not None or _is_local_host(origin.host or "")
-        kind = "refused-local" if wrapped.refused and local and origin.proxy is None else wrapped.kind
+        kind = _FAILED_REFUSED_LOCAL if wrapped.refused and local and origin.proxy is None else wrapped.kind
         wait, note = retry_wait(self.number, client.max_retries, failure=kind, replayable=self.call.replayable)
         if wait is None:
             raise client._connection_failure(failure, note, wrapped.refused) from None
@@ -4277,7 +4323,7 @@ class _BaseClient:
                 or not all(isinstance(d, str) for d in documents):
             raise TypeError("documents must be a non-empty list of str, not %s" % _shown(documents))
         body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n))
-        return self._call(_Call("POST", "/rerank", body, where="engine", engine=engine, model=name,
+        return self._call(_Call("POST", "/rerank", body, where=_ENGINE_ROOT, engine=engine, model=name,
                                 shape=_results_shape))
 
     # -- DMR's own API --------------------------------------------------------------
@@ -4294,19 +4340,19 @@ class _BaseClient:
         body = {"from": name}
         if bearer_token:
             body["bearer-token"] = bearer_token
-        return self._call(_Call("POST", "/models/create", _encode_json(body), where="dmr", model=name,
+        return self._call(_Call("POST", "/models/create", _encode_json(body), where=_DMR_ROOT, model=name,
                                 replayable=False, stream="pull", wait=not stream,
                                 hints={404: "no model %r in the registry: check the name and tag" % name}))
 
     def local_models(self) -> List[AttrDict]:
         """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
-        return self._call(_Call("GET", "/models", where="dmr", shape=_objects_shape))
+        return self._call(_Call("GET", "/models", where=_DMR_ROOT, shape=_objects_shape))
 
     def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
         """One model of DMR's store (or of the registry with ``remote=True``)."""
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
-        return self._call(_Call("GET", route, where="dmr", shape=_object_shape, hints={
+        return self._call(_Call("GET", route, where=_DMR_ROOT, shape=_object_shape, hints={
             404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
 
     def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
@@ -4317,18 +4363,18 @@ class _BaseClient:
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
         # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
-        return self._call(_Call("DELETE", route, where="dmr", retry_statuses=RETRY_STATUSES - {409},
+        return self._call(_Call("DELETE", route, where=_DMR_ROOT, retry_statuses=RETRY_STATUSES - {409},
                                 replayable=False, shape=_objects_shape, hints={
             404: "no model %r in DMR's store: see local_models()" % name,
             409: "several tags point to this model: pass force=True to delete it anyway"}))
 
     def engine_status(self) -> AttrDict:
         """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
-        return self._call(_Call("GET", "/engines/status", where="dmr", shape=_object_shape))
+        return self._call(_Call("GET", "/engines/status", where=_DMR_ROOT, shape=_object_shape))
 
     def running_models(self) -> List[AttrDict]:
         """The models loaded in an engine now (``docker model ps``)."""
-        return self._call(_Call("GET", "/engines/ps", where="dmr", shape=_objects_shape))
+        return self._call(_Call("GET", "/engines/ps", where=_DMR_ROOT, shape=_objects_shape))
 
     def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
                backend: Optional[str] = None) -> AttrDict:
@@ -4346,7 +4392,7 @@ class _BaseClient:
             body["models"] = names
         if backend:
             body["backend"] = backend
-        return _Call("POST", "/engines/unload", _encode_json(body), where="dmr", replayable=False,
+        return _Call("POST", "/engines/unload", _encode_json(body), where=_DMR_ROOT, replayable=False,
                      shape=_object_shape)
 
     @staticmethod
@@ -4356,7 +4402,7 @@ class _BaseClient:
 
     def version(self) -> str:
         """DMR's version string."""
-        return self._call(_Call("GET", "/version", where="dmr", then=_version_string))
+        return self._call(_Call("GET", "/version", where=_DMR_ROOT, then=_version_string))
 
     # -- running models: configuration, loading, speed, tokens -------------------------
 
@@ -4377,8 +4423,8 @@ class _BaseClient:
         model_engine, name = split_model(model)
         engine = _check_engine(engine) or model_engine
         body = _configure_body(name, context_size, keep_alive, runtime_flags, reasoning_budget, mode)
-        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where="dmr", model=name,
-                     retry_statuses=RETRY_STATUSES - {409}, answer="none", hints={
+        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where=_DMR_ROOT, model=name,
+                     retry_statuses=RETRY_STATUSES - {409}, answer=_NO_BODY, hints={
                          409: "the model is loaded, and a loaded model keeps its settings: unload it first "
                               "or pass reload=True"})
         if not reload:
@@ -4393,8 +4439,8 @@ class _BaseClient:
     def configuration(self, model: Optional[str] = None) -> List[AttrDict]:
         """What ``configure()`` set, per model (``docker model configure --show``): DMR's entries,
         with its Go field names (``Backend``, ``Model``, ``Mode``, ``Config``)."""
-        query = "?model=" + urllib.parse.quote(split_model(model)[1], safe="/:@") if model else ""
-        return self._call(_Call("GET", "/engines/_configure" + query, where="dmr", shape=_objects_shape))
+        query = _model_query(split_model(model)[1]) if model else ""
+        return self._call(_Call("GET", "/engines/_configure" + query, where=_DMR_ROOT, shape=_objects_shape))
 
     def preload(self, model: str) -> None:
         """Load *model* without generating anything (``docker model run -d``), so the first real
@@ -4406,7 +4452,7 @@ class _BaseClient:
         # DMR answers X-Preload-Only with 200 and no body once the model is loaded; a server that
         # does not know the header answers one token, which loads the model all the same.
         body = _encode_json({"model": name, "messages": [{"role": "user", "content": ""}], "max_tokens": 1})
-        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer="none",
+        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer=_NO_BODY,
                      extra=b"X-Preload-Only: true\r\n")
 
     def wait_until_loaded(self, model: str, timeout: float = 300.0, poll: float = 0.5) -> AttrDict:
@@ -4426,7 +4472,7 @@ class _BaseClient:
     def _wait_plan(self, name: str, timeout: float, poll: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            running = yield _Call("GET", "/engines/ps", where="dmr", shape=_objects_shape)
+            running = yield _Call("GET", "/engines/ps", where=_DMR_ROOT, shape=_objects_shape)
             entry = next((item for item in running if _same_model(item.get("model_name"), name)), None)
             if entry is not None and not entry.get("loading"):
                 return entry
@@ -4443,26 +4489,25 @@ class _BaseClient:
         wait, so follow with a client whose timeout is long enough (or None)."""
         route = "/logs?follow=%s&no-engines=%s" % ("true" if follow else "false", "false" if engines else "true")
         if follow:
-            return self._call(_Call("GET", route, where="dmr", accept="text/plain", stream="logs"))
-        return self._call(_Call("GET", route, where="dmr", accept="text/plain", answer="text"))
+            return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/plain", stream="logs"))
+        return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/plain", answer=_TEXT_BODY))
 
     def requests(self, model: Optional[str] = None, *, follow: bool = False) -> Any:
         """DMR's record of the requests it served (as Docker Desktop shows them), for *model* or
         all; with ``follow=True`` a FollowStream of events (``event``: "connected",
         "new_request"; ``data``: the record) as requests come in."""
-        route = "/engines/requests" + ("?model=" + urllib.parse.quote(split_model(model)[1], safe="/:@")
-                                       if model else "")
+        route = "/engines/requests" + (_model_query(split_model(model)[1]) if model else "")
         if follow:
-            return self._call(_Call("GET", route, where="dmr", accept="text/event-stream", stream="events"))
-        return self._call(_Call("GET", route, where="dmr"))
+            return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/event-stream", stream="events"))
+        return self._call(_Call("GET", route, where=_DMR_ROOT))
 
     def disk_usage(self) -> AttrDict:
         """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
-        return self._call(_Call("GET", "/engines/df", where="dmr", shape=_object_shape))
+        return self._call(_Call("GET", "/engines/df", where=_DMR_ROOT, shape=_object_shape))
 
     def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
         """DMR's Prometheus metrics (``/metrics``) as ``{name: [(labels, value)]}``."""
-        return self._call(_Call("GET", "/metrics", where="dmr", accept="text/plain", answer="text",
+        return self._call(_Call("GET", "/metrics", where=_DMR_ROOT, accept="text/plain", answer=_TEXT_BODY,
                                 then=parse_metrics))
 
     def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
@@ -4491,8 +4536,8 @@ class _BaseClient:
                              shape=_keyed_int_shape("input_tokens"), then=_input_tokens)
         answer = AttrDict(fits=None, prompt_tokens=tokens, max_tokens=max_tokens, context_size=None, reason="")
         try:
-            entries = yield _Call("GET", "/engines/_configure?model=" + urllib.parse.quote(name, safe="/:@"),
-                                  where="dmr", shape=_objects_shape)
+            entries = yield _Call("GET", "/engines/_configure" + _model_query(name),
+                                  where=_DMR_ROOT, shape=_objects_shape)
         except (NotFoundError, InvalidResponseError):
             entries = []
         sizes = [entry["Config"].get("context-size") for entry in entries
@@ -4541,11 +4586,13 @@ class _BaseClient:
 
     def _path(self, where: str, route: str, engine: Optional[str]) -> str:
         root = self._root
-        if where == "api":
+        if where == _API_ROOT:
             return root.api_path(engine) + route
-        if where == "engine":
+        if where == _ENGINE_ROOT:
             return root.engine_path(engine) + route
-        return root.dmr_path() + route
+        if where == _DMR_ROOT:
+            return root.dmr_path() + route
+        raise ValueError("unknown root %r: use _API_ROOT, _DMR_ROOT or _ENGINE_ROOT" % (where,))
 
     def _target(self, where: str, route: str, engine: Optional[str]) -> Tuple[Any, str, str]:
         """(pool, URL for messages, request target) of a route; HTTP proxies get the absolute URL."""
@@ -4561,8 +4608,10 @@ class _BaseClient:
 
     def _reply(self, call: _Call, exchange: _ExchangeBase, raw: bytes) -> Any:
         """The result of a 2xx answer whose body is *raw*: decoded, checked, finished."""
-        if call.answer != "json":
-            text = raw.decode("utf-8", "replace") if call.answer == "text" else None
+        if call.answer != _JSON_BODY:
+            if call.answer not in (_TEXT_BODY, _NO_BODY):
+                raise ValueError("unknown answer %r: use _JSON_BODY, _TEXT_BODY or _NO_BODY" % (call.answer,))
+            text = raw.decode("utf-8", "replace") if call.answer == _TEXT_BODY else None
             return call.then(text) if call.then is not None else text
         status = exchange.status
         why: Optional[str] = None
@@ -4586,7 +4635,7 @@ class _BaseClient:
                                        % (exchange.url, status, why, shown), body=shown, status_code=status)
         wrong = call.shape(reply) if call.shape is not None else None
         if wrong is not None:
-            if call.where == "dmr" and isinstance(reply, dict) and _model_list_shape(reply) is None:
+            if call.where == _DMR_ROOT and isinstance(reply, dict) and _model_list_shape(reply) is None:
                 wrong += (" (it is an OpenAI model list: the server at %s is a gateway or another "
                           "OpenAI-compatible server, without Docker Model Runner's own API; models() lists "
                           "what it serves)" % self._root.origin)
@@ -4637,12 +4686,12 @@ class _BaseClient:
         """What server_kind() asks, and what the answers mean (no I/O): DMR says so at its
         root, and so does LiteLLM's proxy; an OpenAI-compatible server lists its models, or
         refuses to without a key in OpenAI's error shape."""
-        status, body = yield ("dmr", "/")
+        status, body = yield (_DMR_ROOT, "/")
         if status == 200 and "docker model runner" in body.lower():
             return "dmr"
         if status == 200 and "litellm" in body[:200].lower():   # its root answers "LiteLLM: RUNNING"
             return "gateway"
-        status, body = yield ("api", "/models")
+        status, body = yield (_API_ROOT, "/models")
         try:
             answer = loads(body)
         except ValueError:
@@ -4666,7 +4715,7 @@ def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[
         return _RetryableConnectionError(APIConnectionError(
             "%s %s: the connection closed before any answer%s" % (
                 method, url, "" if isinstance(exc, _NoAnswer) else " (%s)" % _describe_os_error(exc)),
-            url=url), kind="stale" if reused else "no-answer")
+            url=url), kind=_FAILED_STALE if reused else _FAILED_NO_ANSWER)
     if isinstance(exc, socket.timeout):
         # The request went out: the server may be working on it, so this is not retried.
         return APITimeoutError("no response from %s within %s s (a model load can take "
@@ -4770,7 +4819,7 @@ class Client(_BaseClient):
         started = time.monotonic()
         exchange = self._send(call)
         if call.stream is None:
-            if call.answer == "none":
+            if call.answer == _NO_BODY:
                 exchange.read_body(MAX_ERROR_BODY, truncate=True)   # read to keep the connection, dropped
                 return None
             result = self._reply(call, exchange, exchange.read_body(self.max_response_bytes))
@@ -4944,7 +4993,7 @@ class AsyncClient(_BaseClient):
         started = time.monotonic()
         exchange = await self._send(call)
         if call.stream is None:
-            if call.answer == "none":
+            if call.answer == _NO_BODY:
                 await exchange.read_body(MAX_ERROR_BODY, truncate=True)   # read to keep the connection, dropped
                 return None
             result = self._reply(call, exchange, await exchange.read_body(self.max_response_bytes))
@@ -5021,10 +5070,11 @@ def _resolve_api_key(api_key: Optional[str]) -> str:
         api_key = os.environ.get(ENV_API_KEY) or DEFAULT_API_KEY
     if not isinstance(api_key, str):
         raise TypeError("api_key must be a str, not %s" % type(api_key).__name__)
-    if any(not (" " < ch <= "~") for ch in api_key):
+    bad = len(re.findall(_NOT_IN_A_KEY, api_key))
+    if bad:
         # Never echo the key: it may be a real secret.
-        raise ValueError("api_key must be printable ASCII without spaces (got %d characters "
-                         "that are not); check for a stray newline" % len(api_key))
+        raise ValueError("api_key must be printable ASCII without spaces (it has %d other character%s); "
+                         "check for a stray newline" % (bad, "" if bad == 1 else "s"))
     return api_key
 
 
@@ -5035,9 +5085,6 @@ def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
         raise ValueError("%s must be a number of seconds > 0 (or None to wait forever), not %s"
                          % (name, _shown(value)))
     return float(value)
-
-
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+"
 
 
 #: Headers that frame the request: the library writes them, a user header may not.
@@ -5054,7 +5101,7 @@ def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
         if name.lower() in _FRAMING_HEADERS:
             raise ValueError("header %r frames the request and is set by dmr_client; leave it out"
                              % name)
-        if not isinstance(value, str) or re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):
+        if not isinstance(value, str) or re.search(_NOT_IN_A_HEADER_VALUE, value):
             raise ValueError("header %r must have a str value without control characters (CR, LF, NUL ...)"
                              % name)
         try:
@@ -5122,8 +5169,6 @@ EXIT_BROKEN_PIPE = 141
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     import argparse
-    import sys
-
     parser = _cli_parser(argparse)
     args = parser.parse_args(argv)
     if args.debug:
@@ -5322,6 +5367,11 @@ class _Terminal:
             self.stderr.flush()
 
 
+def _print_json(value: Any, pretty: bool = False, out: Any = None) -> None:
+    """*value* as one line of JSON (or indented, *pretty*), text as it is (not \\u escapes)."""
+    (out or sys.stdout).write(json.dumps(value, ensure_ascii=False, indent=2 if pretty else None) + "\n")
+
+
 def _isatty(stream: Any) -> bool:
     try:
         return stream.isatty()
@@ -5392,8 +5442,6 @@ def _cli_params(args: Any) -> Dict[str, Any]:
 
 
 def _cli_chat(client: Client, args: Any) -> int:
-    import sys
-
     terminal = _Terminal(sys.stdout, sys.stderr)
     messages: List[Dict[str, Any]] = [{"role": "system", "content": args.system}] if args.system else []
     params = _cli_params(args)
@@ -5424,7 +5472,7 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
             reply = client.chat(args.model, messages, **params)
             spinner.stop()
             if args.json:
-                out.write(json.dumps(reply, ensure_ascii=False) + "\n")
+                _print_json(reply, out=out)
             message = reply.choices[0].message if reply.get("choices") else AttrDict()
             text = message.get("content") or ""
             if not args.json:
@@ -5439,7 +5487,7 @@ def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], param
             for chunk in stream:
                 spinner.stop()
                 if args.json:
-                    out.write(json.dumps(chunk, ensure_ascii=False) + "\n")
+                    _print_json(chunk, out=out)
                     out.flush()
                     continue
                 for choice in chunk.get("choices") or ():
@@ -5533,8 +5581,6 @@ Ctrl-C stops an answer; the stopped turn is dropped from the conversation, the s
 def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
                       terminal: _Terminal) -> int:
     """An interactive, multi-turn chat at a terminal."""
-    import sys
-
     try:
         import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
     except ImportError:
@@ -5583,20 +5629,18 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
 
 
 def _cli_models(client: Client, args: Any) -> int:
-    import sys
-
     try:
         models = client.local_models()
     except (NotFoundError, InvalidResponseError):
         # Not DMR's store (a plain llama.cpp server, a gateway): the OpenAI list is what there is.
         listed = client.models()
         if args.json:
-            sys.stdout.write(json.dumps(listed, indent=2, ensure_ascii=False) + "\n")
+            _print_json(listed, pretty=True)
             return EXIT_OK
         sys.stdout.write("MODEL\n" + "".join("%s\n" % m.get("id") for m in listed if isinstance(m, dict)))
         return EXIT_OK
     if args.json:
-        sys.stdout.write(json.dumps(models, indent=2, ensure_ascii=False) + "\n")
+        _print_json(models, pretty=True)
         return EXIT_OK
     rows = [("MODEL", "PARAMETERS", "QUANTIZATION", "SIZE")]
     for model in models:
@@ -5613,8 +5657,6 @@ def _cli_models(client: Client, args: Any) -> int:
 
 
 def _cli_pull(client: Client, args: Any) -> int:
-    import sys
-
     terminal = _Terminal(sys.stdout, sys.stderr)
     layers: Dict[str, int] = {}
     started = time.monotonic()
@@ -5653,8 +5695,6 @@ def _size(count: float) -> str:
 
 
 def _cli_rm(client: Client, args: Any) -> int:
-    import sys
-
     for action in client.delete_model(args.model, force=args.force):
         for verb, what in action.items():
             sys.stdout.write("%s: %s\n" % (verb, what))
@@ -5662,8 +5702,6 @@ def _cli_rm(client: Client, args: Any) -> int:
 
 
 def _cli_status(client: Client, args: Any) -> int:
-    import sys
-
     engines = client.engine_status()   # asked before anything is printed: it may not be DMR at all
     running = client.running_models()
     sys.stdout.write("DMR at %s\n" % client.base_url)
@@ -5677,14 +5715,12 @@ def _cli_status(client: Client, args: Any) -> int:
 
 
 def _cli_configure(client: Client, args: Any) -> int:
-    import sys
-
     settings = dict(context_size=args.context_size, keep_alive=args.keep_alive, runtime_flags=args.runtime_flags,
                     reasoning_budget=args.reasoning_budget, mode=args.mode)
     if args.show:
         entries = client.configuration(args.model)
         if args.json:
-            sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=2) + "\n")
+            _print_json(entries, pretty=True)
             return EXIT_OK
         if not entries:
             sys.stdout.write("nothing configured%s\n" % (" for " + args.model if args.model else ""))
@@ -5703,8 +5739,6 @@ def _cli_configure(client: Client, args: Any) -> int:
 
 
 def _cli_load(client: Client, args: Any) -> int:
-    import sys
-
     terminal = _Terminal(sys.stdout, sys.stderr)
     started = time.monotonic()
     with _Spinner(terminal, delay=0.3):
@@ -5715,11 +5749,9 @@ def _cli_load(client: Client, args: Any) -> int:
 
 
 def _cli_ps(client: Client, args: Any) -> int:
-    import sys
-
     running = client.running_models()
     if args.json:
-        sys.stdout.write(json.dumps(running, ensure_ascii=False, indent=2) + "\n")
+        _print_json(running, pretty=True)
         return EXIT_OK
     if not running:
         sys.stdout.write("no model is loaded\n")
@@ -5734,11 +5766,9 @@ def _cli_ps(client: Client, args: Any) -> int:
 
 
 def _cli_df(client: Client, args: Any) -> int:
-    import sys
-
     usage = client.disk_usage()
     if args.json:
-        sys.stdout.write(json.dumps(usage) + "\n")
+        _print_json(usage)
         return EXIT_OK
     for key, label in (("models_disk_usage", "models"), ("default_backend_disk_usage", "default engine")):
         value = usage.get(key)
@@ -5747,11 +5777,9 @@ def _cli_df(client: Client, args: Any) -> int:
 
 
 def _cli_metrics(client: Client, args: Any) -> int:
-    import sys
-
     metrics = client.metrics()
     if args.json:
-        sys.stdout.write(json.dumps(metrics) + "\n")
+        _print_json(metrics)
         return EXIT_OK
     for name, samples in metrics.items():
         for labels, value in samples:
@@ -5761,8 +5789,6 @@ def _cli_metrics(client: Client, args: Any) -> int:
 
 
 def _cli_logs(client: Client, args: Any) -> int:
-    import sys
-
     if not args.follow:
         sys.stdout.write(client.logs(engines=not args.no_engines))
         return EXIT_OK
@@ -5774,24 +5800,20 @@ def _cli_logs(client: Client, args: Any) -> int:
 
 
 def _cli_requests(client: Client, args: Any) -> int:
-    import sys
-
     if not args.follow:
         records = client.requests(args.model)
         for record in records if isinstance(records, list) else [records]:
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            _print_json(record)
         return EXIT_OK
     with client.requests(args.model, follow=True) as events:
         for event in events:
             if event.event != "connected":
-                sys.stdout.write(json.dumps(event.data, ensure_ascii=False) + "\n")
+                _print_json(event.data)
                 sys.stdout.flush()
     return EXIT_OK
 
 
 def _cli_ping(client: Client, args: Any) -> int:
-    import sys
-
     kind = client.server_kind()
     if kind == "dmr":
         sys.stdout.write("Docker Model Runner is answering at %s\n" % client.base_url)
