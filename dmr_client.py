@@ -2635,7 +2635,39 @@ def _connect_request(origin: _Origin) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-class _Pool:
+def _tls_context() -> Any:
+    """The TLS settings of https connections, for both transports: the system's CA store,
+    host names checked, HTTP/1.1 asked for by ALPN (as http.client asks).  Each pool makes
+    its own at its first https connection (loading the CA store costs milliseconds)."""
+    import ssl   # http.client loads it anyway; an AsyncClient pays for it at its first https URL
+
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class _PoolBase:
+    """What the pools of both transports hold: the origin and its timeouts, the idle
+    connections, the TLS context, and the process that owns them (see forget_parent)."""
+
+    def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float]):
+        self.origin = origin
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.closed = False
+        self._idle: List[Any] = []
+        self._tls: Any = None
+        self.pid = os.getpid()
+        _POOLS.add(self)
+
+    def tls(self) -> Any:
+        """The TLS context of this pool's https connections and tunnels, made at the first one."""
+        if self._tls is None:
+            self._tls = _tls_context()
+        return self._tls
+
+
+class _Pool(_PoolBase):
     """Keep-alive connections to one origin, shared safely between threads.
 
     A pool opens its connections with http.client (TCP, TLS, Unix socket);
@@ -2649,16 +2681,8 @@ class _Pool:
     """
 
     def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float]):
-        self.origin = origin
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self._idle: List[http.client.HTTPConnection] = []
+        super().__init__(origin, connect_timeout, timeout)
         self._lock = threading.Lock()
-        self.closed = False
-        self.pid = os.getpid()
-        _POOLS.add(self)
-
-    _ssl: Any = None   # the TLS context of tunnels, made at the first one
 
     def take(self) -> Tuple[http.client.HTTPConnection, bool]:
         """Return (connection, reused)."""
@@ -2678,11 +2702,13 @@ class _Pool:
     def connect(self) -> http.client.HTTPConnection:
         origin = self.origin
         proxy = origin.proxy
-        cls = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
         if origin.unix_socket:
             conn = _unix_connection(origin.unix_socket, self.connect_timeout)
+        elif proxy is None and origin.scheme == "https":
+            conn = http.client.HTTPSConnection(origin.host, origin.port, timeout=self.connect_timeout,
+                                               context=self.tls())
         elif proxy is None:
-            conn = cls(origin.host, origin.port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(origin.host, origin.port, timeout=self.connect_timeout)
         else:   # the proxy; for https a tunnel opened by us (as the asyncio transport does), then TLS
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
         try:
@@ -2707,11 +2733,7 @@ class _Pool:
                 raise ConnectionResetError("the proxy closed the connection during CONNECT")
             parsed = reader.feed(chunk)
         _check_tunnel(*parsed)
-        if _Pool._ssl is None:
-            import ssl
-
-            _Pool._ssl = ssl.create_default_context()
-        conn.sock = _Pool._ssl.wrap_socket(sock, server_hostname=self.origin.host)
+        conn.sock = self.tls().wrap_socket(sock, server_hostname=self.origin.host)
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
         """Keep *conn* for the next request; a connection of another process (a stream that
@@ -3324,7 +3346,7 @@ class _AsyncConnection:
             pass
 
 
-class _AsyncPool:
+class _AsyncPool(_PoolBase):
     """Keep-alive connections to one origin on one event loop (see _Pool for the rules).
 
     A pool lives as long as its loop: a sentinel async generator started on
@@ -3337,17 +3359,10 @@ class _AsyncPool:
 
     def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float], loop: Any,
                  guarded: bool = True):
-        self.origin = origin
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
+        super().__init__(origin, connect_timeout, timeout)
         self.loop = loop
-        self.closed = False
-        self._idle: List[_AsyncConnection] = []
         self._opened: Any = weakref.WeakSet()   # every connection opened, for the loop's end
-        self._ssl: Any = None
         self._guard: Any = None if guarded else ()   # () : a short-lived probe needs no guard
-        self.pid = os.getpid()
-        _POOLS.add(self)
 
     def idle(self) -> Optional[_AsyncConnection]:
         """A kept-alive connection fit for reuse, or None (then connect())."""
@@ -3389,13 +3404,9 @@ class _AsyncPool:
             await loop.create_unix_connection(lambda: conn, origin.unix_socket)
             return
         https = origin.scheme == "https"
-        if https and self._ssl is None:
-            import ssl
-
-            self._ssl = ssl.create_default_context()
         proxy = origin.proxy
         if proxy is None:
-            await loop.create_connection(lambda: conn, origin.host, origin.port, ssl=self._ssl if https else None,
+            await loop.create_connection(lambda: conn, origin.host, origin.port, ssl=self.tls() if https else None,
                                          server_hostname=origin.host if https else None)
             return
         await loop.create_connection(lambda: conn, proxy.host, proxy.port)
@@ -3409,7 +3420,7 @@ class _AsyncPool:
                     raise ConnectionResetError("the proxy closed the connection during CONNECT")
                 parsed = reader.feed(chunk)
             _check_tunnel(*parsed)
-            conn.transport = await loop.start_tls(conn.transport, conn, self._ssl, server_hostname=origin.host)
+            conn.transport = await loop.start_tls(conn.transport, conn, self.tls(), server_hostname=origin.host)
 
     def give_back(self, conn: _AsyncConnection) -> None:
         if not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive() and self.pid == os.getpid():

@@ -3706,9 +3706,10 @@ class RawServer:
     of its own.
     """
 
-    def __init__(self, answer, read_body=True):
+    def __init__(self, answer, read_body=True, tls=None):
         self.answer = answer
         self.read_body = read_body
+        self.tls = tls   # an ssl.SSLContext: the server speaks HTTPS
         self.requests = []
         self.connections = 0
         self.open = 0
@@ -3718,7 +3719,7 @@ class RawServer:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(256)
         self.listener.settimeout(0.05)
-        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.listener.getsockname()[1])
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
         self.threads[0].start()
 
@@ -3757,6 +3758,8 @@ class RawServer:
         conn.settimeout(10)
         buffer = b""
         try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             while not self.stop.is_set():
                 request, buffer = self._read_request(conn, buffer)
                 if request is None:
@@ -3858,7 +3861,7 @@ class AdversarialTestCase(unittest.TestCase):
         self.clients = []
         self.addCleanup(self.end_round)
 
-    def serve(self, *answers, read_body=True):
+    def serve(self, *answers, read_body=True, tls=None):
         """Answer request n with answers[n] (the last one repeats); reply_for(n) for a None.
         A test may serve several rounds: the one before is checked and closed first."""
         self.end_round()
@@ -3866,7 +3869,7 @@ class AdversarialTestCase(unittest.TestCase):
         def answer(number):
             reply = answers[min(number, len(answers) - 1)]
             return reply_for(number) if reply is None else reply
-        self.server = RawServer(answer, read_body)
+        self.server = RawServer(answer, read_body, tls)
         return self.server
 
     make_client = Client
@@ -4348,6 +4351,39 @@ class TestEarlyAnswers(AdversarialTestCase):
                                         within=5)
         self.assertIn("closed before any answer", str(failure))
         self.assertEqual(server.connections, 2)   # no answer came: retried as before
+
+
+TLS_DIR = os.path.join(HERE, "testdata", "tls")
+
+
+def tls_server_context():
+    """The loopback HTTPS server's side: testdata/tls/server.pem, signed by the test CA."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(TLS_DIR, "server.pem"), os.path.join(TLS_DIR, "server.key"))
+    return context
+
+
+@for_both_clients
+class TestTLS(AdversarialTestCase):
+    """https:// over a real TLS server with committed test certificates (testdata/tls)."""
+
+    def test_https_with_a_ca_the_system_store_trusts(self):
+        server = self.serve(None, None, None, SSE_HEAD + chunked_body(HELLO, STOP, DONE), tls=tls_server_context())
+        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": os.path.join(TLS_DIR, "ca.pem")}):
+            client = self.client()
+            for number in range(3):
+                self.assertOwnAnswer(client, number)
+            self.assertEqual(stream_text(client), "Hello")
+        self.assertEqual(server.connections, 1)
+
+    def test_an_unknown_ca_is_refused_and_names_the_failure(self):
+        self.serve(None, tls=tls_server_context())
+        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": os.path.join(TLS_DIR, "absent.pem")}):   # the system's CAs
+            failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(max_retries=0).chat, "m", HI)
+        self.assertIn("CERTIFICATE_VERIFY_FAILED", str(failure))
+        self.assertEqual(self.server.requests, [])
 
 
 @for_both_clients
