@@ -510,12 +510,6 @@ _FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER = "conn
 _FAILURES = (_FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER)
 
 
-def _record(name: str, required: str, **optional: Any) -> Any:
-    """A namedtuple class: the fields of *required* (space-separated), then the *optional*
-    ones, each declared with its default (in order: keyword arguments keep theirs)."""
-    return collections.namedtuple(name, required.split() + list(optional), defaults=tuple(optional.values()))
-
-
 #: Parses JSON into AttrDicts; one shared decoder, as json.loads(..., object_pairs_hook=)
 #: would build a new one per call.
 _json_decoder = json.JSONDecoder(object_pairs_hook=AttrDict)
@@ -615,8 +609,33 @@ joined data lines, ``id`` the last event ID seen so far ("" if none) and
 ``retry`` the last valid reconnection time in milliseconds (None if none).
 """
 
+def _sorted_embeddings(reply: AttrDict) -> AttrDict:
+    reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
+    return reply
+
+
+def _model_list(reply: Any) -> List[AttrDict]:
+    return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+
+
+def _keyed_int_shape(key: str) -> Callable[[Any], Optional[str]]:
+    def check(reply: Any) -> Optional[str]:
+        if not isinstance(reply, dict) or isinstance(reply.get(key), bool) or not isinstance(reply.get(key), int):
+            return "expected an object with an int %r, got %s" % (key, _json_kind(reply))
+        return None
+    return check
+
+
+def _input_tokens(reply: Any) -> int:
+    return reply["input_tokens"]
+
+
+def _version_string(reply: Any) -> str:
+    return str(reply.get("version")) if isinstance(reply, dict) else str(reply)
+
+
 # ---------------------------------------------------------------------------
-# Pure rules: Server-Sent Events (bytes in, events out; no I/O from here to the transport)
+# Pure rules: SSE
 # ---------------------------------------------------------------------------
 
 _BOM = b"\xef\xbb\xbf"
@@ -796,7 +815,7 @@ def iter_sse(chunks: Iterable[bytes], *, max_event_bytes: int = MAX_EVENT_BYTES)
 
 
 # ---------------------------------------------------------------------------
-# Pure rules: HTTP/1.1 response framing (RFC 9112): bytes in, heads and payload out
+# Pure rules: framing
 # ---------------------------------------------------------------------------
 
 #: Largest response head (status line and header fields), and largest trailer section.
@@ -1292,7 +1311,7 @@ class ChunkedDecoder:
 
 
 # ---------------------------------------------------------------------------
-# Pure rules: base URLs, model names, error bodies
+# Pure rules: addresses
 # ---------------------------------------------------------------------------
 
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
@@ -1594,8 +1613,15 @@ def _model_query(name: str) -> str:
     return "?model=" + quote_model_path(name)
 
 
+def _is_local_host(host: str) -> bool:
+    """Hosts a proxy must never see: loopback and Docker's own names."""
+    host = host.lower().rstrip(".")
+    return (host == "localhost" or host.endswith(".localhost") or host.startswith("127.")
+            or host == "::1" or host == "docker.internal" or host.endswith(".docker.internal"))
+
+
 # ---------------------------------------------------------------------------
-# Pure rules: streams (fold and track chunks), pull lines, retries, hints
+# Pure rules: streams
 # ---------------------------------------------------------------------------
 
 
@@ -2153,6 +2179,11 @@ def parse_pull_line(line: str) -> Optional[AttrDict]:
     return event
 
 
+# ---------------------------------------------------------------------------
+# Pure rules: retries
+# ---------------------------------------------------------------------------
+
+
 def parse_retry_after(headers: Any, now: Optional[float] = None) -> Optional[float]:
     """Seconds the server asks us to wait, from ``retry-after-ms`` or ``Retry-After``.
 
@@ -2239,12 +2270,9 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     return asked, ""
 
 
-def _is_local_host(host: str) -> bool:
-    """Hosts a proxy must never see: loopback and Docker's own names."""
-    host = host.lower().rstrip(".")
-    return (host == "localhost" or host.endswith(".localhost") or host.startswith("127.")
-            or host == "::1" or host == "docker.internal" or host.endswith(".docker.internal"))
-
+# ---------------------------------------------------------------------------
+# Pure rules: hints
+# ---------------------------------------------------------------------------
 
 #: What LiteLLM's proxy without a database answers (400) for a key other than its master key.
 _UNCHECKED_KEY = "no connected db."
@@ -2325,7 +2353,7 @@ def _mib(size: int) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Pure rules: running models (speed figures, reasoning, runtime configuration, metrics)
+# Pure rules: running models
 # ---------------------------------------------------------------------------
 
 
@@ -2518,7 +2546,7 @@ def parse_metrics(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
 
 
 # ---------------------------------------------------------------------------
-# Transport: pooled connections, one exchange = write the request, read the answer
+# Transport
 # ---------------------------------------------------------------------------
 
 _Origin = collections.namedtuple("_Origin", "scheme host port proxy unix_socket")
@@ -3139,7 +3167,7 @@ def _read_failure(exc: BaseException, what: str, url: str, timeout: Optional[flo
 
 
 # ---------------------------------------------------------------------------
-# Transport (asyncio): the same exchange over asyncio transports, a pool per event loop
+# Transport (asyncio)
 # ---------------------------------------------------------------------------
 
 asyncio: Any = None   # imported by the first AsyncClient(): see _asyncio()
@@ -3534,7 +3562,7 @@ class _AsyncExchange(_ExchangeBase):
 
 
 # ---------------------------------------------------------------------------
-# Streams: a transport exchange through a tracker (Stream, PullStream; AsyncStream, AsyncPullStream)
+# Streams
 # ---------------------------------------------------------------------------
 
 
@@ -3990,119 +4018,150 @@ class AsyncPullStream(_PullState, _AsyncStreamed):
 
 
 # ---------------------------------------------------------------------------
-# Clients: argument checks, then the rules and a transport; nothing else
+# Clients: argument checks and request bodies
 # ---------------------------------------------------------------------------
 
-#: One call, described without I/O: what to send and what a 2xx answer becomes.
-_Call = _record(
-    "_Call", "method route",          # "GET", "POST", "DELETE"; the path below the root *where* names
-    body=None,                        # the request body (JSON bytes), or None
-    where=_API_ROOT,                  # _API_ROOT, _DMR_ROOT or _ENGINE_ROOT
-    engine=None,                      # the engine a model name or the caller chose, or None (the client's)
-    model=None,                       # the model's name, for hints and streams
-    accept="application/json",        # the Accept header
-    hints=None,                       # {status: hint} for answers from this route itself
-    retry_statuses=RETRY_STATUSES,    # statuses sent again (retry_wait())
-    replayable=True,                  # False: it changes DMR's state; once written, never resent
-    shape=None,                       # checks a JSON answer: a fault's description, or None
-    then=None,                        # turns the checked answer into the result
-    stream=None,                      # the stream class's key in _streams ("chat", "pull" ...), or None
-    wait=False,                       # follow that stream to its end and return its result
-    extra=b"",                        # header lines of this call only
-    answer=_JSON_BODY,                # what a 2xx body is: _JSON_BODY, _TEXT_BODY or _NO_BODY
-    timed=False,                      # the result carries speed figures (a Completion)
-)
+
+def _resolve_api_key(api_key: Optional[str]) -> str:
+    if api_key is None:
+        api_key = os.environ.get(ENV_API_KEY) or DEFAULT_API_KEY
+    if not isinstance(api_key, str):
+        raise TypeError("api_key must be a str, not %s" % type(api_key).__name__)
+    bad = len(re.findall(_NOT_IN_A_KEY, api_key))
+    if bad:
+        # Never echo the key: it may be a real secret.
+        raise ValueError("api_key must be printable ASCII without spaces (it has %d other character%s); "
+                         "check for a stray newline" % (bad, "" if bad == 1 else "s"))
+    return api_key
 
 
-class _Attempts:
-    """The decisions of one call's attempts, for both clients (no I/O, no sleeping):
-    where the request goes, and after each failure or answer whether to send again."""
-
-    __slots__ = ("client", "call", "number", "pool", "url", "message", "debug")
-
-    def __init__(self, client: _BaseClient, call: _Call):
-        self.client = client
-        self.call = call
-        self.number = 0
-        self.debug = _log.debugging()
-        self.aim()
-
-    def aim(self) -> None:
-        """Build the request for where the client points now."""
-        self.pool = self.client._pool_here()
-        self.url, self.message = self.client._request(self.call)
-
-    def after_failure(self, wrapped: _RetryableConnectionError) -> float:
-        """Seconds to wait before sending again after a failure without an answer; raises
-        the documented error when retry_wait() says to give up."""
-        client, failure = self.client, wrapped.error
-        failure.url = self.url
-        if wrapped.refused and self.number == 0 and client._socket_fallback and client._use_docker_socket():
-            self.aim()   # localhost:12434 refused: Docker Desktop's socket, at once and not counted
-            return 0.0
-        origin = client._origin
-        local = origin.unix_socket is not None or _is_local_host(origin.host or "")
-        kind = _FAILED_REFUSED_LOCAL if wrapped.refused and local and origin.proxy is None else wrapped.kind
-        wait, note = retry_wait(self.number, client.max_retries, failure=kind, replayable=self.call.replayable)
-        if wait is None:
-            raise client._connection_failure(failure, note, wrapped.refused) from None
-        if self.debug:
-            _log.debug("%s %s failed (%s); retry %d in %.2f s",
-                       self.call.method, self.url, failure.message, self.number + 1, wait)
-        self.number += 1
-        return wait
-
-    def after_answer(self, status: int, headers: HTTPHeaders,
-                     early: bool = False) -> Optional[Tuple[Optional[float], str]]:
-        """None for a 2xx answer; else (seconds to wait before sending again or None to give
-        up, what the error message should add).  *early*: the answer came before the
-        request was sent whole (see retry_wait())."""
-        if self.debug:
-            _log.debug("%s %s -> %d", self.call.method, self.url, status)
-        if 200 <= status < 300:
-            return None
-        wait, note = retry_wait(self.number, self.client.max_retries, status=status, headers=headers,
-                                retry_statuses=self.call.retry_statuses, early=early)
-        if wait is not None:
-            if self.debug:
-                _log.debug("%s %s got %d; retry %d in %.2f s", self.call.method, self.url, status,
-                           self.number + 1, wait)
-            self.number += 1
-        return wait, note
-
-
-def _sorted_embeddings(reply: AttrDict) -> AttrDict:
-    reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
-    return reply
-
-
-def _model_list(reply: Any) -> List[AttrDict]:
-    return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
-
-
-def _keyed_int_shape(key: str) -> Callable[[Any], Optional[str]]:
-    def check(reply: Any) -> Optional[str]:
-        if not isinstance(reply, dict) or isinstance(reply.get(key), bool) or not isinstance(reply.get(key), int):
-            return "expected an object with an int %r, got %s" % (key, _json_kind(reply))
+def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
+    if value is None:
         return None
-    return check
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError("%s must be a number of seconds > 0 (or None to wait forever), not %s"
+                         % (name, _shown(value)))
+    return float(value)
 
 
-def _input_tokens(reply: Any) -> int:
-    return reply["input_tokens"]
+#: Headers that frame the request: the library writes them, a user header may not.
+_FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection")
 
 
-def _version_string(reply: Any) -> str:
-    return str(reply.get("version")) if isinstance(reply, dict) else str(reply)
+def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
+    if headers is None:
+        return {}
+    checked = {}
+    for name, value in dict(headers).items():
+        if not isinstance(name, str) or not re.fullmatch(_TOKEN, name):
+            raise ValueError("header name %r is not a valid HTTP token" % (name,))
+        if name.lower() in _FRAMING_HEADERS:
+            raise ValueError("header %r frames the request and is set by dmr_client; leave it out"
+                             % name)
+        if not isinstance(value, str) or re.search(_NOT_IN_A_HEADER_VALUE, value):
+            raise ValueError("header %r must have a str value without control characters (CR, LF, NUL ...)"
+                             % name)
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError("header %r must be Latin-1 text (HTTP headers cannot carry other "
+                             "characters)" % name) from None
+        checked[name] = value
+    return checked
 
 
-class _BaseClient:
-    """Configuration and the calls, shared by Client and AsyncClient.
+def _merge_headers(defaults: Mapping[str, str], user: Mapping[str, str]) -> Dict[str, str]:
+    """*defaults* with *user*'s headers replacing those of the same name, whatever its case."""
+    mine = {name.lower() for name in user}
+    merged = {name: value for name, value in defaults.items() if name.lower() not in mine}
+    merged.update(user)
+    return merged
 
-    Each public method checks its arguments and describes its request as a
-    _Call; the subclass's _call() sends it on its transport and turns the
-    answer into the result (Client returns it, AsyncClient returns an
-    awaitable of it).  See Client for the arguments.
+
+def _check_messages(messages: Any) -> None:
+    example = "[{'role': 'user', 'content': 'Hello'}]"
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
+        raise TypeError("messages must be a list of dicts such as %s, not %s"
+                        % (example, type(messages).__name__))
+    if not messages:
+        raise ValueError("messages is empty: pass at least one message, e.g. %s" % example)
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise TypeError("messages[%d] must be a dict such as {'role': 'user', 'content': 'Hello'}, "
+                            "not %s" % (position, type(message).__name__))
+        if "role" not in message:
+            raise ValueError("messages[%d] has no 'role' (use 'system', 'user', 'assistant' or 'tool')"
+                             % position)
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _request_body(body: Dict[str, Any], params: Mapping[str, Any]) -> bytes:
+    """The JSON body of a call: *body* plus the caller's *params*, None values left out."""
+    body.update((key, value) for key, value in params.items() if value is not None)
+    return _encode_json(body)
+
+
+def _encode_json(body: Dict[str, Any]) -> bytes:
+    try:
+        return _encode(body).encode("utf-8")
+    except RecursionError:
+        raise ValueError("the request cannot be sent as JSON: a value in it is nested deeper than Python "
+                         "can encode (sys.getrecursionlimit() is %d); flatten it" % sys.getrecursionlimit()) from None
+    except (TypeError, ValueError) as exc:
+        raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
+                        "None, list and dict values)" % exc) from None
+
+
+# ---------------------------------------------------------------------------
+# Clients: the calls, written once
+# ---------------------------------------------------------------------------
+
+class _Call:
+    """One call, described without I/O: what to send and what a 2xx answer becomes.
+
+    Each field is declared once, below, with its default and meaning (a
+    class rather than a namedtuple, whose defaults are matched by counting).
+    """
+
+    __slots__ = ("method", "route", "body", "where", "engine", "model", "accept", "hints", "retry_statuses",
+                 "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed")
+
+    def __init__(self,
+                 method: str,                                # "GET", "POST", "DELETE"
+                 route: str,                                 # the path below the root *where* names
+                 body: Optional[bytes] = None,               # the request body (JSON bytes), or None
+                 *,
+                 where: str = _API_ROOT,                     # _API_ROOT, _DMR_ROOT or _ENGINE_ROOT
+                 engine: Optional[str] = None,               # the engine a model name or the caller chose
+                 model: Optional[str] = None,                # the model's name, for hints and streams
+                 accept: str = "application/json",           # the Accept header
+                 hints: Optional[Mapping[int, str]] = None,  # {status: hint} for answers of this route
+                 retry_statuses: frozenset = RETRY_STATUSES,  # statuses sent again (retry_wait())
+                 replayable: bool = True,                    # False: it changes DMR's state, never resent
+                 shape: Optional[Callable[[Any], Optional[str]]] = None,   # what is wrong with a JSON answer
+                 then: Optional[Callable[[Any], Any]] = None,  # turns the checked answer into the result
+                 stream: Optional[str] = None,               # the stream's key in _streams ("chat", "pull" ...)
+                 wait: bool = False,                         # follow that stream to its end, return its result
+                 extra: bytes = b"",                         # header lines of this call only
+                 answer: str = _JSON_BODY,                   # _JSON_BODY, _TEXT_BODY or _NO_BODY
+                 timed: bool = False):                       # the result carries speed figures (a Completion)
+        self.method, self.route, self.body, self.where, self.engine = method, route, body, where, engine
+        self.model, self.accept, self.hints, self.retry_statuses = model, accept, hints, retry_statuses
+        self.replayable, self.shape, self.then, self.stream, self.wait = replayable, shape, then, stream, wait
+        self.extra, self.answer, self.timed = extra, answer, timed
+
+
+class _ClientCore:
+    """Configuration, and the rules that turn a _Call into bytes and an answer into a
+    result, shared by Client and AsyncClient (see Client for the arguments).
+
+    The calls themselves are the three groups below (_OpenAICalls,
+    _DMRCalls, _RunningModelCalls): each public method checks its arguments
+    and describes its request as a _Call; the subclass's _call() sends it on
+    its transport and turns the answer into the result (Client returns it,
+    AsyncClient an awaitable of it).
     """
 
     _pool: Any
@@ -4223,345 +4282,6 @@ class _BaseClient:
 
     def _run(self, plan: Generator[Any, Any, Any]) -> Any:
         raise NotImplementedError
-
-    # -- OpenAI-compatible calls ------------------------------------------------
-
-    def chat(self, model: str, messages: Sequence[Message], *, stream: bool = False,
-             think: Optional[bool] = None, **params: Any) -> Any:
-        """Create a chat completion.
-
-        *model* is sent as given, except that LiteLLM's ``docker_model_runner/``
-        prefix is dropped and a leading engine (``llama.cpp/ai/smollm2``) picks
-        that engine for this call.  Every keyword in *params* (temperature,
-        max_tokens, tools, response_format, stream_options ...) goes into the
-        JSON body as given; None values are left out.
-
-        *think* turns a reasoning model's thinking on or off (llama.cpp's
-        ``chat_template_kwargs.enable_thinking``, which vLLM reads too); the
-        thinking comes apart from the answer, as ``reasoning_content``.
-
-        Returns the response as a Completion (an AttrDict with ``stats``), or
-        with ``stream=True`` a ChatStream of chunks (its final() folds them
-        into the same response).
-        """
-        engine, name = split_model(model)
-        _check_messages(messages)
-        if think is not None:
-            if not isinstance(think, bool):
-                raise TypeError("think must be True or False (or None to leave it to the model), not %s" % _shown(think))
-            kwargs = params.get("chat_template_kwargs") or {}
-            if not isinstance(kwargs, dict):
-                raise TypeError("chat_template_kwargs must be a dict, not %s" % _shown(kwargs))
-            params["chat_template_kwargs"] = dict(kwargs, enable_thinking=think)
-        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat")
-
-    def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
-        """Create a legacy text completion (``/completions``) of *prompt*.
-
-        Like chat(): the response as an AttrDict, or with ``stream=True`` a
-        CompletionStream.
-        """
-        engine, name = split_model(model)
-        if not isinstance(prompt, (str, list)) or not prompt:
-            raise TypeError("prompt must be a non-empty str (or a list of them), not %s" % _shown(prompt))
-        return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params, "completion")
-
-    def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
-                  params: Dict[str, Any], kind: str) -> Any:
-        if stream:
-            data = _request_body(dict(model=name, **body), dict(params, stream=True))
-            return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
-                                    stream=kind))
-        return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params), engine=engine,
-                                model=name, shape=_choices_shape, timed=True))
-
-    def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
-        """Embed *input* (a str or a list of them) with *model*.
-
-        Returns the OpenAI-shaped list, ``data[i].embedding`` in input order.
-        A chat model without pooling gets BadRequestError saying so.
-        """
-        engine, name = split_model(model)
-        if isinstance(input, str):
-            if not input:
-                raise ValueError("input is empty: pass a non-empty str or a list of them")
-        elif not isinstance(input, list) or not input or not all(isinstance(i, (str, int, list)) for i in input):
-            raise TypeError("input must be a str or a non-empty list of str, not %s" % _shown(input))
-        body = _request_body({"model": name, "input": input}, params)
-        return self._call(_Call("POST", "/embeddings", body, engine=engine, model=name,
-                                shape=_embeddings_shape, then=_sorted_embeddings))
-
-    def models(self) -> List[AttrDict]:
-        """The models the OpenAI-compatible API lists (``GET /models``)."""
-        return self._call(_Call("GET", "/models", shape=_model_list_shape, then=_model_list))
-
-    def model(self, name: str) -> AttrDict:
-        """One model from the OpenAI-compatible API; NotFoundError when it is absent.
-
-        A server without the ``/models/{id}`` route (llama.cpp's) is asked for
-        its list instead, and the model found there.
-        """
-        engine, plain_name = split_model(name)
-        return self._run(self._model_plan(engine, plain_name))
-
-    def _model_plan(self, engine: Optional[str], name: str) -> Any:
-        try:
-            # `docker model ls` is advice for DMR's own layout only; a gateway's list is models().
-            also = " or `docker model ls`" if "/engines" in urllib.parse.urlsplit(self.base_url).path else ""
-            return (yield _Call("GET", "/models/" + quote_model_path(name), engine=engine, shape=_object_shape,
-                                hints={404: "no model %r here: see models()%s" % (name, also)}))
-        except NotFoundError as exc:
-            if exc.message.lower() not in _ROUTER_404:
-                raise
-            listed = yield _Call("GET", "/models", engine=engine, shape=_model_list_shape, then=_model_list)
-            for model in listed:
-                if isinstance(model, dict) and model.get("id") in (name, "docker.io/%s:latest" % name):
-                    return model
-            raise NotFoundError("no model %r at %s: its list has %s" % (
-                name, exc.url, ", ".join(str(m.get("id")) for m in listed if isinstance(m, dict)) or "none"),
-                status_code=404, url=exc.url, hint="see models()") from None
-
-    def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
-               **params: Any) -> AttrDict:
-        """Rank *documents* by relevance to *query* (DMR's ``/rerank``, outside ``/v1``).
-
-        Returns the engine's answer: ``results`` with ``index`` and ``relevance_score``.
-        """
-        engine, name = split_model(model)
-        if not isinstance(query, str) or not query:
-            raise TypeError("query must be a non-empty str, not %s" % _shown(query))
-        if not isinstance(documents, (list, tuple)) or not documents \
-                or not all(isinstance(d, str) for d in documents):
-            raise TypeError("documents must be a non-empty list of str, not %s" % _shown(documents))
-        body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n))
-        return self._call(_Call("POST", "/rerank", body, where=_ENGINE_ROOT, engine=engine, model=name,
-                                shape=_results_shape))
-
-    # -- DMR's own API --------------------------------------------------------------
-
-    def pull(self, model: str, *, stream: bool = False, bearer_token: Optional[str] = None) -> Any:
-        """Pull *model* into DMR's store (``docker model pull``).
-
-        Blocks until DMR reports success and returns that event; with
-        ``stream=True`` returns a PullStream of progress events instead.
-        *bearer_token* is sent to the registry (e.g. a Hugging Face token).
-        """
-        name = split_model(model)[1]
-        quote_model_path(name)   # refuse what cannot be a reference before asking DMR
-        body = {"from": name}
-        if bearer_token:
-            body["bearer-token"] = bearer_token
-        return self._call(_Call("POST", "/models/create", _encode_json(body), where=_DMR_ROOT, model=name,
-                                replayable=False, stream="pull", wait=not stream,
-                                hints={404: "no model %r in the registry: check the name and tag" % name}))
-
-    def local_models(self) -> List[AttrDict]:
-        """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
-        return self._call(_Call("GET", "/models", where=_DMR_ROOT, shape=_objects_shape))
-
-    def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
-        """One model of DMR's store (or of the registry with ``remote=True``)."""
-        name = split_model(name)[1]
-        route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
-        return self._call(_Call("GET", route, where=_DMR_ROOT, shape=_object_shape, hints={
-            404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
-
-    def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
-        """Remove *name* from DMR's store; returns what was untagged and deleted.
-
-        An ID that several tags point to needs ``force=True`` (ConflictError otherwise).
-        """
-        name = split_model(name)[1]
-        route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
-        # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
-        return self._call(_Call("DELETE", route, where=_DMR_ROOT, retry_statuses=RETRY_STATUSES - {409},
-                                replayable=False, shape=_objects_shape, hints={
-            404: "no model %r in DMR's store: see local_models()" % name,
-            409: "several tags point to this model: pass force=True to delete it anyway"}))
-
-    def engine_status(self) -> AttrDict:
-        """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
-        return self._call(_Call("GET", "/engines/status", where=_DMR_ROOT, shape=_object_shape))
-
-    def running_models(self) -> List[AttrDict]:
-        """The models loaded in an engine now (``docker model ps``)."""
-        return self._call(_Call("GET", "/engines/ps", where=_DMR_ROOT, shape=_objects_shape))
-
-    def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
-               backend: Optional[str] = None) -> AttrDict:
-        """Unload *models* (or ``all=True`` models) from memory; returns ``unloaded_runners``."""
-        if not all and not models:
-            raise ValueError("name the models to unload, or pass all=True")
-        if isinstance(models, str):
-            models = [models]
-        return self._call(self._unload_call([split_model(m)[1] for m in models or ()], all, backend))
-
-    @staticmethod
-    def _unload_call(names: List[str], all: bool, backend: Optional[str]) -> _Call:
-        body: Dict[str, Any] = {"all": bool(all)}
-        if names:
-            body["models"] = names
-        if backend:
-            body["backend"] = backend
-        return _Call("POST", "/engines/unload", _encode_json(body), where=_DMR_ROOT, replayable=False,
-                     shape=_object_shape)
-
-    @staticmethod
-    def _engine_route(route: str, engine: Optional[str]) -> str:
-        """DMR's engine-management *route*, for one engine or for the default."""
-        return "/engines" + ("/" + engine if engine else "") + route
-
-    def version(self) -> str:
-        """DMR's version string."""
-        return self._call(_Call("GET", "/version", where=_DMR_ROOT, then=_version_string))
-
-    # -- running models: configuration, loading, speed, tokens -------------------------
-
-    def configure(self, model: str, *, context_size: Optional[int] = None, keep_alive: Any = None,
-                  runtime_flags: Optional[Sequence[str]] = None, reasoning_budget: Optional[int] = None,
-                  engine: Optional[str] = None, mode: Optional[str] = None, reload: bool = False) -> Any:
-        """Set how DMR runs *model* (``docker model configure``); DMR then loads it in the background.
-
-        *context_size* in tokens; *keep_alive* how long an idle model stays
-        loaded ("5m", "1h", "-1" never unload, "0" unload at once, or seconds);
-        *runtime_flags* extra engine flags (``["--threads", "4"]``);
-        *reasoning_budget* llama.cpp's thinking budget in tokens (-1 without
-        limit, 0 no thinking); *mode* completion, embedding, reranking or
-        image-generation.  A model already loaded keeps its settings: DMR
-        answers 409 (ConflictError) unless *reload* unloads it first, then
-        configures and loads it again, returning when it is loaded.
-        """
-        model_engine, name = split_model(model)
-        engine = _check_engine(engine) or model_engine
-        body = _configure_body(name, context_size, keep_alive, runtime_flags, reasoning_budget, mode)
-        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where=_DMR_ROOT, model=name,
-                     retry_statuses=RETRY_STATUSES - {409}, answer=_NO_BODY, hints={
-                         409: "the model is loaded, and a loaded model keeps its settings: unload it first "
-                              "or pass reload=True"})
-        if not reload:
-            return self._call(call)
-        return self._run(self._reload_plan(name, call, engine))
-
-    def _reload_plan(self, name: str, configure: _Call, engine: Optional[str]) -> Any:
-        yield self._unload_call([name], False, engine)
-        yield configure
-        yield self._preload_call(name, engine)
-
-    def configuration(self, model: Optional[str] = None) -> List[AttrDict]:
-        """What ``configure()`` set, per model (``docker model configure --show``): DMR's entries,
-        with its Go field names (``Backend``, ``Model``, ``Mode``, ``Config``)."""
-        query = _model_query(split_model(model)[1]) if model else ""
-        return self._call(_Call("GET", "/engines/_configure" + query, where=_DMR_ROOT, shape=_objects_shape))
-
-    def preload(self, model: str) -> None:
-        """Load *model* without generating anything (``docker model run -d``), so the first real
-        request does not wait for the load.  Returns when DMR has loaded it."""
-        engine, name = split_model(model)
-        return self._call(self._preload_call(name, engine))
-
-    def _preload_call(self, name: str, engine: Optional[str]) -> _Call:
-        # DMR answers X-Preload-Only with 200 and no body once the model is loaded; a server that
-        # does not know the header answers one token, which loads the model all the same.
-        body = _encode_json({"model": name, "messages": [{"role": "user", "content": ""}], "max_tokens": 1})
-        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer=_NO_BODY,
-                     extra=b"X-Preload-Only: true\r\n")
-
-    def wait_until_loaded(self, model: str, timeout: float = 300.0, poll: float = 0.5) -> AttrDict:
-        """Poll running_models() until *model* is loaded; its entry.  APITimeoutError after *timeout*."""
-        name = split_model(model)[1]
-        return self._run(self._wait_plan(name, _check_timeout(timeout, "timeout") or 300.0, poll))
-
-    def load(self, model: str, timeout: float = 300.0) -> AttrDict:
-        """preload() then wait_until_loaded(): *model* is loaded and ready when this returns."""
-        engine, name = split_model(model)
-        return self._run(self._load_plan(name, engine, _check_timeout(timeout, "timeout") or 300.0))
-
-    def _load_plan(self, name: str, engine: Optional[str], timeout: float) -> Any:
-        yield self._preload_call(name, engine)
-        return (yield from self._wait_plan(name, timeout, 0.5))
-
-    def _wait_plan(self, name: str, timeout: float, poll: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            running = yield _Call("GET", "/engines/ps", where=_DMR_ROOT, shape=_objects_shape)
-            entry = next((item for item in running if _same_model(item.get("model_name"), name)), None)
-            if entry is not None and not entry.get("loading"):
-                return entry
-            left = deadline - time.monotonic()
-            if left <= 0:
-                state = "is still loading" if entry is not None else "is not loaded (running_models() does not list it)"
-                raise APITimeoutError("%s %s after %g s" % (name, state, timeout))
-            yield min(poll, left)   # a pause, in seconds
-
-    def logs(self, follow: bool = False, *, engines: bool = True) -> Any:
-        """DMR's log (``docker model logs``): the text so far, or with ``follow=True`` a
-        FollowStream of its lines as they are written (``engines=False`` leaves the engines'
-        own lines out).  A followed log is silent between lines: *timeout* still bounds each
-        wait, so follow with a client whose timeout is long enough (or None)."""
-        route = "/logs?follow=%s&no-engines=%s" % ("true" if follow else "false", "false" if engines else "true")
-        if follow:
-            return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/plain", stream="logs"))
-        return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/plain", answer=_TEXT_BODY))
-
-    def requests(self, model: Optional[str] = None, *, follow: bool = False) -> Any:
-        """DMR's record of the requests it served (as Docker Desktop shows them), for *model* or
-        all; with ``follow=True`` a FollowStream of events (``event``: "connected",
-        "new_request"; ``data``: the record) as requests come in."""
-        route = "/engines/requests" + (_model_query(split_model(model)[1]) if model else "")
-        if follow:
-            return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/event-stream", stream="events"))
-        return self._call(_Call("GET", route, where=_DMR_ROOT))
-
-    def disk_usage(self) -> AttrDict:
-        """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
-        return self._call(_Call("GET", "/engines/df", where=_DMR_ROOT, shape=_object_shape))
-
-    def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
-        """DMR's Prometheus metrics (``/metrics``) as ``{name: [(labels, value)]}``."""
-        return self._call(_Call("GET", "/metrics", where=_DMR_ROOT, accept="text/plain", answer=_TEXT_BODY,
-                                then=parse_metrics))
-
-    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
-        """How many tokens *messages* are for *model* (DMR's ``/v1/messages/count_tokens``, which
-        it forwards to llama.cpp); system messages count as the system prompt."""
-        engine, name = split_model(model)
-        _check_messages(messages)
-        body = _encode_json(dict(_anthropic_messages(messages), model=name))
-        return self._call(_Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
-                                shape=_keyed_int_shape("input_tokens"), then=_input_tokens))
-
-    def fits(self, model: str, messages: Sequence[Message], max_tokens: int = 0) -> AttrDict:
-        """Whether *messages* plus *max_tokens* of answer fit *model*'s configured context.
-
-        Returns ``fits`` (True, False, or None when the server cannot tell),
-        ``prompt_tokens``, ``max_tokens``, ``context_size`` and ``reason``.
-        """
-        engine, name = split_model(model)
-        _check_messages(messages)
-        _whole_number(max_tokens, "max_tokens", 0)
-        return self._run(self._fits_plan(name, engine, messages, max_tokens))
-
-    def _fits_plan(self, name: str, engine: Optional[str], messages: Sequence[Message], max_tokens: int) -> Any:
-        body = _encode_json(dict(_anthropic_messages(messages), model=name))
-        tokens = yield _Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
-                             shape=_keyed_int_shape("input_tokens"), then=_input_tokens)
-        answer = AttrDict(fits=None, prompt_tokens=tokens, max_tokens=max_tokens, context_size=None, reason="")
-        try:
-            entries = yield _Call("GET", "/engines/_configure" + _model_query(name),
-                                  where=_DMR_ROOT, shape=_objects_shape)
-        except (NotFoundError, InvalidResponseError):
-            entries = []
-        sizes = [entry["Config"].get("context-size") for entry in entries
-                 if isinstance(entry.get("Config"), dict) and isinstance(entry["Config"].get("context-size"), int)]
-        if not sizes:
-            answer["reason"] = ("no context size is configured for %s, so the server's default applies and it "
-                             "does not say which: configure(%r, context_size=N) to know" % (name, name))
-            return answer
-        answer["context_size"] = sizes[-1]
-        answer["fits"] = tokens + max_tokens <= answer.context_size
-        answer["reason"] = "%d prompt + %d answer tokens %s the configured %d" % (
-            tokens, max_tokens, "fit in" if answer.fits else "do not fit in", answer.context_size)
-        return answer
 
     # -- the rules both transports apply ------------------------------------------
 
@@ -4712,6 +4432,417 @@ class _BaseClient:
         if status in (401, 403) and isinstance(answer, dict) and isinstance(answer.get("error"), dict):
             return "openai-compatible"   # it answers, and wants a key
         return None
+
+
+class _OpenAICalls(_ClientCore):
+    """The OpenAI-compatible calls: chat, completions, embeddings, models, rerank."""
+
+    def chat(self, model: str, messages: Sequence[Message], *, stream: bool = False,
+             think: Optional[bool] = None, **params: Any) -> Any:
+        """Create a chat completion.
+
+        *model* is sent as given, except that LiteLLM's ``docker_model_runner/``
+        prefix is dropped and a leading engine (``llama.cpp/ai/smollm2``) picks
+        that engine for this call.  Every keyword in *params* (temperature,
+        max_tokens, tools, response_format, stream_options ...) goes into the
+        JSON body as given; None values are left out.
+
+        *think* turns a reasoning model's thinking on or off (llama.cpp's
+        ``chat_template_kwargs.enable_thinking``, which vLLM reads too); the
+        thinking comes apart from the answer, as ``reasoning_content``.
+
+        Returns the response as a Completion (an AttrDict with ``stats``), or
+        with ``stream=True`` a ChatStream of chunks (its final() folds them
+        into the same response).
+        """
+        engine, name = split_model(model)
+        _check_messages(messages)
+        if think is not None:
+            if not isinstance(think, bool):
+                raise TypeError("think must be True or False (or None to leave it to the model), not %s" % _shown(think))
+            kwargs = params.get("chat_template_kwargs") or {}
+            if not isinstance(kwargs, dict):
+                raise TypeError("chat_template_kwargs must be a dict, not %s" % _shown(kwargs))
+            params["chat_template_kwargs"] = dict(kwargs, enable_thinking=think)
+        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat")
+
+    def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
+        """Create a legacy text completion (``/completions``) of *prompt*.
+
+        Like chat(): the response as an AttrDict, or with ``stream=True`` a
+        CompletionStream.
+        """
+        engine, name = split_model(model)
+        if not isinstance(prompt, (str, list)) or not prompt:
+            raise TypeError("prompt must be a non-empty str (or a list of them), not %s" % _shown(prompt))
+        return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params, "completion")
+
+    def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
+                  params: Dict[str, Any], kind: str) -> Any:
+        if stream:
+            data = _request_body(dict(model=name, **body), dict(params, stream=True))
+            return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
+                                    stream=kind))
+        return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params), engine=engine,
+                                model=name, shape=_choices_shape, timed=True))
+
+    def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
+        """Embed *input* (a str or a list of them) with *model*.
+
+        Returns the OpenAI-shaped list, ``data[i].embedding`` in input order.
+        A chat model without pooling gets BadRequestError saying so.
+        """
+        engine, name = split_model(model)
+        if isinstance(input, str):
+            if not input:
+                raise ValueError("input is empty: pass a non-empty str or a list of them")
+        elif not isinstance(input, list) or not input or not all(isinstance(i, (str, int, list)) for i in input):
+            raise TypeError("input must be a str or a non-empty list of str, not %s" % _shown(input))
+        body = _request_body({"model": name, "input": input}, params)
+        return self._call(_Call("POST", "/embeddings", body, engine=engine, model=name,
+                                shape=_embeddings_shape, then=_sorted_embeddings))
+
+    def models(self) -> List[AttrDict]:
+        """The models the OpenAI-compatible API lists (``GET /models``)."""
+        return self._call(_Call("GET", "/models", shape=_model_list_shape, then=_model_list))
+
+    def model(self, name: str) -> AttrDict:
+        """One model from the OpenAI-compatible API; NotFoundError when it is absent.
+
+        A server without the ``/models/{id}`` route (llama.cpp's) is asked for
+        its list instead, and the model found there.
+        """
+        engine, plain_name = split_model(name)
+        return self._run(self._model_plan(engine, plain_name))
+
+    def _model_plan(self, engine: Optional[str], name: str) -> Any:
+        try:
+            # `docker model ls` is advice for DMR's own layout only; a gateway's list is models().
+            also = " or `docker model ls`" if "/engines" in urllib.parse.urlsplit(self.base_url).path else ""
+            return (yield _Call("GET", "/models/" + quote_model_path(name), engine=engine, shape=_object_shape,
+                                hints={404: "no model %r here: see models()%s" % (name, also)}))
+        except NotFoundError as exc:
+            if exc.message.lower() not in _ROUTER_404:
+                raise
+            listed = yield _Call("GET", "/models", engine=engine, shape=_model_list_shape, then=_model_list)
+            for model in listed:
+                if isinstance(model, dict) and model.get("id") in (name, "docker.io/%s:latest" % name):
+                    return model
+            raise NotFoundError("no model %r at %s: its list has %s" % (
+                name, exc.url, ", ".join(str(m.get("id")) for m in listed if isinstance(m, dict)) or "none"),
+                status_code=404, url=exc.url, hint="see models()") from None
+
+    def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
+               **params: Any) -> AttrDict:
+        """Rank *documents* by relevance to *query* (DMR's ``/rerank``, outside ``/v1``).
+
+        Returns the engine's answer: ``results`` with ``index`` and ``relevance_score``.
+        """
+        engine, name = split_model(model)
+        if not isinstance(query, str) or not query:
+            raise TypeError("query must be a non-empty str, not %s" % _shown(query))
+        if not isinstance(documents, (list, tuple)) or not documents \
+                or not all(isinstance(d, str) for d in documents):
+            raise TypeError("documents must be a non-empty list of str, not %s" % _shown(documents))
+        body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n))
+        return self._call(_Call("POST", "/rerank", body, where=_ENGINE_ROOT, engine=engine, model=name,
+                                shape=_results_shape))
+
+
+class _DMRCalls(_ClientCore):
+    """DMR's own API: pulling, listing, inspecting and removing models; engines; version."""
+
+    def pull(self, model: str, *, stream: bool = False, bearer_token: Optional[str] = None) -> Any:
+        """Pull *model* into DMR's store (``docker model pull``).
+
+        Blocks until DMR reports success and returns that event; with
+        ``stream=True`` returns a PullStream of progress events instead.
+        *bearer_token* is sent to the registry (e.g. a Hugging Face token).
+        """
+        name = split_model(model)[1]
+        quote_model_path(name)   # refuse what cannot be a reference before asking DMR
+        body = {"from": name}
+        if bearer_token:
+            body["bearer-token"] = bearer_token
+        return self._call(_Call("POST", "/models/create", _encode_json(body), where=_DMR_ROOT, model=name,
+                                replayable=False, stream="pull", wait=not stream,
+                                hints={404: "no model %r in the registry: check the name and tag" % name}))
+
+    def local_models(self) -> List[AttrDict]:
+        """The models in DMR's store, with ``id``, ``tags``, ``created`` and ``config``."""
+        return self._call(_Call("GET", "/models", where=_DMR_ROOT, shape=_objects_shape))
+
+    def inspect_model(self, name: str, *, remote: bool = False) -> AttrDict:
+        """One model of DMR's store (or of the registry with ``remote=True``)."""
+        name = split_model(name)[1]
+        route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
+        return self._call(_Call("GET", route, where=_DMR_ROOT, shape=_object_shape, hints={
+            404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
+
+    def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
+        """Remove *name* from DMR's store; returns what was untagged and deleted.
+
+        An ID that several tags point to needs ``force=True`` (ConflictError otherwise).
+        """
+        name = split_model(name)[1]
+        route = "/models/" + quote_model_path(name) + ("?force=true" if force else "")
+        # DMR's 409 here is a fact about the store, not a passing state: asking again cannot help.
+        return self._call(_Call("DELETE", route, where=_DMR_ROOT, retry_statuses=RETRY_STATUSES - {409},
+                                replayable=False, shape=_objects_shape, hints={
+            404: "no model %r in DMR's store: see local_models()" % name,
+            409: "several tags point to this model: pass force=True to delete it anyway"}))
+
+    def engine_status(self) -> AttrDict:
+        """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
+        return self._call(_Call("GET", "/engines/status", where=_DMR_ROOT, shape=_object_shape))
+
+    def running_models(self) -> List[AttrDict]:
+        """The models loaded in an engine now (``docker model ps``)."""
+        return self._call(_Call("GET", "/engines/ps", where=_DMR_ROOT, shape=_objects_shape))
+
+    def unload(self, models: Optional[Sequence[str]] = None, *, all: bool = False,
+               backend: Optional[str] = None) -> AttrDict:
+        """Unload *models* (or ``all=True`` models) from memory; returns ``unloaded_runners``."""
+        if not all and not models:
+            raise ValueError("name the models to unload, or pass all=True")
+        if isinstance(models, str):
+            models = [models]
+        return self._call(self._unload_call([split_model(m)[1] for m in models or ()], all, backend))
+
+    @staticmethod
+    def _unload_call(names: List[str], all: bool, backend: Optional[str]) -> _Call:
+        body: Dict[str, Any] = {"all": bool(all)}
+        if names:
+            body["models"] = names
+        if backend:
+            body["backend"] = backend
+        return _Call("POST", "/engines/unload", _encode_json(body), where=_DMR_ROOT, replayable=False,
+                     shape=_object_shape)
+
+    @staticmethod
+    def _engine_route(route: str, engine: Optional[str]) -> str:
+        """DMR's engine-management *route*, for one engine or for the default."""
+        return "/engines" + ("/" + engine if engine else "") + route
+
+    def version(self) -> str:
+        """DMR's version string."""
+        return self._call(_Call("GET", "/version", where=_DMR_ROOT, then=_version_string))
+
+
+class _RunningModelCalls(_DMRCalls):
+    """Running models (on DMR's API): configuration, loading, logs, metrics, tokens."""
+
+    def configure(self, model: str, *, context_size: Optional[int] = None, keep_alive: Any = None,
+                  runtime_flags: Optional[Sequence[str]] = None, reasoning_budget: Optional[int] = None,
+                  engine: Optional[str] = None, mode: Optional[str] = None, reload: bool = False) -> Any:
+        """Set how DMR runs *model* (``docker model configure``); DMR then loads it in the background.
+
+        *context_size* in tokens; *keep_alive* how long an idle model stays
+        loaded ("5m", "1h", "-1" never unload, "0" unload at once, or seconds);
+        *runtime_flags* extra engine flags (``["--threads", "4"]``);
+        *reasoning_budget* llama.cpp's thinking budget in tokens (-1 without
+        limit, 0 no thinking); *mode* completion, embedding, reranking or
+        image-generation.  A model already loaded keeps its settings: DMR
+        answers 409 (ConflictError) unless *reload* unloads it first, then
+        configures and loads it again, returning when it is loaded.
+        """
+        model_engine, name = split_model(model)
+        engine = _check_engine(engine) or model_engine
+        body = _configure_body(name, context_size, keep_alive, runtime_flags, reasoning_budget, mode)
+        call = _Call("POST", self._engine_route("/_configure", engine), _encode_json(body), where=_DMR_ROOT, model=name,
+                     retry_statuses=RETRY_STATUSES - {409}, answer=_NO_BODY, hints={
+                         409: "the model is loaded, and a loaded model keeps its settings: unload it first "
+                              "or pass reload=True"})
+        if not reload:
+            return self._call(call)
+        return self._run(self._reload_plan(name, call, engine))
+
+    def _reload_plan(self, name: str, configure: _Call, engine: Optional[str]) -> Any:
+        yield self._unload_call([name], False, engine)
+        yield configure
+        yield self._preload_call(name, engine)
+
+    def configuration(self, model: Optional[str] = None) -> List[AttrDict]:
+        """What ``configure()`` set, per model (``docker model configure --show``): DMR's entries,
+        with its Go field names (``Backend``, ``Model``, ``Mode``, ``Config``)."""
+        query = _model_query(split_model(model)[1]) if model else ""
+        return self._call(_Call("GET", "/engines/_configure" + query, where=_DMR_ROOT, shape=_objects_shape))
+
+    def preload(self, model: str) -> None:
+        """Load *model* without generating anything (``docker model run -d``), so the first real
+        request does not wait for the load.  Returns when DMR has loaded it."""
+        engine, name = split_model(model)
+        return self._call(self._preload_call(name, engine))
+
+    def _preload_call(self, name: str, engine: Optional[str]) -> _Call:
+        # DMR answers X-Preload-Only with 200 and no body once the model is loaded; a server that
+        # does not know the header answers one token, which loads the model all the same.
+        body = _encode_json({"model": name, "messages": [{"role": "user", "content": ""}], "max_tokens": 1})
+        return _Call("POST", "/chat/completions", body, engine=engine, model=name, answer=_NO_BODY,
+                     extra=b"X-Preload-Only: true\r\n")
+
+    def wait_until_loaded(self, model: str, timeout: float = 300.0, poll: float = 0.5) -> AttrDict:
+        """Poll running_models() until *model* is loaded; its entry.  APITimeoutError after *timeout*."""
+        name = split_model(model)[1]
+        return self._run(self._wait_plan(name, _check_timeout(timeout, "timeout") or 300.0, poll))
+
+    def load(self, model: str, timeout: float = 300.0) -> AttrDict:
+        """preload() then wait_until_loaded(): *model* is loaded and ready when this returns."""
+        engine, name = split_model(model)
+        return self._run(self._load_plan(name, engine, _check_timeout(timeout, "timeout") or 300.0))
+
+    def _load_plan(self, name: str, engine: Optional[str], timeout: float) -> Any:
+        yield self._preload_call(name, engine)
+        return (yield from self._wait_plan(name, timeout, 0.5))
+
+    def _wait_plan(self, name: str, timeout: float, poll: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            running = yield _Call("GET", "/engines/ps", where=_DMR_ROOT, shape=_objects_shape)
+            entry = next((item for item in running if _same_model(item.get("model_name"), name)), None)
+            if entry is not None and not entry.get("loading"):
+                return entry
+            left = deadline - time.monotonic()
+            if left <= 0:
+                state = "is still loading" if entry is not None else "is not loaded (running_models() does not list it)"
+                raise APITimeoutError("%s %s after %g s" % (name, state, timeout))
+            yield min(poll, left)   # a pause, in seconds
+
+    def logs(self, follow: bool = False, *, engines: bool = True) -> Any:
+        """DMR's log (``docker model logs``): the text so far, or with ``follow=True`` a
+        FollowStream of its lines as they are written (``engines=False`` leaves the engines'
+        own lines out).  A followed log is silent between lines: *timeout* still bounds each
+        wait, so follow with a client whose timeout is long enough (or None)."""
+        route = "/logs?follow=%s&no-engines=%s" % ("true" if follow else "false", "false" if engines else "true")
+        if follow:
+            return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/plain", stream="logs"))
+        return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/plain", answer=_TEXT_BODY))
+
+    def requests(self, model: Optional[str] = None, *, follow: bool = False) -> Any:
+        """DMR's record of the requests it served (as Docker Desktop shows them), for *model* or
+        all; with ``follow=True`` a FollowStream of events (``event``: "connected",
+        "new_request"; ``data``: the record) as requests come in."""
+        route = "/engines/requests" + (_model_query(split_model(model)[1]) if model else "")
+        if follow:
+            return self._call(_Call("GET", route, where=_DMR_ROOT, accept="text/event-stream", stream="events"))
+        return self._call(_Call("GET", route, where=_DMR_ROOT))
+
+    def disk_usage(self) -> AttrDict:
+        """Bytes DMR's models and its default engine take on disk (``docker model df``)."""
+        return self._call(_Call("GET", "/engines/df", where=_DMR_ROOT, shape=_object_shape))
+
+    def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+        """DMR's Prometheus metrics (``/metrics``) as ``{name: [(labels, value)]}``."""
+        return self._call(_Call("GET", "/metrics", where=_DMR_ROOT, accept="text/plain", answer=_TEXT_BODY,
+                                then=parse_metrics))
+
+    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
+        """How many tokens *messages* are for *model* (DMR's ``/v1/messages/count_tokens``, which
+        it forwards to llama.cpp); system messages count as the system prompt."""
+        engine, name = split_model(model)
+        _check_messages(messages)
+        body = _encode_json(dict(_anthropic_messages(messages), model=name))
+        return self._call(_Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
+                                shape=_keyed_int_shape("input_tokens"), then=_input_tokens))
+
+    def fits(self, model: str, messages: Sequence[Message], max_tokens: int = 0) -> AttrDict:
+        """Whether *messages* plus *max_tokens* of answer fit *model*'s configured context.
+
+        Returns ``fits`` (True, False, or None when the server cannot tell),
+        ``prompt_tokens``, ``max_tokens``, ``context_size`` and ``reason``.
+        """
+        engine, name = split_model(model)
+        _check_messages(messages)
+        _whole_number(max_tokens, "max_tokens", 0)
+        return self._run(self._fits_plan(name, engine, messages, max_tokens))
+
+    def _fits_plan(self, name: str, engine: Optional[str], messages: Sequence[Message], max_tokens: int) -> Any:
+        body = _encode_json(dict(_anthropic_messages(messages), model=name))
+        tokens = yield _Call("POST", "/messages/count_tokens", body, engine=engine, model=name,
+                             shape=_keyed_int_shape("input_tokens"), then=_input_tokens)
+        answer = AttrDict(fits=None, prompt_tokens=tokens, max_tokens=max_tokens, context_size=None, reason="")
+        try:
+            entries = yield _Call("GET", "/engines/_configure" + _model_query(name),
+                                  where=_DMR_ROOT, shape=_objects_shape)
+        except (NotFoundError, InvalidResponseError):
+            entries = []
+        sizes = [entry["Config"].get("context-size") for entry in entries
+                 if isinstance(entry.get("Config"), dict) and isinstance(entry["Config"].get("context-size"), int)]
+        if not sizes:
+            answer["reason"] = ("no context size is configured for %s, so the server's default applies and it "
+                             "does not say which: configure(%r, context_size=N) to know" % (name, name))
+            return answer
+        answer["context_size"] = sizes[-1]
+        answer["fits"] = tokens + max_tokens <= answer.context_size
+        answer["reason"] = "%d prompt + %d answer tokens %s the configured %d" % (
+            tokens, max_tokens, "fit in" if answer.fits else "do not fit in", answer.context_size)
+        return answer
+
+
+class _BaseClient(_OpenAICalls, _RunningModelCalls):
+    """Every call, written once, for Client and AsyncClient to run on their transport."""
+
+
+# ---------------------------------------------------------------------------
+# Clients: Client and AsyncClient
+# ---------------------------------------------------------------------------
+
+
+class _Attempts:
+    """The decisions of one call's attempts, for both clients (no I/O, no sleeping):
+    where the request goes, and after each failure or answer whether to send again."""
+
+    __slots__ = ("client", "call", "number", "pool", "url", "message", "debug")
+
+    def __init__(self, client: _BaseClient, call: _Call):
+        self.client = client
+        self.call = call
+        self.number = 0
+        self.debug = _log.debugging()
+        self.aim()
+
+    def aim(self) -> None:
+        """Build the request for where the client points now."""
+        self.pool = self.client._pool_here()
+        self.url, self.message = self.client._request(self.call)
+
+    def after_failure(self, wrapped: _RetryableConnectionError) -> float:
+        """Seconds to wait before sending again after a failure without an answer; raises
+        the documented error when retry_wait() says to give up."""
+        client, failure = self.client, wrapped.error
+        failure.url = self.url
+        if wrapped.refused and self.number == 0 and client._socket_fallback and client._use_docker_socket():
+            self.aim()   # localhost:12434 refused: Docker Desktop's socket, at once and not counted
+            return 0.0
+        origin = client._origin
+        local = origin.unix_socket is not None or _is_local_host(origin.host or "")
+        kind = _FAILED_REFUSED_LOCAL if wrapped.refused and local and origin.proxy is None else wrapped.kind
+        wait, note = retry_wait(self.number, client.max_retries, failure=kind, replayable=self.call.replayable)
+        if wait is None:
+            raise client._connection_failure(failure, note, wrapped.refused) from None
+        if self.debug:
+            _log.debug("%s %s failed (%s); retry %d in %.2f s",
+                       self.call.method, self.url, failure.message, self.number + 1, wait)
+        self.number += 1
+        return wait
+
+    def after_answer(self, status: int, headers: HTTPHeaders,
+                     early: bool = False) -> Optional[Tuple[Optional[float], str]]:
+        """None for a 2xx answer; else (seconds to wait before sending again or None to give
+        up, what the error message should add).  *early*: the answer came before the
+        request was sent whole (see retry_wait())."""
+        if self.debug:
+            _log.debug("%s %s -> %d", self.call.method, self.url, status)
+        if 200 <= status < 300:
+            return None
+        wait, note = retry_wait(self.number, self.client.max_retries, status=status, headers=headers,
+                                retry_statuses=self.call.retry_statuses, early=early)
+        if wait is not None:
+            if self.debug:
+                _log.debug("%s %s got %d; retry %d in %.2f s", self.call.method, self.url, status,
+                           self.number + 1, wait)
+            self.number += 1
+        return wait, note
 
 
 def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool) -> Exception:
@@ -5076,100 +5207,8 @@ class AsyncClient(_BaseClient):
             return b""
 
 
-def _resolve_api_key(api_key: Optional[str]) -> str:
-    if api_key is None:
-        api_key = os.environ.get(ENV_API_KEY) or DEFAULT_API_KEY
-    if not isinstance(api_key, str):
-        raise TypeError("api_key must be a str, not %s" % type(api_key).__name__)
-    bad = len(re.findall(_NOT_IN_A_KEY, api_key))
-    if bad:
-        # Never echo the key: it may be a real secret.
-        raise ValueError("api_key must be printable ASCII without spaces (it has %d other character%s); "
-                         "check for a stray newline" % (bad, "" if bad == 1 else "s"))
-    return api_key
-
-
-def _check_timeout(value: Optional[float], name: str) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError("%s must be a number of seconds > 0 (or None to wait forever), not %s"
-                         % (name, _shown(value)))
-    return float(value)
-
-
-#: Headers that frame the request: the library writes them, a user header may not.
-_FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection")
-
-
-def _check_headers(headers: Optional[Headers]) -> Dict[str, str]:
-    if headers is None:
-        return {}
-    checked = {}
-    for name, value in dict(headers).items():
-        if not isinstance(name, str) or not re.fullmatch(_TOKEN, name):
-            raise ValueError("header name %r is not a valid HTTP token" % (name,))
-        if name.lower() in _FRAMING_HEADERS:
-            raise ValueError("header %r frames the request and is set by dmr_client; leave it out"
-                             % name)
-        if not isinstance(value, str) or re.search(_NOT_IN_A_HEADER_VALUE, value):
-            raise ValueError("header %r must have a str value without control characters (CR, LF, NUL ...)"
-                             % name)
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError("header %r must be Latin-1 text (HTTP headers cannot carry other "
-                             "characters)" % name) from None
-        checked[name] = value
-    return checked
-
-
-def _merge_headers(defaults: Mapping[str, str], user: Mapping[str, str]) -> Dict[str, str]:
-    """*defaults* with *user*'s headers replacing those of the same name, whatever its case."""
-    mine = {name.lower() for name in user}
-    merged = {name: value for name, value in defaults.items() if name.lower() not in mine}
-    merged.update(user)
-    return merged
-
-
-def _check_messages(messages: Any) -> None:
-    example = "[{'role': 'user', 'content': 'Hello'}]"
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
-        raise TypeError("messages must be a list of dicts such as %s, not %s"
-                        % (example, type(messages).__name__))
-    if not messages:
-        raise ValueError("messages is empty: pass at least one message, e.g. %s" % example)
-    for position, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise TypeError("messages[%d] must be a dict such as {'role': 'user', 'content': 'Hello'}, "
-                            "not %s" % (position, type(message).__name__))
-        if "role" not in message:
-            raise ValueError("messages[%d] has no 'role' (use 'system', 'user', 'assistant' or 'tool')"
-                             % position)
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def _request_body(body: Dict[str, Any], params: Mapping[str, Any]) -> bytes:
-    """The JSON body of a call: *body* plus the caller's *params*, None values left out."""
-    body.update((key, value) for key, value in params.items() if value is not None)
-    return _encode_json(body)
-
-
-def _encode_json(body: Dict[str, Any]) -> bytes:
-    try:
-        return _encode(body).encode("utf-8")
-    except RecursionError:
-        raise ValueError("the request cannot be sent as JSON: a value in it is nested deeper than Python "
-                         "can encode (sys.getrecursionlimit() is %d); flatten it" % sys.getrecursionlimit()) from None
-    except (TypeError, ValueError) as exc:
-        raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
-                        "None, list and dict values)" % exc) from None
-
-
 # ---------------------------------------------------------------------------
-# Command line: python dmr_client.py | python -m dmr_client | dmr-client
+# Command line
 # ---------------------------------------------------------------------------
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
