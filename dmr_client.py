@@ -18,33 +18,45 @@ standard library alone::
 AsyncClient is the same on asyncio (``reply = await client.chat(...)``).  It is
 also a command line: ``python dmr_client.py chat -m ai/smollm2 "Hi"``.
 
-The module reads top to bottom in layers; each rule lives in one place, and
-both clients use it:
+The module reads top to bottom in layers, one-way: a section uses only those
+above it.  Each rule lives in one place, and both clients use it.  Its
+sections, each a banner below, in this order (a test holds the two together):
 
-    defaults      constants users may read or change (URLs, timeouts, limits)
-    errors        DMRError and its family
-    data types    AttrDict, SSEEvent, the JSON codec, the shapes results must have
-    pure rules    no sockets, no clocks, no sleeping: bytes or events in, decisions out
-      SSE           SSEDecoder, iter_sse
-      framing       parse_response_head and HeadReader (1xx skipped), body_framing and
-                    the Length / Chunked / UntilClose decoders, strict and bounded
-      addresses     normalize_base_url, split_model, quote_model_path, error bodies
-      streams       ChatFold / CompletionFold (fold as chunks pass), StreamTracker
-                    (body bytes in, chunks out, completeness), LineSplitter, PullTracker
-      retries       retry_wait(): the whole retry policy
-      hints         _error_hint(): what to tell the user about a status
-    transport     _ExchangeBase: the framing state of one response and settling its
-                  connection (reuse or close), shared by
-      blocking      _Pool and _Exchange: http.client opens, we write and recv()
-      asyncio       _AsyncPool (one per event loop) and _AsyncExchange over
-                    _AsyncConnection, an asyncio protocol with a bounded buffer
-    streams       Stream / PullStream and AsyncStream / AsyncPullStream: an exchange
-                  through a tracker
-    clients       _BaseClient: configuration, and each public call described as a
-                  _Call (what to send, what a 2xx becomes); _Attempts: the retry
-                  loop's decisions.  Client and AsyncClient only run a _Call on
-                  their transport
-    command line  argparse and the terminal; only calls Client
+    Defaults                      constants users may read or change (URLs, timeouts, limits)
+    Errors                        DMRError and its family, drawn as a tree there
+    Data types                    AttrDict, Completion, the JSON codec, the vocabularies of a
+                                  call, the shapes results must have
+    Pure rules: SSE               SSEDecoder, iter_sse.  From here to the transport: no sockets,
+                                  no sleeping (clocks and randomness only as defaults)
+    Pure rules: framing           what each field may hold; parse_response_head and HeadReader
+                                  (1xx skipped), body_framing and the Length / Chunked /
+                                  UntilClose decoders, strict and bounded
+    Pure rules: addresses         normalize_base_url, split_model, quote_model_path, error
+                                  bodies, local hosts
+    Pure rules: streams           ChatFold / CompletionFold (fold as chunks pass), StreamTracker
+                                  (body bytes in, chunks out, completeness), LineSplitter,
+                                  PullTracker, LogLines and ServerEvents (followed resources)
+    Pure rules: retries           retry_wait(): the whole retry policy
+    Pure rules: hints             _error_hint(): what to tell the user about a status
+    Pure rules: running models    speed figures, reasoning, runtime configuration, metrics
+    Transport                     _PoolBase and _tls_context(), shared by both pools;
+                                  _ExchangeBase: the framing state of one response and settling
+                                  its connection (reuse or close); _Pool and _Exchange:
+                                  http.client opens, we write and recv()
+    Transport (asyncio)           _AsyncPool (one per event loop) and _AsyncExchange over
+                                  _AsyncConnection, an asyncio protocol with a bounded buffer
+    Streams                       Stream, PullStream, FollowStream and their Async twins: an
+                                  exchange through a tracker
+    Clients: argument checks and request bodies
+                                  what every call checks before anything is sent
+    Clients: the calls, written once
+                                  _Call (what to send, what a 2xx becomes); _ClientCore:
+                                  configuration and the rules both transports apply; the calls
+                                  in three groups (_OpenAICalls, _DMRCalls, _RunningModelCalls)
+    Clients: Client and AsyncClient
+                                  _Attempts (the retry loop's decisions); Client and AsyncClient
+                                  only run a _Call on their transport
+    Command line                  argparse and the terminal; only calls Client
 
 A request flows: Client.chat() (or AsyncClient.chat()) checks its arguments and
 builds a _Call -> _call() -> _send() asks _Attempts where to send -> _exchange()
@@ -281,6 +293,27 @@ _log = _Log()
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
+#
+# The family (openai-python's names), and what each means:
+#
+#   DMRError
+#     APIConnectionError          no answer, or the connection broke (chunks_received: how far)
+#       APITimeoutError           connecting, or waiting for bytes, took longer than allowed
+#       ProtocolError             the server's bytes broke HTTP/1.1 framing
+#     APIStatusError              a non-2xx answer: status_code, message, body, hint
+#       BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
+#       NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
+#       RateLimitError 429, InternalServerError 5xx
+#     StreamError                 an error event inside a stream that had started
+#     PullError                   DMR said a pull failed
+#     InvalidResponseError        a 2xx whose body is not what the API promises
+#     SSEError (a ValueError)     an SSE line or event over MAX_EVENT_BYTES
+#
+# Bad arguments are TypeError or ValueError, raised before anything is sent.  Inside, OS and
+# framing failures become the family in one place each: _connect_failure() while connecting,
+# _begin_failure() before the answer's head (_NoAnswer: not a byte came; both give
+# _RetryableConnectionError, for retry_wait() to decide on), _read_failure() while reading a
+# body or a stream (_Truncated: the body was cut short).
 
 
 class DMRError(Exception):
@@ -303,6 +336,11 @@ class APIConnectionError(DMRError):
 
 class APITimeoutError(APIConnectionError):
     """Connecting or reading took longer than the configured timeout."""
+
+
+class ProtocolError(APIConnectionError):
+    """The server's bytes broke HTTP/1.1 framing (a bad status line, header, Content-Length or
+    chunk, or a limit such as MAX_HEAD_BYTES); the connection was closed and is never reused."""
 
 
 class APIStatusError(DMRError):
@@ -429,11 +467,6 @@ class _NoAnswer(Exception):
 
 class _Truncated(OSError):
     """Internal: the server closed the connection before the body's framing said it ended."""
-
-
-class ProtocolError(APIConnectionError):
-    """The server's bytes broke HTTP/1.1 framing (a bad status line, header, Content-Length or
-    chunk, or a limit such as MAX_HEAD_BYTES); the connection was closed and is never reused."""
 
 
 # ---------------------------------------------------------------------------

@@ -700,6 +700,47 @@ class TestDefaults(unittest.TestCase):
         self.assertNotIn("docker-model-cli", dmr_client.USER_AGENT)
 
 
+def banners_of(path):
+    """The section banners of a source file, in order: a line '# Name' between two rules."""
+    with open(path, encoding="utf-8") as source:
+        return re.findall(r"^# -{75}\n# (.+)\n# -{75}$", source.read(), re.M)
+
+
+class TestModuleMap(unittest.TestCase):
+    """The map at the top of dmr_client.py is the list of its section banners, and the
+    sections and classes stay small enough to find one's way in."""
+
+    MODULE = os.path.join(HERE, "dmr_client.py")
+
+    def map_names(self):
+        block = dmr_client.__doc__.split("in this order (a test holds the two together):\n\n", 1)[1]
+        return re.findall(r"^    (\S.*?)(?: {2,}|$)", block.split("\n\n", 1)[0], re.M)
+
+    def test_the_map_names_every_banner_in_order(self):
+        self.assertEqual(self.map_names(), banners_of(self.MODULE))
+
+    def test_sections_and_classes_keep_to_their_budget(self):
+        import ast
+
+        with open(self.MODULE, encoding="utf-8") as source:
+            text = source.read()
+        starts = [text[:match.start()].count("\n") for match in re.finditer(r"^# -{75}\n# .+\n# -{75}$", text, re.M)]
+        ends = starts[1:] + [text.count("\n")]
+        sizes = {name: end - start for name, start, end in zip(banners_of(self.MODULE), starts, ends)}
+        self.assertEqual({name: size for name, size in sizes.items() if size > 750}, {})
+        classes = {node.name: node.end_lineno - node.lineno + 1 for node in ast.parse(text).body
+                   if isinstance(node, ast.ClassDef)}
+        self.assertEqual({name: size for name, size in classes.items() if size > 450}, {})
+
+    def test_the_test_file_follows_the_map(self):
+        """Its banners are the module's sections (in the module's order) and then its tiers."""
+        sections = banners_of(self.MODULE)
+        tiers = [name for name in banners_of(__file__) if name not in sections]
+        mine = [name for name in banners_of(__file__) if name in sections]
+        self.assertEqual(mine, [name for name in sections if name in mine])
+        self.assertTrue(all(name.endswith("tier") or name.startswith("Fixtures") for name in tiers), tiers)
+
+
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
