@@ -534,8 +534,9 @@ class Completion(AttrDict):
 #: Where a call's route hangs off (_Call.where): the OpenAI root (``/engines[/<engine>]/v1``),
 #: DMR's own API (``/`` or the Docker socket's prefix), or the engine's root outside ``/v1``.
 _API_ROOT, _DMR_ROOT, _ENGINE_ROOT = "api", "dmr", "engine"
-#: What a 2xx body is (_Call.answer): JSON, plain text, or nothing to keep (read and dropped).
-_JSON_BODY, _TEXT_BODY, _NO_BODY = "json", "text", "none"
+#: What a 2xx body is (_Call.answer): JSON, plain text, or nothing to keep (read and dropped);
+#: _ANY_STATUS: any status is the answer, as (status, the body's first MAX_ERROR_BODY bytes as text).
+_JSON_BODY, _TEXT_BODY, _NO_BODY, _ANY_STATUS = "json", "text", "none", "status"
 #: What went wrong when no answer came (retry_wait()'s *failure*): connecting failed (nothing was
 #: sent); nothing listens on a loopback address or Unix socket; a reused keep-alive connection
 #: closed without a byte of answer; the same on a new connection.
@@ -4159,7 +4160,7 @@ class _Call:
     """
 
     __slots__ = ("method", "route", "body", "where", "engine", "model", "accept", "hints", "retry_statuses",
-                 "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed")
+                 "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed", "timeout", "retries")
 
     def __init__(self,
                  method: str,                                # "GET", "POST", "DELETE"
@@ -4178,12 +4179,14 @@ class _Call:
                  stream: Optional[str] = None,               # the stream's key in _streams ("chat", "pull" ...)
                  wait: bool = False,                         # follow that stream to its end, return its result
                  extra: bytes = b"",                         # header lines of this call only
-                 answer: str = _JSON_BODY,                   # _JSON_BODY, _TEXT_BODY or _NO_BODY
-                 timed: bool = False):                       # the result carries speed figures (a Completion)
+                 answer: str = _JSON_BODY,                   # _JSON_BODY, _TEXT_BODY, _NO_BODY or _ANY_STATUS
+                 timed: bool = False,                        # the result carries speed figures (a Completion)
+                 timeout: Optional[float] = None,            # its own timeout, on a pool of its own; None: the client's
+                 retries: Optional[int] = None):             # times it may be sent again; None: max_retries
         self.method, self.route, self.body, self.where, self.engine = method, route, body, where, engine
         self.model, self.accept, self.hints, self.retry_statuses = model, accept, hints, retry_statuses
         self.replayable, self.shape, self.then, self.stream, self.wait = replayable, shape, then, stream, wait
-        self.extra, self.answer, self.timed = extra, answer, timed
+        self.extra, self.answer, self.timed, self.timeout, self.retries = extra, answer, timed, timeout, retries
 
 
 class _ClientCore:
@@ -4373,8 +4376,11 @@ class _ClientCore:
     def _reply(self, call: _Call, exchange: _ExchangeBase, raw: bytes) -> Any:
         """The result of a 2xx answer whose body is *raw*: decoded, checked, finished."""
         if call.answer != _JSON_BODY:
+            if call.answer == _ANY_STATUS:
+                return exchange.status, raw.decode("utf-8", "replace")
             if call.answer not in (_TEXT_BODY, _NO_BODY):
-                raise ValueError("unknown answer %r: use _JSON_BODY, _TEXT_BODY or _NO_BODY" % (call.answer,))
+                raise ValueError("unknown answer %r: use _JSON_BODY, _TEXT_BODY, _NO_BODY or _ANY_STATUS"
+                                 % (call.answer,))
             text = raw.decode("utf-8", "replace") if call.answer == _TEXT_BODY else None
             return call.then(text) if call.then is not None else text
         status = exchange.status
@@ -4440,22 +4446,63 @@ class _ClientCore:
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
 
-    def _probe(self, where: str, route: str) -> Tuple[str, bytes]:
-        """(URL, request) of one of server_kind()'s GETs."""
-        _, url, target = self._target(where, route, None)
-        return url, self._request_head("GET", target, "*/*", None)
+    def _pool_for(self, call: _Call) -> Any:
+        """The pool *call* goes through: the client's, or one of its own for a call with its
+        own timeout (closed once its answer is read: see _result)."""
+        return self._pool_here() if call.timeout is None else self._own_pool(call.timeout)
+
+    def _own_pool(self, timeout: float) -> Any:
+        raise NotImplementedError
+
+    def _limit(self, call: _Call) -> Tuple[int, bool]:
+        """(most bytes read, whether to cut there rather than fail) of *call*'s whole answer."""
+        if call.answer in (_NO_BODY, _ANY_STATUS):
+            return MAX_ERROR_BODY, True
+        return self.max_response_bytes, False
+
+    def _result(self, call: _Call, exchange: _ExchangeBase, raw: bytes, started: float) -> Any:
+        """What *call* returns for its whole answer *raw*."""
+        if call.timeout is not None:
+            exchange.pool.close()   # the call's own pool (_pool_for): nothing is kept
+        result = self._reply(call, exchange, raw)
+        return Completion.timed(result, time.monotonic() - started) if call.timed else result
+
+    # -- what answers at the base URL ---------------------------------------------------
+
+    def server_kind(self, timeout: float = 5.0) -> Optional[str]:
+        """What answers at the base URL: "dmr" (Docker Model Runner says so at its root),
+        "gateway" (LiteLLM's proxy router, which says so at its root), "openai-compatible"
+        (a server that lists models under the OpenAI root, or asks for a key there in
+        OpenAI's error shape: llama.cpp's, vLLM's, another gateway ...) or None (nothing,
+        or something else); never raises.  Each probe waits at most *timeout* seconds and
+        is sent once."""
+        return self._run(self._kind_plan(timeout))
+
+    def ping(self, timeout: float = 5.0) -> bool:
+        """True if DMR, a gateway or another OpenAI-compatible server answers (server_kind());
+        never raises."""
+        return self._run(self._ping_plan(timeout))
+
+    @classmethod
+    def _ping_plan(cls, timeout: float) -> Any:
+        kind = yield from cls._kind_plan(timeout)
+        return kind is not None
 
     @staticmethod
-    def _kind_plan() -> Generator[Tuple[str, str], Tuple[int, str], Optional[str]]:
-        """What server_kind() asks, and what the answers mean (no I/O): DMR says so at its
-        root, and so does LiteLLM's proxy; an OpenAI-compatible server lists its models, or
-        refuses to without a key in OpenAI's error shape."""
-        status, body = yield (_DMR_ROOT, "/")
-        if status == 200 and "docker model runner" in body.lower():
-            return "dmr"
-        if status == 200 and "litellm" in body[:200].lower():   # its root answers "LiteLLM: RUNNING"
-            return "gateway"
-        status, body = yield (_API_ROOT, "/models")
+    def _kind_plan(timeout: float = 5.0) -> Any:
+        """What server_kind() asks, and what the answers mean: DMR says so at its root, and
+        so does LiteLLM's proxy; an OpenAI-compatible server lists its models, or refuses
+        to without a key in OpenAI's error shape.  Whatever fails, the answer is None."""
+        probe: Dict[str, Any] = dict(accept="*/*", answer=_ANY_STATUS, timeout=timeout, retries=0)
+        try:
+            status, body = yield _Call("GET", "/", where=_DMR_ROOT, **probe)
+            if status == 200 and "docker model runner" in body.lower():
+                return "dmr"
+            if status == 200 and "litellm" in body[:200].lower():   # its root answers "LiteLLM: RUNNING"
+                return "gateway"
+            status, body = yield _Call("GET", "/models", **probe)
+        except DMRError:   # nothing answers there, or it broke off
+            return None
         try:
             answer = loads(body)
         except ValueError:
@@ -4834,9 +4881,12 @@ class _Attempts:
         self.debug = _log.debugging()
         self.aim()
 
+    def retries(self) -> int:
+        return self.client.max_retries if self.call.retries is None else self.call.retries
+
     def aim(self) -> None:
         """Build the request for where the client points now."""
-        self.pool = self.client._pool_here()
+        self.pool = self.client._pool_for(self.call)
         self.url, self.message = self.client._request(self.call)
 
     def after_failure(self, wrapped: _RetryableConnectionError) -> float:
@@ -4850,7 +4900,7 @@ class _Attempts:
         origin = client._origin
         local = origin.unix_socket is not None or _is_local_host(origin.host or "")
         kind = _FAILED_REFUSED_LOCAL if wrapped.refused and local and origin.proxy is None else wrapped.kind
-        wait, note = retry_wait(self.number, client.max_retries, failure=kind, replayable=self.call.replayable)
+        wait, note = retry_wait(self.number, self.retries(), failure=kind, replayable=self.call.replayable)
         if wait is None:
             raise client._connection_failure(failure, note, wrapped.refused) from None
         if self.debug:
@@ -4866,9 +4916,9 @@ class _Attempts:
         request was sent whole (see retry_wait())."""
         if self.debug:
             _log.debug("%s %s -> %d", self.call.method, self.url, status)
-        if 200 <= status < 300:
+        if 200 <= status < 300 or self.call.answer == _ANY_STATUS:
             return None
-        wait, note = retry_wait(self.number, self.client.max_retries, status=status, headers=headers,
+        wait, note = retry_wait(self.number, self.retries(), status=status, headers=headers,
                                 retry_statuses=self.call.retry_statuses, early=early)
         if wait is not None:
             if self.debug:
@@ -4939,6 +4989,9 @@ class Client(_BaseClient):
     def _pool_here(self) -> _Pool:
         return self._pool
 
+    def _own_pool(self, timeout: float) -> _Pool:
+        return _Pool(self._origin, min(self.connect_timeout or timeout, timeout), timeout)
+
     def __enter__(self) -> Client:
         return self
 
@@ -4949,58 +5002,15 @@ class Client(_BaseClient):
         """Close the idle connections; streams still open close theirs when they end."""
         self._pool.close()
 
-    def ping(self, timeout: float = 5.0) -> bool:
-        """True if DMR, a gateway or another OpenAI-compatible server answers (server_kind());
-        never raises."""
-        return self.server_kind(timeout) is not None
-
-    def server_kind(self, timeout: float = 5.0) -> Optional[str]:
-        """What answers at the base URL: "dmr" (Docker Model Runner says so at its root),
-        "gateway" (LiteLLM's proxy router, which says so at its root), "openai-compatible"
-        (a server that lists models under the OpenAI root, or asks for a key there in
-        OpenAI's error shape: llama.cpp's, vLLM's, another gateway ...) or None (nothing,
-        or something else); never raises.  Each probe waits at most *timeout* seconds and
-        is sent once."""
-        probe = None
-        try:
-            for _ in range(2):   # a second time only after switching to Docker Desktop's socket
-                probe = _Pool(self._origin, min(self.connect_timeout or timeout, timeout), timeout)
-                plan = self._kind_plan()
-                try:
-                    where, route = next(plan)
-                    while True:
-                        url, request = self._probe(where, route)
-                        exchange = self._exchange(probe, "GET", request, url)
-                        body = exchange.read_body(MAX_ERROR_BODY, truncate=True).decode("utf-8", "replace")
-                        _log.debug("server_kind: GET %s -> %d", url, exchange.status)
-                        where, route = plan.send((exchange.status, body))
-                except StopIteration as done:
-                    return done.value
-                except _RetryableConnectionError as failure:
-                    if failure.refused and self._use_docker_socket():
-                        probe.close()
-                        continue
-                    return None
-            return None
-        except (DMRError, OSError, ValueError):   # whatever came back, the answer is a kind or None
-            return None
-        finally:
-            if probe is not None:
-                probe.close()
-
     # -- the blocking transport under the calls ------------------------------------
 
     def _call(self, call: _Call) -> Any:
         started = time.monotonic()
         exchange = self._send(call)
-        if call.stream is None:
-            if call.answer == _NO_BODY:
-                exchange.read_body(MAX_ERROR_BODY, truncate=True)   # read to keep the connection, dropped
-                return None
-            result = self._reply(call, exchange, exchange.read_body(self.max_response_bytes))
-            return Completion.timed(result, time.monotonic() - started) if call.timed else result
-        stream = self._streams[call.stream](exchange, call.model, started)
-        return stream.wait() if call.wait else stream
+        if call.stream is not None:
+            stream = self._streams[call.stream](exchange, call.model, started)
+            return stream.wait() if call.wait else stream
+        return self._result(call, exchange, exchange.read_body(*self._limit(call)), started)
 
     def _run(self, plan: Generator[Any, Any, Any]) -> Any:
         """Run a call made of several: *plan* yields _Calls (and pauses, in seconds) and gets
@@ -5110,6 +5120,10 @@ class AsyncClient(_BaseClient):
             pool = self._pools[loop] = _AsyncPool(self._origin, self.connect_timeout, self.timeout, loop)
         return pool
 
+    def _own_pool(self, timeout: float) -> _AsyncPool:
+        return _AsyncPool(self._origin, min(self.connect_timeout or timeout, timeout), timeout,
+                          asyncio.get_running_loop(), guarded=False)
+
     async def __aenter__(self) -> AsyncClient:
         return self
 
@@ -5128,53 +5142,15 @@ class AsyncClient(_BaseClient):
                 loop.call_soon_threadsafe(pool.close)
         await asyncio.sleep(0)   # the transports' connection_lost callbacks close the sockets now
 
-    async def ping(self, timeout: float = 5.0) -> bool:
-        """As Client.ping(): True if DMR, a gateway or an OpenAI-compatible server answers; never raises."""
-        return await self.server_kind(timeout) is not None
-
-    async def server_kind(self, timeout: float = 5.0) -> Optional[str]:
-        """As Client.server_kind(): "dmr", "gateway", "openai-compatible" or None; never raises."""
-        probe = None
-        try:
-            for _ in range(2):
-                probe = _AsyncPool(self._origin, min(self.connect_timeout or timeout, timeout), timeout,
-                                   asyncio.get_running_loop(), guarded=False)
-                plan = self._kind_plan()
-                try:
-                    where, route = next(plan)
-                    while True:
-                        url, request = self._probe(where, route)
-                        exchange = await self._exchange(probe, "GET", request, url)
-                        body = (await exchange.read_body(MAX_ERROR_BODY, truncate=True)).decode("utf-8", "replace")
-                        _log.debug("server_kind: GET %s -> %d", url, exchange.status)
-                        where, route = plan.send((exchange.status, body))
-                except StopIteration as done:
-                    return done.value
-                except _RetryableConnectionError as failure:
-                    if failure.refused and self._use_docker_socket():
-                        probe.close()
-                        continue
-                    return None
-            return None
-        except (DMRError, OSError, ValueError):
-            return None
-        finally:
-            if probe is not None:
-                probe.close()
-
     # -- the asyncio transport under the calls ----------------------------------------
 
     async def _call(self, call: _Call) -> Any:   # type: ignore[override]
         started = time.monotonic()
         exchange = await self._send(call)
-        if call.stream is None:
-            if call.answer == _NO_BODY:
-                await exchange.read_body(MAX_ERROR_BODY, truncate=True)   # read to keep the connection, dropped
-                return None
-            result = self._reply(call, exchange, await exchange.read_body(self.max_response_bytes))
-            return Completion.timed(result, time.monotonic() - started) if call.timed else result
-        stream = self._streams[call.stream](exchange, call.model, started)
-        return await stream.wait() if call.wait else stream
+        if call.stream is not None:
+            stream = self._streams[call.stream](exchange, call.model, started)
+            return await stream.wait() if call.wait else stream
+        return self._result(call, exchange, await exchange.read_body(*self._limit(call)), started)
 
     async def _run(self, plan: Generator[Any, Any, Any]) -> Any:   # type: ignore[override]
         """As Client._run, awaiting each call and pause."""

@@ -1867,7 +1867,8 @@ class TestServerKindRules(unittest.TestCase):
             with self.subTest(answers=answers):
                 kind, asked = self.kind(*answers)
                 self.assertEqual(kind, expected)
-                self.assertEqual(asked[:probes], [("dmr", "/"), ("api", "/models")][:probes])
+                self.assertEqual([(call.where, call.route, call.retries) for call in asked[:probes]],
+                                 [("dmr", "/", 0), ("api", "/models", 0)][:probes])
 
 
 class TestRetryPolicy(unittest.TestCase):
@@ -1934,6 +1935,21 @@ class TestRetryPolicy(unittest.TestCase):
 
 
 class TestClientConfig(unittest.TestCase):
+    def test_the_vocabularies_of_a_call_fail_loudly(self):
+        """A root, answer kind or failure kind that is not one of the named ones raises, instead of
+        sending the call to DMR's root or reading its answer as nothing."""
+        client = Client("http://127.0.0.1:9")
+        self.addCleanup(client.close)
+        self.assertEqual(client._path(dmr_client._DMR_ROOT, "/x", None), "/x")
+        self.assertEqual(client._path(dmr_client._ENGINE_ROOT, "/x", None), "/engines/llama.cpp/x")
+        with self.assertRaisesRegex(ValueError, "unknown root 'dmr '"):
+            client._path("dmr ", "/x", None)
+        call = dmr_client._Call("GET", "/x", answer="txt")
+        with self.assertRaisesRegex(ValueError, "unknown answer 'txt'"):
+            client._reply(call, None, b"")
+        with self.assertRaisesRegex(ValueError, "failure must be one of connect, refused-local, stale, no-answer"):
+            dmr_client.retry_wait(0, 2, failure="stale ")
+
     def test_api_key_precedence(self):
         with mock.patch.dict(os.environ, {}, clear=True):
             self.assertEqual(Client("http://h").api_key, "dummy-key")
@@ -3501,7 +3517,7 @@ class TestCLI(CLITestCase):
         other = self.run_cli("ping", "--debug")
         self.assertEqual(other.returncode, 0)
         self.assertIn("an OpenAI-compatible server (not Docker Model Runner)", other.stdout)
-        self.assertIn("server_kind: GET %s/ -> 200" % self.fake.url, other.stderr)
+        self.assertIn("GET %s/ -> 200" % self.fake.url, other.stderr)
         self.fake.script("/engines/llama.cpp/v1/models", page)   # a web server that is neither
         neither = self.run_cli("ping")
         self.assertEqual((neither.returncode, neither.stdout), (1, ""))
