@@ -985,6 +985,21 @@ class TestResponseHead(unittest.TestCase):
                     dmr_client.parse_response_head(raw)
 
 
+    def test_only_http_1_0_and_1_1_status_lines_are_accepted(self):
+        for version in (b"HTTP/1.1", b"HTTP/1.0"):
+            for ending in (b"\r\n", b"\n"):   # the usual path and the general one
+                with self.subTest(version=version, ending=ending):
+                    head = head_of(version + b" 200 OK" + ending + b"A: b" + ending + ending)
+                    self.assertEqual((head.version, head.status), (version.decode(), 200))
+        for version in (b"HTTP/1.2", b"HTTP/1.9", b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9", b"HTTP/0.1",
+                        b"HTTP/1.x", b"HTTP/11."):
+            for ending in (b"\r\n", b"\n"):
+                with self.subTest(version=version, ending=ending):
+                    with self.assertRaises(dmr_client.ProtocolError) as caught:
+                        dmr_client.parse_response_head(version + b" 200 OK" + ending + b"A: b" + ending + ending)
+                    self.assertIn("HTTP/1.x status line", str(caught.exception))
+
+
 class TestHeadReader(unittest.TestCase):
     """HeadReader: a head in any number of reads, split anywhere (found by mutation testing)."""
 
