@@ -1268,7 +1268,11 @@ class TestStreamTracker(unittest.TestCase):
                                  ([], False),                                     # no chunk at all
                                  ([{"choices": [], "usage": {"total_tokens": 1}}], False),
                                  (two + [chunk({}, "stop", index=0)], False),       # every choice, not any
-                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=1)], True)):
+                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=1)], True),
+                                 # a choice that finishes twice is still one choice finished, not two
+                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=0)], False),
+                                 (two + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}] * 2}],
+                                  False)):
             with self.subTest(events=events):
                 tracker, _ = self.track(events)
                 if complete:
