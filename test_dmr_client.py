@@ -1290,6 +1290,8 @@ class TestStreamTracker(unittest.TestCase):
 
     def test_error_events(self):
         for event in (message_event({"error": {"message": "boom", "type": "server_error"}}),
+                      message_event({"error": "boom"}),   # a string error, as some servers send it
+                      message_event({"error": "boom", "choices": []}),
                       message_event('{"message": "boom"}', event="error")):
             with self.subTest(event=event):
                 with self.assertRaises(dmr_client.StreamError) as caught:
