@@ -1910,6 +1910,12 @@ class TestClientConfig(unittest.TestCase):
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "from-env"}):
             self.assertEqual(Client("http://h").api_key, "from-env")
             self.assertEqual(Client("http://h", "from-arg").api_key, "from-arg")
+            # Only None means "not given": an explicit "" is no key, never the environment's
+            self.assertEqual(Client("http://h", "").api_key, "")
+            self.assertEqual(Client("http://h", api_key=None).api_key, "from-env")
+            client = Client("http://h", "from-arg")
+            client.api_key = ""
+            self.assertEqual(client.api_key, "")
 
     def test_base_url_from_environment(self):
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": "http://x:1/engines/llama.cpp"}):
@@ -1993,6 +1999,8 @@ class TestChat(FakeDMRTestCase):
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "sk-env"}):
             self.client().chat("ai/smollm2", HI)
             self.assertEqual(self.last.headers["Authorization"], "Bearer sk-env")
+            self.client(api_key="").chat("ai/smollm2", HI)   # an explicit "" is no key, not the environment's
+            self.assertNotIn("Authorization", self.last.headers)
 
     def test_extra_headers(self):
         self.client(headers={"X-Trace": "abc"}).chat("ai/smollm2", HI)
