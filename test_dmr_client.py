@@ -2002,6 +2002,28 @@ class TestChat(FakeDMRTestCase):
             self.client(api_key="").chat("ai/smollm2", HI)   # an explicit "" is no key, not the environment's
             self.assertNotIn("Authorization", self.last.headers)
 
+    def test_a_key_that_cannot_be_a_header_value_is_refused_before_sending(self):
+        good = self.client(api_key="sk-good")
+        for key in ("sk-nul\x00x", "sk-tab\tx", "sk-del\x7fx", "sk-non-ascii-\u00e9", "sk-euro-\u20ac",
+                    "sk-space x", "sk-newline\n", "sk-cr\rx", "sk-nbsp\u00a0x"):
+            with self.subTest(key=key):
+                with self.assertRaises(ValueError) as caught:
+                    self.client(api_key=key)
+                self.assertIn("api_key must be printable ASCII", str(caught.exception))
+                self.assertNotIn(key[:6], str(caught.exception))   # never the key itself
+                with self.assertRaises(ValueError) as caught:
+                    good.api_key = key
+                self.assertNotIn(key[:6], str(caught.exception))
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "sk-env\tx"}):
+            with self.assertRaises(ValueError) as caught:
+                self.client()
+            self.assertNotIn("sk-env", str(caught.exception))
+        self.assertEqual(self.fake.requests, [])
+        good.chat("ai/smollm2", HI)   # a refused key changed nothing
+        self.assertEqual(self.last.headers["Authorization"], "Bearer sk-good")
+        self.client(api_key="sk-!#$%&'()*+,-./:;<=>?@[]^_`{|}~").chat("ai/smollm2", HI)   # every visible ASCII byte
+        self.assertEqual(self.last.headers["Authorization"], "Bearer sk-!#$%&'()*+,-./:;<=>?@[]^_`{|}~")
+
     def test_extra_headers(self):
         self.client(headers={"X-Trace": "abc"}).chat("ai/smollm2", HI)
         self.assertEqual(self.last.headers["X-Trace"], "abc")
