@@ -2963,6 +2963,22 @@ class TestRunningModels(FakeDMRTestCase):
                          [("vllm", "ai/smollm2", {"context-size": 4096})])
         self.assertEqual(len(client.configuration()), 1)
 
+    def test_a_model_name_in_a_query_is_percent_quoted(self):
+        client = self.client()
+        name = "hf.co/org/a&b=c #d+e%f?g"
+        self.fake.configs[name] = {"backend": "llama.cpp", "context-size": 2048}
+        self.fake.configs["hf.co/org/a"] = {"backend": "llama.cpp", "context-size": 1024}
+        quoted = "hf.co/org/a%26b%3Dc%20%23d%2Be%25f%3Fg"
+        entries = client.configuration(name)
+        self.assertEqual(self.last.path, "/engines/_configure?model=" + quoted)   # what reached the server
+        self.assertEqual([entry.Model for entry in entries], [name])
+        client.configuration("vllm/" + name)   # the engine prefix is not part of the name
+        self.assertEqual(self.last.path, "/engines/_configure?model=" + quoted)
+        client.requests(name)
+        self.assertEqual(self.last.path, "/engines/requests?model=" + quoted)
+        client.configuration("ai/smollm2:Q4_K_M@sha256:1")   # '/', ':' and '@' stay as they are
+        self.assertEqual(self.last.path, "/engines/_configure?model=ai/smollm2:Q4_K_M@sha256:1")
+
     def test_bad_settings_are_refused_before_sending(self):
         client = self.client()
         for kwargs in ({"context_size": -1}, {"keep_alive": "forever"}, {"mode": "chat"}, {}, {"engine": "nope"}):
