@@ -3374,6 +3374,12 @@ class TestCLI(CLITestCase):
         self.assertIn("backend installation failed: disk full", plain.stderr)
         self.assertEqual(self.run_cli("chat", "Hi").returncode, 2)                      # no -m
         self.assertEqual(self.run_cli("chat", "-m", "x", "-p", "oops", "Hi").returncode, 2)
+        sent = len(self.fake.requests)
+        for param in ("=5", "="):
+            no_key = self.run_cli("chat", "-m", "ai/smollm2", "-p", param, "Hi")
+            self.assertEqual((no_key.returncode, no_key.stdout), (2, ""))
+            self.assertIn("-p takes KEY=VALUE", no_key.stderr)
+        self.assertEqual(len(self.fake.requests), sent)   # a usage error sends nothing
         self.assertEqual(self.run_cli("--base-url", "ftp://x", "ping").returncode, 2)
         self.assertEqual(self.run_cli("nonsense").returncode, 2)
 
