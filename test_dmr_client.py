@@ -3512,6 +3512,15 @@ class TestCLI(CLITestCase):
         neither = self.run_cli("ping")
         self.assertEqual((neither.returncode, neither.stdout), (1, ""))
         self.assertIn("neither DMR nor an OpenAI-compatible server answers", neither.stderr)
+        forbidden = {"error": {"message": "Forbidden: this key may not list models", "type": "permission_error",
+                               "code": 403}}
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(403, forbidden))   # OpenAI's error shape
+        refused = self.run_cli("ping", "--api-key", "sk-wrong")
+        self.assertEqual((refused.returncode, refused.stdout), (1, ""))
+        self.assertIn("an OpenAI-compatible server (not Docker Model Runner) is answering", refused.stderr)
+        self.assertIn("refuses this client's API key", refused.stderr)
+        self.assertIn("Forbidden: this key may not list models", refused.stderr)
+        self.assertNotIn("sk-wrong", refused.stderr)
 
     def test_ping_through_a_gateway_says_what_is_wrong(self):
         self.fake.script("/", json_reply(200, "LiteLLM: RUNNING"))   # LiteLLM's proxy at its root
