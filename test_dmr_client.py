@@ -1423,6 +1423,15 @@ class TestNormalizeBaseURL(unittest.TestCase):
         ("http://[::]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
         ("http://localhost:12434/engines/future-engine/v1", None, "http://localhost:12434/engines/future-engine/v1"),
         ("http://localhost/exp/vDD4.40", None, "http://localhost/exp/vDD4.40/engines/llama.cpp/v1"),
+        # Only an endpoint after /v1 is a pasted endpoint; without /v1 the path is a prefix or an engine
+        ("http://127.0.0.1:8080/v1/models", None, "http://127.0.0.1:8080/v1"),
+        ("http://h:1/proxy/v1/models/", None, "http://h:1/proxy/v1"),
+        ("http://localhost:12434/engines/v1/models", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/models", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
+        ("http://localhost:12434/models/", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/models", None, "http://localhost:12434/engines/models/v1"),
+        ("http://h/dmr/chat/completions", None, "http://h/dmr/chat/completions/engines/llama.cpp/v1"),
+        ("http://h/dmr/embeddings", "vllm", "http://h/dmr/embeddings/engines/vllm/v1"),
     ]
 
     def test_table(self):
