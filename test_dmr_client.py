@@ -3298,6 +3298,35 @@ _CLI_CACHE = tempfile.mkdtemp(prefix="dmr-cli-pyc-")
 atexit.register(shutil.rmtree, _CLI_CACHE, True)
 
 
+class TestCommandLineParams(unittest.TestCase):
+    """chat's -p KEY=VALUE, parsed as the command line parses it (no process, no I/O)."""
+
+    def params(self, *params):
+        import argparse
+
+        argv = ["chat", "-m", "ai/x", "--temperature", "0.3"] + [word for p in params for word in ("-p", p)] + ["Hi"]
+        return dmr_client._cli_params(dmr_client._cli_parser(argparse).parse_args(argv))
+
+    def test_table(self):
+        for param, key, value in (("top_k=40", "top_k", 40), ('stop=["\\n"]', "stop", ["\n"]), ("user=me", "user", "me"),
+                                  ("seed=-1", "seed", -1), ("x=a=b", "x", "a=b"), ("x=", "x", ""),
+                                  ("x={oops", "x", "{oops"), ("x=null", "x", None), ("temperature=1", "temperature", 1)):
+            with self.subTest(param=param):
+                params = self.params(param)
+                self.assertEqual(params[key], value)
+                self.assertEqual({k: v for k, v in params.items() if k != key},
+                                 {k: v for k, v in {"temperature": 0.3, "max_tokens": None, "think": None}.items()
+                                  if k != key})
+
+    def test_a_param_without_a_key_or_an_equals_sign_is_refused(self):
+        for param in ("=5", "=", "oops", ""):
+            with self.subTest(param=param):
+                with self.assertRaises(ValueError) as caught:
+                    self.params("top_k=40", param)
+                self.assertIn("-p takes KEY=VALUE", str(caught.exception))
+                self.assertIn(repr(param), str(caught.exception))
+
+
 class CLITestCase(FakeDMRTestCase):
     """The command line as a user runs it: a subprocess against the fake DMR."""
 
