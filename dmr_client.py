@@ -1642,9 +1642,9 @@ def quote_model_path(name: str) -> str:
 
 
 def _model_query(name: str) -> str:
-    """``?model=NAME`` for DMR's filters, *name* checked and quoted as quote_model_path() does
-    (``&``, ``#``, ``+`` and spaces cannot change the query)."""
-    return "?model=" + quote_model_path(name)
+    """``?model=NAME`` for DMR's filters, *name* percent-quoted (``&``, ``=``, ``#``, ``+``,
+    ``%``, ``?`` and spaces cannot change the query; a name no model has simply matches none)."""
+    return "?model=" + urllib.parse.quote(name, safe="/:@")
 
 
 def _is_local_host(host: str) -> bool:

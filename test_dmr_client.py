@@ -823,6 +823,9 @@ class TestSSERules(unittest.TestCase):
         ("type does not carry over", b"event: a\ndata: 1\n\ndata: 2\n\n", [ev("1", event="a"), ev("2")]),
         ("comments ignored", b": keep-alive\ndata: x\n: again\n\n", [ev("x")]),
         ("comment-only frame dispatches nothing", b": ping\n\n", []),
+        ("a comment between data lines never dispatches", b"data: a\n: ping\ndata: b\n\n", [ev("a\nb")]),
+        ("a bare colon is a comment too", b"data: a\n:\ndata: b\n\n", [ev("a\nb")]),
+        ("a comment keeps the event type", b"event: add\n: ping\ndata: 1\n\n", [ev("1", event="add")]),
         ("event without data dispatches nothing", b"event: ping\n\ndata: x\n\n", [ev("x")]),
         ("id persists across events", b"id: 7\ndata: a\n\ndata: b\n\n", [ev("a", id="7"), ev("b", id="7")]),
         ("id frame alone dispatches nothing but sets id", b"id: 3\n\ndata: a\n\n", [ev("a", id="3")]),
@@ -1024,6 +1027,21 @@ class TestResponseHead(unittest.TestCase):
             with self.subTest(raw=raw[:40]):
                 with self.assertRaises(dmr_client.ProtocolError):
                     dmr_client.parse_response_head(raw)
+
+
+    def test_only_http_1_0_and_1_1_status_lines_are_accepted(self):
+        for version in (b"HTTP/1.1", b"HTTP/1.0"):
+            for ending in (b"\r\n", b"\n"):   # the usual path and the general one
+                with self.subTest(version=version, ending=ending):
+                    head = head_of(version + b" 200 OK" + ending + b"A: b" + ending + ending)
+                    self.assertEqual((head.version, head.status), (version.decode(), 200))
+        for version in (b"HTTP/1.2", b"HTTP/1.9", b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9", b"HTTP/0.1",
+                        b"HTTP/1.x", b"HTTP/11."):
+            for ending in (b"\r\n", b"\n"):
+                with self.subTest(version=version, ending=ending):
+                    with self.assertRaises(dmr_client.ProtocolError) as caught:
+                        dmr_client.parse_response_head(version + b" 200 OK" + ending + b"A: b" + ending + ending)
+                    self.assertIn("HTTP/1.x status line", str(caught.exception))
 
 
 class TestHeadReader(unittest.TestCase):
@@ -1294,7 +1312,11 @@ class TestStreamTracker(unittest.TestCase):
                                  ([], False),                                     # no chunk at all
                                  ([{"choices": [], "usage": {"total_tokens": 1}}], False),
                                  (two + [chunk({}, "stop", index=0)], False),       # every choice, not any
-                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=1)], True)):
+                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=1)], True),
+                                 # a choice that finishes twice is still one choice finished, not two
+                                 (two + [chunk({}, "stop", index=0), chunk({}, "length", index=0)], False),
+                                 (two + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}] * 2}],
+                                  False)):
             with self.subTest(events=events):
                 tracker, _ = self.track(events)
                 if complete:
@@ -1312,6 +1334,8 @@ class TestStreamTracker(unittest.TestCase):
 
     def test_error_events(self):
         for event in (message_event({"error": {"message": "boom", "type": "server_error"}}),
+                      message_event({"error": "boom"}),   # a string error, as some servers send it
+                      message_event({"error": "boom", "choices": []}),
                       message_event('{"message": "boom"}', event="error")):
             with self.subTest(event=event):
                 with self.assertRaises(dmr_client.StreamError) as caught:
@@ -1440,6 +1464,15 @@ class TestNormalizeBaseURL(unittest.TestCase):
         ("http://[::]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
         ("http://localhost:12434/engines/future-engine/v1", None, "http://localhost:12434/engines/future-engine/v1"),
         ("http://localhost/exp/vDD4.40", None, "http://localhost/exp/vDD4.40/engines/llama.cpp/v1"),
+        # Only an endpoint after /v1 is a pasted endpoint; without /v1 the path is a prefix or an engine
+        ("http://127.0.0.1:8080/v1/models", None, "http://127.0.0.1:8080/v1"),
+        ("http://h:1/proxy/v1/models/", None, "http://h:1/proxy/v1"),
+        ("http://localhost:12434/engines/v1/models", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/models", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
+        ("http://localhost:12434/models/", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/models", None, "http://localhost:12434/engines/models/v1"),
+        ("http://h/dmr/chat/completions", None, "http://h/dmr/chat/completions/engines/llama.cpp/v1"),
+        ("http://h/dmr/embeddings", "vllm", "http://h/dmr/embeddings/engines/vllm/v1"),
     ]
 
     def test_table(self):
@@ -1956,6 +1989,12 @@ class TestClientConfig(unittest.TestCase):
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "from-env"}):
             self.assertEqual(Client("http://h").api_key, "from-env")
             self.assertEqual(Client("http://h", "from-arg").api_key, "from-arg")
+            # Only None means "not given": an explicit "" is no key, never the environment's
+            self.assertEqual(Client("http://h", "").api_key, "")
+            self.assertEqual(Client("http://h", api_key=None).api_key, "from-env")
+            client = Client("http://h", "from-arg")
+            client.api_key = ""
+            self.assertEqual(client.api_key, "")
 
     def test_base_url_from_environment(self):
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": "http://x:1/engines/llama.cpp"}):
@@ -2039,6 +2078,30 @@ class TestChat(FakeDMRTestCase):
         with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "sk-env"}):
             self.client().chat("ai/smollm2", HI)
             self.assertEqual(self.last.headers["Authorization"], "Bearer sk-env")
+            self.client(api_key="").chat("ai/smollm2", HI)   # an explicit "" is no key, not the environment's
+            self.assertNotIn("Authorization", self.last.headers)
+
+    def test_a_key_that_cannot_be_a_header_value_is_refused_before_sending(self):
+        good = self.client(api_key="sk-good")
+        for key in ("sk-nul\x00x", "sk-tab\tx", "sk-del\x7fx", "sk-non-ascii-\u00e9", "sk-euro-\u20ac",
+                    "sk-space x", "sk-newline\n", "sk-cr\rx", "sk-nbsp\u00a0x"):
+            with self.subTest(key=key):
+                with self.assertRaises(ValueError) as caught:
+                    self.client(api_key=key)
+                self.assertIn("api_key must be printable ASCII", str(caught.exception))
+                self.assertNotIn(key[:6], str(caught.exception))   # never the key itself
+                with self.assertRaises(ValueError) as caught:
+                    good.api_key = key
+                self.assertNotIn(key[:6], str(caught.exception))
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_KEY": "sk-env\tx"}):
+            with self.assertRaises(ValueError) as caught:
+                self.client()
+            self.assertNotIn("sk-env", str(caught.exception))
+        self.assertEqual(self.fake.requests, [])
+        good.chat("ai/smollm2", HI)   # a refused key changed nothing
+        self.assertEqual(self.last.headers["Authorization"], "Bearer sk-good")
+        self.client(api_key="sk-!#$%&'()*+,-./:;<=>?@[]^_`{|}~").chat("ai/smollm2", HI)   # every visible ASCII byte
+        self.assertEqual(self.last.headers["Authorization"], "Bearer sk-!#$%&'()*+,-./:;<=>?@[]^_`{|}~")
 
     def test_extra_headers(self):
         self.client(headers={"X-Trace": "abc"}).chat("ai/smollm2", HI)
@@ -2992,6 +3055,22 @@ class TestRunningModels(FakeDMRTestCase):
                          [("vllm", "ai/smollm2", {"context-size": 4096})])
         self.assertEqual(len(client.configuration()), 1)
 
+    def test_a_model_name_in_a_query_is_percent_quoted(self):
+        client = self.client()
+        name = "hf.co/org/a&b=c #d+e%f?g"
+        self.fake.configs[name] = {"backend": "llama.cpp", "context-size": 2048}
+        self.fake.configs["hf.co/org/a"] = {"backend": "llama.cpp", "context-size": 1024}
+        quoted = "hf.co/org/a%26b%3Dc%20%23d%2Be%25f%3Fg"
+        entries = client.configuration(name)
+        self.assertEqual(self.last.path, "/engines/_configure?model=" + quoted)   # what reached the server
+        self.assertEqual([entry.Model for entry in entries], [name])
+        client.configuration("vllm/" + name)   # the engine prefix is not part of the name
+        self.assertEqual(self.last.path, "/engines/_configure?model=" + quoted)
+        client.requests(name)
+        self.assertEqual(self.last.path, "/engines/requests?model=" + quoted)
+        client.configuration("ai/smollm2:Q4_K_M@sha256:1")   # '/', ':' and '@' stay as they are
+        self.assertEqual(self.last.path, "/engines/_configure?model=ai/smollm2:Q4_K_M@sha256:1")
+
     def test_bad_settings_are_refused_before_sending(self):
         client = self.client()
         for kwargs in ({"context_size": -1}, {"keep_alive": "forever"}, {"mode": "chat"}, {}, {"engine": "nope"}):
@@ -3299,6 +3378,35 @@ _CLI_CACHE = tempfile.mkdtemp(prefix="dmr-cli-pyc-")
 atexit.register(shutil.rmtree, _CLI_CACHE, True)
 
 
+class TestCommandLineParams(unittest.TestCase):
+    """chat's -p KEY=VALUE, parsed as the command line parses it (no process, no I/O)."""
+
+    def params(self, *params):
+        import argparse
+
+        argv = ["chat", "-m", "ai/x", "--temperature", "0.3"] + [word for p in params for word in ("-p", p)] + ["Hi"]
+        return dmr_client._cli_params(dmr_client._cli_parser(argparse).parse_args(argv))
+
+    def test_table(self):
+        for param, key, value in (("top_k=40", "top_k", 40), ('stop=["\\n"]', "stop", ["\n"]), ("user=me", "user", "me"),
+                                  ("seed=-1", "seed", -1), ("x=a=b", "x", "a=b"), ("x=", "x", ""),
+                                  ("x={oops", "x", "{oops"), ("x=null", "x", None), ("temperature=1", "temperature", 1)):
+            with self.subTest(param=param):
+                params = self.params(param)
+                self.assertEqual(params[key], value)
+                self.assertEqual({k: v for k, v in params.items() if k != key},
+                                 {k: v for k, v in {"temperature": 0.3, "max_tokens": None, "think": None}.items()
+                                  if k != key})
+
+    def test_a_param_without_a_key_or_an_equals_sign_is_refused(self):
+        for param in ("=5", "=", "oops", ""):
+            with self.subTest(param=param):
+                with self.assertRaises(ValueError) as caught:
+                    self.params("top_k=40", param)
+                self.assertIn("-p takes KEY=VALUE", str(caught.exception))
+                self.assertIn(repr(param), str(caught.exception))
+
+
 class CLITestCase(FakeDMRTestCase):
     """The command line as a user runs it: a subprocess against the fake DMR."""
 
@@ -3390,6 +3498,12 @@ class TestCLI(CLITestCase):
         deep = self.run_cli("chat", "-m", "x", "-p", "stop=" + "[" * 5000 + "]" * 5000, "Hi")
         self.assertEqual((deep.returncode, deep.stderr), (2, "dmr-client: -p stop: the JSON value is nested "
                                                              "too deeply to send\n"))
+        sent = len(self.fake.requests)
+        for param in ("=5", "="):
+            no_key = self.run_cli("chat", "-m", "ai/smollm2", "-p", param, "Hi")
+            self.assertEqual((no_key.returncode, no_key.stdout), (2, ""))
+            self.assertIn("-p takes KEY=VALUE", no_key.stderr)
+        self.assertEqual(len(self.fake.requests), sent)   # a usage error sends nothing
         self.assertEqual(self.run_cli("--base-url", "ftp://x", "ping").returncode, 2)
         self.assertEqual(self.run_cli("nonsense").returncode, 2)
 
@@ -3522,6 +3636,15 @@ class TestCLI(CLITestCase):
         neither = self.run_cli("ping")
         self.assertEqual((neither.returncode, neither.stdout), (1, ""))
         self.assertIn("neither DMR nor an OpenAI-compatible server answers", neither.stderr)
+        forbidden = {"error": {"message": "Forbidden: this key may not list models", "type": "permission_error",
+                               "code": 403}}
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(403, forbidden))   # OpenAI's error shape
+        refused = self.run_cli("ping", "--api-key", "sk-wrong")
+        self.assertEqual((refused.returncode, refused.stdout), (1, ""))
+        self.assertIn("an OpenAI-compatible server (not Docker Model Runner) is answering", refused.stderr)
+        self.assertIn("refuses this client's API key", refused.stderr)
+        self.assertIn("Forbidden: this key may not list models", refused.stderr)
+        self.assertNotIn("sk-wrong", refused.stderr)
 
     def test_ping_through_a_gateway_says_what_is_wrong(self):
         self.fake.script("/", json_reply(200, "LiteLLM: RUNNING"))   # LiteLLM's proxy at its root

@@ -19,12 +19,14 @@ tools="mutmut==3.8.1 pytest==9.2.0"
 dev_venv mutation "$tools" "mutation testing"
 work=.cache/mutation/work
 rm -rf "$work" && mkdir -p "$work"
-cp -r dmr_client.py test_dmr_client.py testdata setup.cfg pyproject.toml "$work"/
+cp -r dmr_client.py test_dmr_client.py testdata README.md setup.cfg pyproject.toml "$work"/
 cat >> "$work/setup.cfg" <<CFG
 
 [mutmut]
 source_paths = dmr_client.py
-also_copy = testdata
+also_copy =
+    testdata
+    README.md
 pytest_add_cli_args =
     -k
     $select
