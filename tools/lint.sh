@@ -3,6 +3,8 @@
 # If PyPI cannot be reached, the step is reported as SKIPPED, never as passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The sync/async twins read the same apart from async/await (standard library: runs even offline).
+python3 tools/twins.py || exit 1
 tools="mypy==2.4.1 ruff==0.17.6"
 . tools/venv.sh
 dev_venv lint "$tools" lint
