@@ -5158,7 +5158,7 @@ class AsyncClient(_BaseClient):
             step = next(plan)
             while True:
                 try:
-                    outcome = await self._call(step) if isinstance(step, _Call) else await self._sleep(step)
+                    outcome = await self._call(step) if isinstance(step, _Call) else await self._sleep(step)   # type: ignore[func-returns-value]
                 except DMRError as exc:
                     step = plan.throw(exc)
                 else:
