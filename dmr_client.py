@@ -33,20 +33,23 @@ sections, each a banner below, in this order (a test holds the two together):
                                   UntilClose decoders, strict and bounded
     Pure rules: addresses         normalize_base_url, split_model, quote_model_path, error
                                   bodies, local hosts
-    Pure rules: streams           ChatFold / CompletionFold (fold as chunks pass), StreamTracker
-                                  (body bytes in, chunks out, completeness), LineSplitter,
-                                  PullTracker, LogLines and ServerEvents (followed resources)
+    Pure rules: streams           ChatFold / CompletionFold (fold as chunks pass); the item
+                                  sources, one contract (_ItemSource): StreamTracker (body bytes
+                                  in, chunks out, completeness), PullTracker, LogLines and
+                                  ServerEvents (followed resources); LineSplitter
     Pure rules: retries           retry_wait(): the whole retry policy
     Pure rules: hints             _error_hint(): what to tell the user about a status
     Pure rules: running models    speed figures, reasoning, runtime configuration, metrics
+    Errors: what failures become  where OS and framing failures become the family: connecting,
+                                  before the head, and _Reading, the one read boundary
     Transport                     _PoolBase and _tls_context(), shared by both pools;
                                   _ExchangeBase: the framing state of one response and settling
                                   its connection (reuse or close); _Pool and _Exchange:
                                   http.client opens, we write and recv()
     Transport (asyncio)           _AsyncPool (one per event loop) and _AsyncExchange over
                                   _AsyncConnection, an asyncio protocol with a bounded buffer
-    Streams                       Stream, PullStream, FollowStream and their Async twins: an
-                                  exchange through a tracker
+    Streams                       _items(): an exchange through an item source, for every kind;
+                                  Stream, PullStream, FollowStream and their Async twins
     Clients: argument checks and request bodies
                                   what every call checks before anything is sent
     Clients: the calls, written once
@@ -310,10 +313,11 @@ _log = _Log()
 #     SSEError (a ValueError)     an SSE line or event over MAX_EVENT_BYTES
 #
 # Bad arguments are TypeError or ValueError, raised before anything is sent.  Inside, OS and
-# framing failures become the family in one place each: _connect_failure() while connecting,
-# _begin_failure() before the answer's head (_NoAnswer: not a byte came; both give
-# _RetryableConnectionError, for retry_wait() to decide on), _read_failure() while reading a
-# body or a stream (_Truncated: the body was cut short).
+# framing failures become the family in one place each (section "Errors: what failures
+# become"): _connect_failure() while connecting, _begin_failure() before the answer's head
+# (_NoAnswer: not a byte came; both give _RetryableConnectionError, for retry_wait() to decide
+# on), and _Reading, the boundary around every read of a body or a stream (_Truncated: the
+# body was cut short).
 
 
 class DMRError(Exception):
@@ -1948,7 +1952,32 @@ def _joined_call(call: AttrDict) -> AttrDict:
     return joined
 
 
-class StreamTracker:
+class _ItemSource:
+    """The contract of everything that turns a live response's body into items (no I/O):
+    StreamTracker, PullTracker, LogLines, ServerEvents.  One generator (_items) and one
+    async method (_AsyncStreamed._read) drive them all the same way:
+
+        items(data)   the items *data* (body bytes) completes; b"" is the end of the body
+        end()         the body ended cleanly: raises if that is too soon
+        done          an end marker came ([DONE]): what follows is drained, not read
+        received      items handed out so far
+        what, unit, meaning   how errors name it: "the stream" from URL, after N "chunks", ...
+        json_refused  a JSON body instead is the server's answer, not items (_not_a_stream)
+        error         what reading it raised, kept for final() (set by _Reading)
+        first_at, ended_at    clock readings (monotonic s) of the first bytes and of the end
+    """
+
+    __slots__ = ()
+    what = "the response"
+    unit = "items"
+    meaning = ""
+    json_refused = False
+
+    def end(self) -> None:
+        """Nothing can be missing from a followed resource: the server ends it when it will."""
+
+
+class StreamTracker(_ItemSource):
     """Body bytes in, chunks out, for a chat or completion stream (no I/O).
 
     The one place that decides what a stream means, for every transport:
@@ -1962,10 +1991,14 @@ class StreamTracker:
     number, a delta that is not an object ...) is raised when its batch is
     folded, at the latest by end() or result().  end() is called when the
     body ended cleanly without ``[DONE]``, and raises unless every choice has
-    its finish_reason.
+    its finish_reason.  It is an _ItemSource: items() is feed().
     """
 
     __slots__ = ("fold", "done", "url", "error", "_events", "_pending", "started", "first_at", "ended_at")
+    what = "the stream"
+    unit = "chunks"
+    meaning = "the answer is incomplete"
+    json_refused = True
 
     def __init__(self, fold: ChatFold, url: str = "the server"):
         self.fold = fold
@@ -1985,6 +2018,8 @@ class StreamTracker:
     @property
     def chunks_received(self) -> int:
         return self.fold.chunks + len(self._pending)
+
+    received = chunks_received
 
     def result(self) -> AttrDict:
         """The response the chunks so far add up to."""
@@ -2038,6 +2073,8 @@ class StreamTracker:
                 self._fold_pending()
                 pending = self._pending
             yield chunk
+
+    items = feed
 
     def _other_event(self, event: SSEEvent) -> None:
         if event[0] == "error":
@@ -2109,20 +2146,41 @@ class LineSplitter:
         return rest or None
 
 
-class PullTracker:
+class PullTracker(_ItemSource):
     """DMR's pull progress: lines in, progress events out (no I/O).
 
     feed(line) returns the event of one line (None for a blank one) and
     raises PullError for DMR's error lines; ``result`` is the success event
-    once it came; end() raises unless it did.
+    once it came; end() raises unless it did.  As an _ItemSource, items(data)
+    splits body bytes into lines itself.
     """
 
-    __slots__ = ("model", "result", "events_received")
+    __slots__ = ("model", "url", "result", "events_received", "error", "first_at", "ended_at", "_lines")
+    unit = "progress events"
+    meaning = "it did not finish"
+    done = False
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, url: str = "the server"):
         self.model = model
+        self.url = url
         self.result: Optional[AttrDict] = None
         self.events_received = 0
+        self.error: Optional[BaseException] = None
+        self.first_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
+        self._lines = LineSplitter()
+
+    @property
+    def what(self) -> str:   # type: ignore[override]
+        return "the pull of %s" % self.model
+
+    @property
+    def received(self) -> int:
+        return self.events_received
+
+    def items(self, data: bytes) -> Iterator[AttrDict]:
+        """The events of the lines *data* completes (b"": the body ended, the last line too)."""
+        return self.events(self._lines, data)
 
     def feed(self, line: bytes) -> Optional[AttrDict]:
         event = parse_pull_line(line.decode("utf-8", "replace"))
@@ -2143,20 +2201,25 @@ class PullTracker:
             if event is not None:
                 yield event
 
-    def end(self, url: str) -> None:
+    def end(self, url: Optional[str] = None) -> None:
         if self.result is None:
             raise APIConnectionError("the pull of %s ended without DMR reporting success: it did "
-                                     "not finish" % self.model, url=url)
+                                     "not finish" % self.model, url=url or self.url)
 
 
-class LogLines:
+class LogLines(_ItemSource):
     """A followed text body (DMR's ``/logs``): body bytes in, lines (str) out (no I/O)."""
 
+    __slots__ = ("received", "done", "error", "first_at", "ended_at", "_lines")
     what = "the log stream"
 
     def __init__(self) -> None:
         self._lines = LineSplitter()
         self.received = 0
+        self.done = False
+        self.error: Optional[BaseException] = None
+        self.first_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
 
     def feed(self, data: bytes) -> Iterator[str]:
         """The lines *data* completes; b"" is the end of the body (the last line, unterminated)."""
@@ -2166,16 +2229,23 @@ class LogLines:
                 self.received += 1
                 yield line.decode("utf-8", "replace").rstrip("\r")
 
+    items = feed
 
-class ServerEvents:
+
+class ServerEvents(_ItemSource):
     """A followed event stream (DMR's live request log): body bytes in, one AttrDict per
     Server-Sent Event out, ``event`` (its name) and ``data`` (JSON when it parses) (no I/O)."""
 
+    __slots__ = ("received", "done", "error", "first_at", "ended_at", "_events")
     what = "the event stream"
 
     def __init__(self) -> None:
         self._events = SSEDecoder().events
         self.received = 0
+        self.done = False
+        self.error: Optional[BaseException] = None
+        self.first_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
 
     def feed(self, data: bytes) -> Iterator[AttrDict]:
         for event in self._events(data) if data else ():
@@ -2185,6 +2255,8 @@ class ServerEvents:
                 payload = event.data
             self.received += 1
             yield AttrDict(event=event.event, data=payload)
+
+    items = feed
 
 
 def parse_pull_line(line: str) -> Optional[AttrDict]:
@@ -2580,6 +2652,144 @@ def parse_metrics(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
 
 
 # ---------------------------------------------------------------------------
+# Errors: what failures become
+# ---------------------------------------------------------------------------
+#
+# Where OS and framing failures become the documented family, for both transports: while
+# connecting (_connect_failure), before the answer's head (_begin_failure), and while reading a
+# body or a stream (_Reading, the one read boundary).
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "cannot resolve the host name (%s)" % (exc.strerror or exc)
+    return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
+
+
+class _RetryableConnectionError(Exception):
+    """Internal: an APIConnectionError before any byte of answer; *kind* is retry_wait()'s failure."""
+
+    def __init__(self, error: APIConnectionError, kind: str = _FAILED_CONNECT, refused: bool = False):
+        super().__init__(error)
+        self.error = error
+        self.kind = kind
+        self.refused = refused
+
+
+def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[float]) -> Exception:
+    """What a failure to open a connection to *origin* (or its proxy) is."""
+    proxy = origin.proxy
+    if origin.unix_socket:
+        where = "unix socket " + origin.unix_socket
+    elif proxy is None:
+        where = "%s:%s" % (origin.host, origin.port)
+    else:
+        where = "proxy %s:%s" % (proxy.host, proxy.port)
+    if isinstance(exc, socket.timeout):
+        return _RetryableConnectionError(APITimeoutError(
+            "connecting to %s took longer than %s s" % (where, connect_timeout)))
+    return _RetryableConnectionError(
+        APIConnectionError("cannot connect to %s: %s" % (where, _describe_os_error(exc))),
+        refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError)))
+
+
+def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool) -> Exception:
+    """What a failure between writing a request and its answer's head is.
+
+    Failures before any byte of answer become _RetryableConnectionError for
+    retry_wait() to decide on; the rest are documented errors.
+    """
+    if isinstance(exc, (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+        # The request went out (or partly) and the connection ended without a byte of answer:
+        # on a reused keep-alive connection the server had most likely closed it meanwhile.
+        return _RetryableConnectionError(APIConnectionError(
+            "%s %s: the connection closed before any answer%s" % (
+                method, url, "" if isinstance(exc, _NoAnswer) else " (%s)" % _describe_os_error(exc)),
+            url=url), kind=_FAILED_STALE if reused else _FAILED_NO_ANSWER)
+    if isinstance(exc, socket.timeout):
+        # The request went out: the server may be working on it, so this is not retried.
+        return APITimeoutError("no response from %s within %s s (a model load can take "
+                               "minutes: raise timeout=)" % (url, timeout), url=url)
+    if isinstance(exc, ProtocolError):
+        return ProtocolError("the response from %s broke HTTP/1.1 framing: %s" % (url, exc.message), url=url)
+    return APIConnectionError("%s %s failed while waiting for the answer: %s"
+                              % (method, url, _describe_os_error(exc)), url=url)
+
+
+def _read_failure(exc: BaseException, what: str, url: str, timeout: Optional[float], count: int = 0,
+                  unit: str = "", meaning: str = "") -> BaseException:
+    """The documented error for *exc*, raised while reading *what* (from *url*); *exc* itself
+    if it is one already."""
+    after = " after %d %s" % (count, unit) if unit else ""
+    meaning = "; " + meaning if meaning else ""
+    if isinstance(exc, socket.timeout):
+        return APITimeoutError("%s stalled: nothing for %s s%s%s" % (what, timeout, after, meaning),
+                               url=url, chunks_received=count)
+    if isinstance(exc, ProtocolError):
+        return ProtocolError("%s broke HTTP/1.1 framing%s: %s%s" % (what, after, exc.message, meaning),
+                             url=url, chunks_received=count)
+    if isinstance(exc, OSError):
+        return APIConnectionError("%s was cut%s (%s)%s" % (what, after, _describe_os_error(exc), meaning),
+                                  url=url, chunks_received=count)
+    return exc
+
+
+class _Reading:
+    """The read boundary: ``with _Reading(exchange, source):`` around every read of an answer
+    after its head -- a whole body, a stream, a pull, a followed resource -- of both clients.
+
+    Whatever leaves the block early, the connection is closed unless it was
+    settled (never pooled half-read); a consumer that stops (GeneratorExit,
+    StopAsyncIteration) is not a failure.  OS and framing failures become
+    APITimeoutError, APIConnectionError or ProtocolError naming what was
+    read and how far it got; the source keeps what was raised, for final().
+    A sync context manager: it works inside generators and ``async def`` alike.
+    """
+
+    __slots__ = ("exchange", "source")
+
+    def __init__(self, exchange: Any, source: Any = None):
+        self.exchange = exchange
+        self.source = source
+
+    def __enter__(self) -> _Reading:
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, traceback: Any) -> None:
+        if kind is None:
+            return
+        exchange, source = self.exchange, self.source
+        exchange.discard()   # a no-op once finish() or drain() settled it
+        if kind is GeneratorExit or kind is StopAsyncIteration:
+            return
+        if source is None:
+            failure = _read_failure(exc, "the response from " + exchange.url, exchange.url, exchange.pool.timeout)
+        else:
+            failure = _read_failure(exc, "%s from %s" % (source.what, exchange.url), exchange.url,
+                                    exchange.pool.timeout, source.received, source.unit, source.meaning)
+            source.error = failure
+        if failure is not exc:
+            raise failure from exc
+
+
+def _is_json(exchange: Any) -> bool:
+    return (exchange.headers.get("Content-Type") or "").startswith("application/json")
+
+
+def _not_a_stream(exchange: Any, raw: bytes) -> DMRError:
+    """A JSON answer where an event stream was asked for: what the server said instead."""
+    body = raw.decode("utf-8", "replace")
+    message, error_type, code = parse_error_body(body)
+    if _json_object_with(body, "error"):
+        return StreamError(message, body=body, error_type=error_type, code=code)
+    return InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
+                                "event stream (does it support stream=True?)" % exchange.url, body=body,
+                                status_code=exchange.status)
+
+
+# ---------------------------------------------------------------------------
 # Transport
 # ---------------------------------------------------------------------------
 
@@ -2653,33 +2863,6 @@ def _proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
         pair = "%s:%s" % (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
         authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
     return _Proxy(parts.hostname, parts.port or 80, authorization)
-
-
-def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[float]) -> Exception:
-    """What a failure to open a connection to *origin* (or its proxy) is, for both transports."""
-    proxy = origin.proxy
-    if origin.unix_socket:
-        where = "unix socket " + origin.unix_socket
-    elif proxy is None:
-        where = "%s:%s" % (origin.host, origin.port)
-    else:
-        where = "proxy %s:%s" % (proxy.host, proxy.port)
-    if isinstance(exc, socket.timeout):
-        return _RetryableConnectionError(APITimeoutError(
-            "connecting to %s took longer than %s s" % (where, connect_timeout)))
-    return _RetryableConnectionError(
-        APIConnectionError("cannot connect to %s: %s" % (where, _describe_os_error(exc))),
-        refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError)))
-
-
-class _RetryableConnectionError(Exception):
-    """Internal: an APIConnectionError before any byte of answer; *kind* is retry_wait()'s failure."""
-
-    def __init__(self, error: APIConnectionError, kind: str = _FAILED_CONNECT, refused: bool = False):
-        super().__init__(error)
-        self.error = error
-        self.kind = kind
-        self.refused = refused
 
 
 def _check_tunnel(head: ResponseHead, rest: bytes) -> None:
@@ -2896,14 +3079,6 @@ def _has_input(sock: socket.socket) -> bool:
     return bool(readable)
 
 
-def _describe_os_error(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "cannot resolve the host name (%s)" % (exc.strerror or exc)
-    return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
-
-
 class _ExchangeBase:
     """One request and its response, holding the connection until it is settled.
 
@@ -3015,11 +3190,6 @@ class _ExchangeBase:
                                     "max_response_bytes= if such answers are expected" % (self.url, limit, size),
                                     status_code=self.status)
 
-    def _failure(self, exc: BaseException) -> BaseException:
-        """Close the connection; the documented error for *exc*, raised while reading the body."""
-        self.discard()
-        return _read_failure(exc, "the response from " + self.url, self.url, self.pool.timeout)
-
     def _drain_begin(self) -> Tuple[float, int]:
         """Start draining what follows a stream's end marker: (deadline, byte budget)."""
         if self._rest is not None:
@@ -3116,7 +3286,7 @@ class _Exchange(_ExchangeBase):
             return body
         parts: List[bytes] = []
         size = 0
-        try:
+        with _Reading(self):
             while True:
                 data = self.read_some()
                 if not data:
@@ -3126,11 +3296,6 @@ class _Exchange(_ExchangeBase):
                 kept = self._kept(parts, size, limit, truncate)
                 if kept is not None:
                     return kept
-        except (OSError, ProtocolError) as exc:
-            raise self._failure(exc) from exc
-        except BaseException:
-            self.discard()
-            raise
         self.finish()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -3142,18 +3307,12 @@ class _Exchange(_ExchangeBase):
         body = bytearray(length)
         body[:len(start)] = start
         got = len(start)
-        try:
-            with memoryview(body) as view:
-                while got < length:
-                    received = self.sock.recv_into(view[got:], min(length - got, 1 << 20))
-                    if not received:
-                        raise _Truncated("the connection closed before the end of the body")
-                    got += received
-        except OSError as exc:
-            raise self._failure(exc) from exc
-        except BaseException:
-            self.discard()
-            raise
+        with _Reading(self), memoryview(body) as view:
+            while got < length:
+                received = self.sock.recv_into(view[got:], min(length - got, 1 << 20))
+                if not received:
+                    raise _Truncated("the connection closed before the end of the body")
+                got += received
         self.decoder.skip(length - len(start))
         self.finish()
         return body   # type: ignore[return-value]  # a bytearray: bytes-like, decoded by the caller
@@ -3180,24 +3339,6 @@ class _Exchange(_ExchangeBase):
             if not self.settled:
                 sock.settimeout(self.pool.timeout)
         self.finish()
-
-
-def _read_failure(exc: BaseException, what: str, url: str, timeout: Optional[float], count: int = 0,
-                  unit: str = "", meaning: str = "") -> BaseException:
-    """The documented error for *exc*, raised while reading *what* (from *url*); *exc* itself
-    if it is one already.  Streams, pulls and whole bodies of both transports share it."""
-    after = " after %d %s" % (count, unit) if unit else ""
-    meaning = "; " + meaning if meaning else ""
-    if isinstance(exc, socket.timeout):
-        return APITimeoutError("%s stalled: nothing for %s s%s%s" % (what, timeout, after, meaning),
-                               url=url, chunks_received=count)
-    if isinstance(exc, ProtocolError):
-        return ProtocolError("%s broke HTTP/1.1 framing%s: %s%s" % (what, after, exc.message, meaning),
-                             url=url, chunks_received=count)
-    if isinstance(exc, OSError):
-        return APIConnectionError("%s was cut%s (%s)%s" % (what, after, _describe_os_error(exc), meaning),
-                                  url=url, chunks_received=count)
-    return exc
 
 
 # ---------------------------------------------------------------------------
@@ -3556,7 +3697,7 @@ class _AsyncExchange(_ExchangeBase):
             return body
         parts: List[bytes] = []
         size = 0
-        try:
+        with _Reading(self):
             while True:
                 data = await self.read_some()
                 if not data:
@@ -3566,11 +3707,6 @@ class _AsyncExchange(_ExchangeBase):
                 kept = self._kept(parts, size, limit, truncate)
                 if kept is not None:
                     return kept
-        except (OSError, ProtocolError) as exc:
-            raise self._failure(exc) from exc
-        except BaseException:
-            self.discard()
-            raise
         self.finish()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -3600,55 +3736,50 @@ class _AsyncExchange(_ExchangeBase):
 # ---------------------------------------------------------------------------
 
 
-def _stream_failure(exc: BaseException, exchange: _ExchangeBase, tracker: StreamTracker) -> BaseException:
-    """The documented error for *exc*, raised while reading a stream; kept for final()."""
-    failure = _read_failure(exc, "the stream from " + exchange.url, exchange.url, exchange.pool.timeout,
-                            tracker.chunks_received, "chunks", "the answer is incomplete")
-    tracker.error = failure
-    return failure
-
-
-def _pull_failure(exc: BaseException, exchange: _ExchangeBase, tracker: PullTracker) -> BaseException:
-    return _read_failure(exc, "the pull of %s from %s" % (tracker.model, exchange.url), exchange.url,
-                         exchange.pool.timeout, tracker.events_received, "progress events", "it did not finish")
-
-
-def _is_json(exchange: _ExchangeBase) -> bool:
-    return (exchange.headers.get("Content-Type") or "").startswith("application/json")
-
-
-def _not_a_stream(exchange: _ExchangeBase, raw: bytes) -> DMRError:
-    """A JSON answer where an event stream was asked for: what the server said instead."""
-    body = raw.decode("utf-8", "replace")
-    message, error_type, code = parse_error_body(body)
-    if _json_object_with(body, "error"):
-        return StreamError(message, body=body, error_type=error_type, code=code)
-    return InvalidResponseError("%s answered a streaming request with one JSON body instead of an "
-                                "event stream (does it support stream=True?)" % exchange.url, body=body,
-                                status_code=exchange.status)
+def _items(exchange: _Exchange, source: Any) -> Generator[Any, None, None]:
+    """A live response's items, for every kind of stream: the exchange's bytes through
+    *source* (the _ItemSource contract), inside the read boundary."""
+    with _Reading(exchange, source):
+        if source.json_refused and _is_json(exchange):
+            raise _not_a_stream(exchange, exchange.read_body(MAX_ERROR_BODY, truncate=True))
+        items, read = source.items, exchange.read_some
+        data = read()
+        source.first_at = time.monotonic()   # once, off the per-item path
+        while data:
+            yield from items(data)
+            if source.done:
+                source.ended_at = time.monotonic()
+                exchange.drain()
+                return
+            data = read()
+        yield from items(b"")
+        source.end()
+        source.ended_at = time.monotonic()
+        exchange.finish()
 
 
 class _Streamed:
-    """An iterator over a live response: what Stream and PullStream share.
+    """An iterator over a live response: what Stream, PullStream and FollowStream share.
 
     Stopping early (close(), leaving the ``with`` block, or dropping it)
     closes the connection instead of reading the rest of the body.  The
-    items come from a generator that holds the exchange and a tracker, never
-    this object, so a stream dropped without close() closes its socket as
-    soon as its last reference goes.
+    items come from a generator (_items) that holds the exchange and the
+    source, never this object, so a stream dropped without close() closes its
+    socket as soon as its last reference goes.
     """
 
-    def __init__(self, exchange: _Exchange, items: Generator[AttrDict, None, None]):
+    def __init__(self, exchange: _Exchange, source: Any):
         self._exchange = exchange
-        self._items = items
+        self._source = source
+        self._items = _items(exchange, source)
         self.url = exchange.url
         self.status_code = exchange.status
         self.headers = exchange.headers
 
-    def __iter__(self) -> Iterator[AttrDict]:
+    def __iter__(self) -> Iterator[Any]:
         return self._items   # the generator itself: no Python-level __next__ per item
 
-    def __next__(self) -> AttrDict:
+    def __next__(self) -> Any:
         return next(self._items)
 
     def __enter__(self) -> Any:
@@ -3662,22 +3793,102 @@ class _Streamed:
         self._items.close()
         self._exchange.discard()
 
+    def _exhaust(self) -> None:
+        for _ in self._items:
+            pass
+
+
+class _AsyncStreamed:
+    """An async iterator over a live response: what the Async streams share.
+
+    ``async for`` it; ``async with`` it or ``await aclose()`` to stop early
+    (the connection is closed).  Cancelling the task that iterates closes the
+    connection too.  Each network read is turned into items by the same
+    sources as the blocking streams; the items of one read are handed out
+    without another trip through the event loop.
+    """
+
+    def __init__(self, exchange: _AsyncExchange, source: Any):
+        self._exchange = exchange
+        self._source = source
+        self._batch: Iterator[Any] = iter(())
+        self._ended = False
+        self._first = True
+        self._at_end = False
+        self.url = exchange.url
+        self.status_code = exchange.status
+        self.headers = exchange.headers
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._source.error is not None:   # it broke: as a generator that raised, it has ended
+            raise StopAsyncIteration
+        with _Reading(self._exchange, self._source):
+            item = next(self._batch, None)
+            while item is None:
+                if self._ended:
+                    raise StopAsyncIteration
+                self._batch = await self._read()
+                item = next(self._batch, None)
+            return item
+
+    async def _read(self) -> Iterator[Any]:
+        """The items of the next network read (as _items, one step at a time)."""
+        exchange, source = self._exchange, self._source
+        if self._first:
+            self._first = False
+            if source.json_refused and _is_json(exchange):
+                raise _not_a_stream(exchange, await exchange.read_body(MAX_ERROR_BODY, truncate=True))
+        if source.done:
+            self._ended = True
+            source.ended_at = time.monotonic()
+            await exchange.drain()
+            return iter(())
+        if self._at_end:
+            self._ended = True
+            source.end()
+            source.ended_at = time.monotonic()
+            exchange.finish()
+            return iter(())
+        data = await exchange.read_some()
+        if source.first_at is None:
+            source.first_at = time.monotonic()
+        self._at_end = not data
+        return iter(source.items(data))
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished response's connection is closed, not reused."""
+        self._ended = True
+        self._exchange.discard()
+
+    async def _exhaust(self) -> None:
+        async for _ in self:
+            pass
+
 
 class _StreamState:
     """What a chat or completion stream reports, for both clients: the tracker's view."""
 
     _Fold = ChatFold
-    _tracker: StreamTracker
+    _source: StreamTracker
     _exchange: Any
     url: str
 
     @property
     def completed(self) -> bool:
-        return self._tracker.done
+        return self._source.done
 
     @property
     def chunks_received(self) -> int:
-        return self._tracker.chunks_received
+        return self._source.chunks_received
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "open" if not self._exchange.settled else "closed"
@@ -3686,14 +3897,19 @@ class _StreamState:
     @property
     def stats(self) -> Optional[AttrDict]:
         """Speed figures of the complete stream (see speed_stats()); None until it completed."""
-        return self._timed(self._tracker.result()).stats if self.completed else None
+        return self._timed(self._source.result()).stats if self.completed else None
 
     def _timed(self, result: AttrDict) -> Completion:
-        tracker = self._tracker
+        tracker = self._source
         started, first, ended = tracker.started, tracker.first_at, tracker.ended_at
         elapsed = ended - started if started is not None and ended is not None else None
         first_token = first - started if started is not None and first is not None else None
         return Completion.timed(result, elapsed, first_token, tracker.chunks_received)
+
+    def _tracker_for(self, exchange: Any, started: Optional[float]) -> StreamTracker:
+        tracker = StreamTracker(self._Fold(), exchange.url)
+        tracker.started = started
+        return tracker
 
 
 class Stream(_StreamState, _Streamed):
@@ -3716,9 +3932,7 @@ class Stream(_StreamState, _Streamed):
     """
 
     def __init__(self, exchange: _Exchange, model: Optional[str] = None, started: Optional[float] = None):
-        self._tracker = StreamTracker(self._Fold(), exchange.url)
-        self._tracker.started = started
-        super().__init__(exchange, _stream_chunks(exchange, self._tracker))
+        super().__init__(exchange, self._tracker_for(exchange, started))
 
     def final(self) -> AttrDict:
         """Read the rest of the stream and return the whole response it adds up to.
@@ -3726,43 +3940,12 @@ class Stream(_StreamState, _Streamed):
         Raises what the stream raised if it broke (a cut is never folded into a
         result), and DMRError if it was closed before it completed.
         """
-        for _ in self._items:
-            pass
-        return self._timed(self._tracker.outcome())
+        self._exhaust()
+        return self._timed(self._source.outcome())
 
     def text(self) -> str:
         """The text of the first choice of final()."""
         return self._Fold.text(self.final())
-
-
-def _stream_chunks(exchange: _Exchange, tracker: StreamTracker) -> Generator[AttrDict, None, None]:
-    """A stream's chunks: the exchange's bytes through the tracker."""
-    try:
-        if _is_json(exchange):
-            raise _not_a_stream(exchange, exchange.read_body(MAX_ERROR_BODY, truncate=True))
-        feed = tracker.feed
-        read = exchange.read_some
-        data = read()
-        tracker.first_at = time.monotonic()   # once, off the per-chunk path
-        while data:
-            yield from feed(data)
-            if tracker.done:
-                tracker.ended_at = time.monotonic()
-                exchange.drain()
-                return
-            data = read()
-        tracker.end()
-        tracker.ended_at = time.monotonic()
-        exchange.finish()
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        failure = _stream_failure(exc, exchange, tracker)
-        if failure is exc:
-            raise
-        raise failure from exc
-    finally:
-        exchange.discard()   # a no-op once finish() or drain() settled it
 
 
 class ChatStream(Stream):
@@ -3775,19 +3958,50 @@ class CompletionStream(Stream):
     _Fold = CompletionFold
 
 
+class AsyncStream(_StreamState, _AsyncStreamed):
+    """The chunks of a streamed completion for AsyncClient: Stream's rules, awaited.
+
+    ``async for chunk in stream``; ``await stream.final()`` and
+    ``await stream.text()`` read the rest; ``completed``, ``chunks_received``,
+    ``status_code`` and ``headers`` as on Stream.
+    """
+
+    def __init__(self, exchange: _AsyncExchange, model: Optional[str] = None, started: Optional[float] = None):
+        super().__init__(exchange, self._tracker_for(exchange, started))
+
+    async def final(self) -> AttrDict:
+        """Read the rest of the stream; the whole response it adds up to (as Stream.final)."""
+        await self._exhaust()
+        return self._timed(self._source.outcome())
+
+    async def text(self) -> str:
+        """The text of the first choice of final()."""
+        return self._Fold.text(await self.final())
+
+
+class AsyncChatStream(AsyncStream):
+    """A streamed chat completion for AsyncClient; final() is a ``chat.completion``."""
+
+
+class AsyncCompletionStream(AsyncStream):
+    """A streamed ``/completions`` answer for AsyncClient; final() is a ``text_completion``."""
+
+    _Fold = CompletionFold
+
+
 class _PullState:
     """What a pull stream reports, for both clients."""
 
     model: str
-    _tracker: PullTracker
+    _source: PullTracker
 
     @property
     def result(self) -> Optional[AttrDict]:
-        return self._tracker.result
+        return self._source.result
 
     @property
     def events_received(self) -> int:
-        return self._tracker.events_received
+        return self._source.events_received
 
     def _outcome(self) -> AttrDict:
         if self.result is None:
@@ -3808,217 +4022,12 @@ class PullStream(_PullState, _Streamed):
 
     def __init__(self, exchange: _Exchange, model: str, started: Optional[float] = None):
         self.model = model
-        self._tracker = PullTracker(model)
-        super().__init__(exchange, _pull_events(exchange, self._tracker))
+        super().__init__(exchange, PullTracker(model, exchange.url))
 
     def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
-        for _ in self._items:
-            pass
+        self._exhaust()
         return self._outcome()
-
-
-def _pull_events(exchange: _Exchange, tracker: PullTracker) -> Generator[AttrDict, None, None]:
-    """A pull's progress events: the exchange's bytes through LineSplitter and the tracker."""
-    lines = LineSplitter()
-    try:
-        while True:
-            data = exchange.read_some()
-            yield from tracker.events(lines, data)
-            if not data:
-                break
-        tracker.end(exchange.url)
-        exchange.finish()
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        failure = _pull_failure(exc, exchange, tracker)
-        if failure is exc:
-            raise
-        raise failure from exc
-    finally:
-        exchange.discard()
-
-
-class FollowStream(_Streamed):
-    """What a followed DMR resource sends, item by item as it comes: log lines (str) from
-    ``logs(follow=True)``, events from ``requests(follow=True)``.  It runs until the server
-    ends it or you close() it (or leave the ``with`` block); a cut raises APIConnectionError."""
-
-    def __init__(self, exchange: _Exchange, items: Any):
-        self._source = items
-        super().__init__(exchange, _followed(exchange, items))
-
-    @property
-    def received(self) -> int:
-        return self._source.received
-
-
-def _followed(exchange: _Exchange, items: Any) -> Generator[Any, None, None]:
-    try:
-        while True:
-            data = exchange.read_some()
-            yield from items.feed(data)
-            if not data:
-                break
-        exchange.finish()
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        failure = _follow_failure(exc, exchange, items)
-        if failure is exc:
-            raise
-        raise failure from exc
-    finally:
-        exchange.discard()
-
-
-def _follow_failure(exc: BaseException, exchange: _ExchangeBase, items: Any) -> BaseException:
-    return _read_failure(exc, "%s from %s" % (items.what, exchange.url), exchange.url, exchange.pool.timeout,
-                         items.received, "items")
-
-
-class _AsyncStreamed:
-    """An async iterator over a live response: what AsyncStream and AsyncPullStream share.
-
-    ``async for`` it; ``async with`` it or ``await aclose()`` to stop early
-    (the connection is closed).  Cancelling the task that iterates closes the
-    connection too.  Each network read is turned into items by the same
-    trackers as the blocking streams; the items of one read are handed out
-    without another trip through the event loop.
-    """
-
-    def __init__(self, exchange: _AsyncExchange):
-        self._exchange = exchange
-        self._batch: Iterator[AttrDict] = iter(())
-        self._ended = False
-        self.url = exchange.url
-        self.status_code = exchange.status
-        self.headers = exchange.headers
-
-    def __aiter__(self) -> Any:
-        return self
-
-    async def __anext__(self) -> AttrDict:
-        try:
-            item = next(self._batch, None)
-            while item is None:
-                if self._ended:
-                    raise StopAsyncIteration
-                self._batch = await self._read()
-                item = next(self._batch, None)
-            return item
-        except StopAsyncIteration:
-            raise
-        except BaseException as exc:
-            self._ended = True
-            self._exchange.discard()   # cancelled or broken: never back to the pool half-read
-            failure = self._failure(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
-
-    async def _read(self) -> Iterator[AttrDict]:
-        raise NotImplementedError
-
-    def _failure(self, exc: BaseException) -> BaseException:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Any:
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop reading; an unfinished response's connection is closed, not reused."""
-        self._ended = True
-        self._exchange.discard()
-
-    async def _exhaust(self) -> None:
-        async for _ in self:
-            pass
-
-
-class AsyncStream(_StreamState, _AsyncStreamed):
-    """The chunks of a streamed completion for AsyncClient: Stream's rules, awaited.
-
-    ``async for chunk in stream``; ``await stream.final()`` and
-    ``await stream.text()`` read the rest; ``completed``, ``chunks_received``,
-    ``status_code`` and ``headers`` as on Stream.
-    """
-
-    def __init__(self, exchange: _AsyncExchange, model: Optional[str] = None, started: Optional[float] = None):
-        self._tracker = StreamTracker(self._Fold(), exchange.url)
-        self._tracker.started = started
-        self._checked = False
-        super().__init__(exchange)
-
-    async def _read(self) -> Iterator[AttrDict]:
-        exchange, tracker = self._exchange, self._tracker
-        if not self._checked:
-            self._checked = True
-            if _is_json(exchange):
-                raise _not_a_stream(exchange, await exchange.read_body(MAX_ERROR_BODY, truncate=True))
-        if tracker.done:
-            self._ended = True
-            tracker.ended_at = time.monotonic()
-            await exchange.drain()
-            return iter(())
-        data = await exchange.read_some()
-        if tracker.first_at is None:
-            tracker.first_at = time.monotonic()
-        if data:
-            return tracker.feed(data)
-        self._ended = True
-        tracker.end()
-        tracker.ended_at = time.monotonic()
-        exchange.finish()
-        return iter(())
-
-    def _failure(self, exc: BaseException) -> BaseException:
-        return _stream_failure(exc, self._exchange, self._tracker)
-
-    async def final(self) -> AttrDict:
-        """Read the rest of the stream; the whole response it adds up to (as Stream.final)."""
-        await self._exhaust()
-        return self._timed(self._tracker.outcome())
-
-    async def text(self) -> str:
-        """The text of the first choice of final()."""
-        return self._Fold.text(await self.final())
-
-
-class AsyncChatStream(AsyncStream):
-    """A streamed chat completion for AsyncClient; final() is a ``chat.completion``."""
-
-
-class AsyncCompletionStream(AsyncStream):
-    """A streamed ``/completions`` answer for AsyncClient; final() is a ``text_completion``."""
-
-    _Fold = CompletionFold
-
-
-class AsyncFollowStream(_AsyncStreamed):
-    """FollowStream for AsyncClient: ``async for line in await client.logs(follow=True)``."""
-
-    def __init__(self, exchange: _AsyncExchange, items: Any):
-        self._source = items
-        super().__init__(exchange)
-
-    @property
-    def received(self) -> int:
-        return self._source.received
-
-    async def _read(self) -> Iterator[Any]:
-        data = await self._exchange.read_some()
-        if not data:
-            self._ended = True
-            self._exchange.finish()
-        return self._source.feed(data)
-
-    def _failure(self, exc: BaseException) -> BaseException:
-        return _follow_failure(exc, self._exchange, self._source)
 
 
 class AsyncPullStream(_PullState, _AsyncStreamed):
@@ -4026,29 +4035,30 @@ class AsyncPullStream(_PullState, _AsyncStreamed):
 
     def __init__(self, exchange: _AsyncExchange, model: str, started: Optional[float] = None):
         self.model = model
-        self._tracker = PullTracker(model)
-        self._lines = LineSplitter()
-        self._at_end = False
-        super().__init__(exchange)
-
-    async def _read(self) -> Iterator[AttrDict]:
-        exchange = self._exchange
-        if self._at_end:
-            self._ended = True
-            self._tracker.end(exchange.url)
-            exchange.finish()
-            return iter(())
-        data = await exchange.read_some()
-        self._at_end = not data
-        return self._tracker.events(self._lines, data)
-
-    def _failure(self, exc: BaseException) -> BaseException:
-        return _pull_failure(exc, self._exchange, self._tracker)
+        super().__init__(exchange, PullTracker(model, exchange.url))
 
     async def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
         await self._exhaust()
         return self._outcome()
+
+
+class FollowStream(_Streamed):
+    """What a followed DMR resource sends, item by item as it comes: log lines (str) from
+    ``logs(follow=True)``, events from ``requests(follow=True)``.  It runs until the server
+    ends it or you close() it (or leave the ``with`` block); a cut raises APIConnectionError."""
+
+    @property
+    def received(self) -> int:
+        return self._source.received
+
+
+class AsyncFollowStream(_AsyncStreamed):
+    """FollowStream for AsyncClient: ``async for line in await client.logs(follow=True)``."""
+
+    @property
+    def received(self) -> int:
+        return self._source.received
 
 
 # ---------------------------------------------------------------------------
@@ -4926,29 +4936,6 @@ class _Attempts:
                            self.number + 1, wait)
             self.number += 1
         return wait, note
-
-
-def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool) -> Exception:
-    """What a failure between writing a request and its answer's head is, for both transports.
-
-    Failures before any byte of answer become _RetryableConnectionError for
-    retry_wait() to decide on; the rest are documented errors.
-    """
-    if isinstance(exc, (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
-        # The request went out (or partly) and the connection ended without a byte of answer:
-        # on a reused keep-alive connection the server had most likely closed it meanwhile.
-        return _RetryableConnectionError(APIConnectionError(
-            "%s %s: the connection closed before any answer%s" % (
-                method, url, "" if isinstance(exc, _NoAnswer) else " (%s)" % _describe_os_error(exc)),
-            url=url), kind=_FAILED_STALE if reused else _FAILED_NO_ANSWER)
-    if isinstance(exc, socket.timeout):
-        # The request went out: the server may be working on it, so this is not retried.
-        return APITimeoutError("no response from %s within %s s (a model load can take "
-                               "minutes: raise timeout=)" % (url, timeout), url=url)
-    if isinstance(exc, ProtocolError):
-        return ProtocolError("the response from %s broke HTTP/1.1 framing: %s" % (url, exc.message), url=url)
-    return APIConnectionError("%s %s failed while waiting for the answer: %s"
-                              % (method, url, _describe_os_error(exc)), url=url)
 
 
 class Client(_BaseClient):
