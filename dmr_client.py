@@ -3079,6 +3079,25 @@ def _has_input(sock: socket.socket) -> bool:
     return bool(readable)
 
 
+class _Body:
+    """The pieces of a whole body as they are read, up to *limit* bytes (see _collected)."""
+
+    __slots__ = ("limit", "truncate", "parts", "size")
+
+    def __init__(self, limit: int, truncate: bool):
+        self.limit, self.truncate = limit, truncate
+        self.parts: List[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> bool:
+        """Keep *data* (b"": the end of the body); False when there is no more to read."""
+        if not data:
+            return False
+        self.parts.append(data)
+        self.size += len(data)
+        return self.size <= self.limit
+
+
 class _ExchangeBase:
     """One request and its response, holding the connection until it is settled.
 
@@ -3175,15 +3194,18 @@ class _ExchangeBase:
         self.finish()
         return body
 
-    def _kept(self, parts: List[bytes], size: int, limit: int, truncate: bool) -> Optional[bytes]:
-        """None while *size* bytes are within *limit*; past it the connection is closed and the
-        first *limit* bytes returned (*truncate*) or InvalidResponseError raised."""
-        if size <= limit:
-            return None
+    def _collected(self, body: _Body) -> bytes:
+        """Settle the connection after reading *body* as far as it goes: a whole body is the
+        answer; past its limit the connection is closed and the first *limit* bytes returned
+        (*truncate*) or InvalidResponseError raised."""
+        if body.size <= body.limit:
+            self.finish()
+            parts = body.parts
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         self.discard()
-        if truncate:
-            return b"".join(parts)[:limit]
-        raise self._too_big(size, limit)
+        if body.truncate:
+            return b"".join(body.parts)[:body.limit]
+        raise self._too_big(body.size, body.limit)
 
     def _too_big(self, size: int, limit: int) -> InvalidResponseError:
         return InvalidResponseError("the response from %s is over %d bytes (%d seen or declared): raise "
@@ -3281,23 +3303,14 @@ class _Exchange(_ExchangeBase):
         declared = self._declared_too_big(limit, truncate)
         if declared is not None and declared > _BIG_BODY and not truncate:
             return self._read_length(declared)
-        body = self._buffered_body(limit)
-        if body is not None:   # speed: the usual small answer, whole in the first read
-            return body
-        parts: List[bytes] = []
-        size = 0
+        whole = self._buffered_body(limit)
+        if whole is not None:   # speed: the usual small answer, whole in the first read
+            return whole
+        body = _Body(limit, truncate)
         with _Reading(self):
-            while True:
-                data = self.read_some()
-                if not data:
-                    break
-                size += len(data)
-                parts.append(data)
-                kept = self._kept(parts, size, limit, truncate)
-                if kept is not None:
-                    return kept
-        self.finish()
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            while body.add(self.read_some()):
+                pass
+        return self._collected(body)
 
     def _read_length(self, length: int) -> bytes:
         """A large Content-Length body read straight into one buffer: in memory once, not
@@ -3692,23 +3705,14 @@ class _AsyncExchange(_ExchangeBase):
     async def read_body(self, limit: int, truncate: bool = False) -> bytes:
         """Read the whole body and settle the connection (as _Exchange.read_body)."""
         self._declared_too_big(limit, truncate)
-        body = self._buffered_body(limit)
-        if body is not None:   # speed: the usual small answer, whole in the first read
-            return body
-        parts: List[bytes] = []
-        size = 0
+        whole = self._buffered_body(limit)
+        if whole is not None:   # speed: the usual small answer, whole in the first read
+            return whole
+        body = _Body(limit, truncate)
         with _Reading(self):
-            while True:
-                data = await self.read_some()
-                if not data:
-                    break
-                size += len(data)
-                parts.append(data)
-                kept = self._kept(parts, size, limit, truncate)
-                if kept is not None:
-                    return kept
-        self.finish()
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            while body.add(await self.read_some()):
+                pass
+        return self._collected(body)
 
     async def drain(self) -> None:
         """Read what follows a stream's end marker (as _Exchange.drain)."""
