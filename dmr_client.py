@@ -483,22 +483,93 @@ class AttrDict(dict):
 
     ``reply.choices[0].message.content`` and
     ``reply["choices"][0]["message"]["content"]`` read the same value.  A
-    missing key raises AttributeError (or KeyError with ``[]``).  Keys that
-    are also dict methods (``items``, ``keys``, ``get`` ...) need ``[]``.
+    missing key raises AttributeError (or KeyError with ``[]``), except a
+    field the OpenAI schema declares for a typed result (``delta.content``,
+    ``message.tool_calls``, ``choice.logprobs``, ``usage`` ...), which reads
+    as None, as in openai-python.  Keys that are also dict methods
+    (``items``, ``keys``, ``get`` ...) need ``[]``.  model_dump(),
+    model_dump_json(), to_dict() and to_json() are openai-python's names for
+    the plain JSON it is.
     """
 
     __slots__ = ()
+    _fields: Tuple[str, ...] = ()        # a typed result's declared fields, in openai-python's order
+    _declared: frozenset = frozenset()   # the same, to look up: None when absent
+    _children: Dict[str, Any] = {}       # field -> the typed class of its object ([cls]: of each item)
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self[name]
+            value = self[name]
         except KeyError:
+            if name in self._declared:
+                return None
             raise AttributeError("%s has no key %r (keys: %s)"
                                  % (type(self).__name__, name, ", ".join(map(str, self)))) from None
+        # Speed: a child is typed when it is first read, not when the reply is parsed: code
+        # that indexes with [] (or reads nothing) pays nothing for the openai-python names.
+        child = self._children.get(name)
+        if child is not None:
+            _typed(value, child)
+        return value
 
     def __dir__(self) -> List[str]:
         names = [key for key in self if isinstance(key, str) and key.isidentifier()]
-        return sorted(set(super().__dir__()).union(names))
+        return sorted(set(super().__dir__()).union(names).union(self._declared))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A plain dict (deep) of what the server sent."""
+        return _plain(self)
+
+    def model_dump(self, *, exclude_none: bool = False) -> Dict[str, Any]:
+        """A plain dict (deep) with every declared field, None where the server left it out
+        (openai-python's model_dump()); *exclude_none* leaves the None values out."""
+        return _dumped(self, exclude_none)
+
+    def to_json(self, *, indent: Optional[int] = 2) -> str:
+        """What the server sent, as JSON text (openai-python's to_json())."""
+        return json.dumps(self, indent=indent, ensure_ascii=False)
+
+    def model_dump_json(self, *, indent: Optional[int] = None, exclude_none: bool = False) -> str:
+        """model_dump() as JSON text."""
+        return json.dumps(self.model_dump(exclude_none=exclude_none), indent=indent, ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _dumped(value: Any, exclude_none: bool) -> Any:
+    if isinstance(value, list):
+        return [_dumped(item, exclude_none) for item in value]
+    if not isinstance(value, dict):
+        return value
+    fields = dict.fromkeys(getattr(value, "_fields", ()))
+    fields.update(value)
+    children = getattr(value, "_children", {})
+    for key, child in children.items():
+        if fields.get(key) is not None:
+            _typed(fields[key], child)
+    return {key: _dumped(item, exclude_none) for key, item in fields.items()
+            if not (exclude_none and item is None)}
+
+
+def _typed(value: Any, cls: Any) -> Any:
+    """*value* (parsed JSON) as the typed result *cls* ([cls]: a list of them), retyped in place:
+    its children are typed when they are read (AttrDict.__getattr__).  Anything of another
+    shape is left as it is."""
+    if cls.__class__ is list:
+        if value.__class__ is list:
+            cls = cls[0]
+            for item in value:
+                if item.__class__ is AttrDict:
+                    item.__class__ = cls
+    elif value.__class__ is AttrDict:
+        value.__class__ = cls
+    return value
 
 
 class Completion(AttrDict):
@@ -520,7 +591,7 @@ class Completion(AttrDict):
               chunks: Optional[int] = None) -> Any:
         if not isinstance(reply, dict):
             return reply
-        result = cls(reply)
+        result = reply if isinstance(reply, Completion) else cls(reply)
         result.elapsed, result.first_token, result.chunks = elapsed, first_token, chunks
         return result
 
@@ -529,7 +600,57 @@ class Completion(AttrDict):
         return speed_stats(self, elapsed=self.elapsed, first_token=self.first_token, chunks=self.chunks)
 
     def __reduce__(self) -> Any:   # pickles and copies as the plain result it is, plus the timing
-        return (Completion.timed, (dict(self), self.elapsed, self.first_token, self.chunks))
+        return (type(self).timed, (dict(self), self.elapsed, self.first_token, self.chunks))
+
+
+def _result_type(name: str, fields: str, children: Optional[Dict[str, Any]] = None, base: Any = AttrDict) -> Any:
+    """A typed result: an AttrDict (or *base*) whose OpenAI-declared *fields* read as None when
+    absent, and whose *children* fields are typed in turn ([cls]: a list of them)."""
+    return type(name, (base,), {"__slots__": (), "_fields": tuple(fields.split()),
+                                "_declared": frozenset(fields.split()),
+                                "_children": children or {}, "__module__": __name__,
+                                "__doc__": "An OpenAI %s (an AttrDict): declared fields absent read as None." % name})
+
+
+# The OpenAI result types, by openai-python's names: one result model for Client and OpenAI.
+FunctionCall = _result_type("FunctionCall", "arguments name")
+ChatCompletionMessageToolCall = _result_type("ChatCompletionMessageToolCall", "id function type",
+                                             {"function": FunctionCall})
+TopLogprob = _result_type("TopLogprob", "token bytes logprob")
+ChatCompletionTokenLogprob = _result_type("ChatCompletionTokenLogprob", "token bytes logprob top_logprobs",
+                                          {"top_logprobs": [TopLogprob]})
+ChoiceLogprobs = _result_type("ChoiceLogprobs", "content refusal",
+                              {"content": [ChatCompletionTokenLogprob], "refusal": [ChatCompletionTokenLogprob]})
+ChatCompletionMessage = _result_type(
+    "ChatCompletionMessage", "content refusal role annotations audio function_call tool_calls",
+    {"function_call": FunctionCall, "tool_calls": [ChatCompletionMessageToolCall]})
+Choice = _result_type("Choice", "finish_reason index logprobs message",
+                      {"message": ChatCompletionMessage, "logprobs": ChoiceLogprobs})
+CompletionUsage = _result_type(
+    "CompletionUsage", "completion_tokens prompt_tokens total_tokens completion_tokens_details prompt_tokens_details")
+ChatCompletion = _result_type("ChatCompletion", "id choices created model object service_tier system_fingerprint usage",
+                              {"choices": [Choice], "usage": CompletionUsage}, Completion)
+ChoiceDeltaFunctionCall = _result_type("ChoiceDeltaFunctionCall", "arguments name")
+ChoiceDeltaToolCall = _result_type("ChoiceDeltaToolCall", "index id function type", {"function": ChoiceDeltaFunctionCall})
+ChoiceDelta = _result_type("ChoiceDelta", "content function_call refusal role tool_calls",
+                           {"function_call": ChoiceDeltaFunctionCall, "tool_calls": [ChoiceDeltaToolCall]})
+ChunkChoice = _result_type("ChunkChoice", "delta finish_reason index logprobs",
+                           {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs})
+ChatCompletionChunk = _result_type("ChatCompletionChunk",
+                                   "id choices created model object service_tier system_fingerprint usage",
+                                   {"choices": [ChunkChoice], "usage": CompletionUsage})
+CompletionChoice = _result_type("CompletionChoice", "finish_reason index logprobs text")
+TextCompletion = _result_type("TextCompletion", "id choices created model object system_fingerprint usage",
+                              {"choices": [CompletionChoice], "usage": CompletionUsage}, Completion)
+TextCompletionChunk = _result_type("TextCompletionChunk", "id choices created model object system_fingerprint usage",
+                                   {"choices": [CompletionChoice], "usage": CompletionUsage})
+Embedding = _result_type("Embedding", "embedding index object")
+EmbeddingUsage = _result_type("EmbeddingUsage", "prompt_tokens total_tokens")
+CreateEmbeddingResponse = _result_type("CreateEmbeddingResponse", "data model object usage",
+                                       {"data": [Embedding], "usage": EmbeddingUsage})
+Model = _result_type("Model", "id created object owned_by")
+#: The typed result of a non-streaming call, by the stream kind it would have.
+_RESULT_TYPES = {"chat": ChatCompletion, "completion": TextCompletion}
 
 
 # The small vocabularies of a call.  Strings (cheap, printable), but named, and every lookup on
@@ -649,11 +770,11 @@ joined data lines, ``id`` the last event ID seen so far ("" if none) and
 
 def _sorted_embeddings(reply: AttrDict) -> AttrDict:
     reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
-    return reply
+    return _typed(reply, CreateEmbeddingResponse)
 
 
 def _model_list(reply: Any) -> List[AttrDict]:
-    return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+    return _typed(reply["data"] if isinstance(reply, dict) and "data" in reply else reply, [Model])
 
 
 def _keyed_int_shape(key: str) -> Callable[[Any], Optional[str]]:
@@ -1696,6 +1817,8 @@ class ChatFold:
     """
 
     object_name = "chat.completion"
+    chunk_type: Any = ChatCompletionChunk    # what each chunk reads as (openai-python's names)
+    result_type: Any = ChatCompletion        # what the fold reads as
     _delta = "delta"   # where a choice keeps its new text
     _delta_shape = "an object 'delta'"
 
@@ -1857,6 +1980,8 @@ class CompletionFold(ChatFold):
     """ChatFold for streamed ``/completions`` chunks: one ``text_completion``."""
 
     object_name = "text_completion"
+    chunk_type = TextCompletionChunk
+    result_type = TextCompletion
     _delta = "text"
     _delta_shape = "a string 'text'"
 
@@ -1892,7 +2017,7 @@ def fold_completion_chunks(chunks: Iterable[Mapping[str, Any]]) -> AttrDict:
 def _attrs(value: Any) -> Any:
     """*value* with every dict in it an AttrDict (chunks from json.loads without our hook)."""
     if isinstance(value, dict):
-        return value if type(value) is AttrDict else AttrDict((k, _attrs(v)) for k, v in value.items())
+        return value if isinstance(value, AttrDict) else AttrDict((k, _attrs(v)) for k, v in value.items())
     if isinstance(value, list):
         return [_attrs(item) for item in value]
     return value
@@ -2042,7 +2167,7 @@ class StreamTracker(_ItemSource):
         """The chunks *data* completes.  Exhaust it before the next call."""
         # The hot loop of every stream: one generator per network read, nothing per event
         # but the parse and an append; the rare cases are in _other_event().
-        decode, pending = _decode_event, self._pending
+        decode, pending, chunk_type = _decode_event, self._pending, self.fold.chunk_type
         for event in self._events(data):
             text = event[1]
             if text == "[DONE]":
@@ -2068,6 +2193,7 @@ class StreamTracker(_ItemSource):
                 for choice in choices:
                     if choice.__class__ is not AttrDict:
                         raise self.fold.shape_error(chunk)
+            chunk.__class__ = chunk_type   # speed: its children are typed when read (AttrDict)
             pending.append(chunk)
             if len(pending) >= _FOLD_BATCH:
                 self._fold_pending()
@@ -3908,7 +4034,7 @@ class _StreamState:
         started, first, ended = tracker.started, tracker.first_at, tracker.ended_at
         elapsed = ended - started if started is not None and ended is not None else None
         first_token = first - started if started is not None and first is not None else None
-        return Completion.timed(result, elapsed, first_token, tracker.chunks_received)
+        return self._Fold.result_type.timed(result, elapsed, first_token, tracker.chunks_received)
 
     def _tracker_for(self, exchange: Any, started: Optional[float]) -> StreamTracker:
         tracker = StreamTracker(self._Fold(), exchange.url)
@@ -4578,7 +4704,7 @@ class _OpenAICalls(_ClientCore):
             return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
                                     stream=kind))
         return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params), engine=engine,
-                                model=name, shape=_choices_shape, timed=True))
+                                model=name, shape=_choices_shape, then=_RESULT_TYPES[kind], timed=True))
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.

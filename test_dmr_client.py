@@ -793,6 +793,68 @@ class TestAttrDict(unittest.TestCase):
         self.assertIn("choices", dir(self.reply))
 
 
+RESULT_TYPES = [getattr(dmr_client, name) for name in (
+    "ChatCompletion", "Choice", "ChatCompletionMessage", "ChatCompletionMessageToolCall", "FunctionCall",
+    "ChoiceLogprobs", "ChatCompletionTokenLogprob", "TopLogprob", "CompletionUsage", "ChatCompletionChunk",
+    "ChunkChoice", "ChoiceDelta", "ChoiceDeltaToolCall", "ChoiceDeltaFunctionCall", "TextCompletion",
+    "TextCompletionChunk", "CompletionChoice", "CreateEmbeddingResponse", "Embedding", "EmbeddingUsage", "Model")]
+
+
+class TestResultTypes(unittest.TestCase):
+    """The typed results: openai-python's names, a declared field the server left out reads as
+    None, anything else still raises; plain dicts of what was sent underneath."""
+
+    def test_every_declared_field_absent_reads_as_none(self):
+        for cls in RESULT_TYPES:
+            with self.subTest(cls.__name__):
+                value = cls()
+                self.assertTrue(cls._fields)
+                for name in cls._fields:
+                    self.assertIsNone(getattr(value, name), name)
+                with self.assertRaisesRegex(AttributeError, "%s has no key 'not_a_field'" % cls.__name__):
+                    value.not_a_field
+                self.assertEqual(set(value.model_dump()), set(cls._fields))
+                self.assertEqual(value.to_dict(), {})
+
+    def test_children_are_typed_when_read(self):
+        chunk = dmr_client._typed(dmr_client.loads(
+            '{"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,'
+            '"function":{"name":"f"}}]}}],"timings":{"predicted_n":3}}'), dmr_client.ChatCompletionChunk)
+        delta = chunk.choices[0].delta
+        self.assertEqual((type(chunk.choices[0]).__name__, type(delta).__name__), ("ChunkChoice", "ChoiceDelta"))
+        self.assertEqual((delta.content, delta.role, chunk.usage, chunk.choices[0].finish_reason),
+                         (None, "assistant", None, None))
+        call = delta.tool_calls[0]
+        self.assertEqual((call.id, call.function.name, call.function.arguments), (None, "f", None))
+        self.assertEqual(chunk.timings.predicted_n, 3)   # what the server adds stays readable
+        with self.assertRaises(AttributeError):
+            chunk.timings.nope   # not a typed result: nothing is declared there
+
+    def test_dumps_are_plain_json(self):
+        reply = dmr_client.ChatCompletion(dmr_client.loads(
+            '{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},'
+            '"finish_reason":"stop"}]}'))
+        plain = reply.to_dict()
+        self.assertEqual(plain, {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                                         "finish_reason": "stop"}]})
+        self.assertIs(type(plain["choices"][0]), dict)
+        dumped = reply.model_dump()
+        self.assertEqual((dumped["usage"], dumped["choices"][0]["message"]["tool_calls"],
+                          dumped["choices"][0]["logprobs"]), (None, None, None))
+        self.assertNotIn("usage", reply.model_dump(exclude_none=True))
+        self.assertEqual(json.loads(reply.to_json()), plain)
+        self.assertEqual(json.loads(reply.model_dump_json(indent=2)), dumped)
+        self.assertEqual(json.loads(json.dumps(reply)), plain)
+
+    def test_typed_results_copy_and_pickle_as_themselves(self):
+        reply = dmr_client.ChatCompletion.timed(dmr_client.loads('{"choices":[{"index":0,"message":{}}]}'), 1.5)
+        reply.choices[0].message   # typed on read
+        for again in (pickle.loads(pickle.dumps(reply)), copy.deepcopy(reply), copy.copy(reply)):
+            self.assertIs(type(again), dmr_client.ChatCompletion)
+            self.assertEqual((again, again.elapsed, again.usage), (reply, 1.5, None))
+            self.assertIsNone(again.choices[0].message.content)
+
+
 # ---------------------------------------------------------------------------
 # Pure parsing: SSE
 # ---------------------------------------------------------------------------
@@ -2702,6 +2764,34 @@ class TestConnections(FakeDMRTestCase):
 
 @for_both_clients
 class TestOpenAICalls(FakeDMRTestCase):
+    def test_results_read_like_openai_python(self):
+        client = self.client()
+        reply = client.chat("ai/smollm2", HI)
+        choice = reply.choices[0]
+        self.assertEqual((type(reply).__name__, type(choice).__name__, type(choice.message).__name__),
+                         ("ChatCompletion", "Choice", "ChatCompletionMessage"))
+        self.assertEqual((choice.message.content, choice.message.tool_calls, choice.message.refusal,
+                          choice.logprobs), (PHRASE, None, None, None))
+        self.assertIsNotNone(reply.stats)
+        with self.assertRaises(AttributeError):
+            choice.message.conten
+        with client.chat("ai/smollm2", HI, stream=True) as stream:
+            chunks = list(stream)
+        self.assertTrue(all(type(chunk).__name__ == "ChatCompletionChunk" for chunk in chunks))
+        self.assertEqual("".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices),
+                         PHRASE)
+        self.assertIsInstance(stream.final(), dmr_client.ChatCompletion)
+        completion = client.completions("ai/smollm2", "Say hello", max_tokens=4)
+        self.assertEqual((type(completion).__name__, completion.choices[0].logprobs),
+                         ("TextCompletion", None))
+        with client.completions("ai/smollm2", "Say hello", stream=True) as stream:
+            self.assertIsInstance(next(iter(stream)), dmr_client.TextCompletionChunk)
+            self.assertIsInstance(stream.final(), dmr_client.TextCompletion)
+        embedded = client.embeddings("ai/mxbai-embed-large", ["a", "b"])
+        self.assertEqual((type(embedded).__name__, type(embedded.data[1]).__name__), ("CreateEmbeddingResponse",
+                                                                                        "Embedding"))
+        self.assertEqual([type(model).__name__ for model in client.models()][:1], ["Model"])
+
     def test_completions(self):
         reply = self.client().completions("ai/smollm2", "Say hello", max_tokens=4)
         self.assertEqual(reply.choices[0].text, "Hello from a tiny")
@@ -3495,7 +3585,7 @@ class TestCLI(CLITestCase):
         self.assertIn("backend installation failed: disk full", plain.stderr)
         self.assertEqual(self.run_cli("chat", "Hi").returncode, 2)                      # no -m
         self.assertEqual(self.run_cli("chat", "-m", "x", "-p", "oops", "Hi").returncode, 2)
-        deep = self.run_cli("chat", "-m", "x", "-p", "stop=" + "[" * 5000 + "]" * 5000, "Hi")
+        deep = self.run_cli("chat", "-m", "x", "-p", "stop=" + "[" * 40000 + "]" * 40000, "Hi")   # 3.13 parses 5,000
         self.assertEqual((deep.returncode, deep.stderr), (2, "dmr-client: -p stop: the JSON value is nested "
                                                              "too deeply to send\n"))
         sent = len(self.fake.requests)
