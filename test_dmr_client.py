@@ -812,7 +812,7 @@ class TestResultTypes(unittest.TestCase):
                 for name in cls._fields:
                     self.assertIsNone(getattr(value, name), name)
                 with self.assertRaisesRegex(AttributeError, "%s has no key 'not_a_field'" % cls.__name__):
-                    getattr(value, "not_a_field")
+                    _ = value.not_a_field
                 self.assertEqual(set(value.model_dump()), set(cls._fields))
                 self.assertEqual(value.to_dict(), {})
 
@@ -828,7 +828,7 @@ class TestResultTypes(unittest.TestCase):
         self.assertEqual((call.id, call.function.name, call.function.arguments), (None, "f", None))
         self.assertEqual(chunk.timings.predicted_n, 3)   # what the server adds stays readable
         with self.assertRaises(AttributeError):
-            getattr(chunk.timings, "nope")   # not a typed result: nothing is declared there
+            _ = chunk.timings.nope   # not a typed result: nothing is declared there
 
     def test_dumps_are_plain_json(self):
         reply = dmr_client.ChatCompletion(dmr_client.loads(
@@ -2774,7 +2774,7 @@ class TestOpenAICalls(FakeDMRTestCase):
                           choice.logprobs), (PHRASE, None, None, None))
         self.assertIsNotNone(reply.stats)
         with self.assertRaises(AttributeError):
-            getattr(choice.message, "conten")
+            _ = choice.message.conten
         with client.chat("ai/smollm2", HI, stream=True) as stream:
             chunks = list(stream)
         self.assertTrue(all(type(chunk).__name__ == "ChatCompletionChunk" for chunk in chunks))
