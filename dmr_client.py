@@ -3026,6 +3026,7 @@ class _PoolBase:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.closed = False
+        self.keeps = True   # False: a pool for one call (its own timeout), which keeps no connection
         self._idle: List[Any] = []
         self._tls: Any = None
         self.pid = os.getpid()
@@ -3110,7 +3111,7 @@ class _Pool(_PoolBase):
         """Keep *conn* for the next request; a connection of another process (a stream that
         was open when this one forked) is closed instead."""
         with self._lock:
-            if not self.closed and conn.sock is not None and len(self._idle) < MAX_IDLE_CONNECTIONS \
+            if self.keeps and not self.closed and conn.sock is not None and len(self._idle) < MAX_IDLE_CONNECTIONS \
                     and conn.dmr_pid == self.pid == os.getpid():   # type: ignore[attr-defined]
                 self._idle.append(conn)
                 return
@@ -3765,7 +3766,8 @@ class _AsyncPool(_PoolBase):
             conn.transport = await loop.start_tls(conn.transport, conn, self.tls(), server_hostname=origin.host)
 
     def give_back(self, conn: _AsyncConnection) -> None:
-        if not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive() and self.pid == os.getpid():
+        if self.keeps and not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive() \
+                and self.pid == os.getpid():
             self._idle.append(conn)
             return
         conn.close()
@@ -4271,9 +4273,51 @@ def _check_messages(messages: Any) -> None:
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
-def _request_body(body: Dict[str, Any], params: Mapping[str, Any]) -> bytes:
-    """The JSON body of a call: *body* plus the caller's *params*, None values left out."""
+#: Keywords of a call that are options of the request, never JSON body fields (openai-python's).
+_REQUEST_OPTIONS = ("timeout", "extra_headers", "extra_query", "extra_body")
+#: Settings of a client that a call cannot change: refused rather than sent as body fields.
+_CLIENT_SETTINGS = ("max_retries", "api_key", "base_url", "headers", "default_headers", "default_query",
+                    "connect_timeout", "http_client", "organization", "project")
+
+_Options = collections.namedtuple("_Options", "timeout headers query body")
+_NO_OPTIONS = _Options(None, b"", "", None)
+
+
+def _request_options(params: Dict[str, Any], reserved: Iterable[str] = ()) -> _Options:
+    """Take the request options out of a call's *params* (the rest are body fields): *timeout*
+    (this call's, on a connection of its own), *extra_headers* (header lines; none of
+    *reserved*, the client's own), *extra_query* (added to the URL), *extra_body* (merged
+    into the JSON body last).  A client setting among *params* is a TypeError."""
+    for name in _CLIENT_SETTINGS:
+        if name in params:
+            raise TypeError("%s is a setting of the client, not of one call: pass it to the client, or use "
+                            "client.with_options(%s=...)" % (name, name))
+    if not any(name in params for name in _REQUEST_OPTIONS):   # speed: the usual call
+        return _NO_OPTIONS
+    timeout = _check_timeout(params.pop("timeout", None), "timeout")
+    headers = _check_headers(params.pop("extra_headers", None))
+    taken = {name.lower() for name in reserved}
+    for name in headers:
+        if name.lower() in taken:
+            raise ValueError("extra_headers cannot set %r, which the client sets: give it to the client "
+                             "(headers=)" % name)
+    query = params.pop("extra_query", None)
+    if query is not None and not isinstance(query, collections.abc.Mapping):
+        raise TypeError("extra_query must be a dict of query parameters, not %s" % _shown(query))
+    body = params.pop("extra_body", None)
+    if body is not None and not isinstance(body, collections.abc.Mapping):
+        raise TypeError("extra_body must be a dict of JSON body fields, not %s" % _shown(body))
+    lines = "".join("%s: %s\r\n" % pair for pair in headers.items()).encode("latin-1")
+    return _Options(timeout, lines, "?" + urllib.parse.urlencode(query, doseq=True) if query else "",
+                    dict(body) if body else None)
+
+
+def _request_body(body: Dict[str, Any], params: Mapping[str, Any], options: _Options = _NO_OPTIONS) -> bytes:
+    """The JSON body of a call: *body* plus the caller's *params*, None values left out, then
+    the *extra_body* of *options* as given (it wins)."""
     body.update((key, value) for key, value in params.items() if value is not None)
+    if options.body:
+        body.update(options.body)
     return _encode_json(body)
 
 
@@ -4586,9 +4630,14 @@ class _ClientCore:
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
 
+    def _options(self, params: Dict[str, Any]) -> _Options:
+        """The request options among a call's *params* (_request_options); the headers the
+        client sets itself cannot be set again per call."""
+        return _request_options(params, tuple(self._headers) + ("Host", "Accept", "Authorization"))
+
     def _pool_for(self, call: _Call) -> Any:
         """The pool *call* goes through: the client's, or one of its own for a call with its
-        own timeout (closed once its answer is read: see _result)."""
+        own timeout (it keeps no connection: each such call connects anew)."""
         return self._pool_here() if call.timeout is None else self._own_pool(call.timeout)
 
     def _own_pool(self, timeout: float) -> Any:
@@ -4602,8 +4651,6 @@ class _ClientCore:
 
     def _result(self, call: _Call, exchange: _ExchangeBase, raw: bytes, started: float) -> Any:
         """What *call* returns for its whole answer *raw*."""
-        if call.timeout is not None:
-            exchange.pool.close()   # the call's own pool (_pool_for): nothing is kept
         result = self._reply(call, exchange, raw)
         return Completion.timed(result, time.monotonic() - started) if call.timed else result
 
@@ -4665,7 +4712,11 @@ class _OpenAICalls(_ClientCore):
         prefix is dropped and a leading engine (``llama.cpp/ai/smollm2``) picks
         that engine for this call.  Every keyword in *params* (temperature,
         max_tokens, tools, response_format, stream_options ...) goes into the
-        JSON body as given; None values are left out.
+        JSON body as given; None values are left out.  openai-python's request
+        options are not body fields: *timeout* (this call's, on a connection of
+        its own), *extra_headers*, *extra_query* and *extra_body* (merged into
+        the body last); a client setting (max_retries=, api_key= ...) given
+        here is a TypeError.
 
         *think* turns a reasoning model's thinking on or off (llama.cpp's
         ``chat_template_kwargs.enable_thinking``, which vLLM reads too); the
@@ -4699,12 +4750,15 @@ class _OpenAICalls(_ClientCore):
 
     def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
                   params: Dict[str, Any], kind: str) -> Any:
+        options = self._options(params)
+        route += options.query
         if stream:
-            data = _request_body(dict(model=name, **body), dict(params, stream=True))
+            data = _request_body(dict(model=name, **body), dict(params, stream=True), options)
             return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
-                                    stream=kind))
-        return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params), engine=engine,
-                                model=name, shape=_choices_shape, then=_RESULT_TYPES[kind], timed=True))
+                                    stream=kind, extra=options.headers, timeout=options.timeout))
+        return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params, options),
+                                engine=engine, model=name, shape=_choices_shape, then=_RESULT_TYPES[kind],
+                                timed=True, extra=options.headers, timeout=options.timeout))
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.
@@ -4718,9 +4772,11 @@ class _OpenAICalls(_ClientCore):
                 raise ValueError("input is empty: pass a non-empty str or a list of them")
         elif not isinstance(input, list) or not input or not all(isinstance(i, (str, int, list)) for i in input):
             raise TypeError("input must be a str or a non-empty list of str, not %s" % _shown(input))
-        body = _request_body({"model": name, "input": input}, params)
-        return self._call(_Call("POST", "/embeddings", body, engine=engine, model=name,
-                                shape=_embeddings_shape, then=_sorted_embeddings))
+        options = self._options(params)
+        body = _request_body({"model": name, "input": input}, params, options)
+        return self._call(_Call("POST", "/embeddings" + options.query, body, engine=engine, model=name,
+                                shape=_embeddings_shape, then=_sorted_embeddings, extra=options.headers,
+                                timeout=options.timeout))
 
     def models(self) -> List[AttrDict]:
         """The models the OpenAI-compatible API lists (``GET /models``)."""
@@ -4764,9 +4820,11 @@ class _OpenAICalls(_ClientCore):
         if not isinstance(documents, (list, tuple)) or not documents \
                 or not all(isinstance(d, str) for d in documents):
             raise TypeError("documents must be a non-empty list of str, not %s" % _shown(documents))
-        body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n))
-        return self._call(_Call("POST", "/rerank", body, where=_ENGINE_ROOT, engine=engine, model=name,
-                                shape=_results_shape))
+        options = self._options(params)
+        body = _request_body({"model": name, "query": query, "documents": list(documents)}, dict(params, top_n=top_n),
+                             options)
+        return self._call(_Call("POST", "/rerank" + options.query, body, where=_ENGINE_ROOT, engine=engine, model=name,
+                                shape=_results_shape, extra=options.headers, timeout=options.timeout))
 
 
 class _DMRCalls(_ClientCore):
@@ -5107,7 +5165,9 @@ class Client(_BaseClient):
         return self._pool
 
     def _own_pool(self, timeout: float) -> _Pool:
-        return _Pool(self._origin, min(self.connect_timeout or timeout, timeout), timeout)
+        pool = _Pool(self._origin, min(self.connect_timeout or timeout, timeout), timeout)
+        pool.keeps = False
+        return pool
 
     def __enter__(self) -> Client:
         return self
@@ -5238,8 +5298,10 @@ class AsyncClient(_BaseClient):
         return pool
 
     def _own_pool(self, timeout: float) -> _AsyncPool:
-        return _AsyncPool(self._origin, min(self.connect_timeout or timeout, timeout), timeout,
+        pool = _AsyncPool(self._origin, min(self.connect_timeout or timeout, timeout), timeout,
                           asyncio.get_running_loop(), guarded=False)
+        pool.keeps = False
+        return pool
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -2196,6 +2196,46 @@ class TestChat(FakeDMRTestCase):
         self.client(self.fake.url + "/engines/v1").chat("ai/smollm2", HI)
         self.assertEqual(self.last.path, "/engines/v1/chat/completions")
 
+    def test_request_options_are_never_body_fields(self):
+        client = self.client()
+        reply = client.chat("ai/smollm2", HI, temperature=0, extra_headers={"X-Trace": "t-1"},
+                            extra_query={"trace": "a b", "n": [1, 2]}, extra_body={"top_k": 3, "temperature": 1},
+                            timeout=30)
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+        sent = self.last
+        self.assertEqual(sent.path, "/engines/llama.cpp/v1/chat/completions?trace=a+b&n=1&n=2")
+        self.assertEqual(sent.headers.get("X-Trace"), "t-1")
+        self.assertEqual((sent.json["top_k"], sent.json["temperature"]), (3, 1))   # extra_body wins
+        for name in ("timeout", "extra_headers", "extra_query", "extra_body"):
+            self.assertNotIn(name, sent.json)
+        with client.chat("ai/smollm2", HI, stream=True, extra_headers={"X-Trace": "t-2"}, timeout=30) as stream:
+            self.assertEqual(text_of(stream), PHRASE)
+        self.assertEqual((self.last.headers.get("X-Trace"), self.last.json["stream"]), ("t-2", True))
+        client.embeddings("ai/mxbai-embed-large", "a", extra_body={"dimensions": 8}, extra_query={"q": "1"})
+        self.assertEqual((self.last.path.endswith("/embeddings?q=1"), self.last.json["dimensions"]), (True, 8))
+
+    def test_a_call_of_its_own_timeout(self):
+        self.fake.script("/engines/llama.cpp/v1/chat/completions", stall(5))
+        client = self.client(max_retries=0)
+        started = time.monotonic()
+        with self.assertRaises(dmr_client.APITimeoutError) as caught:
+            client.chat("ai/smollm2", HI, timeout=0.3)
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertIn("0.3 s", str(caught.exception))
+
+    def test_client_settings_are_not_call_options(self):
+        client = self.client()
+        for kwargs, error, words in (({"max_retries": 0}, TypeError, "max_retries is a setting of the client"),
+                                     ({"api_key": "k"}, TypeError, "api_key is a setting of the client"),
+                                     ({"extra_headers": {"User-Agent": "me"}}, ValueError, "which the client sets"),
+                                     ({"extra_headers": {"Content-Length": "1"}}, ValueError, "frames the request"),
+                                     ({"extra_query": "a=1"}, TypeError, "extra_query must be a dict"),
+                                     ({"extra_body": [1]}, TypeError, "extra_body must be a dict"),
+                                     ({"timeout": -1}, ValueError, "timeout must be")):
+            with self.subTest(kwargs=kwargs), self.assertRaisesRegex(error, words):
+                client.chat("ai/smollm2", HI, **kwargs)
+        self.assertEqual(self.fake.requests, [])
+
     def test_misuse_is_refused_before_anything_is_sent(self):
         client = self.client()
         cases = [(("", HI), ValueError), ((None, HI), TypeError), (("ai/smollm2", "Hi"), TypeError),
