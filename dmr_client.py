@@ -127,6 +127,9 @@ __all__ = [
     "DOCKER_SOCKET_PATHS",
     "DMR_MAX_REQUEST_BYTES",
     "DMRError",
+    "OpenAIError",
+    "APIError",
+    "APIResponseValidationError",
     "APIConnectionError",
     "APITimeoutError",
     "APIStatusError",
@@ -179,6 +182,27 @@ __all__ = [
     "AsyncPullStream",
     "HeadReader",
     "Completion",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionMessageToolCall",
+    "ChatCompletionTokenLogprob",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaFunctionCall",
+    "ChoiceDeltaToolCall",
+    "ChoiceLogprobs",
+    "ChunkChoice",
+    "CompletionChoice",
+    "CompletionUsage",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingUsage",
+    "FunctionCall",
+    "Model",
+    "TextCompletion",
+    "TextCompletionChunk",
+    "TopLogprob",
     "speed_stats",
     "split_thinking",
     "parse_metrics",
@@ -299,17 +323,20 @@ _log = _Log()
 #
 # The family (openai-python's names), and what each means:
 #
-#   DMRError
-#     APIConnectionError          no answer, or the connection broke (chunks_received: how far)
-#       APITimeoutError           connecting, or waiting for bytes, took longer than allowed
-#       ProtocolError             the server's bytes broke HTTP/1.1 framing
-#     APIStatusError              a non-2xx answer: status_code, message, body, hint
-#       BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
-#       NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
-#       RateLimitError 429, InternalServerError 5xx
-#     StreamError                 an error event inside a stream that had started
+#   DMRError (also named OpenAIError)
+#     APIError                    about one request to the API
+#       APIConnectionError        no answer, or the connection broke (chunks_received: how far)
+#         APITimeoutError         connecting, or waiting for bytes, took longer than allowed
+#         ProtocolError           the server's bytes broke HTTP/1.1 framing
+#       APIStatusError            a non-2xx answer: status_code, message, body, hint, response,
+#                                 request_id
+#         BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
+#         NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
+#         RateLimitError 429, InternalServerError 5xx
+#       StreamError               an error event inside a stream that had started
+#       InvalidResponseError      a 2xx whose body is not what the API promises (also named
+#                                 APIResponseValidationError)
 #     PullError                   DMR said a pull failed
-#     InvalidResponseError        a 2xx whose body is not what the API promises
 #     SSEError (a ValueError)     an SSE line or event over MAX_EVENT_BYTES
 #
 # Bad arguments are TypeError or ValueError, raised before anything is sent.  Inside, OS and
@@ -324,7 +351,23 @@ class DMRError(Exception):
     """Base class of every error this module raises about a request."""
 
 
-class APIConnectionError(DMRError):
+#: openai-python's name for the base class: ``except openai.OpenAIError`` works on us.
+OpenAIError = DMRError
+
+
+class APIError(DMRError):
+    """An error about one request to the API (openai-python's APIError): no answer, an error
+    status, an error inside a stream, or an answer not of the promised shape."""
+
+    message: str = ""
+    body: Any = None
+    code: Any = None
+    type: Optional[str] = None
+    param: Optional[str] = None
+    request: Any = None   # openai-python's httpx request: there is none here
+
+
+class APIConnectionError(APIError):
     """The server could not be reached, or the connection broke.
 
     Also raised when a stream ends before it is complete: the answer received
@@ -347,7 +390,7 @@ class ProtocolError(APIConnectionError):
     chunk, or a limit such as MAX_HEAD_BYTES); the connection was closed and is never reused."""
 
 
-class APIStatusError(DMRError):
+class APIStatusError(APIError):
     """The server answered with a non-success HTTP status.
 
     ``status_code`` is the status, ``message`` the server's own message (from
@@ -371,6 +414,23 @@ class APIStatusError(DMRError):
         self.hint = hint
         self.type = error_type
         self.code = code
+
+    @property
+    def response(self) -> _ErrorResponse:
+        """The HTTP answer (openai-python's ``error.response``): status_code, headers, text, json()."""
+        return _ErrorResponse(self.status_code, self.headers, self.url, self.body)
+
+    @property
+    def request_id(self) -> Optional[str]:
+        """The server's ``x-request-id``, when it sent one."""
+        return self.headers.get("x-request-id") if self.headers is not None else None
+
+
+class _ErrorResponse(collections.namedtuple("_ErrorResponse", "status_code headers url text")):
+    """What an error status answered, as much of httpx.Response as error handlers read."""
+
+    def json(self) -> Any:
+        return loads(self.text)
 
 
 class BadRequestError(APIStatusError):
@@ -416,7 +476,7 @@ _STATUS_ERRORS = {
 }
 
 
-class StreamError(DMRError):
+class StreamError(APIError):
     """The server reported an error inside a stream that had already started.
 
     ``message`` is the server's message, ``body`` the raw event data.
@@ -441,7 +501,7 @@ class PullError(DMRError):
         self.event = event
 
 
-class InvalidResponseError(DMRError):
+class InvalidResponseError(APIError):
     """A success response whose body is not what the API promises (e.g. not JSON)."""
 
     def __init__(self, message: str, *, body: str = "", status_code: Optional[int] = None):
@@ -449,6 +509,10 @@ class InvalidResponseError(DMRError):
         self.message = message
         self.body = body
         self.status_code = status_code
+
+
+#: openai-python's name for an answer not of the promised shape.
+APIResponseValidationError = InvalidResponseError
 
 
 class SSEError(DMRError, ValueError):

@@ -756,6 +756,19 @@ class TestErrorClasses(unittest.TestCase):
                     d.ConflictError, d.UnprocessableEntityError, d.RateLimitError, d.InternalServerError):
             self.assertTrue(issubclass(cls, d.APIStatusError), cls)
 
+    def test_openai_python_names(self):
+        d = dmr_client
+        self.assertIs(d.OpenAIError, d.DMRError)
+        self.assertIs(d.APIResponseValidationError, d.InvalidResponseError)
+        for cls in (d.APIConnectionError, d.APITimeoutError, d.ProtocolError, d.APIStatusError, d.StreamError,
+                    d.InvalidResponseError, d.BadRequestError, d.InternalServerError):
+            self.assertTrue(issubclass(cls, d.APIError), cls)
+        for cls in (d.PullError, d.SSEError):
+            self.assertFalse(issubclass(cls, d.APIError), cls)
+        error = d.APIConnectionError("cut")
+        self.assertEqual((error.message, error.body, error.code, error.type, error.param, error.request),
+                         ("cut", None, None, None, None, None))
+
     def test_status_error_message_names_url_and_hint(self):
         error = dmr_client.NotFoundError("model not found", status_code=404, body="model not found\n",
                                          url="http://h/x", hint="pull it")
@@ -2288,6 +2301,18 @@ class TestChat(FakeDMRTestCase):
 @for_both_clients
 class TestErrors(FakeDMRTestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
+
+    def test_status_errors_carry_the_response_as_openai_python_does(self):
+        self.fake.script(self.PATH, json_reply(429, {"error": {"message": "slow down", "type": "rate_limit"}},
+                                               headers=[("x-request-id", "req-7")]))
+        with self.assertRaises(dmr_client.APIError) as caught:
+            self.client(max_retries=0).chat("ai/smollm2", HI)
+        error = caught.exception
+        self.assertIsInstance(error, dmr_client.RateLimitError)
+        self.assertEqual((error.status_code, error.request_id, error.type), (429, "req-7", "rate_limit"))
+        self.assertEqual((error.response.status_code, error.response.headers["x-request-id"]), (429, "req-7"))
+        self.assertEqual(error.response.json()["error"]["message"], "slow down")
+        self.assertEqual(error.response.text, error.body)
 
     def test_dmr_plain_text_model_not_found(self):
         with self.assertRaises(dmr_client.NotFoundError) as caught:
