@@ -2955,10 +2955,10 @@ class _Reading:
         if kind is GeneratorExit or kind is StopAsyncIteration:
             return
         if source is None:
-            failure = _read_failure(exc, "the response from " + exchange.url, exchange.url, exchange.pool.timeout)
+            failure = _read_failure(exc, "the response from " + exchange.url, exchange.url, exchange.timeout)
         else:
             failure = _read_failure(exc, "%s from %s" % (source.what, exchange.url), exchange.url,
-                                    exchange.pool.timeout, source.received, source.unit, source.meaning)
+                                    exchange.timeout, source.received, source.unit, source.meaning)
             source.error = failure
         if failure is not exc:
             raise failure from exc
@@ -3177,6 +3177,8 @@ class _Pool(_PoolBase):
         with self._lock:
             if self.keeps and not self.closed and conn.sock is not None and len(self._idle) < MAX_IDLE_CONNECTIONS \
                     and conn.dmr_pid == self.pid == os.getpid():   # type: ignore[attr-defined]
+                if conn.sock.gettimeout() != self.timeout:   # a call had its own
+                    conn.sock.settimeout(self.timeout)
                 self._idle.append(conn)
                 return
         conn.close()
@@ -3300,13 +3302,14 @@ class _ExchangeBase:
     way round).  The subclasses only move bytes.
     """
 
-    __slots__ = ("pool", "conn", "url", "status", "reason", "headers", "keep_alive", "decoder", "settled",
-                 "early", "_raw", "_rest")
+    __slots__ = ("pool", "conn", "url", "timeout", "status", "reason", "headers", "keep_alive", "decoder",
+                 "settled", "early", "_raw", "_rest")
 
-    def __init__(self, pool: Any, conn: Any, url: str):
+    def __init__(self, pool: Any, conn: Any, url: str, timeout: Optional[float] = None):
         self.pool = pool
         self.conn = conn
         self.url = url
+        self.timeout = pool.timeout if timeout is None else timeout   # each wait for bytes of the answer
         self.settled = False
         self.keep_alive = False
         self.early = False                           # answered before the request was sent whole
@@ -3453,9 +3456,11 @@ class _Exchange(_ExchangeBase):
 
     __slots__ = ("sock",)
 
-    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection, url: str):
-        super().__init__(pool, conn, url)
+    def __init__(self, pool: _Pool, conn: http.client.HTTPConnection, url: str, timeout: Optional[float] = None):
+        super().__init__(pool, conn, url, timeout)
         self.sock = conn.sock
+        if self.timeout != pool.timeout:   # this call's own: the pool sets its own back (give_back)
+            self.sock.settimeout(self.timeout)
 
     def begin(self, method: str) -> None:
         """Read up to the final response head (HeadReader skips interim 1xx responses).
@@ -3541,7 +3546,7 @@ class _Exchange(_ExchangeBase):
             return
         finally:
             if not self.settled:
-                sock.settimeout(self.pool.timeout)
+                sock.settimeout(self.timeout)
         self.finish()
 
 
@@ -3873,7 +3878,7 @@ class _AsyncExchange(_ExchangeBase):
 
     async def begin(self, method: str) -> None:
         """Read up to the final response head (as _Exchange.begin)."""
-        recv, timeout = self.conn.recv, self.pool.timeout
+        recv, timeout = self.conn.recv, self.timeout
         reader = HeadReader()
         while True:
             try:
@@ -3891,7 +3896,7 @@ class _AsyncExchange(_ExchangeBase):
         """The next piece of the body (as _Exchange.read_some)."""
         data = self._buffered()
         while data is None:
-            data = self._decoded(await self.conn.recv(self.pool.timeout))
+            data = self._decoded(await self.conn.recv(self.timeout))
         return data
 
     async def read_body(self, limit: int, truncate: bool = False) -> bytes:
@@ -4408,7 +4413,8 @@ class _Call:
     """
 
     __slots__ = ("method", "route", "body", "where", "engine", "model", "accept", "hints", "retry_statuses",
-                 "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed", "timeout", "retries")
+                 "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed", "timeout", "retries",
+                 "probe")
 
     def __init__(self,
                  method: str,                                # "GET", "POST", "DELETE"
@@ -4429,12 +4435,15 @@ class _Call:
                  extra: bytes = b"",                         # header lines of this call only
                  answer: str = _JSON_BODY,                   # _JSON_BODY, _TEXT_BODY, _NO_BODY or _ANY_STATUS
                  timed: bool = False,                        # the result carries speed figures (a Completion)
-                 timeout: Optional[float] = None,            # its own timeout, on a pool of its own; None: the client's
-                 retries: Optional[int] = None):             # times it may be sent again; None: max_retries
+                 timeout: Optional[float] = None,            # its own wait for each read; None: the client's
+                 retries: Optional[int] = None,              # times it may be sent again; None: max_retries
+                 probe: bool = False):                       # a pool of its own, connecting within *timeout*
+
         self.method, self.route, self.body, self.where, self.engine = method, route, body, where, engine
         self.model, self.accept, self.hints, self.retry_statuses = model, accept, hints, retry_statuses
         self.replayable, self.shape, self.then, self.stream, self.wait = replayable, shape, then, stream, wait
         self.extra, self.answer, self.timed, self.timeout, self.retries = extra, answer, timed, timeout, retries
+        self.probe = probe
 
 
 class _ClientCore:
@@ -4700,9 +4709,9 @@ class _ClientCore:
         return _request_options(params, tuple(self._headers) + ("Host", "Accept", "Authorization"))
 
     def _pool_for(self, call: _Call) -> Any:
-        """The pool *call* goes through: the client's, or one of its own for a call with its
-        own timeout (it keeps no connection: each such call connects anew)."""
-        return self._pool_here() if call.timeout is None else self._own_pool(call.timeout)
+        """The pool *call* goes through: the client's, or for a probe one of its own, which
+        connects within the probe's timeout and keeps no connection."""
+        return self._own_pool(call.timeout or self.timeout or DEFAULT_TIMEOUT) if call.probe else self._pool_here()
 
     def _own_pool(self, timeout: float) -> Any:
         raise NotImplementedError
@@ -4744,7 +4753,7 @@ class _ClientCore:
         """What server_kind() asks, and what the answers mean: DMR says so at its root, and
         so does LiteLLM's proxy; an OpenAI-compatible server lists its models, or refuses
         to without a key in OpenAI's error shape.  Whatever fails, the answer is None."""
-        probe: Dict[str, Any] = dict(accept="*/*", answer=_ANY_STATUS, timeout=timeout, retries=0)
+        probe: Dict[str, Any] = dict(accept="*/*", answer=_ANY_STATUS, timeout=timeout, retries=0, probe=True)
         try:
             status, body = yield _Call("GET", "/", where=_DMR_ROOT, **probe)
             if status == 200 and "docker model runner" in body.lower():
@@ -5274,7 +5283,8 @@ class Client(_BaseClient):
         wait: Optional[float]
         while True:
             try:
-                exchange = self._exchange(attempts.pool, call.method, attempts.message, attempts.url)
+                exchange = self._exchange(attempts.pool, call.method, attempts.message, attempts.url,
+                                          call.timeout)
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
@@ -5288,7 +5298,8 @@ class Client(_BaseClient):
             if wait:
                 self._sleep(wait)
 
-    def _exchange(self, pool: _Pool, method: str, message: bytes, url: str) -> _Exchange:
+    def _exchange(self, pool: _Pool, method: str, message: bytes, url: str,
+                  timeout: Optional[float] = None) -> _Exchange:
         """Write the request in one go and read the response head.
 
         http.client opened the connection (TLS and proxy tunnel included);
@@ -5297,7 +5308,7 @@ class Client(_BaseClient):
         by _Exchange.
         """
         conn, reused = pool.take()
-        exchange = _Exchange(pool, conn, url)
+        exchange = _Exchange(pool, conn, url, timeout)
         try:
             try:
                 conn.sock.sendall(message)
@@ -5307,7 +5318,7 @@ class Client(_BaseClient):
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
             exchange.discard()
-            raise _begin_failure(exc, method, url, pool.timeout, reused) from exc
+            raise _begin_failure(exc, method, url, exchange.timeout, reused) from exc
         except BaseException:
             exchange.discard()
             raise
@@ -5415,7 +5426,8 @@ class AsyncClient(_BaseClient):
         wait: Optional[float]
         while True:
             try:
-                exchange = await self._exchange(attempts.pool, call.method, attempts.message, attempts.url)
+                exchange = await self._exchange(attempts.pool, call.method, attempts.message, attempts.url,
+                                                call.timeout)
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
@@ -5429,24 +5441,25 @@ class AsyncClient(_BaseClient):
             if wait:
                 await self._sleep(wait)
 
-    async def _exchange(self, pool: _AsyncPool, method: str, message: bytes, url: str) -> _AsyncExchange:
+    async def _exchange(self, pool: _AsyncPool, method: str, message: bytes, url: str,
+                        timeout: Optional[float] = None) -> _AsyncExchange:
         """Write the request in one go and read the response head (as Client._exchange)."""
         conn = pool.idle()
         reused = conn is not None
         if conn is None:
             conn = await pool.connect()
-        exchange = _AsyncExchange(pool, conn, url)
+        exchange = _AsyncExchange(pool, conn, url, timeout)
         try:
             try:
                 if conn.write(message):   # speed: no await unless the transport is full
-                    await conn.drained(pool.timeout)
+                    await conn.drained(exchange.timeout)
             except OSError as exc:   # reset or timed out: the server may have answered without reading
                 exchange.answered_early(exc, conn.has_input())
             await exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
             exchange.discard()
-            raise _begin_failure(exc, method, url, pool.timeout, reused) from exc
+            raise _begin_failure(exc, method, url, exchange.timeout, reused) from exc
         except BaseException:
             exchange.discard()   # cancelled: the connection is closed, never pooled half-read
             raise

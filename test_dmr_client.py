@@ -2226,6 +2226,7 @@ class TestChat(FakeDMRTestCase):
         self.assertEqual((self.last.headers.get("X-Trace"), self.last.json["stream"]), ("t-2", True))
         client.embeddings("ai/mxbai-embed-large", "a", extra_body={"dimensions": 8}, extra_query={"q": "1"})
         self.assertEqual((self.last.path.endswith("/embeddings?q=1"), self.last.json["dimensions"]), (True, 8))
+        self.assertEqual(self.fake.connections, 1)   # a call with its own timeout keeps the connection
 
     def test_a_call_of_its_own_timeout(self):
         self.fake.script("/engines/llama.cpp/v1/chat/completions", stall(5))
@@ -2235,6 +2236,13 @@ class TestChat(FakeDMRTestCase):
             client.chat("ai/smollm2", HI, timeout=0.3)
         self.assertLess(time.monotonic() - started, 3)
         self.assertIn("0.3 s", str(caught.exception))
+        # A call's own timeout lasts for that call: the connection goes back with the client's.
+        self.fake.script("/engines/llama.cpp/v1/chat/completions",
+                         json_reply(200, json.loads(load_capture("chat.http")[2])))
+        self.assertEqual(client.chat("ai/smollm2", HI, timeout=0.3).choices[0].message.content, PHRASE)
+        self.fake.script("/engines/llama.cpp/v1/chat/completions",
+                         stall(0.6, json_reply(200, json.loads(load_capture("chat.http")[2]))))
+        self.assertEqual(client.chat("ai/smollm2", HI).choices[0].message.content, PHRASE)
 
     def test_client_settings_are_not_call_options(self):
         client = self.client()

@@ -37,19 +37,19 @@ ALLOWED = {
         r"conn, reused = pool\.take\(\)",                     # the blocking pool hands out a socket
         r"conn = pool\.idle\(\)", r"reused = conn is not None",   # an asyncio pool: idle, else connect
         r"if conn is None:", r"conn = pool\.connect\(\)",
-        r"exchange = _(Async)?Exchange\(pool, conn, url\)",
+        r"exchange = _(Async)?Exchange\(pool, conn, url, timeout\)",
         r"conn\.sock\.sendall\(message\)",                    # one write of head and body
-        r"if conn\.write\(message\):.*", r"conn\.drained\(pool\.timeout\)",
+        r"if conn\.write\(message\):.*", r"conn\.drained\(exchange\.timeout\)",
         r"exchange\.answered_early\(exc, (_has_input\(conn\.sock\)|conn\.has_input\(\))\)",
         r"exchange\.discard\(\)(   # cancelled.*)?",
     ],
     "_Exchange.begin": [
-        r"recv = self\.sock\.recv", r"recv, timeout = self\.conn\.recv, self\.pool\.timeout",
+        r"recv = self\.sock\.recv", r"recv, timeout = self\.conn\.recv, self\.timeout",
         r"chunk = recv\((READ_CHUNK|timeout)\)",
         r"except \(ConnectionResetError, ConnectionAbortedError(, BrokenPipeError)?\):",
     ],
     "_Exchange.read_some": [
-        r"data = self\._decoded\((self\.sock\.recv\(READ_CHUNK\)|self\.conn\.recv\(self\.pool\.timeout\))\)",
+        r"data = self\._decoded\((self\.sock\.recv\(READ_CHUNK\)|self\.conn\.recv\(self\.timeout\))\)",
     ],
     "_Exchange.read_body": [
         r"declared = self\._declared_too_big\(limit, truncate\)", r"self\._declared_too_big\(limit, truncate\)",
@@ -60,7 +60,7 @@ ALLOWED = {
         r"sock, decoder = self\.sock, self\.decoder", r"sock\.settimeout\(remaining\)",
         r"raw = sock\.recv\(READ_CHUNK\)", r"raw = self\.conn\.recv\(remaining\)",
         r"while not (self\.)?decoder\.done and budget > 0:",
-        r"finally:", r"if not self\.settled:", r"sock\.settimeout\(self\.pool\.timeout\)",
+        r"finally:", r"if not self\.settled:", r"sock\.settimeout\(self\.timeout\)",
         r"except BaseException:", r"self\.discard\(\)", r"raise",
     ],
 }
@@ -81,14 +81,14 @@ def functions(tree: ast.Module) -> dict:
 
 def body_lines(source: str, node: ast.AST) -> list:
     """The function's lines without its docstring, each stripped of async, await and type: ignore."""
-    lines = source.splitlines()[node.lineno - 1:node.end_lineno]
     body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        first, last = body[0].lineno - node.lineno, body[0].end_lineno - node.lineno
-        lines = lines[:first] + lines[last + 1:]
+    if isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str) and len(body) > 1:
+        body = body[1:]   # the docstring: each says which twin it is
+    # From the first statement: the signature's names and annotations differ by design.
+    lines = source.splitlines()[body[0].lineno - 1:node.end_lineno]
     cleaned = []
-    for line in lines[1:]:   # the def line: names and annotations differ by design
+    for line in lines:
         line = re.sub(r"\basync ", "", line)
         line = re.sub(r"\bawait ", "", line)
         line = re.sub(r"\s*# type: ignore\[[^\]]*\]", "", line)
