@@ -52,13 +52,16 @@ sections, each a banner below, in this order (a test holds the two together):
                                   Stream, PullStream, FollowStream and their Async twins
     Clients: argument checks and request bodies
                                   what every call checks before anything is sent
+    Clients: a call and the core  _Call (what to send, what a 2xx becomes); _ClientCore:
+                                  configuration and the rules both transports apply
     Clients: the calls, written once
-                                  _Call (what to send, what a 2xx becomes); _ClientCore:
-                                  configuration and the rules both transports apply; the calls
                                   in three groups (_OpenAICalls, _DMRCalls, _RunningModelCalls)
     Clients: Client and AsyncClient
                                   _Attempts (the retry loop's decisions); Client and AsyncClient
                                   only run a _Call on their transport
+    Compatibility: the openai-python shape
+                                  OpenAI and AsyncOpenAI: names and forwarding only, over
+                                  Client and AsyncClient
     Command line                  argparse and the terminal; only calls Client
 
 A request flows: Client.chat() (or AsyncClient.chat()) checks its arguments and
@@ -213,6 +216,9 @@ __all__ = [
     "AsyncFollowStream",
     "Client",
     "AsyncClient",
+    "OpenAI",
+    "AsyncOpenAI",
+    "RawResponse",
     "main",
 ]
 
@@ -4402,7 +4408,7 @@ def _encode_json(body: Dict[str, Any]) -> bytes:
 
 
 # ---------------------------------------------------------------------------
-# Clients: the calls, written once
+# Clients: a call and the core
 # ---------------------------------------------------------------------------
 
 class _Call:
@@ -4703,6 +4709,26 @@ class _ClientCore:
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
 
+    _raw = False   # results as RawResponse (with_raw_response): see _result
+
+    def _copy(self, *, max_retries: Optional[int] = None, headers: Optional[Headers] = None,
+              raw: Optional[bool] = None) -> Any:
+        """A copy with these settings that shares this client's connections (with_options)."""
+        import copy
+
+        clone = copy.copy(self)
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ValueError("max_retries must be a whole number >= 0, not %s" % _shown(max_retries))
+            clone.max_retries = max_retries
+        if headers:
+            clone._headers = _merge_headers(self._headers, _check_headers(headers))
+            clone._accept = not any(name.lower() == "accept" for name in clone._headers)
+            clone._build_head()
+        if raw is not None:
+            clone._raw = raw
+        return clone
+
     def _options(self, params: Dict[str, Any]) -> _Options:
         """The request options among a call's *params* (_request_options); the headers the
         client sets itself cannot be set again per call."""
@@ -4725,7 +4751,11 @@ class _ClientCore:
     def _result(self, call: _Call, exchange: _ExchangeBase, raw: bytes, started: float) -> Any:
         """What *call* returns for its whole answer *raw*."""
         result = self._reply(call, exchange, raw)
-        return Completion.timed(result, time.monotonic() - started) if call.timed else result
+        if call.timed:
+            result = Completion.timed(result, time.monotonic() - started)
+        if self._raw:
+            return RawResponse(exchange.status, exchange.headers, exchange.url, result)
+        return result
 
     # -- what answers at the base URL ---------------------------------------------------
 
@@ -4772,6 +4802,11 @@ class _ClientCore:
         if status in (401, 403) and isinstance(answer, dict) and isinstance(answer.get("error"), dict):
             return "openai-compatible"   # it answers, and wants a key
         return None
+
+
+# ---------------------------------------------------------------------------
+# Clients: the calls, written once
+# ---------------------------------------------------------------------------
 
 
 class _OpenAICalls(_ClientCore):
@@ -5470,6 +5505,274 @@ class AsyncClient(_BaseClient):
             return await exchange.read_body(MAX_ERROR_BODY, truncate=True)
         except APIConnectionError:
             return b""
+
+
+# ---------------------------------------------------------------------------
+# Compatibility: the openai-python shape
+# ---------------------------------------------------------------------------
+#
+# Names and forwarding only: what is checked, sent, retried and returned is the clients'
+# (above).  OpenAI holds a Client, AsyncOpenAI an AsyncClient; each resource forwards create()
+# to the client's call and returns what it returns: a result, a stream, or for AsyncOpenAI an
+# awaitable of one.  Where openai-python's answer has another shape, _after() reshapes it.
+
+#: openai-python's variables, read after DMR's own (ENV_BASE_URL, ENV_HOST, ENV_API_KEY).  The
+#: key is read only with the base URL: an OpenAI key is never sent to a server it was not set for.
+ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
+ENV_OPENAI_API_KEY = "OPENAI_API_KEY"
+
+_NOT_GIVEN: Any = object()
+
+
+def _after(result: Any, then: Callable[[Any], Any]) -> Any:
+    """then(result); for an awaitable (AsyncOpenAI's calls), an awaitable of it."""
+    if hasattr(result, "__await__"):
+        async def finish() -> Any:
+            return then(await result)
+        return finish()
+    return then(result)
+
+
+class RawResponse:
+    """What ``with_raw_response.create(...)`` returns: the HTTP answer's ``status_code``,
+    ``headers`` and ``url``, and parse() for the result itself (a stream, for a stream)."""
+
+    def __init__(self, status_code: int, headers: Any, url: str, parsed: Any):
+        self.status_code, self.headers, self.url = status_code, headers, url
+        self.http_response = self
+        self._parsed = parsed
+
+    def parse(self) -> Any:
+        return self._parsed
+
+    def __repr__(self) -> str:
+        return "<RawResponse %d %s>" % (self.status_code, self.url)
+
+
+def _raw_stream(result: Any) -> Any:
+    """A stream asked for with_raw_response: its answer's status and headers, the stream itself."""
+    if isinstance(result, (_Streamed, _AsyncStreamed)):
+        return RawResponse(result.status_code, result.headers, result.url, result)
+    return result
+
+
+class _Page(AttrDict):
+    """A list of models as openai-python pages it: ``.data``, and iterable over the models."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Any]:   # type: ignore[override]
+        return iter(self["data"])
+
+
+def _decoded_embeddings(reply: Any) -> Any:
+    """Embeddings the server sent as base64 (little-endian float32s), as lists of floats."""
+    import array
+    import base64
+
+    for item in reply["data"]:
+        vector = item.get("embedding")
+        if isinstance(vector, str):
+            floats = array.array("f", base64.b64decode(vector))
+            if sys.byteorder == "big":
+                floats.byteswap()
+            item["embedding"] = floats.tolist()
+    return reply
+
+
+class _Resource:
+    """A resource of OpenAI / AsyncOpenAI: its owner's client, and with_raw_response."""
+
+    def __init__(self, owner: Any, raw: bool = False):
+        self._owner = owner
+        self._raw = raw
+
+    @property
+    def with_raw_response(self) -> Any:
+        """The same resource, answering RawResponse (status_code, headers, parse())."""
+        return type(self)(self._owner, raw=True)
+
+    def _client(self) -> Any:
+        return self._owner._raw_client if self._raw else self._owner._client
+
+    def _params(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        return self._owner._params(params)
+
+    def _shaped(self, result: Any) -> Any:
+        return _after(result, _raw_stream) if self._raw else result
+
+
+class _ChatCompletions(_Resource):
+    def create(self, *, model: str, messages: Sequence[Message], stream: bool = False, **params: Any) -> Any:
+        """client.chat(): a ChatCompletion, or a ChatStream of ChatCompletionChunks."""
+        return self._shaped(self._client().chat(model, messages, stream=stream, **self._params(params)))
+
+
+class _Chat:
+    def __init__(self, owner: Any):
+        self.completions = _ChatCompletions(owner)
+
+
+class _Completions(_Resource):
+    def create(self, *, model: str, prompt: Any, stream: bool = False, **params: Any) -> Any:
+        """client.completions(): a TextCompletion, or a CompletionStream."""
+        return self._shaped(self._client().completions(model, prompt, stream=stream, **self._params(params)))
+
+
+class _Embeddings(_Resource):
+    def create(self, *, model: str, input: Any, encoding_format: Any = _NOT_GIVEN, **params: Any) -> Any:
+        """client.embeddings().  As openai-python does, the vectors are asked for as base64
+        (a quarter of the bytes) and decoded to floats, unless *encoding_format* is given."""
+        asked = "base64" if encoding_format is _NOT_GIVEN else encoding_format
+        result = self._client().embeddings(model, input, encoding_format=asked, **self._params(params))
+        if encoding_format is _NOT_GIVEN:
+            result = _after(result, lambda reply: _decoded_embeddings(reply) if isinstance(reply, dict) else
+                            RawResponse(reply.status_code, reply.headers, reply.url,
+                                        _decoded_embeddings(reply.parse())))
+        return result
+
+
+class _Models(_Resource):
+    def list(self) -> Any:
+        """client.models(), as a page: ``.data``, iterable."""
+        return _after(self._client().models(), lambda models: _Page(object="list", data=models))
+
+    def retrieve(self, model: str) -> Any:
+        """client.model()."""
+        return self._client().model(model)
+
+    def delete(self, model: str) -> Any:
+        """client.delete_model(), answered as openai-python's ModelDeleted."""
+        return _after(self._client().delete_model(model),
+                      lambda _: AttrDict(id=model, deleted=True, object="model"))
+
+
+class OpenAI:
+    """openai-python's client over a Client: ``from dmr_client import OpenAI`` (or ``import
+    dmr_client as openai``) and a program written for openai-python runs on DMR.
+
+    It takes openai-python's arguments (*api_key*, *organization*, *project*,
+    *base_url*, *timeout*, *max_retries*, *default_headers*, *default_query*)
+    and ours (*engine*, *unix_socket*, *connect_timeout*, *max_response_bytes*);
+    *http_client* and *websocket_base_url* are refused (there is no httpx here,
+    and DMR serves no Realtime API).  With nothing set it finds DMR as Client()
+    does, never api.openai.com: the base URL is *base_url*, else DMR's
+    variables, else OPENAI_BASE_URL, else DMR found; the key is *api_key*,
+    else DOCKER_MODEL_RUNNER_API_KEY, else OPENAI_API_KEY when the base URL
+    came from OPENAI_BASE_URL, else none.  Resources: ``chat.completions``,
+    ``completions``, ``embeddings``, ``models``; with_options() and
+    with_raw_response as openai-python has them.  Results and errors are the
+    module's (typed AttrDicts, the APIError family under openai-python's names).
+    """
+
+    _Client: Any = Client
+
+    def __init__(self, *, api_key: Optional[str] = None, organization: Optional[str] = None,
+                 project: Optional[str] = None, base_url: Optional[str] = None, websocket_base_url: Any = None,
+                 timeout: Any = _NOT_GIVEN, max_retries: int = DEFAULT_MAX_RETRIES,
+                 default_headers: Optional[Headers] = None, default_query: Optional[Mapping[str, Any]] = None,
+                 http_client: Any = None, engine: Optional[str] = None, unix_socket: Optional[str] = None,
+                 connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES):
+        name = type(self).__name__
+        if http_client is not None:
+            raise TypeError("%s(http_client=) is not supported: dmr_client has its own transport (no httpx); "
+                            "set timeout=, max_retries=, default_headers= instead" % name)
+        if websocket_base_url is not None:
+            raise TypeError("%s(websocket_base_url=) is not supported: Docker Model Runner serves no "
+                            "Realtime (WebSocket) API" % name)
+        if timeout is not _NOT_GIVEN and timeout is not None and not isinstance(timeout, (int, float)):
+            raise TypeError("%s(timeout=) takes seconds (a number) or None, not %s: there is no "
+                            "httpx.Timeout here (connect_timeout= bounds connecting)" % (name, _shown(timeout)))
+        from_openai = base_url is None and unix_socket is None and _configured_base_url() is None \
+            and bool(os.environ.get(ENV_OPENAI_BASE_URL))
+        if from_openai:
+            base_url = os.environ[ENV_OPENAI_BASE_URL]
+        if api_key is None and not os.environ.get(ENV_API_KEY) and from_openai:
+            api_key = os.environ.get(ENV_OPENAI_API_KEY) or None
+        headers = dict(default_headers or {})
+        if organization is not None:
+            headers["OpenAI-Organization"] = organization
+        if project is not None:
+            headers["OpenAI-Project"] = project
+        self._client = self._Client(base_url, api_key, engine=engine,
+                                    timeout=DEFAULT_TIMEOUT if timeout is _NOT_GIVEN else timeout,
+                                    connect_timeout=connect_timeout, max_retries=max_retries, headers=headers,
+                                    unix_socket=unix_socket, max_response_bytes=max_response_bytes)
+        self._query = dict(default_query or {})
+        self._timeout: Any = _NOT_GIVEN   # with_options(timeout=): each call's own
+        self._resources()
+
+    def _resources(self) -> None:
+        self._raw_client = self._client._copy(raw=True)
+        self.chat = _Chat(self)
+        self.completions = _Completions(self)
+        self.embeddings = _Embeddings(self)
+        self.models = _Models(self)
+
+    def _params(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """A call's keywords with this client's per-call options added (with_options, default_query)."""
+        if self._timeout is not _NOT_GIVEN and "timeout" not in params:
+            params["timeout"] = self._timeout
+        if self._query:
+            params["extra_query"] = dict(self._query, **(params.get("extra_query") or {}))
+        return params
+
+    def with_options(self, *, timeout: Any = _NOT_GIVEN, max_retries: Optional[int] = None,
+                     default_headers: Optional[Headers] = None,
+                     default_query: Optional[Mapping[str, Any]] = None) -> Any:
+        """A copy with these options that shares this client's connections."""
+        copy = object.__new__(type(self))
+        copy._client = self._client._copy(max_retries=max_retries, headers=default_headers)
+        copy._query = dict(self._query, **(default_query or {}))
+        copy._timeout = self._timeout if timeout is _NOT_GIVEN else timeout
+        copy._resources()
+        return copy
+
+    @property
+    def base_url(self) -> str:
+        return self._client.base_url
+
+    @property
+    def api_key(self) -> str:
+        return self._client.api_key
+
+    @property
+    def max_retries(self) -> int:
+        return self._client.max_retries
+
+    @property
+    def timeout(self) -> Optional[float]:
+        return self._client.timeout if self._timeout is _NOT_GIVEN else self._timeout
+
+    def __repr__(self) -> str:
+        return "<%s over %r>" % (type(self).__name__, self._client)
+
+    def close(self) -> None:
+        """Close the idle connections (those of its with_options copies too: they share them)."""
+        self._client.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class AsyncOpenAI(OpenAI):
+    """openai-python's AsyncOpenAI over an AsyncClient: OpenAI's arguments and resources, each
+    create() awaited; ``async with`` or ``await client.close()``."""
+
+    _Client = AsyncClient
+
+    async def close(self) -> None:   # type: ignore[override]
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import os
 import pickle
 import asyncio
 import atexit
+import base64
 import re
 import shutil
 import signal
@@ -313,8 +314,12 @@ class FakeDMR:
                 return json_reply(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
                                   "Pooling type 'none' is not OAI compatible. Please use a different pooling type"}})(handler, request)
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i)]}
+            data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i) + 0.5]}
                     for i, text in enumerate(inputs)]
+            if body.get("encoding_format") == "base64":   # as llama.cpp: little-endian float32s
+                for item in data:
+                    item["embedding"] = base64.b64encode(struct.pack("<%df" % len(item["embedding"]),
+                                                                     *item["embedding"])).decode("ascii")
             return json_reply(200, {"object": "list", "model": model, "data": data[::-1],   # out of order
                                     "usage": {"prompt_tokens": 3, "total_tokens": 3}})(handler, request)
         if kind == "rerank":
@@ -601,10 +606,63 @@ class BlockingAsyncStream:
         self._runner.run(self._stream.aclose())
 
 
+class BlockingProxy:
+    """An object of the asyncio surface (an AsyncOpenAI, its resources) behind the blocking one:
+    a call whose result is awaitable is run to its end on the loop, streams become
+    BlockingAsyncStream, and what a result holds is proxied the same way."""
+
+    def __init__(self, runner, target):
+        self._runner = runner
+        self._target = target
+
+    def __getattr__(self, name):
+        value = getattr(self._target, name)
+        if callable(value) and not isinstance(value, type):
+            def call(*args, **kwargs):
+                result = value(*args, **kwargs)
+                if hasattr(result, "__await__"):
+                    result = self._runner.run(result)
+                return blocking(self._runner, result)
+            return call
+        return blocking(self._runner, value)
+
+
+def blocking(runner, value):
+    if isinstance(value, dmr_client._AsyncStreamed):
+        return BlockingAsyncStream(runner, value)
+    if isinstance(value, (dmr_client._Resource, dmr_client._Chat, dmr_client.RawResponse)):
+        return BlockingProxy(runner, value)
+    return value
+
+
+class BlockingAsyncOpenAI(BlockingProxy):
+    """An AsyncOpenAI behind OpenAI's blocking interface, on a LoopThread of its own."""
+
+    def __init__(self, runner=None, target=None, **kwargs):
+        super().__init__(runner or LoopThread(), target)
+        if target is None:
+            try:
+                self._target = dmr_client.AsyncOpenAI(**kwargs)
+            except BaseException:
+                self._runner.close()
+                raise
+        self._owner = runner is None
+
+    def with_options(self, **kwargs):
+        return BlockingAsyncOpenAI(self._runner, self._target.with_options(**kwargs))
+
+    def close(self):
+        if self._owner and not self._runner.loop.is_closed():
+            self._runner.run(self._target.close())
+            self._runner.close()
+
+
 def for_both_clients(cls):
-    """Run the test class for Client and, as <name>Async, for AsyncClient (BlockingAsyncClient)."""
+    """Run the test class for Client and, as <name>Async, for AsyncClient (BlockingAsyncClient;
+    a class of OpenAI tests names its async stand-in as ``async_client``)."""
     name = cls.__name__ + "Async"
-    variant = type(name, (cls,), {"make_client": BlockingAsyncClient, "__qualname__": name,
+    variant = type(name, (cls,), {"make_client": cls.__dict__.get("async_client", BlockingAsyncClient),
+                                  "__qualname__": name,
                                   "__doc__": (cls.__doc__ or "") + " (AsyncClient)"})
     variant.__module__ = cls.__module__
     globals()[name] = variant
@@ -3527,6 +3585,119 @@ class TestDiscovery(UnixSocketTestCase):
             with self.assertRaises(dmr_client.APIConnectionError) as caught:
                 client.chat("ai/smollm2", HI)
         self.assertIn("docker desktop enable model-runner --tcp 12434", str(caught.exception))
+
+
+# ---------------------------------------------------------------------------
+# Compatibility: the openai-python shape
+# ---------------------------------------------------------------------------
+
+
+@for_both_clients
+class TestOpenAICompat(FakeDMRTestCase):
+    """Programs as openai-python's README and Docker's Model Runner docs write them, with only the
+    import changed: ``from dmr_client import OpenAI`` (AsyncOpenAI for the Async variant)."""
+
+    make_client = dmr_client.OpenAI
+    async_client = BlockingAsyncOpenAI
+
+    def openai(self, **kwargs):
+        kwargs.setdefault("base_url", self.fake.url + "/engines/v1")
+        kwargs.setdefault("api_key", "docker")
+        client = self.make_client(**kwargs)
+        self.addCleanup(client.close)
+        return client
+
+    def test_chat_as_docker_docs_show_it(self):
+        client = self.openai()
+        completion = client.chat.completions.create(model="ai/smollm2", messages=HI, temperature=0.7)
+        self.assertEqual(completion.choices[0].message.content, PHRASE)
+        self.assertIsNone(completion.choices[0].message.tool_calls)
+        self.assertEqual(completion.usage.total_tokens, 36)
+        self.assertEqual(completion.model_dump()["choices"][0]["message"]["refusal"], None)
+        self.assertEqual((self.last.path, self.last.headers.get("Authorization")),
+                         ("/engines/v1/chat/completions", "Bearer docker"))
+
+    def test_streaming_with_delta_content(self):
+        stream = self.openai().chat.completions.create(model="ai/smollm2", messages=HI, stream=True,
+                                                       stream_options={"include_usage": True})
+        text = ""
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content is not None:
+                text += chunk.choices[0].delta.content
+        self.assertEqual(text, PHRASE)
+        self.assertEqual(self.last.json["stream_options"], {"include_usage": True})
+        with self.openai().chat.completions.create(model="ai/smollm2", messages=HI, stream=True) as again:
+            self.assertEqual(again.text(), PHRASE)
+
+    def test_raw_response_and_with_options(self):
+        client = self.openai(default_query={"trace": "1"})
+        raw = client.chat.completions.with_raw_response.create(model="ai/smollm2", messages=HI)
+        self.assertEqual(raw.status_code, 200)
+        self.assertIn("json", raw.headers["Content-Type"])
+        self.assertEqual(raw.parse().choices[0].message.content, PHRASE)
+        self.assertTrue(self.last.path.endswith("?trace=1"))
+        quick = client.with_options(max_retries=0, timeout=20, default_headers={"X-Team": "a"})
+        quick.chat.completions.create(model="ai/smollm2", messages=HI, extra_headers={"X-Call": "b"})
+        self.assertEqual((self.last.headers.get("X-Team"), self.last.headers.get("X-Call")), ("a", "b"))
+        self.assertEqual((quick.max_retries, quick.timeout, client.max_retries), (0, 20, 2))
+        self.assertNotIn("timeout", self.last.json)
+        self.assertEqual(self.fake.connections, 1)   # the copy shares the connections
+        raw_stream = client.chat.completions.with_raw_response.create(model="ai/smollm2", messages=HI, stream=True)
+        self.assertEqual((raw_stream.status_code, text_of(raw_stream.parse())), (200, PHRASE))
+
+    def test_embeddings_come_as_floats_asked_as_base64(self):
+        client = self.openai()
+        reply = client.embeddings.create(model="ai/mxbai-embed-large", input=["ab", "c"])
+        self.assertEqual(self.last.json["encoding_format"], "base64")
+        self.assertEqual([item.embedding for item in reply.data], [[2.0, 0.5], [1.0, 1.5]])
+        plain = client.embeddings.create(model="ai/mxbai-embed-large", input="ab", encoding_format="float")
+        self.assertEqual(plain.data[0].embedding, [2.0, 0.5])
+        raw = client.embeddings.create(model="ai/mxbai-embed-large", input="ab", encoding_format="base64")
+        self.assertIsInstance(raw.data[0].embedding, str)   # asked for: given as it came
+
+    def test_models_and_errors_by_openai_python_names(self):
+        client = self.openai()
+        page = client.models.list()
+        self.assertEqual([model.id for model in page], [model.id for model in page.data])
+        self.assertIn("docker.io/ai/smollm2:latest", [model.id for model in page])
+        self.assertEqual(client.models.retrieve("ai/smollm2").id, "docker.io/ai/smollm2:latest")
+        try:
+            client.chat.completions.create(model="ai/missing", messages=HI)
+        except dmr_client.APIStatusError as error:
+            self.assertIsInstance(error, dmr_client.NotFoundError)
+            self.assertEqual((error.status_code, error.response.status_code), (404, 404))
+            self.assertIn("model not found", error.message)
+        else:
+            self.fail("no error")
+        with self.assertRaises(dmr_client.APIError):
+            client.models.retrieve("ai/missing")
+
+    def test_what_openai_python_takes_that_we_cannot(self):
+        for kwargs, words in (({"http_client": object()}, r"OpenAI\(http_client=\) is not supported"),
+                              ({"websocket_base_url": "ws://x"}, "no Realtime"),
+                              ({"timeout": object()}, "no httpx.Timeout")):
+            with self.subTest(kwargs=list(kwargs)), self.assertRaisesRegex(TypeError, words):
+                self.make_client(**kwargs)
+
+    def test_where_it_goes_and_which_key(self):
+        clean = {name: value for name, value in os.environ.items()
+                 if not name.startswith(("DOCKER_MODEL_RUNNER", "MODEL_RUNNER", "OPENAI_"))}
+        with mock.patch.dict(os.environ, clean, clear=True):
+            client = self.make_client()
+            self.addCleanup(client.close)
+            self.assertTrue(client.base_url.startswith(("http://localhost:12434/", "http://model-runner.")))
+            self.assertEqual(client.api_key, dmr_client.DEFAULT_API_KEY)
+        openai_env = dict(clean, OPENAI_BASE_URL=self.fake.url + "/v1", OPENAI_API_KEY="sk-openai")
+        with mock.patch.dict(os.environ, openai_env, clear=True):
+            client = self.make_client()
+            self.addCleanup(client.close)
+            self.assertEqual((client.base_url, client.api_key), (self.fake.url + "/v1", "sk-openai"))
+        dmr_first = dict(openai_env, DOCKER_MODEL_RUNNER_API_BASE=self.fake.url + "/engines/llama.cpp")
+        with mock.patch.dict(os.environ, dmr_first, clear=True):
+            client = self.make_client()
+            self.addCleanup(client.close)   # DMR's variable wins, and the OpenAI key stays with OpenAI's URL
+            self.assertEqual((client.base_url, client.api_key),
+                             (self.fake.url + "/engines/llama.cpp/v1", dmr_client.DEFAULT_API_KEY))
 
 
 # ---------------------------------------------------------------------------
