@@ -314,7 +314,7 @@ class FakeDMR:
                 return json_reply(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
                                   "Pooling type 'none' is not OAI compatible. Please use a different pooling type"}})(handler, request)
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i) + 0.5]}
+            data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i)]}
                     for i, text in enumerate(inputs)]
             if body.get("encoding_format") == "base64":   # as llama.cpp: little-endian float32s
                 for item in data:
@@ -3649,9 +3649,9 @@ class TestOpenAICompat(FakeDMRTestCase):
         client = self.openai()
         reply = client.embeddings.create(model="ai/mxbai-embed-large", input=["ab", "c"])
         self.assertEqual(self.last.json["encoding_format"], "base64")
-        self.assertEqual([item.embedding for item in reply.data], [[2.0, 0.5], [1.0, 1.5]])
+        self.assertEqual([item.embedding for item in reply.data], [[2.0, 0.0], [1.0, 1.0]])
         plain = client.embeddings.create(model="ai/mxbai-embed-large", input="ab", encoding_format="float")
-        self.assertEqual(plain.data[0].embedding, [2.0, 0.5])
+        self.assertEqual(plain.data[0].embedding, [2.0, 0.0])
         raw = client.embeddings.create(model="ai/mxbai-embed-large", input="ab", encoding_format="base64")
         self.assertIsInstance(raw.data[0].embedding, str)   # asked for: given as it came
 
