@@ -3473,6 +3473,7 @@ class TestReadme(FakeDMRTestCase):
                 contextlib.redirect_stdout(out):
             for number, block in enumerate(blocks, 1):
                 block = block.replace("http://localhost:4000", self.fake.url)   # the gateway example
+                block = block.replace("http://localhost:12434", self.fake.url)  # openai-python's way
                 with self.subTest(block=number, first_line=block.splitlines()[0]):
                     exec(compile(block, "README.md python block %d" % number, "exec"), namespace)
         namespace["client"].close()
