@@ -5,7 +5,7 @@
 CLIENT is one of CLIENTS; WORKLOAD is
   chat SECONDS      sequential non-streaming chats for about SECONDS (after a warm-up)
   stream SECONDS N  sequential streams of N chunks for about SECONDS
-  ttfc COUNT        time to the first chunk of COUNT streams
+  ttfc COUNT        time to the first chunk of COUNT streams of 20 chunks (request sent to chunk in hand)
   one               a single chat (for peak RSS)
 It prints one JSON object: wall and CPU seconds and what was counted.
 """
