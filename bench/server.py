@@ -67,7 +67,9 @@ VARIETY = Variety()
 
 def chat_response():
     n, ident, created = VARIETY.next()
-    words = [WORDS[(n + i) % len(WORDS)] for i in range(1 + n % 17)]   # 1 to 17 words: lengths vary
+    # 1 to 97 words: Content-Length takes more values in a row than dmr_client remembers heads (64),
+    # so a repeated head is never what a chat measures (a real model's answers vary as much).
+    words = [WORDS[(n + i) % len(WORDS)] for i in range(1 + n % 97)]
     body = json.dumps({
         "choices": [{"finish_reason": "stop", "index": 0,
                      "message": {"role": "assistant", "content": "".join(words).lstrip()}}],
