@@ -49,36 +49,32 @@ def http_date():
     return _date[1]
 
 
-class Variety:
-    """What differs from one answer to the next: a counter drives the id, the words and their count."""
-
-    count = 0
-
-    def next(self):
-        Variety.count += 1
-        n = Variety.count
-        # llama.cpp's ids are "chatcmpl-" and 32 random characters; a counter spread over them is enough.
-        ident = "chatcmpl-" + "".join(ID_CHARS[(n * 7919 + i * 104729) % len(ID_CHARS)] for i in range(32))
-        return n, ident, int(time.time())
+#: llama.cpp's ids are "chatcmpl-" and 32 random characters: a thousand made up front, one per answer in turn.
+IDS = ["chatcmpl-" + "".join(ID_CHARS[(n * 7919 + i * 104729) % len(ID_CHARS)] for i in range(32))
+       for n in range(1000)]
+CHAT_TEMPLATE = (b'{"choices":[{"finish_reason":"stop","index":0,"message":{"role":"assistant","content":%s}}],'
+                 b'"created":%d,"model":"' + MODEL.encode() + b'","system_fingerprint":"b0-unknown",'
+                 b'"object":"chat.completion","usage":{"completion_tokens":%d,"prompt_tokens":27,'
+                 b'"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0}},"id":"%s",'
+                 b'"timings":{"prompt_n":27,"prompt_ms":%.3f,"predicted_n":%d,"predicted_ms":%.3f}}')
+_count = [0]
 
 
-VARIETY = Variety()
+def variety():
+    """What differs from one answer to the next: (a counter that drives the words, an id, a time)."""
+    _count[0] += 1
+    n = _count[0]
+    return n, IDS[n % len(IDS)], int(time.time())
 
 
 def chat_response():
-    n, ident, created = VARIETY.next()
+    n, ident, created = variety()
     # 1 to 97 words: Content-Length takes more values in a row than dmr_client remembers heads (64),
     # so a repeated head is never what a chat measures (a real model's answers vary as much).
     words = [WORDS[(n + i) % len(WORDS)] for i in range(1 + n % 97)]
-    body = json.dumps({
-        "choices": [{"finish_reason": "stop", "index": 0,
-                     "message": {"role": "assistant", "content": "".join(words).lstrip()}}],
-        "created": created, "model": MODEL, "system_fingerprint": "b0-unknown", "object": "chat.completion",
-        "usage": {"completion_tokens": len(words), "prompt_tokens": 27, "total_tokens": 27 + len(words),
-                  "prompt_tokens_details": {"cached_tokens": 0}},
-        "id": ident, "timings": {"prompt_n": 27, "prompt_ms": 1.479 + n % 97 / 1000, "predicted_n": len(words),
-                                 "predicted_ms": 1.48 + n % 89 / 1000},
-    }, separators=(",", ":")).encode()
+    content = json.dumps("".join(words).lstrip()).encode()
+    body = CHAT_TEMPLATE % (content, created, len(words), 27 + len(words), ident.encode(),
+                            1.479 + n % 97 / 1000, len(words), 1.48 + n % 89 / 1000)
     return (b"HTTP/1.1 200 OK\r\nServer: llama.cpp\r\nContent-Type: application/json; charset=utf-8\r\n"
             b"Date: %s\r\nContent-Length: %d\r\nKeep-Alive: timeout=5, max=100000\r\n\r\n%s"
             % (http_date(), len(body), body))
@@ -98,19 +94,42 @@ def chunked(data):
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def stream_events(count):
-    """The HTTP chunks of a stream of *count* chunks (role chunk, count-2 tokens, finish chunk)."""
-    n, ident, created = VARIETY.next()
-    before = b'data: {"choices":[{"finish_reason":'
-    after = (b',"created":%d,"id":"%s","model":"%s","system_fingerprint":"b0-unknown",'
-             b'"object":"chat.completion.chunk"}\n\n' % (created, ident.encode(), MODEL.encode()))
-    token = before + b'null,"index":0,"delta":'
-    close = b'}]' + after
-    events = [token + b'{"role":"assistant","content":null}' + close]
-    events += [token + DELTAS[(n + i) % len(DELTAS)] + close for i in range(max(0, count - 2))]
-    events.append(before + b'"stop","index":0,"delta":{}}]' + after)
-    events.append(b"data: [DONE]\n\n")
-    return [chunked(event) for event in events]
+DONE = chunked(b"data: [DONE]\n\n")
+END = b"0\r\n\r\n"
+
+
+#: Where the time and the id go in a cached stream: as long as they are (a time.time() in seconds,
+#: llama.cpp's id), so the chunk sizes hold when they are filled in.
+MARK = b'@' * 10 + b',"id":"chatcmpl-' + b"#" * 32
+_events = {}
+
+
+def stream_events(count, one_by_one):
+    """The HTTP chunks of a stream of *count* chunks (role chunk, count-2 tokens, finish chunk):
+    a list of them (*one_by_one*), or a list of one bytes that holds them all.
+
+    The words start at a place that moves with each request; the chunks for each place are made
+    once, split where the time and id go, and joined with this answer's own per request: the
+    server stays far faster than any client.
+    """
+    n, ident, created = variety()
+    key = (count, n % len(DELTAS))
+    events = _events.get(key)
+    if events is None:
+        before = b'data: {"choices":[{"finish_reason":'
+        after = (b',"created":%s","model":"%s","system_fingerprint":"b0-unknown",'
+                 b'"object":"chat.completion.chunk"}\n\n' % (MARK, MODEL.encode()))
+        token = before + b'null,"index":0,"delta":'
+        close = b'}]' + after
+        events = [token + b'{"role":"assistant","content":null}' + close]
+        events += [token + DELTAS[(key[1] + i) % len(DELTAS)] + close for i in range(max(0, count - 2))]
+        events.append(before + b'"stop","index":0,"delta":{}}]' + after)
+        events = [chunked(event) for event in events]
+        events = _events[key] = ([event.split(MARK) for event in events], b"".join(events).split(MARK))
+    fill = b'%d,"id":"%s' % (created, ident.encode())
+    if one_by_one:
+        return [fill.join(parts) for parts in events[0]]
+    return [fill.join(events[1])]
 
 
 _big = {}
@@ -157,13 +176,11 @@ class HTTP(asyncio.Protocol):
             buffer = buffer[end + 4 + length:]
             if b'"stream":true' in body or b'"stream": true' in body:
                 found = MAX_TOKENS.search(body)
-                pieces = stream_events(int(found.group(1)) if found else 10)
-                pieces.insert(0, stream_head())
-                pieces.append(b"0\r\n\r\n")
+                pieces = stream_events(int(found.group(1)) if found else 10, self.token_writes)
                 if self.token_writes:
-                    self.send(pieces, True)
+                    self.send([stream_head()] + pieces + [DONE, END], True)
                 else:
-                    self.send([b"".join(pieces)], False)
+                    self.send([stream_head() + pieces[0] + DONE + END], False)
             elif b"bench_body_mb" in body:
                 self.send([big_response(int(BODY_MB.search(body).group(1)))], False)
             else:
