@@ -4446,6 +4446,26 @@ class TestHostileFraming(AdversarialTestCase):
                 self.assertOwnAnswer(client, 1)
                 self.assertEqual(self.server.connections, 2)
 
+    def test_a_chunk_is_handed_over_before_the_rest_of_its_read_is_decoded(self):
+        # The whole answer in one write, so (on loopback) in one read: a good event, then a fault
+        # in a later HTTP chunk's size, in a later chunk's event, or in a later event of the same
+        # chunk. The good chunk comes out first; the fault is raised with the next one.
+        broken = b"data: {not json\n\n"
+        for name, body, error in (
+                ("chunk size", chunked_body(HELLO, end=b"") + b"zz\r\n" + STOP + b"\r\n0\r\n\r\n",
+                 dmr_client.ProtocolError),
+                ("later chunk", chunked_body(HELLO, broken, STOP, DONE), dmr_client.InvalidResponseError),
+                ("same chunk", chunked_body(HELLO + broken, STOP, DONE), dmr_client.InvalidResponseError)):
+            with self.subTest(name):
+                self.serve(SSE_HEAD + body, None)
+                client = self.client()
+                with client.chat("m", HI, stream=True) as stream:
+                    self.assertEqual(next(stream).choices[0].delta.content, "Hello")
+                    self.assertEqual(stream.chunks_received, 1)
+                    with self.assertRaises(error):
+                        next(stream)
+                self.assertOwnAnswer(client, 1)
+
     def test_bad_framing_of_a_whole_body(self):
         bodies = {
             "negative chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n",
@@ -4933,6 +4953,18 @@ class TestResourceRelease(AdversarialTestCase):
             self.assertTrue(server.wait_closed(), "%d sockets still open" % server.open)
         finally:
             gc.enable()
+
+    @sync_only
+    def test_a_request_to_an_ascii_host_leaves_the_idna_codec_unloaded(self):
+        # Memory: the idna codec imports stringprep and unicodedata (about 0.4 MB of a small
+        # script's peak RSS); the name of an ASCII host resolves without it.
+        self.serve(None)
+        code = ("import sys, dmr_client; dmr_client.Client(%r, max_retries=0).chat('m', [{'role': 'user', "
+                "'content': 'Hi'}]); print([name in sys.modules for name in ('encodings.idna', 'unicodedata')])"
+                % self.server.url)
+        out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.stdout.strip(), "[False, False]", out.stderr)
+        self.assertEqual(len(self.server.requests), 1)
 
     def test_keep_alive_works_past_file_descriptor_1024(self):
         import resource

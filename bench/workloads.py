@@ -5,8 +5,8 @@
 CLIENT is one of CLIENTS; WORKLOAD is
   chat SECONDS      sequential non-streaming chats for about SECONDS (after a warm-up)
   stream SECONDS N  sequential streams of N chunks for about SECONDS
-  ttfc COUNT        time to the first chunk of COUNT streams
-  one               a single chat (for peak RSS)
+  ttfc COUNT        time to the first chunk of COUNT streams of 20 chunks (request sent to chunk in hand)
+  one               a single chat (for peak RSS, which it reports)
 It prints one JSON object: wall and CPU seconds and what was counted.
 """
 
@@ -379,6 +379,15 @@ IMPORTS = {"raw": "import http.client, json", "raw_read1": "import http.client, 
 
 
 def max_rss_kib():
+    """This process's peak RSS in KiB. Linux's VmHWM, not getrusage(): ru_maxrss survives exec(),
+    so a child would report its parent's (bench/run.py's) peak whenever that one was higher."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -479,6 +488,7 @@ def main():
     result = {"client": name, "workload": workload}
     if workload == "one":
         result["text"] = chat()
+        result["peak_rss_kib"] = max_rss_kib()
     elif workload == "chat":
         for _ in range(50):
             chat()
