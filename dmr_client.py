@@ -74,6 +74,7 @@ APIStatusError, and retry_wait() decides whether to send again.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import collections.abc
 import json
@@ -3004,6 +3005,16 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):   # POSIX; a fork it does not see is caught by the pools' PID check
     os.register_at_fork(after_in_child=_after_fork)
+
+
+def _close_idle_at_exit() -> None:
+    """At interpreter exit: the idle connections of clients never closed close quietly."""
+    for pool in list(_POOLS):
+        if isinstance(pool, _Pool):
+            pool.close()
+
+
+atexit.register(_close_idle_at_exit)
 _Proxy = collections.namedtuple("_Proxy", "host port authorization")
 
 
@@ -3154,7 +3165,7 @@ class _Pool(_PoolBase):
         else:   # the proxy; for https a tunnel opened by us (as the asyncio transport does), then TLS
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
         if not origin.unix_socket:
-            conn._create_connection = _create_connection   # memory: see _create_connection()
+            conn._create_connection = _create_connection   # type: ignore[attr-defined]  # memory: see below
         try:
             conn.connect()
             if proxy is not None and origin.scheme == "https":
@@ -3198,6 +3209,14 @@ class _Pool(_PoolBase):
         for conn in idle:
             conn.close()
 
+    def __del__(self) -> None:
+        # A client dropped without close(), or alive at exit (_close_idle_at_exit): its idle
+        # connections close quietly, never as "ResourceWarning: unclosed socket" at collection.
+        try:
+            self.close()
+        except Exception:   # never "Exception ignored in __del__" on stderr
+            pass
+
     def forget_parent(self) -> None:
         """In a forked child: drop the connections inherited from the parent.
 
@@ -3222,9 +3241,8 @@ def _create_connection(address: Tuple[str, int], *args: Any) -> socket.socket:
     name still goes through IDNA.
     """
     host, port = address
-    if host.isascii():
-        host = host.encode("ascii")
-    return socket.create_connection((host, port), *args)
+    name: Any = host.encode("ascii") if host.isascii() else host
+    return socket.create_connection((name, port), *args)
 
 
 def _wire_host(host: str) -> str:

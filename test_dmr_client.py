@@ -4966,6 +4966,20 @@ class TestResourceRelease(AdversarialTestCase):
         self.assertEqual(out.stdout.strip(), "[False, False]", out.stderr)
         self.assertEqual(len(self.server.requests), 1)
 
+    @sync_only
+    def test_a_client_never_closed_closes_its_idle_connections_quietly(self):
+        server = self.serve(None)
+        client = Client(server.url, timeout=self.TIMEOUT)
+        self.assertOwnAnswer(client, 0)
+        del client   # its pool is collected: the kept-alive socket is closed, with no ResourceWarning
+        gc.collect()
+        self.assertTrue(server.wait_closed())
+        code = ("import dmr_client, sys; c = dmr_client.Client(sys.argv[1]); "
+                "print(c.chat('m', [{'role': 'user', 'content': 'Hi'}]).choices[0].message.content)")
+        out = subprocess.run([sys.executable, "-X", "dev", "-c", code, server.url], cwd=HERE, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "answer 1\n", ""))
+
     def test_keep_alive_works_past_file_descriptor_1024(self):
         import resource
 
