@@ -67,7 +67,7 @@ def sse_events(name: str):
 
 
 # ---------------------------------------------------------------------------
-# The fake DMR
+# Fixtures: the fake DMR
 # ---------------------------------------------------------------------------
 
 
@@ -723,7 +723,7 @@ def text_of(stream):
 
 
 # ---------------------------------------------------------------------------
-# Defaults and public API
+# Defaults
 # ---------------------------------------------------------------------------
 
 
@@ -791,12 +791,15 @@ class TestModuleMap(unittest.TestCase):
         self.assertEqual({name: size for name, size in classes.items() if size > 450}, {})
 
     def test_the_test_file_follows_the_map(self):
-        """Its banners are the module's sections (in the module's order) and then its tiers."""
+        """Its banners are its fixtures, the module's sections in the module's order, then its tiers."""
         sections = banners_of(self.MODULE)
-        tiers = [name for name in banners_of(__file__) if name not in sections]
-        mine = [name for name in banners_of(__file__) if name in sections]
-        self.assertEqual(mine, [name for name in sections if name in mine])
-        self.assertTrue(all(name.endswith("tier") or name.startswith("Fixtures") for name in tiers), tiers)
+        mine = banners_of(__file__)
+        fixtures = [name for name in mine if name.startswith("Fixtures")]
+        tiers = [name for name in mine if " tier" in name]
+        middle = [name for name in mine if name not in fixtures and name not in tiers]
+        self.assertEqual(mine, fixtures + middle + tiers)
+        self.assertEqual(middle, [name for name in sections if name in middle], "not the module's order")
+        self.assertEqual([name for name in middle if name not in sections], [], "not a section of the module")
 
 
 # ---------------------------------------------------------------------------
@@ -926,8 +929,10 @@ class TestResultTypes(unittest.TestCase):
             self.assertIsNone(again.choices[0].message.content)
 
 
+
+
 # ---------------------------------------------------------------------------
-# Pure parsing: SSE
+# Pure rules: SSE
 # ---------------------------------------------------------------------------
 
 
@@ -1048,6 +1053,11 @@ class TestSSERules(unittest.TestCase):
         decoder = SSEDecoder(extra_fields=("error",))
         self.assertEqual(decoder.feed(b'error: {"message":"boom"}\n'), [ev('{"message":"boom"}', event="error")])
         self.assertEqual(SSEDecoder().feed(b'error: {"message":"boom"}\n\n'), [])
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: framing
+# ---------------------------------------------------------------------------
 
 
 class TestChunkedDecoder(unittest.TestCase):
@@ -1391,6 +1401,201 @@ class TestBodyDecoders(unittest.TestCase):
         self.assertEqual(dmr_client.LengthDecoder(2 ** 62).feed(b"abc"), b"abc")
 
 
+# ---------------------------------------------------------------------------
+# Pure rules: addresses
+# ---------------------------------------------------------------------------
+
+
+class TestNormalizeBaseURL(unittest.TestCase):
+    TABLE = [
+        ("http://localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("tcp://localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("HTTP://LOCALHOST:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("  http://localhost:12434  ", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:22088/engines/llama.cpp", None, "http://localhost:22088/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/llama.cpp/v1/", None, "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/llama.cpp/v1/chat/completions", None,
+         "http://localhost:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/v1/embeddings", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/engines/vllm", None, "http://localhost:12434/engines/vllm/v1"),
+        ("http://localhost:12434/engines/v1", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/engines", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434//engines//v1//", None, "http://localhost:12434/engines/v1"),
+        ("http://127.0.0.1:8080/v1", None, "http://127.0.0.1:8080/v1"),
+        ("http://127.0.0.1:8080/v1", "vllm", "http://127.0.0.1:8080/v1"),
+        ("http://127.0.0.1:8080/v1/chat/completions", None, "http://127.0.0.1:8080/v1"),
+        ("http://model-runner.docker.internal", None, "http://model-runner.docker.internal/engines/llama.cpp/v1"),
+        ("http://[::1]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
+        ("[::1]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
+        ("https://gw.example.com/dmr", None, "https://gw.example.com/dmr/engines/llama.cpp/v1"),
+        ("https://gw.example.com/dmr/", None, "https://gw.example.com/dmr/engines/llama.cpp/v1"),
+        ("http://localhost:12434", "vllm", "http://localhost:12434/engines/vllm/v1"),
+        ("http://localhost:12434/engines/llama.cpp/v1", "mlx", "http://localhost:12434/engines/mlx/v1"),
+        ("http://localhost:12434/engines/v1", "sglang", "http://localhost:12434/engines/sglang/v1"),
+        ("http://0.0.0.0:12434", None, "http://127.0.0.1:12434/engines/llama.cpp/v1"),
+        ("http://[::]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/future-engine/v1", None, "http://localhost:12434/engines/future-engine/v1"),
+        ("http://localhost/exp/vDD4.40", None, "http://localhost/exp/vDD4.40/engines/llama.cpp/v1"),
+        # Only an endpoint after /v1 is a pasted endpoint; without /v1 the path is a prefix or an engine
+        ("http://127.0.0.1:8080/v1/models", None, "http://127.0.0.1:8080/v1"),
+        ("http://h:1/proxy/v1/models/", None, "http://h:1/proxy/v1"),
+        ("http://localhost:12434/engines/v1/models", None, "http://localhost:12434/engines/v1"),
+        ("http://localhost:12434/models", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
+        ("http://localhost:12434/models/", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
+        ("http://localhost:12434/engines/models", None, "http://localhost:12434/engines/models/v1"),
+        ("http://h/dmr/chat/completions", None, "http://h/dmr/chat/completions/engines/llama.cpp/v1"),
+        ("http://h/dmr/embeddings", "vllm", "http://h/dmr/embeddings/engines/vllm/v1"),
+    ]
+
+    def test_table(self):
+        for url, engine, expected in self.TABLE:
+            with self.subTest(url=url, engine=engine):
+                self.assertEqual(normalize_base_url(url, engine=engine), expected)
+
+    def test_bad_urls_say_what_is_wrong(self):
+        cases = [("", "empty"), ("   ", "empty"), ("ftp://x", "scheme"), ("unix:///var/run/x.sock", "scheme"),
+                 ("http://", "no host"), ("http://h:abc", "port"), ("http://h:99999", "port"),
+                 ("http://h:0", "port 0"), ("http://h/?q=1", "query"), ("http://h/#frag", "fragment"),
+                 ("http://h/x?", "query"), ("http://bad host/", "invalid host")]
+        for url, words in cases:
+            with self.subTest(url=url):
+                with self.assertRaises(ValueError) as caught:
+                    normalize_base_url(url)
+                self.assertIn(words, str(caught.exception))
+
+    def test_credentials_are_refused_without_echoing_the_password(self):
+        with self.assertRaises(ValueError) as caught:
+            normalize_base_url("http://me:s3cret@localhost:12434")
+        self.assertIn("credentials", str(caught.exception))
+        self.assertNotIn("s3cret", str(caught.exception))
+
+    def test_non_str_is_a_type_error(self):
+        with self.assertRaises(TypeError):
+            normalize_base_url(12434)
+
+    def test_unknown_engine_argument(self):
+        with self.assertRaises(ValueError) as caught:
+            normalize_base_url("http://localhost:12434", engine="llamacpp")
+        self.assertIn("llama.cpp", str(caught.exception))
+
+    def test_environment_precedence(self):
+        env = {"DOCKER_MODEL_RUNNER_API_BASE": "http://a:1/engines/v1", "MODEL_RUNNER_HOST": "b:2"}
+        with mock.patch.dict(os.environ, env):
+            self.assertEqual(normalize_base_url(), "http://a:1/engines/v1")
+            self.assertEqual(normalize_base_url("http://c:3"), "http://c:3/engines/llama.cpp/v1")
+        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": "", "MODEL_RUNNER_HOST": "b:2"}):
+            self.assertEqual(normalize_base_url(), "http://b:2/engines/llama.cpp/v1")
+        with mock.patch.dict(os.environ, {}, clear=True):
+            self.assertEqual(normalize_base_url(), "http://localhost:12434/engines/llama.cpp/v1")
+
+
+class TestSplitModel(unittest.TestCase):
+    def test_rules(self):
+        table = [
+            ("ai/smollm2", (None, "ai/smollm2")),
+            ("ai/llama3.2:1B-Q8_0", (None, "ai/llama3.2:1B-Q8_0")),
+            ("hf.co/org/repo:Q4_K_M", (None, "hf.co/org/repo:Q4_K_M")),
+            ("smollm2", (None, "smollm2")),
+            ("llama.cpp/llama-3.1", ("llama.cpp", "llama-3.1")),
+            ("vllm/ai/qwen3", ("vllm", "ai/qwen3")),
+            ("docker_model_runner/ai/smollm2", (None, "ai/smollm2")),
+            ("docker_model_runner/llama.cpp/ai/smollm2", ("llama.cpp", "ai/smollm2")),
+            ("llama.cpp", (None, "llama.cpp")),
+            ("myregistry.example.com/org/model:tag", (None, "myregistry.example.com/org/model:tag")),
+        ]
+        for model, expected in table:
+            with self.subTest(model=model):
+                self.assertEqual(split_model(model), expected)
+
+    def test_empty_names(self):
+        for model in ("", "   ", "docker_model_runner/", "llama.cpp/", "docker_model_runner/vllm/"):
+            with self.subTest(model=model):
+                with self.assertRaises(ValueError):
+                    split_model(model)
+
+    def test_non_str(self):
+        for model in (None, 3, b"ai/smollm2"):
+            with self.assertRaises(TypeError):
+                split_model(model)
+
+
+class TestParseErrorBody(unittest.TestCase):
+    def test_both_families(self):
+        table = [
+            ('{"error":{"code":400,"message":"bad thing","type":"invalid_request_error"}}',
+             ("bad thing", "invalid_request_error", 400)),
+            ('{"error":"plain string error"}', ("plain string error", None, None)),
+            ('{"object":"error","message":"old vllm","type":"BadRequestError","code":400}',
+             ("old vllm", "BadRequestError", 400)),
+            ('{"type":"error","code":null,"message":"runner crashed","param":null}',
+             ("runner crashed", "error", None)),
+            ("error while getting model: get model '\"ai/x\"': model not found\n",
+             ("error while getting model: get model '\"ai/x\"': model not found", None, None)),
+            ("", ("", None, None)),
+            ("[1, 2]", ("[1, 2]", None, None)),
+            ('{"detail":"Not Found"}', ("Not Found", None, None)),   # FastAPI (LiteLLM's proxy)
+            ('{"detail":[{"loc":["body","model"],"msg":"Field required","type":"missing"},'
+             '{"loc":["body","messages",0,"role"],"msg":"Input should be a valid string"}]}',
+             ("model: Field required; messages.0.role: Input should be a valid string", None, None)),
+            ('{"detail":[{"loc":[],"msg":"bad"},{"msg":"worse","loc":"x"},{"loc":["query"],"msg":"q"}]}',
+             ("bad; worse; q", None, None)),
+            ('{"detail":[{"msg":1}]}', ('{"detail":[{"msg":1}]}', None, None)),
+            ('{"detail":""}', ('{"detail":""}', None, None)),
+            ('{"detail":[{"loc":["path","name"],"msg":"a"},{"loc":["header","x-key"],"msg":"b"},'
+             '{"loc":["cookie","c"],"msg":"c"},{"loc":["model"],"msg":"d"}]}',
+             ("name: a; x-key: b; c: c; model: d", None, None)),
+            ('{"error":"plain","type":"t","code":7}', ("plain", "t", 7)),
+            ('{"error":{"message":["not","text"]},"message":"top"}', ("top", None, None)),
+            ('{"error":{"message":""},"detail":"below"}', ("below", None, None)),
+            ('{"error":["x"],"message":"top","type":"t","code":1}', ("top", "t", 1)),
+            ('{"message":{"nested":1},"detail":"d"}', ("d", None, None)),
+            ("<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+             ("502 Bad Gateway", None, None)),
+        ]
+        for body, expected in table:
+            with self.subTest(body=body):
+                self.assertEqual(parse_error_body(body), expected)
+
+    def test_captured_llama_cpp_errors(self):
+        message, error_type, code = parse_error_body(load_capture("error-400-context.http")[2].decode())
+        self.assertIn("exceeds the available context size", message)
+        self.assertEqual((error_type, code), ("exceed_context_size_error", 400))
+
+
+class TestQuoteModelPath(unittest.TestCase):
+    def test_references_keep_their_slashes_and_tags(self):
+        for name in ("ai/smollm2", "ai/llama3.2:1B-Q8_0", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+                     "docker.io/ai/smollm2:latest", "sha256:" + "a" * 64, "smollm2"):
+            self.assertEqual(dmr_client.quote_model_path(name), name)
+
+    def test_specials_cannot_change_the_route(self):
+        self.assertEqual(dmr_client.quote_model_path("ai/x?force=true"), "ai/x%3Fforce%3Dtrue")
+        self.assertEqual(dmr_client.quote_model_path("ai/x#frag"), "ai/x%23frag")
+        self.assertEqual(dmr_client.quote_model_path("ai/%2e%2e"), "ai/%252e%252e")
+
+    def test_what_cannot_be_a_reference(self):
+        for name in ("", "../../version", "ai/../x", "ai/./x", "ai//x", "/ai/x", "ai/x/", "ai/x y",
+                     "ai/x\r\nHost: evil", "ai/x\0", "ai/\tx"):
+            with self.subTest(name=name):
+                with self.assertRaises(ValueError):
+                    dmr_client.quote_model_path(name)
+        with self.assertRaises(TypeError):
+            dmr_client.quote_model_path(None)
+
+
+def chunk(delta=None, finish=None, index=0, **extra):
+    choice = {"index": index, "delta": delta or {}, "finish_reason": finish}
+    return dict({"id": "chatcmpl-1", "created": 7, "model": "ai/qwen3", "object": "chat.completion.chunk",
+                 "choices": [choice]}, **extra)
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: streams
+# ---------------------------------------------------------------------------
+
+
 class TestLineSplitter(unittest.TestCase):
     def test_lines_split_anywhere(self):
         data = b"one\r\ntwo\n\nthree"
@@ -1558,213 +1763,6 @@ class TestStreamTracker(unittest.TestCase):
 
 def tracker_chunks(events):
     return [e for e in events if isinstance(e, dict)]
-
-
-# ---------------------------------------------------------------------------
-# Pure parsing: URLs, models, error bodies, Retry-After
-# ---------------------------------------------------------------------------
-
-
-class TestNormalizeBaseURL(unittest.TestCase):
-    TABLE = [
-        ("http://localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("http://localhost:12434/", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("tcp://localhost:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("HTTP://LOCALHOST:12434", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("  http://localhost:12434  ", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("http://localhost:22088/engines/llama.cpp", None, "http://localhost:22088/engines/llama.cpp/v1"),
-        ("http://localhost:12434/engines/llama.cpp/v1/", None, "http://localhost:12434/engines/llama.cpp/v1"),
-        ("http://localhost:12434/engines/llama.cpp/v1/chat/completions", None,
-         "http://localhost:12434/engines/llama.cpp/v1"),
-        ("http://localhost:12434/engines/v1/embeddings", None, "http://localhost:12434/engines/v1"),
-        ("http://localhost:12434/engines/vllm", None, "http://localhost:12434/engines/vllm/v1"),
-        ("http://localhost:12434/engines/v1", None, "http://localhost:12434/engines/v1"),
-        ("http://localhost:12434/engines", None, "http://localhost:12434/engines/v1"),
-        ("http://localhost:12434//engines//v1//", None, "http://localhost:12434/engines/v1"),
-        ("http://127.0.0.1:8080/v1", None, "http://127.0.0.1:8080/v1"),
-        ("http://127.0.0.1:8080/v1", "vllm", "http://127.0.0.1:8080/v1"),
-        ("http://127.0.0.1:8080/v1/chat/completions", None, "http://127.0.0.1:8080/v1"),
-        ("http://model-runner.docker.internal", None, "http://model-runner.docker.internal/engines/llama.cpp/v1"),
-        ("http://[::1]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
-        ("[::1]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
-        ("https://gw.example.com/dmr", None, "https://gw.example.com/dmr/engines/llama.cpp/v1"),
-        ("https://gw.example.com/dmr/", None, "https://gw.example.com/dmr/engines/llama.cpp/v1"),
-        ("http://localhost:12434", "vllm", "http://localhost:12434/engines/vllm/v1"),
-        ("http://localhost:12434/engines/llama.cpp/v1", "mlx", "http://localhost:12434/engines/mlx/v1"),
-        ("http://localhost:12434/engines/v1", "sglang", "http://localhost:12434/engines/sglang/v1"),
-        ("http://0.0.0.0:12434", None, "http://127.0.0.1:12434/engines/llama.cpp/v1"),
-        ("http://[::]:12434", None, "http://[::1]:12434/engines/llama.cpp/v1"),
-        ("http://localhost:12434/engines/future-engine/v1", None, "http://localhost:12434/engines/future-engine/v1"),
-        ("http://localhost/exp/vDD4.40", None, "http://localhost/exp/vDD4.40/engines/llama.cpp/v1"),
-        # Only an endpoint after /v1 is a pasted endpoint; without /v1 the path is a prefix or an engine
-        ("http://127.0.0.1:8080/v1/models", None, "http://127.0.0.1:8080/v1"),
-        ("http://h:1/proxy/v1/models/", None, "http://h:1/proxy/v1"),
-        ("http://localhost:12434/engines/v1/models", None, "http://localhost:12434/engines/v1"),
-        ("http://localhost:12434/models", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
-        ("http://localhost:12434/models/", None, "http://localhost:12434/models/engines/llama.cpp/v1"),
-        ("http://localhost:12434/engines/models", None, "http://localhost:12434/engines/models/v1"),
-        ("http://h/dmr/chat/completions", None, "http://h/dmr/chat/completions/engines/llama.cpp/v1"),
-        ("http://h/dmr/embeddings", "vllm", "http://h/dmr/embeddings/engines/vllm/v1"),
-    ]
-
-    def test_table(self):
-        for url, engine, expected in self.TABLE:
-            with self.subTest(url=url, engine=engine):
-                self.assertEqual(normalize_base_url(url, engine=engine), expected)
-
-    def test_bad_urls_say_what_is_wrong(self):
-        cases = [("", "empty"), ("   ", "empty"), ("ftp://x", "scheme"), ("unix:///var/run/x.sock", "scheme"),
-                 ("http://", "no host"), ("http://h:abc", "port"), ("http://h:99999", "port"),
-                 ("http://h:0", "port 0"), ("http://h/?q=1", "query"), ("http://h/#frag", "fragment"),
-                 ("http://h/x?", "query"), ("http://bad host/", "invalid host")]
-        for url, words in cases:
-            with self.subTest(url=url):
-                with self.assertRaises(ValueError) as caught:
-                    normalize_base_url(url)
-                self.assertIn(words, str(caught.exception))
-
-    def test_credentials_are_refused_without_echoing_the_password(self):
-        with self.assertRaises(ValueError) as caught:
-            normalize_base_url("http://me:s3cret@localhost:12434")
-        self.assertIn("credentials", str(caught.exception))
-        self.assertNotIn("s3cret", str(caught.exception))
-
-    def test_non_str_is_a_type_error(self):
-        with self.assertRaises(TypeError):
-            normalize_base_url(12434)
-
-    def test_unknown_engine_argument(self):
-        with self.assertRaises(ValueError) as caught:
-            normalize_base_url("http://localhost:12434", engine="llamacpp")
-        self.assertIn("llama.cpp", str(caught.exception))
-
-    def test_environment_precedence(self):
-        env = {"DOCKER_MODEL_RUNNER_API_BASE": "http://a:1/engines/v1", "MODEL_RUNNER_HOST": "b:2"}
-        with mock.patch.dict(os.environ, env):
-            self.assertEqual(normalize_base_url(), "http://a:1/engines/v1")
-            self.assertEqual(normalize_base_url("http://c:3"), "http://c:3/engines/llama.cpp/v1")
-        with mock.patch.dict(os.environ, {"DOCKER_MODEL_RUNNER_API_BASE": "", "MODEL_RUNNER_HOST": "b:2"}):
-            self.assertEqual(normalize_base_url(), "http://b:2/engines/llama.cpp/v1")
-        with mock.patch.dict(os.environ, {}, clear=True):
-            self.assertEqual(normalize_base_url(), "http://localhost:12434/engines/llama.cpp/v1")
-
-
-class TestSplitModel(unittest.TestCase):
-    def test_rules(self):
-        table = [
-            ("ai/smollm2", (None, "ai/smollm2")),
-            ("ai/llama3.2:1B-Q8_0", (None, "ai/llama3.2:1B-Q8_0")),
-            ("hf.co/org/repo:Q4_K_M", (None, "hf.co/org/repo:Q4_K_M")),
-            ("smollm2", (None, "smollm2")),
-            ("llama.cpp/llama-3.1", ("llama.cpp", "llama-3.1")),
-            ("vllm/ai/qwen3", ("vllm", "ai/qwen3")),
-            ("docker_model_runner/ai/smollm2", (None, "ai/smollm2")),
-            ("docker_model_runner/llama.cpp/ai/smollm2", ("llama.cpp", "ai/smollm2")),
-            ("llama.cpp", (None, "llama.cpp")),
-            ("myregistry.example.com/org/model:tag", (None, "myregistry.example.com/org/model:tag")),
-        ]
-        for model, expected in table:
-            with self.subTest(model=model):
-                self.assertEqual(split_model(model), expected)
-
-    def test_empty_names(self):
-        for model in ("", "   ", "docker_model_runner/", "llama.cpp/", "docker_model_runner/vllm/"):
-            with self.subTest(model=model):
-                with self.assertRaises(ValueError):
-                    split_model(model)
-
-    def test_non_str(self):
-        for model in (None, 3, b"ai/smollm2"):
-            with self.assertRaises(TypeError):
-                split_model(model)
-
-
-class TestParseErrorBody(unittest.TestCase):
-    def test_both_families(self):
-        table = [
-            ('{"error":{"code":400,"message":"bad thing","type":"invalid_request_error"}}',
-             ("bad thing", "invalid_request_error", 400)),
-            ('{"error":"plain string error"}', ("plain string error", None, None)),
-            ('{"object":"error","message":"old vllm","type":"BadRequestError","code":400}',
-             ("old vllm", "BadRequestError", 400)),
-            ('{"type":"error","code":null,"message":"runner crashed","param":null}',
-             ("runner crashed", "error", None)),
-            ("error while getting model: get model '\"ai/x\"': model not found\n",
-             ("error while getting model: get model '\"ai/x\"': model not found", None, None)),
-            ("", ("", None, None)),
-            ("[1, 2]", ("[1, 2]", None, None)),
-            ('{"detail":"Not Found"}', ("Not Found", None, None)),   # FastAPI (LiteLLM's proxy)
-            ('{"detail":[{"loc":["body","model"],"msg":"Field required","type":"missing"},'
-             '{"loc":["body","messages",0,"role"],"msg":"Input should be a valid string"}]}',
-             ("model: Field required; messages.0.role: Input should be a valid string", None, None)),
-            ('{"detail":[{"loc":[],"msg":"bad"},{"msg":"worse","loc":"x"},{"loc":["query"],"msg":"q"}]}',
-             ("bad; worse; q", None, None)),
-            ('{"detail":[{"msg":1}]}', ('{"detail":[{"msg":1}]}', None, None)),
-            ('{"detail":""}', ('{"detail":""}', None, None)),
-            ('{"detail":[{"loc":["path","name"],"msg":"a"},{"loc":["header","x-key"],"msg":"b"},'
-             '{"loc":["cookie","c"],"msg":"c"},{"loc":["model"],"msg":"d"}]}',
-             ("name: a; x-key: b; c: c; model: d", None, None)),
-            ('{"error":"plain","type":"t","code":7}', ("plain", "t", 7)),
-            ('{"error":{"message":["not","text"]},"message":"top"}', ("top", None, None)),
-            ('{"error":{"message":""},"detail":"below"}', ("below", None, None)),
-            ('{"error":["x"],"message":"top","type":"t","code":1}', ("top", "t", 1)),
-            ('{"message":{"nested":1},"detail":"d"}', ("d", None, None)),
-            ("<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
-             ("502 Bad Gateway", None, None)),
-        ]
-        for body, expected in table:
-            with self.subTest(body=body):
-                self.assertEqual(parse_error_body(body), expected)
-
-    def test_captured_llama_cpp_errors(self):
-        message, error_type, code = parse_error_body(load_capture("error-400-context.http")[2].decode())
-        self.assertIn("exceeds the available context size", message)
-        self.assertEqual((error_type, code), ("exceed_context_size_error", 400))
-
-
-class TestParseRetryAfter(unittest.TestCase):
-    def test_forms(self):
-        self.assertEqual(parse_retry_after({"retry-after": "2"}), 2.0)
-        self.assertEqual(parse_retry_after({"retry-after": "1.5"}), 1.5)
-        self.assertEqual(parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}), 0.25)
-        self.assertAlmostEqual(parse_retry_after({"retry-after": "Sun, 06 Nov 1994 08:49:40 GMT"},
-                                                 now=784111770.0), 10.0)
-        self.assertEqual(parse_retry_after({"retry-after": "Sun, 06 Nov 1994 08:49:40 GMT"}), 0.0)
-        for junk in ({"retry-after": "soon"}, {"retry-after": "-3"}, {}, None, {"retry-after-ms": "x"}):
-            self.assertIsNone(parse_retry_after(junk), junk)
-
-
-# ---------------------------------------------------------------------------
-# Pure parsing: model paths, stream folding, pull lines
-# ---------------------------------------------------------------------------
-
-
-class TestQuoteModelPath(unittest.TestCase):
-    def test_references_keep_their_slashes_and_tags(self):
-        for name in ("ai/smollm2", "ai/llama3.2:1B-Q8_0", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
-                     "docker.io/ai/smollm2:latest", "sha256:" + "a" * 64, "smollm2"):
-            self.assertEqual(dmr_client.quote_model_path(name), name)
-
-    def test_specials_cannot_change_the_route(self):
-        self.assertEqual(dmr_client.quote_model_path("ai/x?force=true"), "ai/x%3Fforce%3Dtrue")
-        self.assertEqual(dmr_client.quote_model_path("ai/x#frag"), "ai/x%23frag")
-        self.assertEqual(dmr_client.quote_model_path("ai/%2e%2e"), "ai/%252e%252e")
-
-    def test_what_cannot_be_a_reference(self):
-        for name in ("", "../../version", "ai/../x", "ai/./x", "ai//x", "/ai/x", "ai/x/", "ai/x y",
-                     "ai/x\r\nHost: evil", "ai/x\0", "ai/\tx"):
-            with self.subTest(name=name):
-                with self.assertRaises(ValueError):
-                    dmr_client.quote_model_path(name)
-        with self.assertRaises(TypeError):
-            dmr_client.quote_model_path(None)
-
-
-def chunk(delta=None, finish=None, index=0, **extra):
-    choice = {"index": index, "delta": delta or {}, "finish_reason": finish}
-    return dict({"id": "chatcmpl-1", "created": 7, "model": "ai/qwen3", "object": "chat.completion.chunk",
-                 "choices": [choice]}, **extra)
 
 
 class TestFoldEdges(unittest.TestCase):
@@ -1945,96 +1943,21 @@ class TestParsePullLine(unittest.TestCase):
         self.assertEqual(caught.exception.message, "error while pulling model: disk full")
 
 
-class TestHints(unittest.TestCase):
-    """_error_hint(): the one table of what to tell the user about an error status."""
-
-    def test_table(self):
-        hint = dmr_client._error_hint
-        origin = "http://localhost:12434"
-        for args, kwargs, expected in (
-                ((404, "model not found"), {"model": "ai/x"}, "docker model pull ai/x"),
-                ((404, "get model 'x': Model Not Found"), {}, "docker model pull <model>"),
-                ((404, "backend not found"), {}, "llama.cpp, vllm"),
-                ((404, "404 page not found"), {"origin": origin}, "no such route at " + origin),
-                ((404, "Page Not Found"), {"docker_socket": "/var/run/docker.sock"}, "does not serve Model Runner"),
-                ((404, "not found"), {"hints": {404: "mine"}, "docker_socket": "/d.sock"}, "does not serve"),
-                ((404, "model not found"), {"hints": {404: "mine"}}, "mine"),
-                ((404, "File Not Found"), {"where": "dmr", "hints": {404: "no model in the registry"}, "origin": origin},
-                 "does not serve Docker Model Runner's own API"),   # llama.cpp asked for a pull
-                ((404, "File Not Found"), {"hints": {404: "see models()"}, "origin": origin}, "no such route"),
-                ((405, "Method Not Allowed"), {"where": "dmr", "origin": origin},
-                 "does not serve Docker Model Runner's own API"),   # a gateway asked for a pull
-                ((405, "Method Not Allowed"), {"origin": origin}, None),
-                ((409, "busy"), {"hints": {404: "mine"}}, None),
-                ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
-                ((503, "Loading model"), {}, "still loading"),
-                ((400, "Pooling type 'none' is not OAI compatible"), {}, "embedding model"),
-                ((400, "pooling: not OAI compatible"), {}, "embedding model"),
-                ((400, "pooling type none"), {}, "embedding model"),
-                ((400, "pooling is fine"), {}, None),
-                ((400, "value is none; not OAI compatible"), {}, None),
-                ((400, "invalid context"), {}, None),
-                ((400, "limit exceeded"), {}, None),
-                ((300, "Multiple Choices"), {}, "redirects are not followed"),
-                ((400, "Multiple Choices"), {}, None),
-                ((400, "the request exceeds the available context size"), {}, "--context-size"),
-                ((302, "Found"), {}, "redirects are not followed"),
-                ((404, "no route here"), {}, None),
-                ((400, "No connected db."), {}, "only its master key"),   # LiteLLM, a key it cannot check
-                ((400, "/chat/completions: Invalid model name passed in model=llama.cpp/v1. Call `/v1/models` "
-                       "to view available models for your key."), {"origin": origin},
-                 "use %s/v1 as the base URL" % origin),   # LiteLLM took DMR's engine path for a model
-                ((400, "Invalid model name passed in model=nope. Call `/v1/models`"), {"origin": origin}, None),
-                ((400, "request too large"), {"sent": 11 << 20}, "the request body was 11 MiB (11,534,336 bytes); "
-                                                                 "DMR refuses requests over 10 MiB"),
-                ((400, "Request Too Large"), {"sent": 10485761}, "10.0 MiB (10,485,761 bytes)"),
-                ((413, "Request body too large"), {"sent": 12345678}, "11.8 MiB"),
-                ((413, "Payload Too Large"), {}, "DMR refuses requests over 10 MiB: send a shorter conversation"),
-                ((400, "request too large, really"), {"sent": 11 << 20}, None),
-                ((500, "request too large"), {"sent": 11 << 20}, None),
-                ((500, "boom"), {}, None)):
-            with self.subTest(args=args, kwargs=kwargs):
-                found = hint(*args, **kwargs)
-                if expected is None:
-                    self.assertIsNone(found)
-                else:
-                    self.assertIn(expected, found)
+# ---------------------------------------------------------------------------
+# Pure rules: retries
+# ---------------------------------------------------------------------------
 
 
-class TestServerKindRules(unittest.TestCase):
-    """_kind_plan(): what server_kind() asks, and what the answers mean."""
-
-    LISTING = json.dumps({"object": "list", "data": [{"id": "ai/tiny", "object": "model"}]})
-    KEY_WANTED = json.dumps({"error": {"message": "Authentication Error, No api key passed in.", "code": "401"}})
-
-    def kind(self, *answers):
-        plan = dmr_client._BaseClient._kind_plan()
-        asked = [next(plan)]
-        try:
-            for answer in answers:
-                asked.append(plan.send(answer))
-        except StopIteration as done:
-            return done.value, asked
-        self.fail("the plan asked for more than %d answers: %r" % (len(answers), asked))
-
-    def test_table(self):
-        for answers, expected, probes in (
-                ([(200, "Docker Model Runner is running")], "dmr", 1),
-                ([(200, '"LiteLLM: RUNNING"')], "gateway", 1),
-                ([(404, "404 page not found"), (200, self.LISTING)], "openai-compatible", 2),
-                ([(200, "<html><title>llama.cpp</title></html>"), (200, self.LISTING)], "openai-compatible", 2),
-                ([(404, "Not Found"), (401, self.KEY_WANTED)], "openai-compatible", 2),   # wants a key
-                ([(404, "Not Found"), (403, self.KEY_WANTED)], "openai-compatible", 2),
-                ([(404, "Not Found"), (401, "Unauthorized")], None, 2),   # not in OpenAI's shape
-                ([(404, "Not Found"), (500, self.KEY_WANTED)], None, 2),
-                ([(404, "Not Found"), (200, '{"data": "nope"}')], None, 2),
-                ([(404, "Not Found"), (200, "<html></html>")], None, 2),
-                ([(503, "LiteLLM: RUNNING"), (404, "Not Found")], None, 2)):
-            with self.subTest(answers=answers):
-                kind, asked = self.kind(*answers)
-                self.assertEqual(kind, expected)
-                self.assertEqual([(call.where, call.route, call.retries) for call in asked[:probes]],
-                                 [("dmr", "/", 0), ("api", "/models", 0)][:probes])
+class TestParseRetryAfter(unittest.TestCase):
+    def test_forms(self):
+        self.assertEqual(parse_retry_after({"retry-after": "2"}), 2.0)
+        self.assertEqual(parse_retry_after({"retry-after": "1.5"}), 1.5)
+        self.assertEqual(parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}), 0.25)
+        self.assertAlmostEqual(parse_retry_after({"retry-after": "Sun, 06 Nov 1994 08:49:40 GMT"},
+                                                 now=784111770.0), 10.0)
+        self.assertEqual(parse_retry_after({"retry-after": "Sun, 06 Nov 1994 08:49:40 GMT"}), 0.0)
+        for junk in ({"retry-after": "soon"}, {"retry-after": "-3"}, {}, None, {"retry-after-ms": "x"}):
+            self.assertIsNone(parse_retry_after(junk), junk)
 
 
 class TestRetryPolicy(unittest.TestCase):
@@ -2096,7 +2019,160 @@ class TestRetryPolicy(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
-# Client: construction (no I/O)
+# Pure rules: hints
+# ---------------------------------------------------------------------------
+
+
+class TestHints(unittest.TestCase):
+    """_error_hint(): the one table of what to tell the user about an error status."""
+
+    def test_table(self):
+        hint = dmr_client._error_hint
+        origin = "http://localhost:12434"
+        for args, kwargs, expected in (
+                ((404, "model not found"), {"model": "ai/x"}, "docker model pull ai/x"),
+                ((404, "get model 'x': Model Not Found"), {}, "docker model pull <model>"),
+                ((404, "backend not found"), {}, "llama.cpp, vllm"),
+                ((404, "404 page not found"), {"origin": origin}, "no such route at " + origin),
+                ((404, "Page Not Found"), {"docker_socket": "/var/run/docker.sock"}, "does not serve Model Runner"),
+                ((404, "not found"), {"hints": {404: "mine"}, "docker_socket": "/d.sock"}, "does not serve"),
+                ((404, "model not found"), {"hints": {404: "mine"}}, "mine"),
+                ((404, "File Not Found"), {"where": "dmr", "hints": {404: "no model in the registry"}, "origin": origin},
+                 "does not serve Docker Model Runner's own API"),   # llama.cpp asked for a pull
+                ((404, "File Not Found"), {"hints": {404: "see models()"}, "origin": origin}, "no such route"),
+                ((405, "Method Not Allowed"), {"where": "dmr", "origin": origin},
+                 "does not serve Docker Model Runner's own API"),   # a gateway asked for a pull
+                ((405, "Method Not Allowed"), {"origin": origin}, None),
+                ((409, "busy"), {"hints": {404: "mine"}}, None),
+                ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
+                ((503, "Loading model"), {}, "still loading"),
+                ((400, "Pooling type 'none' is not OAI compatible"), {}, "embedding model"),
+                ((400, "pooling: not OAI compatible"), {}, "embedding model"),
+                ((400, "pooling type none"), {}, "embedding model"),
+                ((400, "pooling is fine"), {}, None),
+                ((400, "value is none; not OAI compatible"), {}, None),
+                ((400, "invalid context"), {}, None),
+                ((400, "limit exceeded"), {}, None),
+                ((300, "Multiple Choices"), {}, "redirects are not followed"),
+                ((400, "Multiple Choices"), {}, None),
+                ((400, "the request exceeds the available context size"), {}, "--context-size"),
+                ((302, "Found"), {}, "redirects are not followed"),
+                ((404, "no route here"), {}, None),
+                ((400, "No connected db."), {}, "only its master key"),   # LiteLLM, a key it cannot check
+                ((400, "/chat/completions: Invalid model name passed in model=llama.cpp/v1. Call `/v1/models` "
+                       "to view available models for your key."), {"origin": origin},
+                 "use %s/v1 as the base URL" % origin),   # LiteLLM took DMR's engine path for a model
+                ((400, "Invalid model name passed in model=nope. Call `/v1/models`"), {"origin": origin}, None),
+                ((400, "request too large"), {"sent": 11 << 20}, "the request body was 11 MiB (11,534,336 bytes); "
+                                                                 "DMR refuses requests over 10 MiB"),
+                ((400, "Request Too Large"), {"sent": 10485761}, "10.0 MiB (10,485,761 bytes)"),
+                ((413, "Request body too large"), {"sent": 12345678}, "11.8 MiB"),
+                ((413, "Payload Too Large"), {}, "DMR refuses requests over 10 MiB: send a shorter conversation"),
+                ((400, "request too large, really"), {"sent": 11 << 20}, None),
+                ((500, "request too large"), {"sent": 11 << 20}, None),
+                ((500, "boom"), {}, None)):
+            with self.subTest(args=args, kwargs=kwargs):
+                found = hint(*args, **kwargs)
+                if expected is None:
+                    self.assertIsNone(found)
+                else:
+                    self.assertIn(expected, found)
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: running models
+# ---------------------------------------------------------------------------
+
+
+class TestRunningRules(unittest.TestCase):
+    """The pure rules under the running-model calls."""
+
+    def test_speed_from_server_timings_or_the_clock(self):
+        timings = {"prompt_n": 20, "prompt_ms": 40.0, "prompt_per_second": 500.0, "predicted_n": 9,
+                   "predicted_ms": 90.0, "predicted_per_second": 100.0}
+        usage = {"prompt_tokens": 21, "completion_tokens": 9}
+        stats = dmr_client.speed_stats({"usage": usage, "timings": timings})
+        self.assertEqual((stats.source, stats.prompt_tokens_per_s, stats.generated_tokens_per_s), ("server", 500.0, 100.0))
+        self.assertEqual((stats.time_to_first_token_s, stats.total_s), (0.04, 0.13))
+        self.assertEqual((stats.prompt_tokens, stats.completion_tokens), (21, 9))
+        self.assertIsNone(stats.context_tokens)   # no total_tokens and no cache_n: unknown
+        timings["cache_n"] = 1
+        self.assertEqual(dmr_client.speed_stats({"timings": timings}).context_tokens, 30)
+        stats = dmr_client.speed_stats({"usage": usage, "timings": timings}, elapsed=0.5, first_token=0.2)
+        self.assertEqual((stats.source, stats.time_to_first_token_s, stats.total_s), ("server", 0.2, 0.5))
+        stats = dmr_client.speed_stats({"usage": usage}, elapsed=1.0, first_token=0.1)
+        self.assertEqual(stats.source, "client")
+        self.assertAlmostEqual(stats.generated_tokens_per_s, 10.0)
+        self.assertAlmostEqual(stats.prompt_tokens_per_s, 210.0)
+        stats = dmr_client.speed_stats({}, elapsed=2.0, first_token=1.0, chunks=5)
+        self.assertEqual((stats.source, stats.completion_tokens, stats.generated_tokens_per_s),
+                         ("client, chunks counted", 5, 5.0))
+        stats = dmr_client.speed_stats({})
+        self.assertEqual((stats.source, stats.generated_tokens_per_s), (None, None))
+
+    def test_a_completion_copies_and_pickles_with_its_timing(self):
+        reply = dmr_client.Completion.timed(dmr_client.loads('{"choices": [], "usage": {"completion_tokens": 4}}'),
+                                            2.0, 1.0)
+        for copied in (pickle.loads(pickle.dumps(reply)), copy.deepcopy(reply), copy.copy(reply)):
+            self.assertIsInstance(copied, dmr_client.Completion)
+            self.assertEqual(copied, reply)
+            self.assertEqual(copied.stats, reply.stats)
+            self.assertEqual(copied.stats.generated_tokens_per_s, 4.0)
+        self.assertEqual(json.loads(json.dumps(reply)), {"choices": [], "usage": {"completion_tokens": 4}})
+
+    def test_split_thinking(self):
+        for text, expected in (("<think>plan it</think>\n\nHello", ("plan it", "Hello")),
+                               ("  <think>\nplan\n</think>Hi", ("plan", "Hi")),
+                               ("plan it</think>Hello", ("plan it", "Hello")),   # the template opened the tag
+                               ("<think>still thinking", ("still thinking", "")),
+                               ("Hello", ("", "Hello")), ("", ("", ""))):
+            with self.subTest(text=text):
+                self.assertEqual(dmr_client.split_thinking(text), expected)
+        with self.assertRaises(TypeError):
+            dmr_client.split_thinking(None)
+
+    def test_keep_alive_and_configure_bodies(self):
+        body = dmr_client._configure_body("ai/x", 8192, "1h30m", ["--threads", "4"], 0, "completion")
+        self.assertEqual(body, {"model": "ai/x", "context-size": 8192, "keep_alive": "1h30m",
+                                "runtime-flags": ["--threads", "4"], "llamacpp": {"reasoning-budget": 0},
+                                "mode": "completion"})
+        for value, wire in (("5m", "5m"), ("-1", "-1"), ("0", "0"), (-1, "-1"), (0, "0s"), (300, "300s"),
+                            (1.5, "1.5s"), ("250ms", "250ms"), ("2h45m30s", "2h45m30s")):
+            self.assertEqual(dmr_client._keep_alive(value), wire)
+        for bad, error in (("5 minutes", ValueError), ("-5m", ValueError), ("", ValueError), (-2, ValueError),
+                           (True, TypeError), ([], TypeError)):
+            with self.subTest(keep_alive=bad):
+                with self.assertRaises(error):
+                    dmr_client._keep_alive(bad)
+        for kwargs, error in (({"context_size": 0}, ValueError), ({"context_size": 4096.0}, ValueError),
+                              ({"context_size": True}, ValueError), ({"runtime_flags": "--threads 4"}, TypeError),
+                              ({"runtime_flags": [4]}, TypeError), ({"reasoning_budget": -2}, ValueError),
+                              ({"mode": "chat"}, ValueError), ({}, ValueError)):
+            with self.subTest(kwargs=kwargs):
+                arguments = dict(context_size=None, keep_alive=None, runtime_flags=None, reasoning_budget=None,
+                                 mode=None)
+                arguments.update(kwargs)
+                with self.assertRaises(error):
+                    dmr_client._configure_body("ai/x", **arguments)
+
+    def test_running_model_names(self):
+        for reported, name, same in (("docker.io/ai/x:latest", "ai/x", True), ("ai/x", "docker.io/ai/x:latest", True),
+                                     ("ai/x:Q4", "ai/x", False), ("ai/xy", "ai/x", False), (None, "ai/x", False)):
+            self.assertEqual(dmr_client._same_model(reported, name), same, (reported, name))
+
+    def test_metrics_parser(self):
+        parsed = dmr_client.parse_metrics(FakeDMR.METRICS + 'escaped{a="x\\"y",b="2"} -1.5e3 1700000000\n')
+        self.assertEqual(parsed["llamacpp:prompt_tokens_total"], [({"backend": "llama.cpp", "model": "ai/smollm2"}, 1234.0)])
+        self.assertEqual(parsed["go_goroutines"], [({}, 42.0)])
+        self.assertEqual(parsed["escaped"], [({"a": 'x"y', "b": "2"}, -1500.0)])
+        for bad in ("no value here", 'x{a=1} 2', "x 1 2 3", "x abc"):
+            with self.subTest(line=bad):
+                with self.assertRaises(dmr_client.InvalidResponseError):
+                    dmr_client.parse_metrics(bad)
+
+
+# ---------------------------------------------------------------------------
+# Clients: a call and the core
 # ---------------------------------------------------------------------------
 
 
@@ -2163,9 +2239,46 @@ class TestClientConfig(unittest.TestCase):
             client.chat("ai/smollm2", HI)
 
 
+class TestServerKindRules(unittest.TestCase):
+    """_kind_plan(): what server_kind() asks, and what the answers mean."""
+
+    LISTING = json.dumps({"object": "list", "data": [{"id": "ai/tiny", "object": "model"}]})
+    KEY_WANTED = json.dumps({"error": {"message": "Authentication Error, No api key passed in.", "code": "401"}})
+
+    def kind(self, *answers):
+        plan = dmr_client._BaseClient._kind_plan()
+        asked = [next(plan)]
+        try:
+            for answer in answers:
+                asked.append(plan.send(answer))
+        except StopIteration as done:
+            return done.value, asked
+        self.fail("the plan asked for more than %d answers: %r" % (len(answers), asked))
+
+    def test_table(self):
+        for answers, expected, probes in (
+                ([(200, "Docker Model Runner is running")], "dmr", 1),
+                ([(200, '"LiteLLM: RUNNING"')], "gateway", 1),
+                ([(404, "404 page not found"), (200, self.LISTING)], "openai-compatible", 2),
+                ([(200, "<html><title>llama.cpp</title></html>"), (200, self.LISTING)], "openai-compatible", 2),
+                ([(404, "Not Found"), (401, self.KEY_WANTED)], "openai-compatible", 2),   # wants a key
+                ([(404, "Not Found"), (403, self.KEY_WANTED)], "openai-compatible", 2),
+                ([(404, "Not Found"), (401, "Unauthorized")], None, 2),   # not in OpenAI's shape
+                ([(404, "Not Found"), (500, self.KEY_WANTED)], None, 2),
+                ([(404, "Not Found"), (200, '{"data": "nope"}')], None, 2),
+                ([(404, "Not Found"), (200, "<html></html>")], None, 2),
+                ([(503, "LiteLLM: RUNNING"), (404, "Not Found")], None, 2)):
+            with self.subTest(answers=answers):
+                kind, asked = self.kind(*answers)
+                self.assertEqual(kind, expected)
+                self.assertEqual([(call.where, call.route, call.retries) for call in asked[:probes]],
+                                 [("dmr", "/", 0), ("api", "/models", 0)][:probes])
+
+
 # ---------------------------------------------------------------------------
-# Client over the wire: non-streaming chat
+# Clients: the calls, written once
 # ---------------------------------------------------------------------------
+# -- over the wire: non-streaming chat --
 
 
 @for_both_clients
@@ -2359,9 +2472,7 @@ class TestChat(FakeDMRTestCase):
         self.assertEqual(len(self.fake.requests), 1)
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: errors of both families
-# ---------------------------------------------------------------------------
+# -- over the wire: errors of both families --
 
 
 @for_both_clients
@@ -2482,9 +2593,7 @@ def port_is_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: retries and timeouts
-# ---------------------------------------------------------------------------
+# -- over the wire: retries and timeouts --
 
 
 @for_both_clients
@@ -2606,9 +2715,7 @@ class TestRetries(FakeDMRTestCase):
         self.assertEqual(len(self.sleeps), 1)
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: streaming
-# ---------------------------------------------------------------------------
+# -- over the wire: streaming --
 
 
 @for_both_clients
@@ -2781,9 +2888,7 @@ class TestStreaming(FakeDMRTestCase):
         self.assertEqual(len(self.sleeps), 1)
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: connections, threads, proxies, logging
-# ---------------------------------------------------------------------------
+# -- over the wire: connections, threads, proxies, logging --
 
 
 @for_both_clients
@@ -2888,9 +2993,7 @@ class TestConnections(FakeDMRTestCase):
         self.assertIn("closed", str(caught.exception))
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: the rest of the OpenAI-compatible API
-# ---------------------------------------------------------------------------
+# -- over the wire: the rest of the OpenAI-compatible API --
 
 
 @for_both_clients
@@ -3017,9 +3120,7 @@ class TestOpenAICalls(FakeDMRTestCase):
                 self.client().rerank("ai/smollm2", *args)
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: DMR's management API
-# ---------------------------------------------------------------------------
+# -- over the wire: DMR's management API --
 
 
 @for_both_clients
@@ -3163,96 +3264,7 @@ class TestManagement(FakeDMRTestCase):
         self.assertEqual(len(self.fake.requests), sent)
 
 
-# ---------------------------------------------------------------------------
-# Client over the wire: running models (configure, preload, speed figures, reasoning, tokens)
-# ---------------------------------------------------------------------------
-
-
-class TestRunningRules(unittest.TestCase):
-    """The pure rules under the running-model calls."""
-
-    def test_speed_from_server_timings_or_the_clock(self):
-        timings = {"prompt_n": 20, "prompt_ms": 40.0, "prompt_per_second": 500.0, "predicted_n": 9,
-                   "predicted_ms": 90.0, "predicted_per_second": 100.0}
-        usage = {"prompt_tokens": 21, "completion_tokens": 9}
-        stats = dmr_client.speed_stats({"usage": usage, "timings": timings})
-        self.assertEqual((stats.source, stats.prompt_tokens_per_s, stats.generated_tokens_per_s), ("server", 500.0, 100.0))
-        self.assertEqual((stats.time_to_first_token_s, stats.total_s), (0.04, 0.13))
-        self.assertEqual((stats.prompt_tokens, stats.completion_tokens), (21, 9))
-        self.assertIsNone(stats.context_tokens)   # no total_tokens and no cache_n: unknown
-        timings["cache_n"] = 1
-        self.assertEqual(dmr_client.speed_stats({"timings": timings}).context_tokens, 30)
-        stats = dmr_client.speed_stats({"usage": usage, "timings": timings}, elapsed=0.5, first_token=0.2)
-        self.assertEqual((stats.source, stats.time_to_first_token_s, stats.total_s), ("server", 0.2, 0.5))
-        stats = dmr_client.speed_stats({"usage": usage}, elapsed=1.0, first_token=0.1)
-        self.assertEqual(stats.source, "client")
-        self.assertAlmostEqual(stats.generated_tokens_per_s, 10.0)
-        self.assertAlmostEqual(stats.prompt_tokens_per_s, 210.0)
-        stats = dmr_client.speed_stats({}, elapsed=2.0, first_token=1.0, chunks=5)
-        self.assertEqual((stats.source, stats.completion_tokens, stats.generated_tokens_per_s),
-                         ("client, chunks counted", 5, 5.0))
-        stats = dmr_client.speed_stats({})
-        self.assertEqual((stats.source, stats.generated_tokens_per_s), (None, None))
-
-    def test_a_completion_copies_and_pickles_with_its_timing(self):
-        reply = dmr_client.Completion.timed(dmr_client.loads('{"choices": [], "usage": {"completion_tokens": 4}}'),
-                                            2.0, 1.0)
-        for copied in (pickle.loads(pickle.dumps(reply)), copy.deepcopy(reply), copy.copy(reply)):
-            self.assertIsInstance(copied, dmr_client.Completion)
-            self.assertEqual(copied, reply)
-            self.assertEqual(copied.stats, reply.stats)
-            self.assertEqual(copied.stats.generated_tokens_per_s, 4.0)
-        self.assertEqual(json.loads(json.dumps(reply)), {"choices": [], "usage": {"completion_tokens": 4}})
-
-    def test_split_thinking(self):
-        for text, expected in (("<think>plan it</think>\n\nHello", ("plan it", "Hello")),
-                               ("  <think>\nplan\n</think>Hi", ("plan", "Hi")),
-                               ("plan it</think>Hello", ("plan it", "Hello")),   # the template opened the tag
-                               ("<think>still thinking", ("still thinking", "")),
-                               ("Hello", ("", "Hello")), ("", ("", ""))):
-            with self.subTest(text=text):
-                self.assertEqual(dmr_client.split_thinking(text), expected)
-        with self.assertRaises(TypeError):
-            dmr_client.split_thinking(None)
-
-    def test_keep_alive_and_configure_bodies(self):
-        body = dmr_client._configure_body("ai/x", 8192, "1h30m", ["--threads", "4"], 0, "completion")
-        self.assertEqual(body, {"model": "ai/x", "context-size": 8192, "keep_alive": "1h30m",
-                                "runtime-flags": ["--threads", "4"], "llamacpp": {"reasoning-budget": 0},
-                                "mode": "completion"})
-        for value, wire in (("5m", "5m"), ("-1", "-1"), ("0", "0"), (-1, "-1"), (0, "0s"), (300, "300s"),
-                            (1.5, "1.5s"), ("250ms", "250ms"), ("2h45m30s", "2h45m30s")):
-            self.assertEqual(dmr_client._keep_alive(value), wire)
-        for bad, error in (("5 minutes", ValueError), ("-5m", ValueError), ("", ValueError), (-2, ValueError),
-                           (True, TypeError), ([], TypeError)):
-            with self.subTest(keep_alive=bad):
-                with self.assertRaises(error):
-                    dmr_client._keep_alive(bad)
-        for kwargs, error in (({"context_size": 0}, ValueError), ({"context_size": 4096.0}, ValueError),
-                              ({"context_size": True}, ValueError), ({"runtime_flags": "--threads 4"}, TypeError),
-                              ({"runtime_flags": [4]}, TypeError), ({"reasoning_budget": -2}, ValueError),
-                              ({"mode": "chat"}, ValueError), ({}, ValueError)):
-            with self.subTest(kwargs=kwargs):
-                arguments = dict(context_size=None, keep_alive=None, runtime_flags=None, reasoning_budget=None,
-                                 mode=None)
-                arguments.update(kwargs)
-                with self.assertRaises(error):
-                    dmr_client._configure_body("ai/x", **arguments)
-
-    def test_running_model_names(self):
-        for reported, name, same in (("docker.io/ai/x:latest", "ai/x", True), ("ai/x", "docker.io/ai/x:latest", True),
-                                     ("ai/x:Q4", "ai/x", False), ("ai/xy", "ai/x", False), (None, "ai/x", False)):
-            self.assertEqual(dmr_client._same_model(reported, name), same, (reported, name))
-
-    def test_metrics_parser(self):
-        parsed = dmr_client.parse_metrics(FakeDMR.METRICS + 'escaped{a="x\\"y",b="2"} -1.5e3 1700000000\n')
-        self.assertEqual(parsed["llamacpp:prompt_tokens_total"], [({"backend": "llama.cpp", "model": "ai/smollm2"}, 1234.0)])
-        self.assertEqual(parsed["go_goroutines"], [({}, 42.0)])
-        self.assertEqual(parsed["escaped"], [({"a": 'x"y', "b": "2"}, -1500.0)])
-        for bad in ("no value here", 'x{a=1} 2', "x 1 2 3", "x abc"):
-            with self.subTest(line=bad):
-                with self.assertRaises(dmr_client.InvalidResponseError):
-                    dmr_client.parse_metrics(bad)
+# -- over the wire: running models (configure, preload, speed figures, reasoning, tokens) --
 
 
 @for_both_clients
@@ -3481,7 +3493,7 @@ class TestReadme(FakeDMRTestCase):
 
 
 # ---------------------------------------------------------------------------
-# Client over the wire: Unix sockets and finding DMR with nothing configured
+# Clients: Client and AsyncClient
 # ---------------------------------------------------------------------------
 
 
@@ -4203,8 +4215,9 @@ class TestCLIInteractive(CLITestCase):
 
 
 # ---------------------------------------------------------------------------
-# Adversarial tier: a raw-socket server that misbehaves on purpose
+# Adversarial tier
 # ---------------------------------------------------------------------------
+# A raw-socket server that misbehaves on purpose.
 
 
 class RawServer:
@@ -5072,9 +5085,10 @@ class TestRequestsCannotBeSmuggled(AdversarialTestCase):
 
 
 # ---------------------------------------------------------------------------
-# AsyncClient's own behaviour: cancellation, concurrency, one pool per loop, a loop never blocked
-# (everything else runs for both clients above, through BlockingAsyncClient)
+# Adversarial tier (asyncio)
 # ---------------------------------------------------------------------------
+# AsyncClient's own behaviour: cancellation, concurrency, one pool per loop, a loop never blocked
+# (everything else runs for both clients above, through BlockingAsyncClient).
 
 
 def echo_reply(request, stream=None):
@@ -5441,8 +5455,9 @@ class TestForkSafety(AdversarialTestCase):
 
 
 # ---------------------------------------------------------------------------
-# Real-server tier: llama.cpp's own server (tools/llama_server.py) or a real DMR
+# Real-server tier
 # ---------------------------------------------------------------------------
+# llama.cpp's own server (tools/llama_server.py) or a real DMR.
 
 REAL_BASE_URL = os.environ.get("DMR_TEST_BASE_URL")
 
@@ -5652,8 +5667,9 @@ class TestRealServer(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
-# Gateway tier: LiteLLM's proxy router in front of two llama.cpp servers (tools/gateway.py)
+# Gateway tier
 # ---------------------------------------------------------------------------
+# LiteLLM's proxy router in front of two llama.cpp servers (tools/gateway.py).
 
 GATEWAY_URL = os.environ.get("DMR_TEST_GATEWAY_URL")
 GATEWAY_KEY = os.environ.get("DMR_TEST_GATEWAY_KEY", "")
