@@ -217,6 +217,10 @@ __all__ = [
     "AsyncFollowStream",
     "Client",
     "AsyncClient",
+    "Response",
+    "ResponseStream",
+    "AsyncResponseStream",
+    "ResponseTracker",
     "OpenAI",
     "AsyncOpenAI",
     "RawResponse",
@@ -674,10 +678,11 @@ class Completion(AttrDict):
         return (type(self).timed, (dict(self), self.elapsed, self.first_token, self.chunks))
 
 
-def _result_type(name: str, fields: str, children: Optional[Dict[str, Any]] = None, base: Any = AttrDict) -> Any:
+def _result_type(name: str, fields: str, children: Optional[Dict[str, Any]] = None, base: Any = AttrDict,
+                 **members: Any) -> Any:
     """A typed result: an AttrDict (or *base*) whose OpenAI-declared *fields* read as None when
     absent, and whose *children* fields are typed in turn ([cls]: a list of them)."""
-    return type(name, (base,), {"__slots__": (), "_fields": tuple(fields.split()),
+    return type(name, (base,), {"__slots__": (), "_fields": tuple(fields.split()), **members,
                                 "_declared": frozenset(fields.split()),
                                 "_children": children or {}, "__module__": __name__,
                                 "__doc__": "An OpenAI %s (an AttrDict): declared fields absent read as None." % name})
@@ -720,6 +725,29 @@ EmbeddingUsage = _result_type("EmbeddingUsage", "prompt_tokens total_tokens")
 CreateEmbeddingResponse = _result_type("CreateEmbeddingResponse", "data model object usage",
                                        {"data": [Embedding], "usage": EmbeddingUsage})
 Model = _result_type("Model", "id created object owned_by")
+
+
+def _output_text(response: Any) -> str:
+    """The text of a Responses API answer: its message items' output_text parts, joined
+    (openai-python's ``response.output_text``)."""
+    return "".join(part.get("text") or "" for item in response.get("output") or () if isinstance(item, dict)
+                   and item.get("type") == "message" for part in item.get("content") or ()
+                   if isinstance(part, dict) and part.get("type") == "output_text")
+
+
+ResponseOutputText = _result_type("ResponseOutputText", "type text annotations logprobs")
+ResponseOutputItem = _result_type("ResponseOutputItem", "id type status role content name arguments call_id",
+                                  {"content": [ResponseOutputText]})
+ResponseUsage = _result_type("ResponseUsage", "input_tokens output_tokens total_tokens input_tokens_details "
+                                              "output_tokens_details")
+Response = _result_type(
+    "Response", "id object created_at status error incomplete_details instructions max_output_tokens model output "
+                "parallel_tool_calls previous_response_id reasoning store temperature text tool_choice tools top_p "
+                "truncation usage user metadata",
+    {"output": [ResponseOutputItem], "usage": ResponseUsage}, output_text=property(_output_text))
+ResponseStreamEvent = _result_type("ResponseStreamEvent", "type sequence_number response item output_index item_id "
+                                                          "content_index part delta text arguments",
+                                   {"response": Response, "item": ResponseOutputItem, "part": ResponseOutputText})
 #: The typed result of a non-streaming call, by the stream kind it would have.
 _RESULT_TYPES = {"chat": ChatCompletion, "completion": TextCompletion}
 
@@ -842,6 +870,10 @@ joined data lines, ``id`` the last event ID seen so far ("" if none) and
 def _sorted_embeddings(reply: AttrDict) -> AttrDict:
     reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
     return _typed(reply, CreateEmbeddingResponse)
+
+
+def _as_response(reply: Any) -> Any:
+    return _typed(reply, Response)
 
 
 def _model_list(reply: Any) -> List[AttrDict]:
@@ -2454,6 +2486,79 @@ class ServerEvents(_ItemSource):
             yield AttrDict(event=event.event, data=payload)
 
     items = feed
+
+
+class ResponseTracker(_ItemSource):
+    """Body bytes in, Responses API events out (no I/O): each Server-Sent Event as a typed
+    ResponseStreamEvent (``type``: "response.created", "response.output_text.delta" ...).
+    ``response.completed`` (or ``response.incomplete``) ends the stream and keeps the whole
+    answer as ``response``; ``response.failed`` and an ``error`` event raise StreamError; a
+    body that ends before one of them is cut (end() raises APIConnectionError)."""
+
+    __slots__ = ("url", "response", "received", "done", "error", "started", "first_at", "ended_at", "_events")
+    what = "the response stream"
+    unit = "events"
+    meaning = "the response is incomplete"
+    json_refused = True
+
+    def __init__(self, url: str = "the server"):
+        self.url = url
+        self.response: Optional[AttrDict] = None
+        self.received = 0
+        self.done = False
+        self.error: Optional[BaseException] = None
+        self.started: Optional[float] = None
+        self.first_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
+        self._events = SSEDecoder().events
+
+    def items(self, data: bytes) -> Iterator[AttrDict]:
+        for name, text, _, _ in self._events(data) if data else ():
+            if text == "[DONE]":
+                self.done = self.done or self.response is not None
+                return
+            try:
+                event = _decode_event(text)
+            except (ValueError, RecursionError):
+                raise InvalidResponseError("the response stream from %s sent an event that is not JSON: %.200r"
+                                           % (self.url, text), body=text) from None
+            if event.__class__ is not AttrDict:
+                raise InvalidResponseError("the response stream from %s sent an event that is not a JSON "
+                                           "object: %.200r" % (self.url, text), body=text)
+            kind = event.get("type") or name
+            if kind == "error" or name == "error":
+                raise self._failed(text, event)
+            if kind == "response.failed":
+                raise self._failed(text, event.get("response"))
+            event.__class__ = ResponseStreamEvent
+            self.received += 1
+            if kind in ("response.completed", "response.incomplete") and isinstance(event.get("response"), dict):
+                self.response = _typed(event["response"], Response)
+                self.done = True
+            yield event
+            if self.done:
+                return
+
+    def _failed(self, text: str, answer: Any) -> StreamError:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        source = error if isinstance(error, dict) else answer if isinstance(answer, dict) else {}
+        message = str(source.get("message") or text)
+        return StreamError(message, body=text, error_type=_str_or_none(source.get("type")), code=source.get("code"),
+                           chunks_received=self.received)
+
+    def end(self) -> None:
+        if not self.done:
+            raise APIConnectionError("the response stream from %s ended after %d events without "
+                                     "response.completed: the response is incomplete" % (self.url, self.received),
+                                     url=self.url, chunks_received=self.received)
+
+    def outcome(self) -> AttrDict:
+        """After the stream was read as far as it goes: the whole response, or what broke it."""
+        if self.error is not None:
+            raise self.error
+        if self.response is None:
+            raise DMRError("the response stream was closed before it completed: its result is unknown")
+        return self.response
 
 
 def parse_pull_line(line: str) -> Optional[AttrDict]:
@@ -4230,6 +4335,36 @@ class AsyncCompletionStream(AsyncStream):
     _Fold = CompletionFold
 
 
+class ResponseStream(_Streamed):
+    """A streamed Responses API answer: typed events as they arrive (``event.type``,
+    ``event.delta`` ...); final() reads the rest and returns the Response (``output_text``);
+    text() its text.  Complete at ``response.completed``; any other end raises."""
+
+    def __init__(self, exchange: _Exchange, model: Optional[str] = None, started: Optional[float] = None):
+        super().__init__(exchange, ResponseTracker(exchange.url))
+
+    def final(self) -> AttrDict:
+        self._exhaust()
+        return self._source.outcome()
+
+    def text(self) -> str:
+        return _output_text(self.final())
+
+
+class AsyncResponseStream(_AsyncStreamed):
+    """ResponseStream for AsyncClient: ``async for event in stream``, ``await stream.final()``."""
+
+    def __init__(self, exchange: _AsyncExchange, model: Optional[str] = None, started: Optional[float] = None):
+        super().__init__(exchange, ResponseTracker(exchange.url))
+
+    async def final(self) -> AttrDict:
+        await self._exhaust()
+        return self._source.outcome()
+
+    async def text(self) -> str:
+        return _output_text(await self.final())
+
+
 class _PullState:
     """What a pull stream reports, for both clients."""
 
@@ -4950,6 +5085,51 @@ class _OpenAICalls(_ClientCore):
                 name, exc.url, ", ".join(str(m.get("id")) for m in listed if isinstance(m, dict)) or "none"),
                 status_code=404, url=exc.url, hint="see models()") from None
 
+    def responses(self, model: str, input: Any, *, stream: bool = False, **params: Any) -> Any:
+        """Create a Responses API answer (``POST /v1/responses``) to *input* (a str, or a list
+        of input items); *params* as for chat() (``instructions``, ``previous_response_id``,
+        ``tools``, ``max_output_tokens``, ``text`` ...).
+
+        Returns a Response (``output_text`` is its text), or with ``stream=True`` a
+        ResponseStream of typed events.  On DMR it goes to the root's ``/v1/responses``, the
+        one route every release serves (the ``/engines/...`` ones are unreleased); on a plain
+        ``/v1`` base URL (llama.cpp, a gateway), under that root.
+        """
+        name = split_model(model)[1]
+        if not isinstance(input, (str, list)) or not input:
+            raise TypeError("input must be a non-empty str or a list of input items, not %s" % _shown(input))
+        options = self._options(params)
+        if stream:
+            params = dict(params, stream=True)
+        body = _request_body({"model": name, "input": input}, params, options)
+        where, route = self._responses_route("")
+        return self._call(_Call("POST", route + options.query, body, where=where, model=name,
+                                accept="text/event-stream" if stream else "application/json",
+                                stream="responses" if stream else None, shape=_object_shape, then=_as_response,
+                                extra=options.headers, timeout=options.timeout))
+
+    def response(self, response_id: str) -> AttrDict:
+        """A stored Responses API answer (DMR keeps them in memory for an hour)."""
+        where, route = self._responses_route("/" + quote_model_path(response_id))
+        return self._call(_Call("GET", route, where=where, shape=_object_shape, then=_as_response))
+
+    def delete_response(self, response_id: str) -> AttrDict:
+        """Delete a stored Responses API answer."""
+        where, route = self._responses_route("/" + quote_model_path(response_id))
+        return self._call(_Call("DELETE", route, where=where, shape=_object_shape, replayable=False))
+
+    def response_input_items(self, response_id: str) -> AttrDict:
+        """The input items a stored answer was made from (``data``)."""
+        where, route = self._responses_route("/%s/input_items" % quote_model_path(response_id))
+        return self._call(_Call("GET", route, where=where, shape=_object_shape))
+
+    def _responses_route(self, rest: str) -> Tuple[str, str]:
+        # DMR's releases serve the Responses API at the root's /v1/responses only; a plain /v1
+        # base URL (DMR's /v1 alias, llama.cpp, a gateway) has it under that root.
+        if self._root.plain:
+            return _API_ROOT, "/responses" + rest
+        return _DMR_ROOT, "/v1/responses" + rest
+
     def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
                **params: Any) -> AttrDict:
         """Rank *documents* by relevance to *query* (DMR's ``/rerank``, outside ``/v1``).
@@ -5295,6 +5475,7 @@ class Client(_BaseClient):
     """
 
     _streams: Dict[str, Callable[..., Any]] = {"chat": ChatStream, "completion": CompletionStream, "pull": PullStream,
+                "responses": ResponseStream,
                 "logs": lambda exchange, model, started: FollowStream(exchange, LogLines()),
                 "events": lambda exchange, model, started: FollowStream(exchange, ServerEvents())}
     _sleep = staticmethod(time.sleep)   # tests replace it to keep retry waits short
@@ -5419,6 +5600,7 @@ class AsyncClient(_BaseClient):
 
     _streams: Dict[str, Callable[..., Any]] = {
                 "chat": AsyncChatStream, "completion": AsyncCompletionStream, "pull": AsyncPullStream,
+                "responses": AsyncResponseStream,
                 "logs": lambda exchange, model, started: AsyncFollowStream(exchange, LogLines()),
                 "events": lambda exchange, model, started: AsyncFollowStream(exchange, ServerEvents())}
     _closed = False
@@ -5666,6 +5848,28 @@ class _Embeddings(_Resource):
         return result
 
 
+class _InputItems(_Resource):
+    def list(self, response_id: str) -> Any:
+        """client.response_input_items()."""
+        return self._client().response_input_items(response_id)
+
+
+class _Responses(_Resource):
+    def __init__(self, owner: Any, raw: bool = False):
+        super().__init__(owner, raw)
+        self.input_items = _InputItems(owner)
+
+    def create(self, *, model: str, input: Any, stream: bool = False, **params: Any) -> Any:
+        """client.responses(): a Response (``output_text``), or a ResponseStream of events."""
+        return self._shaped(self._client().responses(model, input, stream=stream, **self._params(params)))
+
+    def retrieve(self, response_id: str) -> Any:
+        return self._client().response(response_id)
+
+    def delete(self, response_id: str) -> Any:
+        return self._client().delete_response(response_id)
+
+
 class _Models(_Resource):
     def list(self) -> Any:
         """client.models(), as a page: ``.data``, iterable."""
@@ -5743,6 +5947,7 @@ class OpenAI:
         self.completions = _Completions(self)
         self.embeddings = _Embeddings(self)
         self.models = _Models(self)
+        self.responses = _Responses(self)
 
     def _params(self, params: Dict[str, Any]) -> Dict[str, Any]:
         """A call's keywords with this client's per-call options added (with_options, default_query)."""

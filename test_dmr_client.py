@@ -225,6 +225,8 @@ class FakeDMR:
                'llamacpp:predicted_tokens_seconds{backend="llama.cpp",model="ai/smollm2"} 57.5\n'
                'go_goroutines 42\n')
     RERANK = re.compile(r"^(?:/engines(?:/([^/]+))?)?/rerank$")
+    #: DMR's releases (up to v1.2.6) serve the Responses API only here; /engines/.../responses is 404.
+    RESPONSES = re.compile(r"^(?:/v1)?/responses(?:/([^/]+)(/input_items)?)?$")
 
     def __init__(self, models=("ai/smollm2", "ai/mxbai-embed-large"), unix_socket=None, prefix=""):
         self.models = set(models)
@@ -236,6 +238,7 @@ class FakeDMR:
         self.scripts = {}
         self.configs = {}                      # model -> what _configure set
         self.runners = {"ai/smollm2": 0}      # loaded model -> /engines/ps polls left while "loading"
+        self.responses = {}                    # id -> (the stored Response, its input items)
         self.load_polls = 2                    # polls a new load reports "loading" for
         if unix_socket:
             self.server = _UnixServer(unix_socket, _Handler)
@@ -272,6 +275,9 @@ class FakeDMR:
         query = ""
         if "?" in path:
             path, query = path.split("?", 1)
+        responses = self.RESPONSES.match(path)
+        if responses:
+            return self.responses_api(handler, request, responses.group(1), responses.group(2))
         inference, rerank = self.INFERENCE.match(path), self.RERANK.match(path)
         if inference or rerank:
             engine = (inference or rerank).group(1)
@@ -285,6 +291,50 @@ class FakeDMR:
             known = path.startswith(("/engines/", "/models/"))   # DMR's sub-muxes answer "not found"
             answer = text_reply(404, "not found" if known else "404 page not found")
         answer(handler, request)
+
+    # DMR's Responses API layer, onto the chat completions of llama.cpp
+
+    def responses_api(self, handler, request, response_id, input_items):
+        if response_id is not None:
+            stored = self.responses.get(response_id)
+            if stored is None:
+                return json_reply(404, {"error": {"code": "not_found", "message": "response not found"}})(
+                    handler, request)
+            if request.method == "DELETE":
+                del self.responses[response_id]
+                return json_reply(200, {"id": response_id, "object": "response", "deleted": True})(handler, request)
+            if input_items:
+                return json_reply(200, {"object": "list", "data": stored[1]})(handler, request)
+            return json_reply(200, stored[0])(handler, request)
+        body = request.json if isinstance(request.json, dict) else {}
+        model = body.get("model")
+        if model not in self.models:
+            return json_reply(404, {"error": {"code": "not_found", "message": "model %s not found" % model}})(
+                handler, request)
+        number = len(self.responses) + 1
+        text = PHRASE
+        message = {"type": "message", "id": "msg_%d" % number, "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        response = {"id": "resp_%d" % number, "object": "response", "created_at": 1795347033, "status": "completed",
+                    "model": model, "output": [message],
+                    "usage": {"input_tokens": 5, "output_tokens": 9, "total_tokens": 14}}
+        items = body.get("input") if isinstance(body.get("input"), list) else [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": body.get("input")}]}]
+        self.responses[response["id"]] = (response, items)
+        if not body.get("stream"):
+            return json_reply(200, response)(handler, request)
+        started = dict(response, status="in_progress", output=[], usage=None)
+        events = [("response.created", {"response": started}), ("response.in_progress", {"response": started}),
+                  ("response.output_item.added", {"output_index": 0, "item": dict(message, content=[])})]
+        events += [("response.output_text.delta", {"item_id": message["id"], "output_index": 0, "content_index": 0,
+                                                   "delta": word}) for word in re.findall(r"\S+\s*", text)]
+        events += [("response.output_text.done", {"item_id": message["id"], "output_index": 0, "content_index": 0,
+                                                  "text": text}),
+                   ("response.output_item.done", {"output_index": 0, "item": message}),
+                   ("response.completed", {"response": response})]
+        frames = [b"event: %s\ndata: %s\n\n" % (kind.encode(), json.dumps(dict(fields, type=kind, sequence_number=n))
+                                                  .encode()) for n, (kind, fields) in enumerate(events)]
+        return sse_reply(frames)(handler, request)
 
     # llama.cpp behind DMR
 
@@ -871,7 +921,8 @@ RESULT_TYPES = [getattr(dmr_client, name) for name in (
     "ChatCompletion", "Choice", "ChatCompletionMessage", "ChatCompletionMessageToolCall", "FunctionCall",
     "ChoiceLogprobs", "ChatCompletionTokenLogprob", "TopLogprob", "CompletionUsage", "ChatCompletionChunk",
     "ChunkChoice", "ChoiceDelta", "ChoiceDeltaToolCall", "ChoiceDeltaFunctionCall", "TextCompletion",
-    "TextCompletionChunk", "CompletionChoice", "CreateEmbeddingResponse", "Embedding", "EmbeddingUsage", "Model")]
+    "TextCompletionChunk", "CompletionChoice", "CreateEmbeddingResponse", "Embedding", "EmbeddingUsage", "Model",
+    "Response", "ResponseOutputItem", "ResponseOutputText", "ResponseUsage", "ResponseStreamEvent")]
 
 
 class TestResultTypes(unittest.TestCase):
@@ -2997,6 +3048,65 @@ class TestConnections(FakeDMRTestCase):
 
 
 @for_both_clients
+class TestResponsesAPI(FakeDMRTestCase):
+    """The Responses API DMR serves: at the root's /v1/responses, the route every release has
+    (the /engines/... ones answer 404 there), whatever the base URL's layout."""
+
+    def test_create_retrieve_and_delete_on_each_layout(self):
+        for base in ("", "/engines/llama.cpp/v1", "/engines/v1", "/v1"):
+            with self.subTest(base=base):
+                client = self.client(self.fake.url + base)
+                answer = client.responses("ai/smollm2", "Say hello", instructions="Be brief", max_output_tokens=20)
+                self.assertEqual((type(answer).__name__, answer.output_text, answer.status), ("Response", PHRASE,
+                                                                                             "completed"))
+                self.assertEqual((self.last.path, self.last.json["instructions"]), ("/v1/responses", "Be brief"))
+                self.assertEqual((answer.error, answer.previous_response_id, answer.usage.output_tokens),
+                                 (None, None, 9))
+                self.assertEqual(client.response(answer.id).output_text, PHRASE)
+                self.assertEqual(client.response_input_items(answer.id).data[0]["content"][0]["text"], "Say hello")
+                self.assertTrue(client.delete_response(answer.id).deleted)
+                with self.assertRaises(dmr_client.NotFoundError):
+                    client.response(answer.id)
+
+    def test_streamed_events_fold_to_the_response(self):
+        client = self.client()
+        with client.responses("ai/smollm2", [{"role": "user", "content": "Say hello"}], stream=True) as stream:
+            text = "".join(event.delta for event in stream if event.type == "response.output_text.delta")
+        self.assertEqual(text, PHRASE)
+        self.assertEqual((stream.final().output_text, self.last.json["stream"]), (PHRASE, True))
+        self.assertEqual(client.responses("ai/smollm2", "again", stream=True).text(), PHRASE)
+
+    def test_a_failed_or_cut_stream_is_never_an_answer(self):
+        created = b'event: response.created\ndata: {"type":"response.created","response":{"id":"r","status":"in_progress"}}\n\n'
+        delta = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"Hel"}\n\n'
+        failed = (b'event: response.failed\ndata: {"type":"response.failed","response":{"id":"r","status":"failed",'
+                  b'"error":{"code":"upstream_error","message":"the engine crashed"}}}\n\n')
+        error = b'event: error\ndata: {"type":"error","code":"internal_error","message":"boom"}\n\n'
+        for events, end, error_class, words in (([created, delta, failed], "done", dmr_client.StreamError,
+                                                 "the engine crashed"),
+                                                ([created, error], "done", dmr_client.StreamError, "boom"),
+                                                ([created, delta], "done", dmr_client.APIConnectionError,
+                                                 "without response.completed"),
+                                                ([created, delta], "cut", dmr_client.APIConnectionError, "")):
+            with self.subTest(words=words or end):
+                self.fake.script("/v1/responses", sse_reply(events, end=end))
+                stream = self.client(max_retries=0).responses("ai/smollm2", "hi", stream=True)
+                with self.assertRaisesRegex(error_class, words):
+                    stream.final()
+                with self.assertRaises(error_class):
+                    stream.final()   # what broke it, again: never a folded answer
+
+    def test_an_engine_error_keeps_its_status_and_words(self):
+        failed = {"id": "r", "object": "response", "status": "failed",
+                  "error": {"code": "upstream_error", "message": "the request exceeds the available context size"}}
+        self.fake.script("/v1/responses", json_reply(400, failed))
+        with self.assertRaises(dmr_client.BadRequestError) as caught:
+            self.client().responses("ai/smollm2", "long")
+        self.assertIn("exceeds the available context size", str(caught.exception))
+        self.assertIn("--context-size", caught.exception.hint)
+
+
+@for_both_clients
 class TestOpenAICalls(FakeDMRTestCase):
     def test_results_read_like_openai_python(self):
         client = self.client()
@@ -3684,6 +3794,17 @@ class TestOpenAICompat(FakeDMRTestCase):
             self.fail("no error")
         with self.assertRaises(dmr_client.APIError):
             client.models.retrieve("ai/missing")
+
+    def test_responses_as_openai_python_has_them(self):
+        client = self.openai()
+        response = client.responses.create(model="ai/smollm2", input="Say hello.")
+        self.assertEqual(response.output_text, PHRASE)
+        self.assertEqual(client.responses.retrieve(response.id).id, response.id)
+        self.assertEqual(client.responses.input_items.list(response.id).data[0]["role"], "user")
+        stream = client.responses.create(model="ai/smollm2", input="Say hello.", stream=True)
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        self.assertEqual("".join(deltas), PHRASE)
+        self.assertTrue(client.responses.delete(response.id).deleted)
 
     def test_what_openai_python_takes_that_we_cannot(self):
         for kwargs, words in (({"http_client": object()}, r"OpenAI\(http_client=\) is not supported"),
