@@ -217,6 +217,8 @@ __all__ = [
     "AsyncFollowStream",
     "Client",
     "AsyncClient",
+    "Image",
+    "ImagesResponse",
     "Response",
     "ResponseStream",
     "AsyncResponseStream",
@@ -735,6 +737,27 @@ def _output_text(response: Any) -> str:
                    if isinstance(part, dict) and part.get("type") == "output_text")
 
 
+def _image_bytes(image: Any) -> bytes:
+    """The picture of an Image (``b64_json`` decoded)."""
+    import base64
+
+    data = image.get("b64_json")
+    if not isinstance(data, str):
+        raise InvalidResponseError("this image came without b64_json (a URL instead?): %s" % _shown(dict(image)))
+    return base64.b64decode(data)
+
+
+def _save_image(image: Any, path: str) -> str:
+    """Write the picture to *path*; returns *path*."""
+    with open(path, "wb") as out:
+        out.write(_image_bytes(image))
+    return path
+
+
+Image = _result_type("Image", "b64_json revised_prompt url", image=property(_image_bytes), save=_save_image)
+ImagesResponse = _result_type("ImagesResponse", "created data usage background output_format quality size",
+                              {"data": [Image]})
+
 ResponseOutputText = _result_type("ResponseOutputText", "type text annotations logprobs")
 ResponseOutputItem = _result_type("ResponseOutputItem", "id type status role content name arguments call_id",
                                   {"content": [ResponseOutputText]})
@@ -870,6 +893,22 @@ joined data lines, ``id`` the last event ID seen so far ("" if none) and
 def _sorted_embeddings(reply: AttrDict) -> AttrDict:
     reply["data"] = sorted(reply["data"], key=lambda item: item.get("index", 0))
     return _typed(reply, CreateEmbeddingResponse)
+
+
+#: DMR's 412 "backend ... is not installed" for image generation.
+_NO_DIFFUSERS = ("DMR's diffusers engine, which generates images, is not installed: install that backend "
+                 "in DMR, then ask again")
+
+
+def _images_shape(reply: Any) -> Optional[str]:
+    if not isinstance(reply, dict) or not isinstance(reply.get("data"), list) \
+            or not all(isinstance(item, dict) for item in reply["data"]):
+        return "expected an object with a list of objects 'data', got %s" % _json_kind(reply)
+    return None
+
+
+def _as_images(reply: Any) -> Any:
+    return _typed(reply, ImagesResponse)
 
 
 def _as_response(reply: Any) -> Any:
@@ -5130,6 +5169,21 @@ class _OpenAICalls(_ClientCore):
             return _API_ROOT, "/responses" + rest
         return _DMR_ROOT, "/v1/responses" + rest
 
+    def images(self, model: str, prompt: str, *, n: Optional[int] = None, size: Optional[str] = None,
+               **params: Any) -> AttrDict:
+        """Generate images of *prompt* with *model* (DMR's diffusers engine, unless the model
+        names another): an ImagesResponse whose ``data[i].image`` is the picture's bytes and
+        ``data[i].save(path)`` writes it.  Asked for as ``b64_json``."""
+        engine, name = split_model(model)
+        if not isinstance(prompt, str) or not prompt:
+            raise TypeError("prompt must be a non-empty str, not %s" % _shown(prompt))
+        options = self._options(params)
+        params.setdefault("response_format", "b64_json")
+        body = _request_body({"model": name, "prompt": prompt}, dict(params, n=n, size=size), options)
+        return self._call(_Call("POST", "/images/generations" + options.query, body, engine=engine or "diffusers",
+                                model=name, shape=_images_shape, then=_as_images, extra=options.headers,
+                                timeout=options.timeout, hints={412: _NO_DIFFUSERS}))
+
     def rerank(self, model: str, query: str, documents: Sequence[str], top_n: Optional[int] = None,
                **params: Any) -> AttrDict:
         """Rank *documents* by relevance to *query* (DMR's ``/rerank``, outside ``/v1``).
@@ -5870,6 +5924,12 @@ class _Responses(_Resource):
         return self._client().delete_response(response_id)
 
 
+class _Images(_Resource):
+    def generate(self, *, model: str, prompt: str, **params: Any) -> Any:
+        """client.images(): an ImagesResponse (``data[i].b64_json``; ``.image``, ``.save(path)``)."""
+        return self._shaped(self._client().images(model, prompt, **self._params(params)))
+
+
 class _Models(_Resource):
     def list(self) -> Any:
         """client.models(), as a page: ``.data``, iterable."""
@@ -5948,6 +6008,7 @@ class OpenAI:
         self.embeddings = _Embeddings(self)
         self.models = _Models(self)
         self.responses = _Responses(self)
+        self.images = _Images(self)
 
     def _params(self, params: Dict[str, Any]) -> Dict[str, Any]:
         """A call's keywords with this client's per-call options added (with_options, default_query)."""
@@ -6139,6 +6200,16 @@ def _cli_parser(argparse: Any) -> Any:
     pull = commands.add_parser("pull", help="pull a model into DMR", description="Pull a model into DMR.")
     pull.add_argument("model")
     pull.set_defaults(run=_cli_pull)
+
+    image = commands.add_parser("image", help="generate an image",
+                                description="Generate an image of PROMPT with MODEL (DMR's diffusers engine) "
+                                            "and write it to OUT (with -n 2 or more: OUT-1.png, OUT-2.png ...).")
+    image.add_argument("-m", "--model", required=True, help="an image model")
+    image.add_argument("prompt")
+    image.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (PNG)")
+    image.add_argument("-n", type=int, default=None, help="how many images")
+    image.add_argument("--size", help="e.g. 512x512")
+    image.set_defaults(run=_cli_image)
 
     remove = commands.add_parser("rm", help="remove a model", description="Remove a model from DMR.")
     remove.add_argument("model")
@@ -6549,6 +6620,17 @@ def _size(count: float) -> str:
             return "%.1f %s" % (count, unit) if unit != "B" else "%d B" % count
         count /= 1000.0
     return "%.1f GB" % count
+
+
+def _cli_image(client: Client, args: Any) -> int:
+    reply = client.images(args.model, args.prompt, n=args.n, size=args.size)
+    stem, dot, suffix = args.output.rpartition(".")
+    for number, image in enumerate(reply.data, 1):
+        path = args.output if len(reply.data) == 1 else (
+            "%s-%d.%s" % (stem, number, suffix) if dot else "%s-%d" % (args.output, number))
+        image.save(path)
+        sys.stdout.write("%s\n" % path)
+    return EXIT_OK
 
 
 def _cli_rm(client: Client, args: Any) -> int:

@@ -49,6 +49,21 @@ PHRASE = "Hello from a tiny GGUF test model!"
 HI = [{"role": "user", "content": "Hi"}]
 
 
+def _png(width, height):
+    """A real PNG of *width* x *height* black pixels."""
+    import zlib
+
+    def block(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + block(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + block(b"IDAT", zlib.compress(rows)) + block(b"IEND", b""))
+
+
+#: What the fake diffusers engine draws.
+TINY_PNG = _png(2, 2)
+
+
 def load_capture(name: str):
     """(status, headers dict, body bytes) of a raw HTTP capture in testdata/wire."""
     with open(os.path.join(WIRE, name), "rb") as f:
@@ -215,7 +230,7 @@ class FakeDMR:
     *path* get r1, r2, ... (the last one repeats).  *prefix* is stripped from
     request paths first (Docker Desktop's socket serves DMR under /exp/vDD4.40)."""
 
-    INFERENCE = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/(chat/completions|completions|embeddings|"
+    INFERENCE = re.compile(r"^(?:/engines(?:/([^/]+))?)?/v1/(chat/completions|completions|embeddings|images/generations|"
                            r"messages/count_tokens|models(?:/(.+))?)$")
     CONFIGURE = re.compile(r"^/engines(?:/([^/]+))?/_configure$")
     #: What DMR's /metrics serves (llama.cpp's counters, relabelled per model).
@@ -239,6 +254,7 @@ class FakeDMR:
         self.configs = {}                      # model -> what _configure set
         self.runners = {"ai/smollm2": 0}      # loaded model -> /engines/ps polls left while "loading"
         self.responses = {}                    # id -> (the stored Response, its input items)
+        self.diffusers = True                  # the image engine is installed
         self.load_polls = 2                    # polls a new load reports "loading" for
         if unix_socket:
             self.server = _UnixServer(unix_socket, _Handler)
@@ -359,6 +375,11 @@ class FakeDMR:
             reply = json.loads(load_capture("count-tokens.http")[2])
             reply["input_tokens"] = words
             return json_reply(200, reply)(handler, request)
+        if kind == "images/generations":
+            if not self.diffusers:
+                return text_reply(412, "backend diffusers is not installed")(handler, request)
+            data = [{"b64_json": base64.b64encode(TINY_PNG).decode("ascii")} for _ in range(body.get("n") or 1)]
+            return json_reply(200, {"created": 1795347033, "data": data})(handler, request)
         if kind == "embeddings":
             if "embed" not in model:
                 return json_reply(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
@@ -3107,6 +3128,32 @@ class TestResponsesAPI(FakeDMRTestCase):
 
 
 @for_both_clients
+class TestImages(FakeDMRTestCase):
+    def test_images_come_as_bytes_and_files(self):
+        self.fake.models.add("ai/stable-diffusion")
+        client = self.client()
+        reply = client.images("ai/stable-diffusion", "a red fox", n=2, size="256x256")
+        self.assertEqual(self.last.path, "/engines/diffusers/v1/images/generations")
+        self.assertEqual((self.last.json["response_format"], self.last.json["n"], self.last.json["size"]),
+                         ("b64_json", 2, "256x256"))
+        self.assertEqual((type(reply).__name__, len(reply.data), reply.data[0].image), ("ImagesResponse", 2, TINY_PNG))
+        self.assertIsNone(reply.data[0].revised_prompt)
+        path = os.path.join(tempfile.mkdtemp(), "fox.png")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        self.assertEqual(reply.data[1].save(path), path)
+        with open(path, "rb") as f:
+            self.assertTrue(f.read().startswith(b"\x89PNG"))
+
+    def test_without_the_diffusers_engine(self):
+        self.fake.models.add("ai/stable-diffusion")
+        self.fake.diffusers = False
+        with self.assertRaises(dmr_client.APIStatusError) as caught:
+            self.client().images("ai/stable-diffusion", "a red fox")
+        self.assertEqual(caught.exception.status_code, 412)
+        self.assertIn("diffusers engine, which generates images, is not installed", str(caught.exception))
+
+
+@for_both_clients
 class TestOpenAICalls(FakeDMRTestCase):
     def test_results_read_like_openai_python(self):
         client = self.client()
@@ -3587,7 +3634,11 @@ class TestReadme(FakeDMRTestCase):
         with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
             blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
         self.assertGreaterEqual(len(blocks), 8)
-        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker", "smollm2"})
+        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker", "smollm2", "ai/stable-diffusion"})
+        folder, here = tempfile.mkdtemp(), os.getcwd()
+        os.chdir(folder)   # the examples write files (fox.png)
+        self.addCleanup(shutil.rmtree, folder)
+        self.addCleanup(os.chdir, here)
         self.fake.runners.clear()   # configure() first: a model that is loaded keeps its settings
         namespace = {}
         out = io.StringIO()
@@ -3806,6 +3857,11 @@ class TestOpenAICompat(FakeDMRTestCase):
         self.assertEqual("".join(deltas), PHRASE)
         self.assertTrue(client.responses.delete(response.id).deleted)
 
+    def test_images_generate(self):
+        self.fake.models.add("ai/stable-diffusion")
+        reply = self.openai().images.generate(model="ai/stable-diffusion", prompt="a red fox", size="256x256")
+        self.assertEqual(base64.b64decode(reply.data[0].b64_json), TINY_PNG)
+
     def test_what_openai_python_takes_that_we_cannot(self):
         for kwargs, words in (({"http_client": object()}, r"OpenAI\(http_client=\) is not supported"),
                               ({"websocket_base_url": "ws://x"}, "no Realtime"),
@@ -3945,6 +4001,17 @@ class TestCLI(CLITestCase):
         self.assertEqual(text_of(chunks), PHRASE)
         result = self.run_cli("chat", "-m", "ai/smollm2", "--json", "--no-stream", "Hi")
         self.assertEqual(json.loads(result.stdout)["choices"][0]["message"]["content"], PHRASE)
+
+    def test_image_writes_the_files(self):
+        self.fake.models.add("ai/stable-diffusion")
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        one = self.run_cli("image", "-m", "ai/stable-diffusion", "a fox", "-o", os.path.join(folder, "fox.png"))
+        self.assertEqual((one.returncode, one.stdout, one.stderr), (0, os.path.join(folder, "fox.png") + "\n", ""))
+        two = self.run_cli("image", "-m", "ai/stable-diffusion", "a fox", "-n", "2", "-o", os.path.join(folder, "f.png"))
+        self.assertEqual(two.stdout.split(), [os.path.join(folder, "f-1.png"), os.path.join(folder, "f-2.png")])
+        with open(os.path.join(folder, "f-2.png"), "rb") as f:
+            self.assertEqual(f.read(), TINY_PNG)
 
     def test_exit_codes_and_one_line_errors(self):
         refused = self.run_cli("chat", "-m", "ai/smollm2", "Hi", env=self.env(
