@@ -4178,6 +4178,11 @@ class _Streamed:
         self._items.close()
         self._exchange.discard()
 
+    @property
+    def response(self) -> Any:
+        """The HTTP answer (openai-python's ``stream.response``): status_code, headers, url."""
+        return _ErrorResponse(self.status_code, self.headers, self.url, "")
+
     def _exhaust(self) -> None:
         for _ in self._items:
             pass
@@ -4253,6 +4258,13 @@ class _AsyncStreamed:
         """Stop reading; an unfinished response's connection is closed, not reused."""
         self._ended = True
         self._exchange.discard()
+
+    close = aclose   # openai-python's name: ``await stream.close()``
+
+    @property
+    def response(self) -> Any:
+        """The HTTP answer (openai-python's ``stream.response``): status_code, headers, url."""
+        return _ErrorResponse(self.status_code, self.headers, self.url, "")
 
     async def _exhaust(self) -> None:
         async for _ in self:

@@ -3801,7 +3801,12 @@ class TestOpenAICompat(FakeDMRTestCase):
         self.assertEqual(text, PHRASE)
         self.assertEqual(self.last.json["stream_options"], {"include_usage": True})
         with self.openai().chat.completions.create(model="ai/smollm2", messages=HI, stream=True) as again:
+            self.assertEqual((again.response.status_code, again.response.headers["Content-Type"]),
+                             (200, "text/event-stream"))
             self.assertEqual(again.text(), PHRASE)
+        dropped = self.openai().chat.completions.create(model="ai/smollm2", messages=HI, stream=True)
+        next(iter(dropped))
+        dropped.close()   # await stream.close() on AsyncOpenAI, as openai-python has it
 
     def test_raw_response_and_with_options(self):
         client = self.openai(default_query={"trace": "1"})
