@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure dmr_client against the Python floor and its peers, side by side, in one run.
 
-    python3 bench/run.py            # about 8 minutes; writes bench/RESULTS.md
+    python3 bench/run.py            # about 20 minutes on 2 cores; writes bench/RESULTS.md
     python3 bench/run.py --quick    # fewer repetitions, for a first look
 
 Creates .cache/bench/venv with the pinned baselines (requests, openai, httpx,
