@@ -4576,22 +4576,23 @@ _CLIENT_SETTINGS = ("max_retries", "api_key", "base_url", "headers", "default_he
 
 _Options = collections.namedtuple("_Options", "timeout headers query body")
 _NO_OPTIONS = _Options(None, b"", "", None)
+_NOT_BODY_FIELDS = frozenset(_REQUEST_OPTIONS + _CLIENT_SETTINGS)
 
 
-def _request_options(params: Dict[str, Any], reserved: Iterable[str] = ()) -> _Options:
+def _request_options(params: Dict[str, Any], reserved: Callable[[], Iterable[str]] = tuple) -> _Options:
     """Take the request options out of a call's *params* (the rest are body fields): *timeout*
     (this call's, on a connection of its own), *extra_headers* (header lines; none of
-    *reserved*, the client's own), *extra_query* (added to the URL), *extra_body* (merged
+    the names *reserved*() gives, the client's own), *extra_query* (added to the URL), *extra_body* (merged
     into the JSON body last).  A client setting among *params* is a TypeError."""
+    if _NOT_BODY_FIELDS.isdisjoint(params):   # speed: the usual call, one set operation
+        return _NO_OPTIONS
     for name in _CLIENT_SETTINGS:
         if name in params:
             raise TypeError("%s is a setting of the client, not of one call: pass it to the client, or use "
                             "client.with_options(%s=...)" % (name, name))
-    if not any(name in params for name in _REQUEST_OPTIONS):   # speed: the usual call
-        return _NO_OPTIONS
     timeout = _check_timeout(params.pop("timeout", None), "timeout")
     headers = _check_headers(params.pop("extra_headers", None))
-    taken = {name.lower() for name in reserved}
+    taken = {name.lower() for name in reserved()}
     for name in headers:
         if name.lower() in taken:
             raise ValueError("extra_headers cannot set %r, which the client sets: give it to the client "
@@ -4952,7 +4953,7 @@ class _ClientCore:
     def _options(self, params: Dict[str, Any]) -> _Options:
         """The request options among a call's *params* (_request_options); the headers the
         client sets itself cannot be set again per call."""
-        return _request_options(params, tuple(self._headers) + ("Host", "Accept", "Authorization"))
+        return _request_options(params, lambda: tuple(self._headers) + ("Host", "Accept", "Authorization"))
 
     def _pool_for(self, call: _Call) -> Any:
         """The pool *call* goes through: the client's, or for a probe one of its own, which
