@@ -2595,7 +2595,7 @@ class _Pool:
         else:   # the proxy; for https a tunnel opened by us (as the asyncio transport does), then TLS
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
         if not origin.unix_socket:
-            conn._create_connection = _create_connection   # memory: see _create_connection()
+            conn._create_connection = _create_connection   # type: ignore[attr-defined]  # memory: see there
         try:
             conn.connect()
             if proxy is not None and origin.scheme == "https":
@@ -2647,9 +2647,8 @@ def _create_connection(address: Tuple[str, int], *args: Any) -> socket.socket:
     name still goes through IDNA.
     """
     host, port = address
-    if host.isascii():
-        host = host.encode("ascii")
-    return socket.create_connection((host, port), *args)
+    name = host.encode("ascii") if host.isascii() else host   # getaddrinfo() takes bytes; the stub says str
+    return socket.create_connection((name, port), *args)   # type: ignore[arg-type]
 
 
 def _wire_host(host: str) -> str:
