@@ -4783,6 +4783,25 @@ class TestHostileSizes(AdversarialTestCase):
         self.assertOwnAnswer(client, 2)
         self.assertEqual(self.server.connections, 1)
 
+    def test_a_body_that_reaches_the_limit_in_one_read_and_goes_on_is_refused(self):
+        def exactly_then_more(conn):   # the first read ends exactly at the limit; one byte follows later
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + chunked_body(b"{" + b" " * 98 + b" ", end=b""))
+            time.sleep(0.05)
+            conn.sendall(chunked_body(b"}"))
+            return "close"
+        self.serve(exactly_then_more, None)
+        error = self.assertRaisesFast(dmr_client.InvalidResponseError, self.client(max_response_bytes=100).chat,
+                                      "m", HI)
+        self.assertIn("over 100 bytes", str(error))
+
+    def test_a_json_answer_to_a_stream_is_cut_to_the_error_body_limit(self):
+        big = json.dumps({"error": {"message": "x" * (dmr_client.MAX_ERROR_BODY + 10)}}).encode()
+        self.serve(http_reply(big, headers=[("Content-Type", "application/json")]), None)
+        with self.assertRaises((dmr_client.StreamError, dmr_client.InvalidResponseError)) as caught:
+            list(self.client().chat("m", HI, stream=True))
+        self.assertEqual(len(caught.exception.body), dmr_client.MAX_ERROR_BODY)   # cut, not refused as too big
+
     def test_deep_json_and_wrong_shapes_are_invalid_responses(self):
         deep = b"[" * 100000 + b"]" * 100000
         for call, body in ((lambda c: c.chat("m", HI), deep),
