@@ -954,6 +954,8 @@ class TestResponseHead(unittest.TestCase):
                 dmr_client.parse_response_head(over)
 
     def test_header_fields(self):
+        head = head_of(b"HTTP/1.1 200 OK\r\nX-B: XxX X\r\nX-C:\t X \r\n\r\n")   # only blanks are trimmed
+        self.assertEqual((head.headers["x-b"], head.headers["x-c"]), ("XxX X", "X"))
         head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one \r\nx-a:two\r\nSet-Cookie: \tc=1\r\nLink: <http://h:1/a>\r\n\r\n")
         self.assertEqual(head.headers["link"], "<http://h:1/a>")
         self.assertEqual(head.headers["X-A"], "one")
@@ -976,7 +978,9 @@ class TestResponseHead(unittest.TestCase):
         for raw in (b"\n\r\nHTTP/1.1 200 OK\r\n\r\n", b"\n\nHTTP/1.1 200 OK\r\n\r\n", b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n",
                     b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 20\r\n\r\n", b"HTTP/1.1 099 Low\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
                     b"http/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 O\x00K\r\n\r\n",
-                    b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nA: b\rc\r\nB: d\n\r\n",   # as many CRs as LFs, not all paired
+                    b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\n folded: first\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA\xc3: b\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\nc\r\n\r\n",
@@ -1040,6 +1044,24 @@ class TestHeadReader(unittest.TestCase):
         self.assertIsInstance(reader.ended(reset=True), dmr_client._Truncated)
 
 
+    def test_interim_responses_are_counted_exactly(self):
+        interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+        most = dmr_client.MAX_INTERIM_RESPONSES
+        for pieces in ([interim * most + final], [interim] * most + [final]):   # in one read, one a read
+            (head, rest), after = self.feed_all(pieces)
+            self.assertEqual((head.status, rest + after), (200, b"hi"))
+        for pieces in ([interim * (most + 1) + final], [interim] * (most + 1) + [final]):
+            reader = dmr_client.HeadReader()
+            with self.assertRaises(dmr_client.ProtocolError) as caught:
+                for piece in pieces:
+                    reader.feed(piece)
+            self.assertIn("more than %d interim" % most, str(caught.exception))
+        with self.assertRaises(dmr_client.ProtocolError) as caught:
+            dmr_client.HeadReader().feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
+        self.assertIn("101", str(caught.exception))
+
+
 class TestHeadMemory(unittest.TestCase):
     """parse_response_head() remembers heads it parsed: the same bytes, the same answer, bounded."""
 
@@ -1082,7 +1104,14 @@ class TestBodyFraming(unittest.TestCase):
                 (["HTTP/1.0 200 OK", "Content-Length: 5", "Connection: keep-alive"], "POST", Length, 5, True),
                 (["HTTP/1.1 200 OK", "Content-Length: 5"], "HEAD", Length, 0, True),
                 (["HTTP/1.1 204 No Content", "Transfer-Encoding: chunked"], "POST", Length, 0, True),
-                (["HTTP/1.1 304 Not Modified"], "GET", Length, 0, True)):
+                (["HTTP/1.1 304 Not Modified"], "GET", Length, 0, True),
+                # 204 and 304 have no body, whatever Content-Length says (RFC 9112 6.3)
+                (["HTTP/1.1 204 No Content", "Content-Length: 5"], "POST", Length, 0, True),
+                (["HTTP/1.1 304 Not Modified", "Content-Length: 5"], "GET", Length, 0, True),
+                (["HTTP/1.1 205 Reset Content", "Content-Length: 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 305 Use Proxy", "Content-Length: 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 200 OK", "Content-Length: " + "9" * 19, "Connection: keep-alive"], "POST", Length,
+                 10 ** 19 - 1, True)):
             with self.subTest(lines=lines, method=method):
                 decoder, keep_alive = framing(lines, method)
                 self.assertIs(type(decoder), kind)
