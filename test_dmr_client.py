@@ -4129,8 +4129,13 @@ class TestHostileFraming(AdversarialTestCase):
             return "close"
         self.serve((b"HTTP/1.1 200 OK\r\nContent-", "close"), stall, None)
         client = self.client(max_retries=3)
-        self.assertRaisesFast(dmr_client.ProtocolError, client.chat, "m", HI)
-        self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        url = self.server.url + "/engines/llama.cpp/v1/chat/completions"
+        cut = self.assertRaisesFast(dmr_client.ProtocolError, client.chat, "m", HI)
+        self.assertEqual(cut.url, url)
+        self.assertIn("the response from %s broke HTTP/1.1 framing" % url, str(cut))
+        stalled = self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        self.assertEqual(stalled.url, url)
+        self.assertIn("no response from %s within %s s" % (url, float(self.TIMEOUT)), str(stalled))
         self.assertEqual(len(self.server.requests), 2)   # an answer had begun: never resent
         self.assertOwnAnswer(client, 2)
 
@@ -4195,6 +4200,7 @@ class TestHostileSizes(AdversarialTestCase):
                 client = self.client(max_response_bytes=100 * 1024)
                 error = self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
                 self.assertIn("max_response_bytes", str(error))
+                self.assertEqual(error.status_code, 200)
                 self.assertOwnAnswer(client, 1)
 
     def test_large_bodies_are_read_whole_and_exactly(self):
@@ -4209,8 +4215,13 @@ class TestHostileSizes(AdversarialTestCase):
         client = self.client()
         self.assertEqual(client.chat("m", HI).choices[0].message.content, text)
         self.assertEqual(client.chat("m", HI).choices[0].message.content, text)   # then bytes past the body
-        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
-        self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        url = self.server.url + "/engines/llama.cpp/v1/chat/completions"
+        cut = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertEqual(cut.url, url)
+        self.assertIn("the response from %s was cut" % url, str(cut))
+        stalled = self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        self.assertEqual(stalled.url, url)
+        self.assertIn("the response from %s stalled: nothing for %s s" % (url, float(self.TIMEOUT)), str(stalled))
         self.assertOwnAnswer(client, 4)
         self.assertEqual(self.server.connections, 4)   # reused once; never after extra bytes, a cut or a stall
 
@@ -4227,7 +4238,7 @@ class TestHostileSizes(AdversarialTestCase):
                 client.max_response_bytes = len(body) - 1
                 self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
                 error = self.assertRaisesFast(dmr_client.InternalServerError, client.chat, "m", HI)
-                self.assertEqual(len(error.body), dmr_client.MAX_ERROR_BODY)
+                self.assertEqual(error.body, "E" * dmr_client.MAX_ERROR_BODY)   # the first bytes, as sent
                 self.assertOwnAnswer(client, 3)
 
     def test_huge_chunk_size_then_a_cut(self):
@@ -4275,6 +4286,31 @@ class TestHostileTiming(AdversarialTestCase):
         self.assertOwnAnswer(client, 1)
         self.assertEqual(self.server.connections, 2)   # the trickling connection was dropped
 
+    def test_the_drain_stops_at_its_byte_budget_and_at_a_close(self):
+        def flood(conn):   # [DONE], then more than DRAIN_BYTES of comments at once, then silence
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            try:
+                conn.sendall(chunked_body(*[b": " + b"f" * 1021 + b"\n\n"] * (2 * dmr_client.DRAIN_BYTES // 1024),
+                                          end=b""))
+            except OSError:
+                pass
+            until_hangup(conn, 5)
+            return "close"
+
+        def close_after_done(conn):   # [DONE], then a close without the chunked terminator
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            return "close"
+        for answer in (flood, close_after_done):
+            with self.subTest(answer=answer.__name__):
+                self.serve(answer, None)
+                client = self.client(timeout=5)
+                with mock.patch.object(dmr_client, "DRAIN_SECONDS", 3.0):
+                    started = time.monotonic()
+                    self.assertEqual(stream_text(client), "Hello")
+                    self.assertLess(time.monotonic() - started, 1.5)   # the budget or the close, not the 3 s
+                self.assertOwnAnswer(client, 1)
+                self.assertEqual(self.server.connections, 2)
+
     def test_silence_after_done_ends_the_drain_in_time(self):
         def silent(conn):   # [DONE], then neither the chunked terminator nor a close, until the client hangs up
             conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
@@ -4302,11 +4338,17 @@ class TestHostileTiming(AdversarialTestCase):
         def slow_answer(conn):
             time.sleep(0.6)
             conn.sendall(reply_for(1))
-        self.serve(late_end, slow_answer, None)
+        def stall(conn):
+            until_hangup(conn, self.TIMEOUT + 2)
+            return "close"
+        self.serve(late_end, slow_answer, late_end, stall, None)
         client = self.client()
         with mock.patch.object(dmr_client, "DRAIN_SECONDS", 0.3):
             self.assertEqual(stream_text(client), "Hello")
             self.assertEqual(client.chat("m", HI).choices[0].message.content, "answer 1")
+            self.assertEqual(self.server.connections, 1)
+            self.assertEqual(stream_text(client), "Hello")   # drained with a read of its own, then reused:
+            self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)   # never without a timeout
         self.assertEqual(self.server.connections, 1)
 
     def test_stall_mid_stream_times_out(self):
