@@ -4411,6 +4411,26 @@ class TestExactRetries(AdversarialTestCase):
         self.assertRaisesFast(dmr_client.APIConnectionError, client.delete_model, "ai/b")
         self.assertEqual(len(self.server.requests), 2)
 
+    def test_a_reset_while_the_request_is_sent_is_a_connection_failure(self):
+        def answer_then_reset(conn):   # answers, then resets the kept-alive connection mid-request
+            conn.sendall(reply_for(0))
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)   # the next request has begun to arrive
+            except OSError:
+                pass
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close with RST
+            return "close"
+        self.serve(answer_then_reset, None)
+        client = self.client(max_retries=0)
+        self.assertOwnAnswer(client, 0)
+        big = [{"role": "user", "content": "x" * (32 * 1024 * 1024)}]   # more than the socket buffers hold
+        error = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", big, within=10)
+        url = self.server.url + "/engines/llama.cpp/v1/chat/completions"
+        self.assertEqual(error.url, url)
+        self.assertIn(url, str(error))
+        self.assertOwnAnswer(client, 1)   # on a new connection
+
     def test_an_answer_that_began_is_never_resent(self):
         def reset_mid_head(conn):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-")
