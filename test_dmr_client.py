@@ -1210,6 +1210,8 @@ class TestResponseHead(unittest.TestCase):
                 dmr_client.parse_response_head(over)
 
     def test_header_fields(self):
+        head = head_of(b"HTTP/1.1 200 OK\r\nX-B: XxX X\r\nX-C:\t X \r\n\r\n")   # only blanks are trimmed
+        self.assertEqual((head.headers["x-b"], head.headers["x-c"]), ("XxX X", "X"))
         head = head_of(b"HTTP/1.1 200 OK\r\nX-A: one \r\nx-a:two\r\nSet-Cookie: \tc=1\r\nLink: <http://h:1/a>\r\n\r\n")
         self.assertEqual(head.headers["link"], "<http://h:1/a>")
         self.assertEqual(head.headers["X-A"], "one")
@@ -1232,7 +1234,9 @@ class TestResponseHead(unittest.TestCase):
         for raw in (b"\n\r\nHTTP/1.1 200 OK\r\n\r\n", b"\n\nHTTP/1.1 200 OK\r\n\r\n", b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 20 OK\r\n\r\n",
                     b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 20\r\n\r\n", b"HTTP/1.1 099 Low\r\n\r\n", b"HTTP/1.1 -20 OK\r\n\r\n", b"HTTP/1.1  200 OK\r\n\r\n",
                     b"http/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 O\x00K\r\n\r\n",
-                    b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nA: b\rc\r\nB: d\n\r\n",   # as many CRs as LFs, not all paired
+                    b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", b"HTTP/1.1 200 OK\r\n folded: first\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\nA\xc3: b\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: b\nc\r\n\r\n",
@@ -1296,6 +1300,24 @@ class TestHeadReader(unittest.TestCase):
         self.assertIsInstance(reader.ended(reset=True), dmr_client._Truncated)
 
 
+    def test_interim_responses_are_counted_exactly(self):
+        interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+        most = dmr_client.MAX_INTERIM_RESPONSES
+        for pieces in ([interim * most + final], [interim] * most + [final]):   # in one read, one a read
+            (head, rest), after = self.feed_all(pieces)
+            self.assertEqual((head.status, rest + after), (200, b"hi"))
+        for pieces in ([interim * (most + 1) + final], [interim] * (most + 1) + [final]):
+            reader = dmr_client.HeadReader()
+            with self.assertRaises(dmr_client.ProtocolError) as caught:
+                for piece in pieces:
+                    reader.feed(piece)
+            self.assertIn("more than %d interim" % most, str(caught.exception))
+        with self.assertRaises(dmr_client.ProtocolError) as caught:
+            dmr_client.HeadReader().feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
+        self.assertIn("101", str(caught.exception))
+
+
 class TestHeadMemory(unittest.TestCase):
     """parse_response_head() remembers heads it parsed: the same bytes, the same answer, bounded."""
 
@@ -1338,7 +1360,14 @@ class TestBodyFraming(unittest.TestCase):
                 (["HTTP/1.0 200 OK", "Content-Length: 5", "Connection: keep-alive"], "POST", Length, 5, True),
                 (["HTTP/1.1 200 OK", "Content-Length: 5"], "HEAD", Length, 0, True),
                 (["HTTP/1.1 204 No Content", "Transfer-Encoding: chunked"], "POST", Length, 0, True),
-                (["HTTP/1.1 304 Not Modified"], "GET", Length, 0, True)):
+                (["HTTP/1.1 304 Not Modified"], "GET", Length, 0, True),
+                # 204 and 304 have no body, whatever Content-Length says (RFC 9112 6.3)
+                (["HTTP/1.1 204 No Content", "Content-Length: 5"], "POST", Length, 0, True),
+                (["HTTP/1.1 304 Not Modified", "Content-Length: 5"], "GET", Length, 0, True),
+                (["HTTP/1.1 205 Reset Content", "Content-Length: 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 305 Use Proxy", "Content-Length: 5"], "POST", Length, 5, True),
+                (["HTTP/1.1 200 OK", "Content-Length: " + "9" * 19, "Connection: keep-alive"], "POST", Length,
+                 10 ** 19 - 1, True)):
             with self.subTest(lines=lines, method=method):
                 decoder, keep_alive = framing(lines, method)
                 self.assertIs(type(decoder), kind)
@@ -4750,8 +4779,13 @@ class TestHostileFraming(AdversarialTestCase):
             return "close"
         self.serve((b"HTTP/1.1 200 OK\r\nContent-", "close"), stall, None)
         client = self.client(max_retries=3)
-        self.assertRaisesFast(dmr_client.ProtocolError, client.chat, "m", HI)
-        self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        url = self.server.url + "/engines/llama.cpp/v1/chat/completions"
+        cut = self.assertRaisesFast(dmr_client.ProtocolError, client.chat, "m", HI)
+        self.assertEqual(cut.url, url)
+        self.assertIn("the response from %s broke HTTP/1.1 framing" % url, str(cut))
+        stalled = self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        self.assertEqual(stalled.url, url)
+        self.assertIn("no response from %s within %s s" % (url, float(self.TIMEOUT)), str(stalled))
         self.assertEqual(len(self.server.requests), 2)   # an answer had begun: never resent
         self.assertOwnAnswer(client, 2)
 
@@ -4835,6 +4869,7 @@ class TestHostileSizes(AdversarialTestCase):
                 client = self.client(max_response_bytes=100 * 1024)
                 error = self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
                 self.assertIn("max_response_bytes", str(error))
+                self.assertEqual(error.status_code, 200)
                 self.assertOwnAnswer(client, 1)
 
     def test_large_bodies_are_read_whole_and_exactly(self):
@@ -4849,8 +4884,13 @@ class TestHostileSizes(AdversarialTestCase):
         client = self.client()
         self.assertEqual(client.chat("m", HI).choices[0].message.content, text)
         self.assertEqual(client.chat("m", HI).choices[0].message.content, text)   # then bytes past the body
-        self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
-        self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        url = self.server.url + "/engines/llama.cpp/v1/chat/completions"
+        cut = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+        self.assertEqual(cut.url, url)
+        self.assertIn("the response from %s was cut" % url, str(cut))
+        stalled = self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)
+        self.assertEqual(stalled.url, url)
+        self.assertIn("the response from %s stalled: nothing for %s s" % (url, float(self.TIMEOUT)), str(stalled))
         self.assertOwnAnswer(client, 4)
         self.assertEqual(self.server.connections, 4)   # reused once; never after extra bytes, a cut or a stall
 
@@ -4867,7 +4907,7 @@ class TestHostileSizes(AdversarialTestCase):
                 client.max_response_bytes = len(body) - 1
                 self.assertRaisesFast(dmr_client.InvalidResponseError, client.chat, "m", HI)
                 error = self.assertRaisesFast(dmr_client.InternalServerError, client.chat, "m", HI)
-                self.assertEqual(len(error.body), dmr_client.MAX_ERROR_BODY)
+                self.assertEqual(error.body, "E" * dmr_client.MAX_ERROR_BODY)   # the first bytes, as sent
                 self.assertOwnAnswer(client, 3)
 
     def test_huge_chunk_size_then_a_cut(self):
@@ -4915,6 +4955,31 @@ class TestHostileTiming(AdversarialTestCase):
         self.assertOwnAnswer(client, 1)
         self.assertEqual(self.server.connections, 2)   # the trickling connection was dropped
 
+    def test_the_drain_stops_at_its_byte_budget_and_at_a_close(self):
+        def flood(conn):   # [DONE], then more than DRAIN_BYTES of comments at once, then silence
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            try:
+                conn.sendall(chunked_body(*[b": " + b"f" * 1021 + b"\n\n"] * (2 * dmr_client.DRAIN_BYTES // 1024),
+                                          end=b""))
+            except OSError:
+                pass
+            until_hangup(conn, 5)
+            return "close"
+
+        def close_after_done(conn):   # [DONE], then a close without the chunked terminator
+            conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
+            return "close"
+        for answer in (flood, close_after_done):
+            with self.subTest(answer=answer.__name__):
+                self.serve(answer, None)
+                client = self.client(timeout=5)
+                with mock.patch.object(dmr_client, "DRAIN_SECONDS", 3.0):
+                    started = time.monotonic()
+                    self.assertEqual(stream_text(client), "Hello")
+                    self.assertLess(time.monotonic() - started, 1.5)   # the budget or the close, not the 3 s
+                self.assertOwnAnswer(client, 1)
+                self.assertEqual(self.server.connections, 2)
+
     def test_silence_after_done_ends_the_drain_in_time(self):
         def silent(conn):   # [DONE], then neither the chunked terminator nor a close, until the client hangs up
             conn.sendall(SSE_HEAD + chunked_body(HELLO, STOP, DONE, end=b""))
@@ -4942,11 +5007,17 @@ class TestHostileTiming(AdversarialTestCase):
         def slow_answer(conn):
             time.sleep(0.6)
             conn.sendall(reply_for(1))
-        self.serve(late_end, slow_answer, None)
+        def stall(conn):
+            until_hangup(conn, self.TIMEOUT + 2)
+            return "close"
+        self.serve(late_end, slow_answer, late_end, stall, None)
         client = self.client()
         with mock.patch.object(dmr_client, "DRAIN_SECONDS", 0.3):
             self.assertEqual(stream_text(client), "Hello")
             self.assertEqual(client.chat("m", HI).choices[0].message.content, "answer 1")
+            self.assertEqual(self.server.connections, 1)
+            self.assertEqual(stream_text(client), "Hello")   # drained with a read of its own, then reused:
+            self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI)   # never without a timeout
         self.assertEqual(self.server.connections, 1)
 
     def test_stall_mid_stream_times_out(self):
@@ -5008,6 +5079,26 @@ class TestExactRetries(AdversarialTestCase):
         client.delete_model("ai/a")
         self.assertRaisesFast(dmr_client.APIConnectionError, client.delete_model, "ai/b")
         self.assertEqual(len(self.server.requests), 2)
+
+    def test_a_reset_while_the_request_is_sent_is_a_connection_failure(self):
+        def answer_then_reset(conn):   # answers, then resets the kept-alive connection mid-request
+            conn.sendall(reply_for(0))
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)   # the next request has begun to arrive
+            except OSError:
+                pass
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close with RST
+            return "close"
+        self.serve(answer_then_reset, None)
+        client = self.client(max_retries=0)
+        self.assertOwnAnswer(client, 0)
+        big = [{"role": "user", "content": "x" * (32 * 1024 * 1024)}]   # more than the socket buffers hold
+        error = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", big, within=10)
+        url = self.server.url + "/engines/llama.cpp/v1/chat/completions"
+        self.assertEqual(error.url, url)
+        self.assertIn(url, str(error))
+        self.assertOwnAnswer(client, 1)   # on a new connection
 
     def test_an_answer_that_began_is_never_resent(self):
         def reset_mid_head(conn):

@@ -27,6 +27,9 @@ source_paths = dmr_client.py
 also_copy =
     testdata
     README.md
+# A mutant that hangs in a socket read burns no CPU: mutmut's wall bound is this many times the
+# tests' own time (its default, 15, lets each hang cost minutes)
+timeout_multiplier = 3
 pytest_add_cli_args =
     -k
     $select
