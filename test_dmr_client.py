@@ -3622,6 +3622,7 @@ class TestRunningModels(FakeDMRTestCase):
         stream = client.chat("ai/smollm2", HI, stream=True)
         self.assertIsNone(stream.stats)   # not complete yet
         final = stream.final()
+        self.assertTrue(0 <= final.first_token <= final.elapsed, (final.first_token, final.elapsed))   # our clock
         self.assertEqual((final.stats.source, stream.stats.source), ("server", "server"))
         self.assertGreater(final.stats.total_s, 0)
         self.assertGreaterEqual(final.stats.total_s, final.stats.time_to_first_token_s)
