@@ -2963,6 +2963,10 @@ class TestStreaming(FakeDMRTestCase):
         with self.assertRaises(dmr_client.APITimeoutError) as caught:
             next(stream)
         self.assertEqual(caught.exception.chunks_received, 2)
+        # What the read boundary says: what was read, from where, how far it got, what that means.
+        self.assertEqual((str(caught.exception), caught.exception.url),
+                         ("the stream from %s stalled: nothing for 0.3 s after 2 chunks; the answer is incomplete"
+                          % stream.url, stream.url))
 
     def test_json_instead_of_a_stream(self):
         reply = json.loads(load_capture("chat.http")[2])

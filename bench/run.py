@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENVS = {"venv": ["requests==2.34.2", "openai==3.57.0", "httpx==0.29.0", "aiohttp==3.14.5", "uvloop==0.23.0"],
          "litellm": ["litellm==1.106.2"]}
-CLIENTS = ["raw", "raw_read1", "urllib", "requests", "openai", "litellm", "dmr_client"]
+CLIENTS = ["raw", "raw_read1", "urllib", "requests", "openai", "litellm", "dmr_client", "dmr_openai"]
 #: The async rows: the bare asyncio streams loop is their floor.
 ASYNC_CLIENTS = ["aio_raw", "dmr_async", "AsyncOpenAI", "httpx_async", "aiohttp"]
 PY = os.path.join(ROOT, ".cache", "bench", "venv", "bin", "python")
@@ -239,7 +239,8 @@ def main():
                 "wide_chunks_per_s": statistics.median(r["chunks"] / r["wall"] for r in wide)}
             print(client, json.dumps({k: round(v, 1) for k, v in row.items()}), flush=True)
         for client in CLIENTS:
-            row = rows[client] = {"import_ms": imports.get(client, imports["raw"])}
+            row = rows[client] = {"import_ms": imports.get("dmr_client" if client == "dmr_openai" else client,
+                                                           imports["raw"])}
             row["rss_kib"] = peak_rss_kib(client, url, reps)
             chats, streams, ttfc = runs[client]["chat"], runs[client]["stream"], runs[client]["ttfc"]
             row["chats_per_s"] = statistics.median(r["calls"] / r["wall"] for r in chats)
@@ -355,6 +356,12 @@ def write_results(path, rows, async_rows, imports, parsers, memory, found, capac
              parsers["2 MB line, 1 KiB reads"][0] * 1e3 / 2),
          parsers["16 MB line, 1 KiB reads"][0] / 16 <= 1.25 * parsers["4 MB line, 1 KiB reads"][0] / 4),
         ("parser ≥ 1 M small events per minute", "%.1f M/min" % (100000 / small * 60 / 1e6), 100000 / small * 60 >= 1e6),
+        ("OpenAI().chat.completions.create within 5 % of Client.chat, non-streaming",
+         "%.2f×" % (rows["dmr_openai"]["chats_per_s"] / dmr["chats_per_s"]),
+         rows["dmr_openai"]["chats_per_s"] >= 0.95 * dmr["chats_per_s"]),
+        ("OpenAI().chat.completions.create within 5 % of Client.chat, streaming",
+         "%.2f×" % (rows["dmr_openai"]["chunks_per_s"] / dmr["chunks_per_s"]),
+         rows["dmr_openai"]["chunks_per_s"] >= 0.95 * dmr["chunks_per_s"]),
         ("peak RSS ≤ 1.05× the raw loop", "%.2f×" % (dmr["rss_kib"] / raw["rss_kib"]), dmr["rss_kib"] <= 1.05 * raw["rss_kib"]),
         ("a stream of 200k chunks iterated (no final()) grows RSS by < 5 MB",
          "%.1f MB over %d chunks" % (memory["stream"]["growth_kib"] / 1024, memory["stream"]["chunks"]),

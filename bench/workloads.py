@@ -205,6 +205,26 @@ def dmr(base):
     return chat, stream
 
 
+def dmr_openai(base):
+    """dmr_client's openai-python surface: the same calls through OpenAI().chat.completions."""
+    import dmr_client
+
+    client = dmr_client.OpenAI(base_url=base + "/engines/llama.cpp/v1")
+
+    def chat():
+        return client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=16).choices[0].message.content
+
+    def stream(n, first=None):
+        count = 0
+        for _ in client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=n, stream=True):
+            if not count and first:
+                first()
+            count += 1
+        return count
+
+    return chat, stream
+
+
 # Async factories: the same (chat, stream) pair as coroutine functions, made on the running loop.
 
 async def aio_raw(base):
@@ -367,7 +387,7 @@ ASYNC_CLIENTS = {"aio_raw": aio_raw, "AsyncOpenAI": async_openai, "httpx_async":
                  "aiohttp": aiohttp_session, "dmr_async": dmr_async}
 
 CLIENTS = {"raw": raw, "raw_read1": raw_read1, "urllib": urllib_request, "requests": requests_session,
-           "openai": openai_sdk, "litellm": litellm_provider, "dmr_client": dmr}
+           "openai": openai_sdk, "litellm": litellm_provider, "dmr_client": dmr, "dmr_openai": dmr_openai}
 #: What each client imports, for the import-cost measurement.
 IMPORTS = {"raw": "import http.client, json", "raw_read1": "import http.client, json",
            "urllib": "import urllib.request, json", "requests": "import requests",
