@@ -2513,7 +2513,7 @@ class TestChat(FakeDMRTestCase):
                          json_reply(200, json.loads(load_capture("chat.http")[2])))
         self.assertEqual(client.chat("ai/smollm2", HI, timeout=0.3).choices[0].message.content, PHRASE)
         self.fake.script("/engines/llama.cpp/v1/chat/completions",
-                         stall(0.6, json_reply(200, json.loads(load_capture("chat.http")[2]))))
+                         stall(0.45, json_reply(200, json.loads(load_capture("chat.http")[2]))))
         self.assertEqual(client.chat("ai/smollm2", HI).choices[0].message.content, PHRASE)
 
     def test_client_settings_are_not_call_options(self):
@@ -5013,13 +5013,13 @@ class TestHostileTiming(AdversarialTestCase):
             conn.sendall(b"0\r\n\r\n")
 
         def slow_answer(conn):
-            time.sleep(0.6)
+            time.sleep(0.45)
             conn.sendall(reply_for(1))
         def stall(conn):
             until_hangup(conn, self.TIMEOUT + 2)
             return "close"
         self.serve(late_end, slow_answer, late_end, stall, None)
-        client = self.client()
+        client = self.client(timeout=0.6)   # past the drain's 0.3 s, and past the slow answer
         with mock.patch.object(dmr_client, "DRAIN_SECONDS", 0.3):
             self.assertEqual(stream_text(client), "Hello")
             self.assertEqual(client.chat("m", HI).choices[0].message.content, "answer 1")
