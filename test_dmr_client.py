@@ -4815,11 +4815,21 @@ class TestHostileSizes(AdversarialTestCase):
             for piece in pieces:
                 time.sleep(0.02)
                 conn.sendall(piece)
-        self.serve(chunked, dribbled, None)
+
+        def framing_apart(conn):   # each chunk's size line in a read of its own: a read with no payload yet
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for piece in pieces:
+                time.sleep(0.02)
+                conn.sendall(b"%x\r\n" % len(piece))
+                time.sleep(0.02)
+                conn.sendall(piece + b"\r\n")
+            time.sleep(0.02)
+            conn.sendall(b"0\r\n\r\n")
+        self.serve(chunked, dribbled, framing_apart, None)
         client = self.client()
-        for _ in range(2):
+        for _ in range(3):
             self.assertEqual(client.chat("m", HI).choices[0].message.content, "x" * 3000)
-        self.assertOwnAnswer(client, 2)
+        self.assertOwnAnswer(client, 3)
         self.assertEqual(self.server.connections, 1)
 
     def test_a_body_that_reaches_the_limit_in_one_read_and_goes_on_is_refused(self):
