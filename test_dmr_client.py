@@ -1056,6 +1056,7 @@ class TestSSERules(unittest.TestCase):
          "data: a\u2028b\u2029c\u0085d\n\n".encode(), [ev("a\u2028b\u2029c\u0085d")]),
         ("multi-byte UTF-8", "data: Grüße 👋 你好\n\n".encode(), [ev("Grüße 👋 你好")]),
         ("invalid UTF-8 becomes U+FFFD", b"data: \xff\n\n", [ev("\ufffd")]),
+        ("invalid UTF-8 in a type or an id too", b"event: a\xff\nid: \xfe1\ndata: x\n\n", [ev("x", event="a\ufffd", id="\ufffd1")]),
         ("incomplete event at EOF discarded", b"data: a\n\ndata: b\n", [ev("a")]),
         ("unterminated line at EOF discarded", b"data: a\n\ndata: b", [ev("a")]),
         ("blank lines between events", b"\n\n\ndata: a\n\n\n\n", [ev("a")]),
@@ -1105,6 +1106,24 @@ class TestSSERules(unittest.TestCase):
             decoder.feed(b"x" * 200)
         self.assertIn("1000 bytes", str(caught.exception))
 
+    def test_the_limits_are_exact(self):
+        decoder = SSEDecoder(max_event_bytes=100)   # an event's data counts its bytes and a newline per line
+        self.assertEqual(decoder.feed(b"data: " + b"x" * 99 + b"\n\n" + b"data: " + b"y" * 99 + b"\n\n"),
+                         [ev("x" * 99), ev("y" * 99)])
+        self.assertEqual(decoder.feed(b"data: " + b"a" * 49 + b"\ndata:" + b"b" * 49 + b"\n\n"),
+                         [ev("a" * 49 + "\n" + "b" * 49)])
+        with self.assertRaises(dmr_client.SSEError):
+            SSEDecoder(max_event_bytes=100).feed(b"data: " + b"x" * 100 + b"\n\n")
+        with self.assertRaises(dmr_client.SSEError):
+            SSEDecoder(max_event_bytes=100).feed(b"data: " + b"a" * 50 + b"\ndata: " + b"b" * 49 + b"\n\n")
+        decoder = SSEDecoder(max_event_bytes=100)   # a line in pieces: its bytes so far, counted afresh per line
+        self.assertEqual(decoder.feed(b"data: " + b"x" * 40), [])
+        self.assertEqual(decoder.feed(b"x\n\n"), [ev("x" * 41)])
+        self.assertEqual(decoder.feed(b"data: " + b"z" * 94), [])
+        self.assertEqual(decoder.feed(b"\n\n"), [ev("z" * 94)])
+        with self.assertRaises(dmr_client.SSEError):
+            decoder.feed(b"data: " + b"z" * 95)
+
     def test_an_event_that_never_ends_is_bounded(self):
         decoder = SSEDecoder(max_event_bytes=1000)
         with self.assertRaises(dmr_client.SSEError):
@@ -1125,6 +1144,7 @@ class TestSSERules(unittest.TestCase):
         decoder = SSEDecoder(extra_fields=("error",))
         self.assertEqual(decoder.feed(b'error: {"message":"boom"}\n'), [ev('{"message":"boom"}', event="error")])
         self.assertEqual(SSEDecoder().feed(b'error: {"message":"boom"}\n\n'), [])
+        self.assertEqual(decoder.feed(b"error: \xffx\n"), [ev("\ufffdx", event="error")])
 
 
 # ---------------------------------------------------------------------------
@@ -1548,6 +1568,12 @@ class TestNormalizeBaseURL(unittest.TestCase):
         ("http://localhost:12434/engines/models", None, "http://localhost:12434/engines/models/v1"),
         ("http://h/dmr/chat/completions", None, "http://h/dmr/chat/completions/engines/llama.cpp/v1"),
         ("http://h/dmr/embeddings", "vllm", "http://h/dmr/embeddings/engines/vllm/v1"),
+        # a prefix before /engines is kept whole, whichever form the rest takes
+        ("https://gw.example.com/a/dmr/engines/v1", None, "https://gw.example.com/a/dmr/engines/v1"),
+        ("https://gw.example.com/a/dmr/engines/vllm/v1", None, "https://gw.example.com/a/dmr/engines/vllm/v1"),
+        ("https://gw.example.com/a/dmr/engines", None, "https://gw.example.com/a/dmr/engines/v1"),
+        ("https://gw.example.com/a/dmr/engines/vllm", None, "https://gw.example.com/a/dmr/engines/vllm/v1"),
+        ("https://gw.example.com/boX/", None, "https://gw.example.com/boX/engines/llama.cpp/v1"),
     ]
 
     def test_table(self):
@@ -1802,8 +1828,9 @@ class TestStreamTracker(unittest.TestCase):
                 with self.assertRaises(dmr_client.InvalidResponseError):
                     dmr_client.fold_chat_chunks([bad])
         for bad in ({"choices": 5}, {"choices": [1]}, {"choices": ["x"]}):   # what callers index into: at once
-            with self.assertRaises(dmr_client.InvalidResponseError):
+            with self.assertRaises(dmr_client.InvalidResponseError) as caught:
                 self.track([chunk({"content": "a"}), bad])
+            self.assertEqual(caught.exception.body, repr(bad))   # the chunk, for the bug report
         with self.assertRaises(dmr_client.InvalidResponseError):
             dmr_client.fold_completion_chunks([{"choices": [{"text": 5}]}])
 
@@ -1836,6 +1863,12 @@ class TestStreamTracker(unittest.TestCase):
         tracker.end("http://x")
         with self.assertRaises(dmr_client.APIConnectionError):
             dmr_client.PullTracker("ai/y").end("http://x")
+
+    def test_a_choice_keeps_its_index(self):
+        folded = dmr_client.fold_chat_chunks([chunk({"content": "b"}, "stop", index=2), chunk({"content": "a"}, "stop")])
+        self.assertEqual([(c.index, c.message.content) for c in folded.choices], [(0, "a"), (2, "b")])
+        folded = dmr_client.fold_completion_chunks([{"choices": [{"index": 1, "text": "t", "finish_reason": "stop"}]}])
+        self.assertEqual((folded.choices[0].index, folded.choices[0].text), (1, "t"))
 
     def test_role_is_kept_not_joined(self):
         folded = dmr_client.fold_chat_chunks([chunk({"role": "assistant", "content": "a"}),
@@ -3493,6 +3526,8 @@ class TestRunningModels(FakeDMRTestCase):
         self.assertEqual(self.last.path, "/engines/requests?model=" + quoted)
         client.configuration("ai/smollm2:Q4_K_M@sha256:1")   # '/', ':' and '@' stay as they are
         self.assertEqual(self.last.path, "/engines/_configure?model=ai/smollm2:Q4_K_M@sha256:1")
+        client.requests("ai/smollm2:Q4_K_M@sha256:1")
+        self.assertEqual(self.last.path, "/engines/requests?model=ai/smollm2:Q4_K_M@sha256:1")
 
     def test_bad_settings_are_refused_before_sending(self):
         client = self.client()
@@ -3579,6 +3614,17 @@ class TestRunningModels(FakeDMRTestCase):
         with self.assertRaises(dmr_client.APIStatusError) as caught:
             self.client().pull("ai/smollm2")
         self.assertIn("does not serve Docker Model Runner's own API", caught.exception.hint)
+        self.fake.script("/engines/_configure", json_reply(200, listing))   # DMR's own routes, on a gateway
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            self.client().configuration()
+        self.assertIn("is a gateway or another OpenAI-compatible server", str(caught.exception))
+        for path, call in (("/engines/_configure", lambda c: c.configuration()),
+                           ("/engines/requests", lambda c: c.requests()),
+                           ("/engines/requests", lambda c: c.requests(follow=True))):
+            self.fake.script(path, json_reply(405, {"detail": "Method Not Allowed"}))
+            with self.assertRaises(dmr_client.APIStatusError) as caught:
+                call(self.client())
+            self.assertIn("does not serve Docker Model Runner's own API", caught.exception.hint)
 
     def test_a_missing_model_is_advice_that_fits_the_url(self):
         missing = json_reply(404, {"error": {"message": "The model `nope` does not exist", "code": 404}})
