@@ -4201,6 +4201,7 @@ class _AsyncStreamed:
     def __init__(self, exchange: _AsyncExchange, source: Any):
         self._exchange = exchange
         self._source = source
+        self._boundary = _Reading(exchange, source)   # speed: one per stream, not one per item
         self._batch: Iterator[Any] = iter(())
         self._ended = False
         self._first = True
@@ -4215,7 +4216,7 @@ class _AsyncStreamed:
     async def __anext__(self) -> Any:
         if self._source.error is not None:   # it broke: as a generator that raised, it has ended
             raise StopAsyncIteration
-        with _Reading(self._exchange, self._source):
+        with self._boundary:
             item = next(self._batch, None)
             while item is None:
                 if self._ended:
