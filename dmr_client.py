@@ -40,6 +40,12 @@ sections, each a banner below, in this order (a test holds the two together):
     Pure rules: retries           retry_wait(): the whole retry policy
     Pure rules: hints             _error_hint(): what to tell the user about a status
     Pure rules: running models    speed figures, reasoning, runtime configuration, metrics
+    Pure rules: schemas           json_schema() (Python types to JSON Schema), validate() and
+                                  _build() (JSON that fits, as the caller's type)
+    Pure rules: tools and parsed answers
+                                  function_tool() (a Python function's schema), _Parse (what
+                                  chat(schema=, tools=) makes of a reply: Parsed*), the tool
+                                  loop's rules (_ToolTurn)
     Errors: what failures become  where OS and framing failures become the family: connecting,
                                   before the head, and _Reading, the one read boundary
     Transport                     _PoolBase and _tls_context(), shared by both pools;
@@ -148,6 +154,20 @@ __all__ = [
     "StreamError",
     "PullError",
     "InvalidResponseError",
+    "LengthFinishReasonError",
+    "ContentFilterFinishReasonError",
+    "ToolLoopError",
+    "ValidationError",
+    "json_schema",
+    "validate",
+    "MAX_SCHEMA_DEPTH",
+    "function_tool",
+    "ToolStep",
+    "ParsedChatCompletion",
+    "ParsedChatCompletionMessage",
+    "ParsedChoice",
+    "ParsedFunction",
+    "ParsedFunctionToolCall",
     "ProtocolError",
     "SSEError",
     "AttrDict",
@@ -348,8 +368,13 @@ _log = _Log()
 #         RateLimitError 429, InternalServerError 5xx
 #       StreamError               an error event inside a stream that had started
 #       InvalidResponseError      a 2xx whose body is not what the API promises (also named
-#                                 APIResponseValidationError)
+#                                 APIResponseValidationError); with chat(schema=), an answer
+#                                 that does not fit (path: where)
+#         LengthFinishReasonError, ContentFilterFinishReasonError
+#                                 the answer to parse was cut at max_tokens, or filtered
 #     PullError                   DMR said a pull failed
+#     ToolLoopError               run_tools(): the model still called tools after max_rounds
+#   ValidationError (a ValueError) validate(): a value does not fit a schema (path, message)
 #     SSEError (a ValueError)     an SSE line or event over MAX_EVENT_BYTES
 #
 # Bad arguments are TypeError or ValueError, raised before anything is sent.  Inside, OS and
@@ -515,7 +540,10 @@ class PullError(DMRError):
 
 
 class InvalidResponseError(APIError):
-    """A success response whose body is not what the API promises (e.g. not JSON)."""
+    """A success response whose body is not what the API promises (e.g. not JSON); with
+    ``chat(schema=)``, an answer that does not fit the schema (``path`` says where)."""
+
+    path: Optional[str] = None
 
     def __init__(self, message: str, *, body: str = "", status_code: Optional[int] = None):
         super().__init__(message)
@@ -526,6 +554,46 @@ class InvalidResponseError(APIError):
 
 #: openai-python's name for an answer not of the promised shape.
 APIResponseValidationError = InvalidResponseError
+
+
+class LengthFinishReasonError(InvalidResponseError):
+    """The answer to parse was cut at max_tokens (``finish_reason: "length"``): ``completion``
+    is the reply as it came."""
+
+    def __init__(self, completion: Any):
+        usage = completion.get("usage") if isinstance(completion, dict) else None
+        used = " (%s tokens generated)" % usage.get("completion_tokens") if isinstance(usage, dict) else ""
+        super().__init__("the answer was cut at max_tokens%s before it was whole, so it cannot be parsed: "
+                         "raise max_tokens (or leave it unset)" % used)
+        self.completion = completion
+
+
+class ContentFilterFinishReasonError(InvalidResponseError):
+    """The server filtered the answer to parse (``finish_reason: "content_filter"``)."""
+
+    def __init__(self, completion: Any = None):
+        super().__init__("the server's content filter stopped the answer, so it cannot be parsed")
+        self.completion = completion
+
+
+class ToolLoopError(DMRError):
+    """run_tools() made max_rounds model calls and the model still called tools; ``messages``
+    is the conversation so far (every tool answered), to go on from."""
+
+    def __init__(self, message: str, *, messages: List[Any]):
+        super().__init__(message)
+        self.message = message
+        self.messages = messages
+
+
+class ValidationError(ValueError):
+    """A value does not fit a JSON Schema (validate()): ``path`` says where (``$.address.zip``),
+    ``message`` what is wrong (``expected string, got 123``)."""
+
+    def __init__(self, message: str, *, path: str = "$"):
+        super().__init__("%s: %s" % (path, message))
+        self.message = message
+        self.path = path
 
 
 class SSEError(DMRError, ValueError):
@@ -2993,6 +3061,1055 @@ def parse_metrics(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
 
 
 # ---------------------------------------------------------------------------
+# Pure rules: schemas
+# ---------------------------------------------------------------------------
+#
+# Typed answers without pydantic: json_schema() writes a JSON Schema from Python types, validate()
+# checks parsed JSON against a schema, and _build() turns JSON that passed into the caller's type.
+# typing, dataclasses and enum are imported by the functions that need them: a program that never
+# asks for a schema does not pay for them.
+
+#: How deep validate() follows a value or a schema (each $ref counts): deeper is refused as a
+#: ValidationError, never a RecursionError.
+MAX_SCHEMA_DEPTH = 100
+
+_NoneType = type(None)
+_DEF_NAME = r"[A-Za-z0-9_.-]+"
+_TOOL_NAME = r"[A-Za-z0-9_-]{1,64}"   # what OpenAI (and llama.cpp's templates) accept as a function name
+
+
+def json_schema(tp: Any, *, strict: bool = False) -> Dict[str, Any]:
+    """A JSON Schema (a dict) for the type *tp*, for ``chat(schema=)`` and tools.
+
+    Takes a dataclass, TypedDict, NamedTuple (an object of its fields), Enum,
+    Literal, Optional / Union (``X | Y`` too), list / tuple / dict, int, float,
+    str, bool, None and Any, nested and recursive (named types go under
+    ``$defs``, referred to by ``$ref``).  A field with a default is not required;
+    its doc comes from ``Annotated[T, "doc"]`` or dataclass field metadata
+    (``field(metadata={"description": ...})``).  *strict*: OpenAI's strict form,
+    every field required and no other properties.  A dict is taken as a schema
+    already and returned as is; a pydantic model answers its own
+    ``model_json_schema()``.  What JSON Schema cannot say (a set, a callable, a
+    name that does not resolve) is a TypeError naming the field.
+    """
+    if isinstance(tp, dict):
+        return tp
+    own = getattr(tp, "model_json_schema", None)
+    if callable(own):   # pydantic, by duck typing: never imported here
+        return own()
+    return _SchemaWriter(strict).root(tp)
+
+
+def _typing() -> Any:
+    import typing
+    return typing
+
+
+def _unwrap(tp: Any) -> Tuple[Any, Optional[str]]:
+    """(*tp* without Annotated, Required or NotRequired, the first str of its Annotated metadata)."""
+    typing = _typing()
+    doc = None
+    while True:
+        metadata = getattr(tp, "__metadata__", None)
+        if metadata is not None and hasattr(tp, "__origin__"):   # Annotated[X, ...]
+            doc = doc or next((item for item in metadata if isinstance(item, str)), None)
+            tp = tp.__origin__
+            continue
+        origin = typing.get_origin(tp)
+        if origin is not None and getattr(origin, "_name", None) in ("Required", "NotRequired", "ReadOnly"):
+            tp = typing.get_args(tp)[0]
+            continue
+        return tp, doc
+
+
+def _is_union(origin: Any) -> bool:
+    import types
+    return origin is _typing().Union or (getattr(types, "UnionType", None) is not None and origin is types.UnionType)
+
+
+def _is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__total__")
+
+
+def _is_namedtuple(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
+
+
+def _is_enum(tp: Any) -> bool:
+    import enum
+    return isinstance(tp, type) and issubclass(tp, enum.Enum)
+
+
+def _is_dataclass(tp: Any) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "__dataclass_fields__")
+
+
+_HINTS: Any = weakref.WeakKeyDictionary()   # class or function -> its resolved annotations
+
+
+def _hints(owner: Any, what: str) -> Dict[str, Any]:
+    """The annotations of *owner* (a class or a function), resolved; one that does not resolve
+    is a TypeError naming it.  Cached per owner."""
+    try:
+        return _HINTS[owner]
+    except (KeyError, TypeError):
+        pass
+    typing = _typing()
+    extras = {"include_extras": True} if sys.version_info >= (3, 9) else {}
+    # The owner's own name resolves too: a class defined in a function may refer to itself.
+    local = {getattr(owner, "__name__", "_"): owner} if isinstance(owner, type) else None
+    try:
+        hints = typing.get_type_hints(owner, localns=local, **extras)
+    except Exception:
+        raw = dict(getattr(owner, "__annotations__", None) or {})
+        for name, annotation in raw.items():
+            probe = type("_", (), {"__annotations__": {name: annotation},
+                                   "__module__": getattr(owner, "__module__", __name__)})
+            try:
+                typing.get_type_hints(probe, localns=local, **extras)
+            except Exception as exc:
+                raise TypeError("%s %r of %s: its annotation %r does not resolve (%s): define that name at "
+                                "module level, or import it" % (what, name, _type_name(owner), annotation, exc)) from None
+        raise
+    try:
+        _HINTS[owner] = hints
+    except TypeError:
+        pass
+    return hints
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__qualname__", None) or getattr(tp, "__name__", None) or repr(tp)
+
+
+def _json_default(value: Any) -> Any:
+    """A default as JSON Schema shows it, or _NO_DEFAULT when JSON cannot hold it."""
+    if _is_enum(type(value)):
+        value = value.value
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and all(item is None or isinstance(item, (str, bool, int, float))
+                                                for item in value):
+        return list(value)
+    return _NO_DEFAULT
+
+
+_NO_DEFAULT = object()
+
+
+class _SchemaWriter:
+    """Writes the schema of one type: named types (dataclass, TypedDict, NamedTuple, Enum) go
+    once into ``$defs`` and are referred to, which is what makes recursion possible."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.defs: Dict[str, Any] = {}
+        self.names: Dict[Any, str] = {}
+        self.referred: set = set()
+
+    def root(self, tp: Any) -> Dict[str, Any]:
+        tp, doc = _unwrap(tp)
+        if self._named_kind(tp):
+            name = self._name_for(tp)
+            body = self.defs[name] = self._named_body(tp)
+            schema = dict(body)   # inline at the root; kept under $defs only if it refers to itself
+            if name not in self.referred:
+                del self.defs[name]
+        else:
+            schema = self.schema(tp, "the root")
+        if doc:
+            schema["description"] = doc
+        if self.defs:
+            schema["$defs"] = self.defs
+        return schema
+
+    def properties(self, fields: Iterable[Tuple[str, Any, Any, Optional[str]]], owner: str,
+                   open_ended: bool = False) -> Dict[str, Any]:
+        """An object's schema from (name, type, default or _NO_DEFAULT, doc) per field."""
+        properties: Dict[str, Any] = {}
+        required = []
+        for name, tp, default, doc in fields:
+            tp, annotated_doc = _unwrap(tp)
+            prop = self.schema(tp, "field %r of %s" % (name, owner))
+            doc = doc or annotated_doc
+            if doc:
+                prop = dict(prop, description=doc)
+            if default is _NO_DEFAULT or self.strict:
+                required.append(name)
+            elif default is not _FACTORY and _json_default(default) is not _NO_DEFAULT:
+                prop = dict(prop, default=_json_default(default))
+            properties[name] = prop
+        # No other keys: a typed answer has just its fields (and a grammar built from the schema
+        # stays tight); a function taking **kwargs takes more.
+        return {"type": "object", "properties": properties, "required": required,
+                "additionalProperties": open_ended and not self.strict}
+
+    def schema(self, tp: Any, where: str) -> Dict[str, Any]:
+        typing = _typing()
+        tp, doc = _unwrap(tp)
+        schema = self._schema(tp, where, typing)
+        return dict(schema, description=doc) if doc else schema
+
+    def _schema(self, tp: Any, where: str, typing: Any) -> Dict[str, Any]:
+        if tp is typing.Any or tp is object:
+            return {}
+        simple = {str: "string", bool: "boolean", int: "integer", float: "number", _NoneType: "null", None: "null"}
+        if isinstance(tp, collections.abc.Hashable) and tp in simple:
+            return {"type": simple[tp]}
+        if isinstance(tp, typing.ForwardRef) or isinstance(tp, str):
+            raise TypeError("%s: the name %r does not resolve: define it at module level, or pass the type "
+                            "itself" % (where, getattr(tp, "__forward_arg__", tp)))
+        supertype = getattr(tp, "__supertype__", None)   # NewType
+        if supertype is not None:
+            return self.schema(supertype, where)
+        if self._named_kind(tp):
+            return self._ref(tp)
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is typing.Literal:
+            return _literal_schema(args, where)
+        if _is_union(origin):
+            return {"anyOf": [self.schema(arm, where) for arm in args]}
+        if tp in (list, tuple) or origin in (list, collections.abc.Sequence, collections.abc.MutableSequence,
+                                             collections.abc.Iterable, collections.abc.Collection):
+            return {"type": "array", "items": self.schema(args[0], where)} if args else {"type": "array"}
+        if origin is tuple:
+            if len(args) == 2 and args[1] is Ellipsis:
+                return {"type": "array", "items": self.schema(args[0], where)}
+            if args == ((),):   # Tuple[()]
+                return {"type": "array", "maxItems": 0}
+            return {"type": "array", "prefixItems": [self.schema(arm, where) for arm in args],
+                    "minItems": len(args), "maxItems": len(args)}
+        if tp is dict or origin in (dict, collections.abc.Mapping, collections.abc.MutableMapping):
+            if not args:
+                return {"type": "object"}
+            if _unwrap(args[0])[0] is not str:
+                raise TypeError("%s: a dict's keys must be str in JSON, not %s: use dict[str, ...]"
+                                % (where, _type_name(args[0])))
+            return {"type": "object", "additionalProperties": self.schema(args[1], where)}
+        if tp in (set, frozenset) or origin in (set, frozenset, collections.abc.Set, collections.abc.MutableSet):
+            raise TypeError("%s: a set has no JSON Schema form (JSON has no sets): use list[...] and make "
+                            "a set of it yourself" % where)
+        if origin is collections.abc.Callable or tp is collections.abc.Callable or callable(tp) \
+                and not isinstance(tp, type):
+            raise TypeError("%s: a callable cannot be an answer or an argument (JSON holds data, not "
+                            "functions)" % where)
+        if tp is bytes or tp is bytearray:
+            raise TypeError("%s: JSON has no bytes: use str (base64 text, if it must be bytes)" % where)
+        raise TypeError("%s: %s has no JSON Schema form here: use str, int, float, bool, None, list, tuple, "
+                        "dict, a Literal, an Enum, a dataclass, a TypedDict or a NamedTuple" % (where, _type_name(tp)))
+
+    @staticmethod
+    def _named_kind(tp: Any) -> bool:
+        return _is_dataclass(tp) or _is_typeddict(tp) or _is_namedtuple(tp) or _is_enum(tp)
+
+    def _name_for(self, tp: Any) -> str:
+        name = self.names.get(tp)
+        if name is None:
+            base = re.sub(r"[^A-Za-z0-9_.-]", "_", getattr(tp, "__name__", "Type")) or "Type"
+            name, count = base, 1
+            while name in self.defs or name in self.names.values():
+                count += 1
+                name = "%s%d" % (base, count)
+            self.names[tp] = name
+        return name
+
+    def _ref(self, tp: Any) -> Dict[str, Any]:
+        known = tp in self.names
+        name = self._name_for(tp)
+        self.referred.add(name)
+        if not known:
+            self.defs[name] = {}   # taken before the body: a field of the same type refers to it
+            self.defs[name] = self._named_body(tp)
+        return {"$ref": "#/$defs/" + name}
+
+    def _named_body(self, tp: Any) -> Dict[str, Any]:
+        if _is_enum(tp):
+            return _literal_schema([member.value for member in tp], "enum " + _type_name(tp))
+        owner = _type_name(tp)
+        if _is_dataclass(tp):
+            import dataclasses
+            hints = _hints(tp, "field")
+            fields = []
+            for item in dataclasses.fields(tp):
+                if not item.init:
+                    continue
+                if item.default is not dataclasses.MISSING:
+                    default = item.default
+                elif item.default_factory is not dataclasses.MISSING:   # type: ignore[misc]
+                    default = _FACTORY
+                else:
+                    default = _NO_DEFAULT
+                doc = item.metadata.get("description") or item.metadata.get("doc")
+                fields.append((item.name, hints.get(item.name, item.type), default, doc))
+            schema = self.properties(fields, owner)
+        elif _is_typeddict(tp):
+            hints = _hints(tp, "key")
+            required = getattr(tp, "__required_keys__", None)
+            if required is None:   # Python 3.8: all or nothing
+                required = frozenset(hints) if tp.__total__ else frozenset()
+            schema = self.properties([(name, hint, _NO_DEFAULT if name in required else _FACTORY, None)
+                                      for name, hint in hints.items()], owner)
+        else:   # NamedTuple: an object of its fields (names tell a model more than positions)
+            hints = _hints(tp, "field")
+            defaults = getattr(tp, "_field_defaults", {})
+            schema = self.properties([(name, hints.get(name, object),
+                                       defaults.get(name, _NO_DEFAULT), None) for name in tp._fields], owner)
+        doc = _own_doc(tp)
+        if doc:
+            schema["description"] = doc
+        return schema
+
+
+_FACTORY = object()   # a default that is not shown (a default_factory, a TypedDict's optional key)
+
+
+def _own_doc(tp: Any) -> Optional[str]:
+    """A class's docstring when its author wrote one (not dataclass's generated signature)."""
+    import inspect
+
+    doc = tp.__dict__.get("__doc__")
+    if not doc or doc.startswith(tp.__name__ + "("):
+        return None
+    if _is_typeddict(tp) or _is_namedtuple(tp) or _is_enum(tp):
+        for base in tp.__mro__[1:]:
+            if base.__dict__.get("__doc__") == doc:
+                return None
+    return inspect.cleandoc(doc)
+
+
+def _literal_schema(values: Sequence[Any], where: str) -> Dict[str, Any]:
+    for value in values:
+        if not (value is None or isinstance(value, (str, bool, int, float))):
+            raise TypeError("%s: the value %r cannot be said in JSON: use str, int, float, bool or None"
+                            % (where, value))
+    schema: Dict[str, Any] = {"enum": list(values)}
+    kinds = {_schema_type_of(value) for value in values}
+    if len(kinds) == 1:
+        schema = {"type": kinds.pop(), "enum": list(values)}
+    return schema
+
+
+def _schema_type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# -- validate() -----------------------------------------------------------------------------------
+
+
+def validate(instance: Any, schema: Any) -> None:
+    """Check *instance* (parsed JSON) against the JSON Schema *schema*; returns None, or raises
+    ValidationError for the first place that does not fit (``error.path`` like ``$.address.zip``).
+
+    Knows type, required, properties, additionalProperties, items, prefixItems, enum, const,
+    anyOf, oneOf, allOf, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength,
+    maxLength, minItems, maxItems, pattern, and ``$ref`` into ``$defs`` (or ``#``); other keywords
+    are not checked.  Anything nested deeper than MAX_SCHEMA_DEPTH is refused.  A schema that
+    is not one (a $ref that goes nowhere) is a ValueError.
+    """
+    if not isinstance(schema, (dict, bool)):
+        raise TypeError("schema must be a JSON Schema dict (see json_schema()), not %s" % _shown(schema))
+    try:
+        failure = _Validator(schema).check(instance, schema, "$", 0)
+    except RecursionError:   # only if the caller's own stack was nearly spent already
+        failure = ("$", "is nested too deeply to check (recursion limit %d)" % sys.getrecursionlimit())
+    if failure is not None:
+        raise ValidationError(failure[1], path=failure[0])
+
+
+def _path_to(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return "%s[%d]" % (path, key)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return "%s.%s" % (path, key)
+    return "%s[%s]" % (path, json.dumps(key, ensure_ascii=False))
+
+
+def _got(value: Any) -> str:
+    """*value* as a message shows what arrived: short JSON."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = _shown(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_json_type(value: Any, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "null":
+        return value is None
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, (list, tuple))
+    raise ValueError("the schema names an unknown type %r: use string, integer, number, boolean, null, "
+                     "object or array" % (kind,))
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON's equality: true is not 1, 1 is 1.0, objects and arrays compared deeply."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[key], b[key]) for key in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+class _Validator:
+    """One validate() call: the root schema (for $ref) and the checks, each returning
+    (path, message) for the first misfit or None."""
+
+    def __init__(self, root: Any):
+        self.root = root
+
+    def check(self, value: Any, schema: Any, path: str, depth: int) -> Optional[Tuple[str, str]]:
+        if depth > MAX_SCHEMA_DEPTH:
+            return path, "is nested deeper than %d levels (MAX_SCHEMA_DEPTH): refused" % MAX_SCHEMA_DEPTH
+        if schema is True or schema == {}:
+            return None
+        if schema is False:
+            return path, "is not allowed here (the schema allows nothing)"
+        if not isinstance(schema, dict):
+            raise ValueError("a schema at %s is %s, not an object or a boolean" % (path, _shown(schema)))
+        ref = schema.get("$ref")
+        if ref is not None:
+            failure = self.check(value, self.resolve(ref), path, depth + 1)
+            if failure is not None:
+                return failure
+        kinds = schema.get("type")
+        if kinds is not None:
+            names = kinds if isinstance(kinds, list) else [kinds]
+            if not any(_is_json_type(value, kind) for kind in names):
+                return path, "expected %s, got %s" % (" or ".join(names), _got(value))
+        if "enum" in schema and not any(_json_equal(value, option) for option in schema["enum"]):
+            return path, "expected one of %s, got %s" % (", ".join(_got(option) for option in schema["enum"]),
+                                                         _got(value))
+        if "const" in schema and not _json_equal(value, schema["const"]):
+            return path, "expected %s, got %s" % (_got(schema["const"]), _got(value))
+        for check in (self._alternatives, self._number, self._string):
+            failure = check(value, schema, path, depth)
+            if failure is not None:
+                return failure
+        if isinstance(value, dict):
+            return self._object(value, schema, path, depth)
+        if isinstance(value, (list, tuple)):
+            return self._array(value, schema, path, depth)
+        return None
+
+    def resolve(self, ref: Any) -> Any:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise ValueError("the schema's $ref %r cannot be followed: only refs inside the schema "
+                             "('#/$defs/Name') are" % (ref,))
+        target = self.root
+        for part in ref[1:].split("/")[1:] if ref != "#" else ():
+            part = urllib.parse.unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                raise ValueError("the schema's $ref %r goes nowhere: no %r in the schema" % (ref, part))
+        return target
+
+    def _alternatives(self, value: Any, schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
+        for sub in schema.get("allOf") or ():
+            failure = self.check(value, sub, path, depth + 1)
+            if failure is not None:
+                return failure
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if not options:
+                continue
+            failures = [self.check(value, sub, path, depth + 1) for sub in options]
+            fits = failures.count(None)
+            if fits == 0:
+                return _no_alternative(value, options, failures, path)
+            if key == "oneOf" and fits > 1:
+                return path, "fits %d of the oneOf forms, and must fit exactly one: %s" % (fits, _got(value))
+        return None
+
+    @staticmethod
+    def _number(value: Any, schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        for key, wrong, words in (("minimum", lambda v, b: v < b, ">="), ("maximum", lambda v, b: v > b, "<="),
+                                  ("exclusiveMinimum", lambda v, b: v <= b, ">"),
+                                  ("exclusiveMaximum", lambda v, b: v >= b, "<")):
+            bound = schema.get(key)
+            if isinstance(bound, (int, float)) and not isinstance(bound, bool) and wrong(value, bound):
+                return path, "expected a number %s %s, got %s" % (words, _got(bound), _got(value))
+        return None
+
+    @staticmethod
+    def _string(value: Any, schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
+        if not isinstance(value, str):
+            return None
+        low, high = schema.get("minLength"), schema.get("maxLength")
+        if isinstance(low, int) and len(value) < low:
+            return path, "expected a string of at least %d character%s, got %s" % (low, "" if low == 1 else "s",
+                                                                                   _got(value))
+        if isinstance(high, int) and len(value) > high:
+            return path, "expected a string of at most %d character%s, got %s" % (high, "" if high == 1 else "s",
+                                                                                  _got(value))
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and re.search(pattern, value) is None:
+            return path, "expected a string matching %s, got %s" % (_got(pattern), _got(value))
+        return None
+
+    def _object(self, value: Dict[Any, Any], schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
+        properties = schema.get("properties") or {}
+        for name in schema.get("required") or ():
+            if name not in value:
+                return _path_to(path, name), "is required but missing"
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            sub = properties.get(name)
+            if sub is None:
+                if extra is False:
+                    allowed = ", ".join(properties) or "none"
+                    return _path_to(path, name), "is not an allowed property (allowed: %s)" % allowed
+                sub = extra
+            failure = self.check(item, sub, _path_to(path, name), depth + 1)
+            if failure is not None:
+                return failure
+        return None
+
+    def _array(self, value: Sequence[Any], schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        if isinstance(low, int) and len(value) < low:
+            return path, "expected at least %d item%s, got %d" % (low, "" if low == 1 else "s", len(value))
+        if isinstance(high, int) and len(value) > high:
+            return path, "expected at most %d item%s, got %d" % (high, "" if high == 1 else "s", len(value))
+        items = schema.get("items")
+        prefix = schema.get("prefixItems")
+        if isinstance(items, list):   # draft 4 to 2019-09: a list of items is prefixItems
+            prefix, items = items, schema.get("additionalItems")
+        prefix = prefix or []
+        for position, item in enumerate(value):
+            sub = prefix[position] if position < len(prefix) else items
+            if sub is None:
+                continue
+            failure = self.check(item, sub, _path_to(path, position), depth + 1)
+            if failure is not None:
+                return failure
+        return None
+
+
+def _no_alternative(value: Any, options: Sequence[Any], failures: Sequence[Any], path: str) -> Tuple[str, str]:
+    """The misfit of a value that fits none of anyOf's (or oneOf's) forms: the kinds expected
+    when the forms differ by type, else the failure that went deepest."""
+    kinds = [option.get("type") for option in options if isinstance(option, dict)]
+    if all(isinstance(kind, str) for kind in kinds) and len(kinds) == len(options) and \
+            not any(_is_json_type(value, kind) for kind in kinds):
+        return path, "expected %s, got %s" % (" or ".join(kinds), _got(value))
+    return max(failures, key=lambda failure: len(failure[0]))
+
+
+# -- from JSON that fits to the caller's type ------------------------------------------------------
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """*value* (JSON that fits json_schema(*tp*)) as a *tp*: dataclasses, NamedTuples and
+    Enums built, nested ones too; a dict for a TypedDict or a dict type."""
+    typing = _typing()
+    tp = _unwrap(tp)[0]
+    if tp is typing.Any or tp is object or tp is str or tp is bool or tp is None or tp is _NoneType:
+        return value
+    if tp is int:
+        return int(value)
+    if tp is float:
+        return float(value)
+    supertype = getattr(tp, "__supertype__", None)
+    if supertype is not None:
+        return _build(supertype, value)
+    if _is_enum(tp):
+        return tp(value)
+    if _is_dataclass(tp) or _is_namedtuple(tp):
+        hints = _hints(tp, "field")
+        names = [item.name for item in __import__("dataclasses").fields(tp) if item.init] \
+            if _is_dataclass(tp) else list(tp._fields)
+        return tp(**{name: _build(hints.get(name, object), value[name]) for name in names if name in value})
+    if _is_typeddict(tp):
+        hints = _hints(tp, "key")
+        return {key: _build(hints.get(key, object), item) for key, item in value.items()}
+    validator = getattr(tp, "model_validate", None)
+    if callable(validator):   # pydantic
+        return validator(value)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return value
+    if _is_union(origin):
+        for arm in args:
+            try:
+                validate(value, json_schema(arm))
+            except ValueError:
+                continue
+            return _build(arm, value)
+        return value
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], item) for item in value)
+        return tuple(_build(arm, item) for arm, item in zip(args, value))
+    if isinstance(value, list):
+        item_type = args[0] if args else object
+        built = [_build(item_type, item) for item in value]
+        return tuple(built) if tp is tuple else built
+    if isinstance(value, dict) and len(args) == 2:
+        return {key: _build(args[1], item) for key, item in value.items()}
+    return value
+
+
+def _schema_name(tp: Any) -> str:
+    """The ``name`` sent with a schema: the type's name, as OpenAI's pattern allows."""
+    name = getattr(tp, "__name__", None) if not isinstance(tp, dict) else tp.get("title")
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(name or "answer"))[:64]
+    return name or "answer"
+
+
+def _response_format(schema: Any, strict: Optional[bool]) -> Dict[str, Any]:
+    """The ``response_format`` for ``chat(schema=)``: OpenAI's json_schema form, the schema
+    nested under ``json_schema`` (llama.cpp makes a grammar of it there, and vLLM reads it
+    there; llama.cpp ignores a schema at the top of response_format).  A response_format
+    given as *schema* is sent as it is."""
+    if isinstance(schema, dict) and schema.get("type") in ("json_schema", "json_object", "text") \
+            and ("json_schema" in schema or schema.get("type") != "json_schema"):
+        return schema
+    body = {"name": _schema_name(schema), "schema": json_schema(schema, strict=bool(strict))}
+    if strict is not None:
+        body["strict"] = strict
+    return {"type": "json_schema", "json_schema": body}
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: tools and parsed answers
+# ---------------------------------------------------------------------------
+#
+# Python functions as tools (function_tool(): a schema from the signature and docstring), what a
+# reply with a schema or tools becomes (_Parse: openai-python's Parsed* types), and the tool loop's
+# rules (_ToolTurn: the model's arguments are untrusted input, checked before a call, never run).
+
+
+# -- Python functions as tools ---------------------------------------------------------------------
+
+
+_PARAM_SECTIONS = ("args", "arguments", "parameters", "params", "keyword args", "keyword arguments",
+                   "other parameters")
+_GOOGLE_HEADER = re.compile(r"([A-Za-z][A-Za-z ]*):\s*$")
+_NUMPY_RULE = re.compile(r"\s*-{3,}\s*$")
+_REST_PARAM = re.compile(r":(?:param|parameter|arg|argument|key|keyword)\s+(?:[^:]*\s)?\**(\w+)\s*:\s*(.*)")
+
+
+def _docstring_parts(doc: Optional[str]) -> Tuple[str, Dict[str, str]]:
+    """(the description, {parameter: its description}) of a docstring written in Google
+    (``Args:``), NumPy (``Parameters`` over a rule of dashes) or reST (``:param x:``) style."""
+    import inspect
+
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    description: List[str] = []
+    params: Dict[str, str] = {}
+    style, current, in_params = None, None, False   # style: None (description), "google", "numpy", "rest"
+    for position, line in enumerate(lines):
+        stripped, indented = line.strip(), line[:1].isspace()
+        following = lines[position + 1] if position + 1 < len(lines) else ""
+        if not indented and _NUMPY_RULE.match(following) and stripped:          # NumPy header
+            style, in_params, current = "numpy", stripped.lower() in _PARAM_SECTIONS, None
+            continue
+        if style == "numpy" and _NUMPY_RULE.match(line):
+            continue
+        google = _GOOGLE_HEADER.match(line)
+        if not indented and google:                                             # Google header
+            style, in_params, current = "google", google.group(1).strip().lower() in _PARAM_SECTIONS, None
+            continue
+        rest = _REST_PARAM.match(stripped)
+        if rest and not indented:                                               # reST field
+            style, in_params, current = "rest", True, rest.group(1)
+            params[current] = rest.group(2).strip()
+            continue
+        if stripped.startswith(":") and not indented and re.match(r":\w[^:]*:", stripped):   # :returns: ...
+            style, in_params, current = "rest", False, None
+            continue
+        if style is None:
+            description.append(line)
+        elif in_params and stripped:
+            entry = _param_entry(style, line, indented)
+            if entry is not None:
+                current = entry[0]
+                params[current] = entry[1]
+            elif current is not None:
+                params[current] = (params[current] + " " + stripped).strip()
+    return "\n".join(description).strip(), params
+
+
+def _param_entry(style: str, line: str, indented: bool) -> Optional[Tuple[str, str]]:
+    """(name, description so far) when *line* starts a parameter's entry, else None (it
+    continues the entry before)."""
+    stripped = line.strip()
+    if style == "numpy":   # "city : str" at the section's own indent; its text indented below
+        match = re.fullmatch(r"\**(\w+)\s*(?::.*)?", stripped)
+        return (match.group(1), "") if match and not indented else None
+    if style == "google":  # "    city (str): The city." one indent in; more indent continues it
+        match = re.match(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", stripped)
+        return (match.group(1), match.group(2).strip()) if match and len(line) - len(stripped) <= 4 else None
+    return None
+
+
+def function_tool(func: Callable[..., Any], *, name: Optional[str] = None, description: Optional[str] = None,
+                  strict: bool = False) -> Dict[str, Any]:
+    """The OpenAI tool definition of the Python function *func*: its name, its docstring's
+    description, and a JSON Schema of its parameters from the signature, annotations and
+    docstring (Google, NumPy or reST descriptions; a parameter without an annotation takes any
+    JSON value; one with a default is not required).  ``chat(tools=[func])`` does this for you."""
+    return _FunctionTool(func, name, description, strict).spec
+
+
+class _FunctionTool:
+    """A Python function offered as a tool: its definition (*spec*) and how to call it with
+    the model's arguments (untrusted: parsed, checked against the schema, built, never evaluated)."""
+
+    def __init__(self, func: Callable[..., Any], name: Optional[str] = None, description: Optional[str] = None,
+                 strict: bool = False):
+        import inspect
+
+        if not callable(func):
+            raise TypeError("a tool must be a function or a tool dict, not %s" % _shown(func))
+        self.func = func
+        self.name = name or getattr(func, "__name__", "")
+        if not re.fullmatch(_TOOL_NAME, self.name):
+            raise ValueError("the tool name %r is not one a model can call: use letters, digits, _ and - "
+                             "(at most 64), e.g. function_tool(func, name='get_weather')" % (self.name,))
+        self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            getattr(func, "__call__", None))
+        summary, docs = _docstring_parts(inspect.getdoc(func))
+        signature = inspect.signature(func)
+        hints = _hints(func, "parameter") if getattr(func, "__annotations__", None) else {}
+        fields, self.types, open_ended = [], {}, False
+        for param in signature.parameters.values():
+            if param.kind is param.VAR_KEYWORD:
+                open_ended = True
+                continue
+            if param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
+                raise TypeError("tool %s: parameter %r cannot be passed by name, and a model names every "
+                                "argument: make it a normal parameter" % (self.name, param.name))
+            tp = hints.get(param.name, object)
+            self.types[param.name] = tp
+            default = _NO_DEFAULT if param.default is param.empty else param.default
+            fields.append((param.name, tp, default, docs.get(param.name)))
+        writer = _SchemaWriter(strict)
+        self.parameters = writer.properties(fields, "tool " + self.name, open_ended)
+        if writer.defs:
+            self.parameters["$defs"] = writer.defs
+        function: Dict[str, Any] = {"name": self.name, "description": description or summary or self.name,
+                                    "parameters": self.parameters}
+        if strict:
+            function["strict"] = True
+        self.spec = {"type": "function", "function": function}
+
+    def arguments(self, text: Any) -> Dict[str, Any]:
+        """The keyword arguments of a call from the model's *text*: parsed, checked, built."""
+        parsed = _parsed_arguments(text, self.parameters)
+        return {key: _build(self.types.get(key, object), value) for key, value in parsed.items()}
+
+
+def _parsed_arguments(text: Any, schema: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """A tool call's ``arguments`` (JSON text from the model) as a dict that fits *schema*;
+    ValidationError otherwise."""
+    if isinstance(text, dict):   # some servers send the object itself
+        parsed = text
+    else:
+        if not isinstance(text, str):
+            raise ValidationError("the arguments are %s, not JSON text" % _json_kind(text), path="$")
+        try:
+            parsed = loads(text) if text.strip() else AttrDict()
+        except ValueError as exc:
+            raise ValidationError("the arguments are not JSON (%s): %s" % (exc, _got(text)), path="$") from None
+    if not isinstance(parsed, dict):
+        raise ValidationError("expected the arguments as an object, got %s" % _got(parsed), path="$")
+    if schema is not None:
+        validate(parsed, schema)
+    return parsed
+
+
+def _tool_specs(tools: Any) -> Tuple[List[Any], Dict[str, Any]]:
+    """(what to send as ``tools``, {name: _FunctionTool or the parameters schema of a tool dict})."""
+    if isinstance(tools, (str, bytes, dict)) or not isinstance(tools, (list, tuple)):
+        raise TypeError("tools must be a list of functions or tool dicts, not %s" % _shown(tools))
+    specs: List[Any] = []
+    known: Dict[str, Any] = {}
+    for position, tool in enumerate(tools):
+        if isinstance(tool, _FunctionTool):
+            pass
+        elif callable(tool) and not isinstance(tool, dict):
+            tool = _FunctionTool(tool)
+        elif isinstance(tool, dict):
+            function = tool.get("function")
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                known[function["name"]] = function.get("parameters")
+            specs.append(tool)
+            continue
+        else:
+            raise TypeError("tools[%d] must be a function or a tool dict, not %s" % (position, _shown(tool)))
+        if tool.name in known:
+            raise ValueError("two tools are named %r: give one another name (function_tool(f, name=...))" % tool.name)
+        known[tool.name] = tool
+        specs.append(tool.spec)
+    return specs, known
+
+
+# -- parsed answers (openai-python's Parsed* names) ---------------------------------------------------
+
+
+class ParsedFunction(FunctionCall):
+    """A tool call's function whose ``parsed_arguments`` are the model's arguments parsed and
+    checked against the tool's schema (ValidationError when they do not fit, read then)."""
+
+    __slots__ = ("_schema", "_known")
+
+    @property
+    def parsed_arguments(self) -> Dict[str, Any]:
+        if not self._known:
+            raise ValidationError("the model called %r, which is not one of the tools offered" % self.get("name"),
+                                  path="$")
+        return _parsed_arguments(self.get("arguments"), self._schema)
+
+
+ParsedFunctionToolCall = _result_type("ParsedFunctionToolCall", "id function type",
+                                      {"function": FunctionCall}, ChatCompletionMessageToolCall)
+
+
+class ParsedChatCompletionMessage(ChatCompletionMessage):
+    """A message whose ``parsed`` is its content as the schema's type (None without a schema,
+    after a refusal, or when the model called tools instead)."""
+
+    __slots__ = ("parsed",)
+
+
+# Lazy typing only ever turns plain AttrDicts into slot-free types, so children are declared as
+# the unparsed types here: the Parsed* objects with slots are made by _Parse, never retyped.
+ParsedChoice = _result_type("ParsedChoice", "finish_reason index logprobs message",
+                            {"message": ChatCompletionMessage, "logprobs": ChoiceLogprobs}, Choice)
+
+
+class ParsedChatCompletion(ChatCompletion):   # type: ignore[misc,valid-type]
+    """A chat completion whose choices' messages carry ``parsed`` (``reply.parsed``: the first
+    one's); after run_tools(), ``messages`` is the whole conversation."""
+
+    __slots__ = ("messages",)
+    _children = dict(ChatCompletion._children, choices=[ParsedChoice])
+
+    @property
+    def parsed(self) -> Any:
+        choices = self.get("choices") or []
+        message = choices[0].get("message") if choices else None
+        return getattr(message, "parsed", None) if isinstance(message, ParsedChatCompletionMessage) else None
+
+
+class _Parse:
+    """What chat(schema=, tools=) does to a reply (or a stream's final()): messages parsed into
+    the schema's type, tool calls' arguments made checkable.  One per call."""
+
+    def __init__(self, schema: Any, answer_type: Any, known: Dict[str, Any]):
+        self.schema, self.answer_type, self.known = schema, answer_type, known
+
+    def __call__(self, reply: Any) -> Any:
+        result = ParsedChatCompletion(reply)
+        result.messages = None
+        choices = []
+        for choice in result.get("choices") or ():
+            choice = ParsedChoice(choice)
+            message = choice.get("message")
+            if isinstance(message, dict):
+                choice["message"] = self._message(ParsedChatCompletionMessage(message), choice, result)
+            choices.append(choice)
+        if "choices" in result:
+            result["choices"] = choices
+        return result
+
+    def _message(self, message: ParsedChatCompletionMessage, choice: Any, reply: Any) -> Any:
+        message.parsed = None
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            message["tool_calls"] = [self._tool_call(call) if isinstance(call, dict) else call for call in calls]
+        if not self.schema or self.schema.get("type") == "text":
+            return message
+        reason = choice.get("finish_reason")
+        if reason == "length":
+            raise LengthFinishReasonError(reply)
+        if reason == "content_filter":
+            raise ContentFilterFinishReasonError(reply)
+        content = message.get("content")
+        if message.get("refusal") or (not content and calls):
+            return message   # a refusal (message.refusal says why), or tool calls instead of an answer
+        message.parsed = self.parse(content)
+        return message
+
+    def _tool_call(self, call: Dict[str, Any]) -> Any:
+        call = ParsedFunctionToolCall(call)
+        function = call.get("function")
+        if isinstance(function, dict):
+            parsed = ParsedFunction(function)
+            tool = self.known.get(function.get("name"))
+            parsed._known = function.get("name") in self.known
+            parsed._schema = tool.parameters if isinstance(tool, _FunctionTool) else tool
+            call["function"] = parsed
+        return call
+
+    def parse(self, content: Any) -> Any:
+        """The answer *content* as the schema's type; InvalidResponseError (with the text and
+        the first failing path) when it is not JSON or does not fit."""
+        if not isinstance(content, str) or not content.strip():
+            raise InvalidResponseError("the model answered no text, where the schema asked for JSON "
+                                       "(content %s)" % _got(content), body=str(content or ""))
+        try:
+            value = loads(content)
+        except ValueError as exc:
+            raise InvalidResponseError("the answer is not JSON (%s), where the schema asked for JSON: %s"
+                                       % (exc, _got(content)), body=content) from None
+        schema = self.schema.get("json_schema", {}).get("schema") if self.schema.get("type") == "json_schema" else None
+        if schema is not None:
+            try:
+                validate(value, schema)
+            except ValidationError as exc:
+                error = InvalidResponseError("the answer does not fit the schema: %s" % exc, body=content)
+                error.path = exc.path
+                raise error from None
+        if self.answer_type is None:
+            return value
+        try:
+            return _build(self.answer_type, value)
+        except (TypeError, ValueError) as exc:   # a pydantic model's own check, or a type's constructor
+            raise InvalidResponseError("the answer fits the schema but does not make a %s: %s"
+                                       % (_type_name(self.answer_type), exc), body=content) from None
+
+
+def _parse_plan(schema: Any, strict: Optional[bool], tools: Any) -> Tuple[Optional[Dict[str, Any]], Any, Any]:
+    """(the response_format to send, the tools to send, the _Parse to apply) of chat()'s
+    *schema*, *strict* and *tools*; (None, tools, None) when there is nothing to parse."""
+    if schema is None and strict is not None:
+        raise TypeError("strict= goes with schema=: pass schema=YourType (or a JSON Schema dict)")
+    if schema is None and not tools:
+        return None, tools, None
+    specs, known = _tool_specs(tools) if tools else (tools, {})
+    response_format = _response_format(schema, strict) if schema is not None else None
+    answer_type = None if schema is None or isinstance(schema, dict) else schema
+    return response_format, specs, _Parse(response_format or {}, answer_type, known) if (
+        schema is not None or known) else None
+
+
+# -- the tool loop's rules (run_tools(); the clients run the calls) ----------------------------------
+
+ToolStep = _result_type("ToolStep", "round id name arguments result content error")
+ToolStep.__doc__ = """One tool call of run_tools(), as on_step() sees it: the model's ``round`` (from 1),
+the call's ``id`` and tool ``name``, the ``arguments`` it was called with (built from the
+model's JSON; the raw text when they did not fit), the tool's ``result``, the ``content`` sent
+back to the model, and ``error`` (None, or what went wrong: an unknown tool, invalid arguments,
+the tool's exception)."""
+
+
+class _ToolTurn:
+    """The tool calls of one model turn, for the client to run (Client one after another,
+    AsyncClient concurrently) and answer with one ``role: tool`` message each."""
+
+    def __init__(self, calls: List[Any], known: Dict[str, Any], round: int, on_step: Optional[Callable[..., Any]]):
+        self.calls, self.known, self.round, self.on_step = calls, known, round, on_step
+
+    def prepare(self, call: Any) -> Tuple[Any, Optional[Callable[..., Any]], Dict[str, Any]]:
+        """(its ToolStep, the function to call or None, the keyword arguments) of one call: the
+        model's arguments parsed, checked and built here, never evaluated."""
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        name, text = function.get("name"), function.get("arguments")
+        step = ToolStep(round=self.round, id=call.get("id"), name=name, arguments=text, result=None, content=None,
+                        error=None)
+        tool = self.known.get(name)
+        if not isinstance(tool, _FunctionTool):
+            step["error"] = "there is no tool named %s; the tools are: %s" % (
+                _got(name), ", ".join(sorted(self.known)) or "none")
+            return step, None, {}
+        try:
+            kwargs = tool.arguments(text)
+        except (TypeError, ValueError) as exc:   # ValidationError, or a type's constructor refusing
+            step["error"] = "invalid arguments for %s: %s" % (name, exc)
+            return step, None, {}
+        step["arguments"] = kwargs
+        return step, tool.func, kwargs
+
+    @staticmethod
+    def finish(step: Any, result: Any = None, error: Optional[BaseException] = None) -> Any:
+        """*step* with the tool's *result* (or *error*) and the content to send back."""
+        if error is not None:
+            step["error"] = "%s: %s" % (type(error).__name__, error)
+        else:
+            step["result"] = result
+        step["content"] = "error: " + step["error"] if step["error"] else _tool_content(result)
+        return step
+
+    @staticmethod
+    def message(step: Any) -> Dict[str, Any]:
+        return {"role": "tool", "tool_call_id": step["id"], "content": step["content"]}
+
+
+def _tool_content(result: Any) -> str:
+    """A tool's return value as the text the model reads: a str as it is, anything else as JSON."""
+    if isinstance(result, str):
+        return result
+    return json.dumps(result, ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if _is_dataclass(type(value)):
+        import dataclasses
+        return dataclasses.asdict(value)
+    if _is_enum(type(value)):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _assistant_turn(message: Dict[str, Any], round: int) -> Dict[str, Any]:
+    """The reply's message as the conversation's next turn: its fields without None values,
+    and an id for each tool call that came without one (the tool messages refer to it)."""
+    turn = {key: value for key, value in message.items() if value is not None}
+    turn["role"] = "assistant"
+    calls = []
+    for position, call in enumerate(turn.get("tool_calls") or ()):
+        if isinstance(call, dict) and not call.get("id"):
+            call = dict(call, id="call_%d_%d" % (round, position))
+        calls.append(call)
+    if calls:
+        turn["tool_calls"] = calls
+    return turn
+
+
+# ---------------------------------------------------------------------------
 # Errors: what failures become
 # ---------------------------------------------------------------------------
 #
@@ -4276,6 +5393,7 @@ class _StreamState:
     """What a chat or completion stream reports, for both clients: the tracker's view."""
 
     _Fold = ChatFold
+    _finish: Optional[Callable[[Any], Any]] = None   # chat(schema=, tools=): the _Parse of the call
     _source: StreamTracker
     _exchange: Any
     url: str
@@ -4296,6 +5414,9 @@ class _StreamState:
     def stats(self) -> Optional[AttrDict]:
         """Speed figures of the complete stream (see speed_stats()); None until it completed."""
         return self._timed(self._source.result()).stats if self.completed else None
+
+    def _finished(self, result: AttrDict) -> AttrDict:
+        return self._finish(result) if self._finish is not None else result
 
     def _timed(self, result: AttrDict) -> Completion:
         tracker = self._source
@@ -4339,7 +5460,7 @@ class Stream(_StreamState, _Streamed):
         result), and DMRError if it was closed before it completed.
         """
         self._exhaust()
-        return self._timed(self._source.outcome())
+        return self._timed(self._finished(self._source.outcome()))
 
     def text(self) -> str:
         """The text of the first choice of final()."""
@@ -4370,7 +5491,7 @@ class AsyncStream(_StreamState, _AsyncStreamed):
     async def final(self) -> AttrDict:
         """Read the rest of the stream; the whole response it adds up to (as Stream.final)."""
         await self._exhaust()
-        return self._timed(self._source.outcome())
+        return self._timed(self._finished(self._source.outcome()))
 
     async def text(self) -> str:
         """The text of the first choice of final()."""
@@ -4642,7 +5763,7 @@ class _Call:
 
     __slots__ = ("method", "route", "body", "where", "engine", "model", "accept", "hints", "retry_statuses",
                  "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed", "timeout", "retries",
-                 "probe")
+                 "probe", "finish")
 
     def __init__(self,
                  method: str,                                # "GET", "POST", "DELETE"
@@ -4665,13 +5786,14 @@ class _Call:
                  timed: bool = False,                        # the result carries speed figures (a Completion)
                  timeout: Optional[float] = None,            # its own wait for each read; None: the client's
                  retries: Optional[int] = None,              # times it may be sent again; None: max_retries
-                 probe: bool = False):                       # a pool of its own, connecting within *timeout*
+                 probe: bool = False,                        # a pool of its own, connecting within *timeout*
+                 finish: Optional[Callable[[Any], Any]] = None):  # what a stream's final() passes through
 
         self.method, self.route, self.body, self.where, self.engine = method, route, body, where, engine
         self.model, self.accept, self.hints, self.retry_statuses = model, accept, hints, retry_statuses
         self.replayable, self.shape, self.then, self.stream, self.wait = replayable, shape, then, stream, wait
         self.extra, self.answer, self.timed, self.timeout, self.retries = extra, answer, timed, timeout, retries
-        self.probe = probe
+        self.probe, self.finish = probe, finish
 
 
 class _ClientCore:
@@ -4970,6 +6092,13 @@ class _ClientCore:
             return MAX_ERROR_BODY, True
         return self.max_response_bytes, False
 
+    def _stream(self, call: _Call, exchange: _ExchangeBase, started: float) -> Any:
+        """The stream *call* asked for, over *exchange*."""
+        stream = self._streams[call.stream](exchange, call.model, started)   # type: ignore[attr-defined]
+        if call.finish is not None:
+            stream._finish = call.finish
+        return stream
+
     def _result(self, call: _Call, exchange: _ExchangeBase, raw: bytes, started: float) -> Any:
         """What *call* returns for its whole answer *raw*."""
         result = self._reply(call, exchange, raw)
@@ -5035,7 +6164,8 @@ class _OpenAICalls(_ClientCore):
     """The OpenAI-compatible calls: chat, completions, embeddings, models, rerank."""
 
     def chat(self, model: str, messages: Sequence[Message], *, stream: bool = False,
-             think: Optional[bool] = None, **params: Any) -> Any:
+             think: Optional[bool] = None, schema: Any = None, strict: Optional[bool] = None,
+             **params: Any) -> Any:
         """Create a chat completion.
 
         *model* is sent as given, except that LiteLLM's ``docker_model_runner/``
@@ -5052,12 +6182,35 @@ class _OpenAICalls(_ClientCore):
         ``chat_template_kwargs.enable_thinking``, which vLLM reads too); the
         thinking comes apart from the answer, as ``reasoning_content``.
 
+        *schema* asks for a typed answer: a type (dataclass, TypedDict, Enum,
+        list[...] ...: see json_schema()), a JSON Schema dict or a pydantic
+        model.  It is sent as ``response_format`` (the json_schema form;
+        *strict* adds ``strict``), and ``reply.parsed`` (each
+        ``choice.message.parsed``) is the answer as that type, checked;
+        InvalidResponseError if it does not fit.  *tools* may hold Python
+        functions (see function_tool()) beside tool dicts; each tool call's
+        ``function.parsed_arguments`` is its arguments, checked against the
+        tool's schema.  run_tools() also calls them.
+
         Returns the response as a Completion (an AttrDict with ``stats``), or
         with ``stream=True`` a ChatStream of chunks (its final() folds them
         into the same response).
         """
+        return self._call(self._chat_call(model, messages, stream, think, schema, strict, params))
+
+    def _chat_call(self, model: str, messages: Sequence[Message], stream: bool, think: Optional[bool],
+                   schema: Any, strict: Optional[bool], params: Dict[str, Any]) -> _Call:
         engine, name = split_model(model)
         _check_messages(messages)
+        parse = None
+        if schema is not None or strict is not None or params.get("tools"):
+            if schema is not None and params.get("response_format") is not None:
+                raise TypeError("pass schema= or response_format=, not both (schema= writes the response_format)")
+            response_format, tools, parse = _parse_plan(schema, strict, params.get("tools"))
+            if response_format is not None:
+                params["response_format"] = response_format
+            if tools:
+                params["tools"] = tools
         if think is not None:
             if not isinstance(think, bool):
                 raise TypeError("think must be True or False (or None to leave it to the model), not %s" % _shown(think))
@@ -5065,7 +6218,65 @@ class _OpenAICalls(_ClientCore):
             if not isinstance(kwargs, dict):
                 raise TypeError("chat_template_kwargs must be a dict, not %s" % _shown(kwargs))
             params["chat_template_kwargs"] = dict(kwargs, enable_thinking=think)
-        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat")
+        return self._generate("/chat/completions", engine, name, {"messages": messages}, stream, params, "chat", parse)
+
+    _awaits_tools = False   # AsyncClient: async def tools are awaited, one turn's calls run together
+
+    def run_tools(self, model: str, messages: Sequence[Message], *, tools: Sequence[Any], max_rounds: int = 8,
+                  on_step: Optional[Callable[[Any], Any]] = None, **params: Any) -> Any:
+        """Chat with *tools* (Python functions) until the model answers without calling one.
+
+        Each round: the model is asked (chat(), with *params*), every tool call
+        of its turn is run (the arguments parsed and checked against the tool's
+        schema first, never evaluated), and the assistant turn plus one
+        ``role: "tool"`` message per call are added to the conversation.  A
+        tool's exception, an unknown tool and invalid arguments are sent back to
+        the model as that message's content (``error: ...``), not raised.
+        *on_step* (if given) sees each call as a ToolStep when it is done.
+        Returns the final reply; ``reply.messages`` is the whole conversation
+        (*messages* itself is not changed).  More than *max_rounds* model
+        calls raise ToolLoopError, whose ``messages`` hold the conversation.
+        AsyncClient awaits ``async def`` tools and runs one turn's calls together.
+        """
+        _check_messages(messages)
+        if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+            raise ValueError("max_rounds must be a whole number >= 1, not %s" % _shown(max_rounds))
+        if on_step is not None and not callable(on_step):
+            raise TypeError("on_step must be a function taking a ToolStep, not %s" % _shown(on_step))
+        if params.get("stream"):
+            raise TypeError("run_tools() does not stream: leave stream= out (on_step sees each tool call)")
+        specs, known = _tool_specs(tools)
+        if not known:
+            raise ValueError("tools is empty: pass the Python functions the model may call")
+        for name, tool in known.items():
+            if not isinstance(tool, _FunctionTool):
+                raise TypeError("run_tools() calls Python functions, and the tool %r is a dict: pass the "
+                                "function itself (its schema is written from its signature)" % name)
+            if tool.is_async and not self._awaits_tools:
+                raise TypeError("the tool %r is an async def: use AsyncClient.run_tools() (or make it a "
+                                "plain def)" % name)
+        return self._run(self._tool_loop(model, list(messages), specs, known, max_rounds, on_step, params))
+
+    def _tool_loop(self, model: str, conversation: List[Any], specs: List[Any], known: Dict[str, Any],
+                   max_rounds: int, on_step: Optional[Callable[[Any], Any]], params: Dict[str, Any]) -> Any:
+        schema, strict = params.pop("schema", None), params.pop("strict", None)
+        think = params.pop("think", None)
+        for round in range(1, max_rounds + 1):
+            call = self._chat_call(model, conversation, False, think, schema, strict, dict(params, tools=list(specs)))
+            reply = yield call
+            choices = reply.get("choices") or []
+            message = choices[0].get("message") if choices else None
+            if not isinstance(message, dict):
+                raise InvalidResponseError("the reply has no message to go on from: %s" % _got(dict(reply)))
+            turn = _assistant_turn(message, round)
+            conversation.append(turn)
+            if not turn.get("tool_calls"):
+                reply.messages = conversation
+                return reply
+            steps = yield _ToolTurn(turn["tool_calls"], known, round, on_step)
+            conversation.extend(_ToolTurn.message(step) for step in steps)
+        raise ToolLoopError("the model still called tools after %d rounds (max_rounds=%d): raise max_rounds, "
+                            "or go on from error.messages" % (max_rounds, max_rounds), messages=conversation)
 
     def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
         """Create a legacy text completion (``/completions``) of *prompt*.
@@ -5076,19 +6287,20 @@ class _OpenAICalls(_ClientCore):
         engine, name = split_model(model)
         if not isinstance(prompt, (str, list)) or not prompt:
             raise TypeError("prompt must be a non-empty str (or a list of them), not %s" % _shown(prompt))
-        return self._generate("/completions", engine, name, {"prompt": prompt}, stream, params, "completion")
+        return self._call(self._generate("/completions", engine, name, {"prompt": prompt}, stream, params,
+                                         "completion"))
 
     def _generate(self, route: str, engine: Optional[str], name: str, body: Dict[str, Any], stream: bool,
-                  params: Dict[str, Any], kind: str) -> Any:
+                  params: Dict[str, Any], kind: str, parse: Optional[_Parse] = None) -> _Call:
         options = self._options(params)
         route += options.query
         if stream:
             data = _request_body(dict(model=name, **body), dict(params, stream=True), options)
-            return self._call(_Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
-                                    stream=kind, extra=options.headers, timeout=options.timeout))
-        return self._call(_Call("POST", route, _request_body(dict(model=name, **body), params, options),
-                                engine=engine, model=name, shape=_choices_shape, then=_RESULT_TYPES[kind],
-                                timed=True, extra=options.headers, timeout=options.timeout))
+            return _Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
+                         stream=kind, extra=options.headers, timeout=options.timeout, finish=parse)
+        return _Call("POST", route, _request_body(dict(model=name, **body), params, options),
+                     engine=engine, model=name, shape=_choices_shape, then=parse or _RESULT_TYPES[kind],
+                     timed=True, extra=options.headers, timeout=options.timeout)
 
     def embeddings(self, model: str, input: Any, **params: Any) -> AttrDict:
         """Embed *input* (a str or a list of them) with *model*.
@@ -5576,7 +6788,7 @@ class Client(_BaseClient):
         started = time.monotonic()
         exchange = self._send(call)
         if call.stream is not None:
-            stream = self._streams[call.stream](exchange, call.model, started)
+            stream = self._stream(call, exchange, started)
             return stream.wait() if call.wait else stream
         return self._result(call, exchange, exchange.read_body(*self._limit(call)), started)
 
@@ -5587,13 +6799,34 @@ class Client(_BaseClient):
             step = next(plan)
             while True:
                 try:
-                    outcome = self._call(step) if isinstance(step, _Call) else self._sleep(step)
+                    outcome = self._call(step) if isinstance(step, _Call) else self._tools(step) if \
+                        isinstance(step, _ToolTurn) else self._sleep(step)
                 except DMRError as exc:
                     step = plan.throw(exc)
                 else:
                     step = plan.send(outcome)
         except StopIteration as done:
             return done.value
+
+    @staticmethod
+    def _tools(turn: _ToolTurn) -> List[Any]:
+        """Run one turn's tool calls, one after another: their ToolSteps, in order."""
+        steps = []
+        for call in turn.calls:
+            step, func, kwargs = turn.prepare(call)
+            if func is not None:
+                try:
+                    result = func(**kwargs)
+                except Exception as exc:   # the model reads it; the loop goes on
+                    step = turn.finish(step, error=exc)
+                else:
+                    step = turn.finish(step, result)
+            else:
+                step = turn.finish(step)
+            if turn.on_step is not None:
+                turn.on_step(step)
+            steps.append(step)
+        return steps
 
     def _send(self, call: _Call) -> _Exchange:
         """Send a request, retrying as retry_wait() decides; return a 2xx exchange."""
@@ -5721,7 +6954,7 @@ class AsyncClient(_BaseClient):
         started = time.monotonic()
         exchange = await self._send(call)
         if call.stream is not None:
-            stream = self._streams[call.stream](exchange, call.model, started)
+            stream = self._stream(call, exchange, started)
             return await stream.wait() if call.wait else stream
         return self._result(call, exchange, await exchange.read_body(*self._limit(call)), started)
 
@@ -5731,13 +6964,47 @@ class AsyncClient(_BaseClient):
             step = next(plan)
             while True:
                 try:
-                    outcome = await self._call(step) if isinstance(step, _Call) else await self._sleep(step)   # type: ignore[func-returns-value]
+                    if isinstance(step, _Call):
+                        outcome = await self._call(step)
+                    elif isinstance(step, _ToolTurn):
+                        outcome = await self._tools(step)
+                    else:
+                        outcome = await self._sleep(step)   # type: ignore[func-returns-value]
                 except DMRError as exc:
                     step = plan.throw(exc)
                 else:
                     step = plan.send(outcome)
         except StopIteration as done:
             return done.value
+
+    _awaits_tools = True
+
+    @staticmethod
+    async def _tools(turn: _ToolTurn) -> List[Any]:   # type: ignore[override]
+        """Run one turn's tool calls together (an async def tool is awaited): their ToolSteps,
+        in the calls' order."""
+        import inspect
+
+        async def run(call: Any) -> Any:
+            step, func, kwargs = turn.prepare(call)
+            if func is not None:
+                try:
+                    result = func(**kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+                except Exception as exc:   # the model reads it; the loop goes on
+                    step = turn.finish(step, error=exc)
+                else:
+                    step = turn.finish(step, result)
+            else:
+                step = turn.finish(step)
+            if turn.on_step is not None:
+                seen = turn.on_step(step)
+                if inspect.isawaitable(seen):
+                    await seen
+            return step
+
+        return list(await asyncio.gather(*(run(call) for call in turn.calls)))
 
     async def _send(self, call: _Call) -> _AsyncExchange:
         """Send a request, retrying as retry_wait() decides (as Client._send)."""
