@@ -3686,7 +3686,7 @@ def _build(tp: Any, value: Any) -> Any:
 
 def _schema_name(tp: Any) -> str:
     """The ``name`` sent with a schema: the type's name, as OpenAI's pattern allows."""
-    name = getattr(tp, "__name__", None) if not isinstance(tp, dict) else tp.get("title")
+    name = tp.get("title") if isinstance(tp, dict) else getattr(tp, "__name__", None) or getattr(tp, "_name", None)
     name = re.sub(r"[^A-Za-z0-9_-]", "_", str(name or "answer"))[:64]
     return name or "answer"
 
@@ -3923,6 +3923,12 @@ class ParsedChatCompletion(ChatCompletion):   # type: ignore[misc,valid-type]
     __slots__ = ("messages",)
     _children = dict(ChatCompletion._children, choices=[ParsedChoice])
 
+    def __reduce__(self) -> Any:   # copies and pickles whole: parsed answers and messages too
+        import copyreg
+
+        slots = {name: getattr(self, name, None) for name in ("messages", "elapsed", "first_token", "chunks")}
+        return copyreg.__newobj__, (type(self),), (None, slots), None, iter(self.items())
+
     @property
     def parsed(self) -> Any:
         choices = self.get("choices") or []
@@ -3939,7 +3945,7 @@ class _Parse:
 
     def __call__(self, reply: Any) -> Any:
         result = ParsedChatCompletion(reply)
-        result.messages = None
+        result.messages = result.elapsed = result.first_token = result.chunks = None
         choices = []
         for choice in result.get("choices") or ():
             choice = ParsedChoice(choice)
@@ -6203,6 +6209,10 @@ class _OpenAICalls(_ClientCore):
         engine, name = split_model(model)
         _check_messages(messages)
         parse = None
+        if isinstance(params.get("response_format"), type):
+            raise TypeError("response_format takes a dict; to ask for a %s, pass schema=%s (openai-python's "
+                            "chat.completions.parse(response_format=...) does the same)"
+                            % ((params["response_format"].__name__,) * 2))
         if schema is not None or strict is not None or params.get("tools"):
             if schema is not None and params.get("response_format") is not None:
                 raise TypeError("pass schema= or response_format=, not both (schema= writes the response_format)")
@@ -7158,6 +7168,11 @@ class _ChatCompletions(_Resource):
         """client.chat(): a ChatCompletion, or a ChatStream of ChatCompletionChunks."""
         return self._shaped(self._client().chat(model, messages, stream=stream, **self._params(params)))
 
+    def parse(self, *, model: str, messages: Sequence[Message], response_format: Any = None, **params: Any) -> Any:
+        """client.chat(schema=response_format): a ParsedChatCompletion (``message.parsed``;
+        ``function.parsed_arguments`` for the tools)."""
+        return self._shaped(self._client().chat(model, messages, schema=response_format, **self._params(params)))
+
 
 class _Chat:
     def __init__(self, owner: Any):
@@ -7464,6 +7479,9 @@ def _cli_parser(argparse: Any) -> Any:
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     chat.add_argument("--json", action="store_true",
                       help="print the raw response (one JSON chunk per line when streaming)")
+    chat.add_argument("--schema", metavar="FILE.json",
+                      help="ask for an answer in this JSON Schema and print it as checked JSON (waits for "
+                           "the whole answer; --json prints the raw response)")
     chat.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                       help="any other body parameter; VALUE is JSON if it parses (repeatable)")
     chat.add_argument("--stats", action="store_true",
@@ -7659,6 +7677,8 @@ def _cli_chat(client: Client, args: Any) -> int:
         if not prompt.strip():
             raise ValueError("stdin is empty: pipe a prompt in, or pass PROMPT")
     elif args.prompt is None:
+        if args.schema:
+            raise ValueError("--schema answers one PROMPT: pass PROMPT (or pipe it in)")
         return _cli_conversation(client, args, messages, params, terminal)
     else:
         prompt = args.prompt
@@ -7667,7 +7687,38 @@ def _cli_chat(client: Client, args: Any) -> int:
             if piped.strip():
                 prompt += "\n\n" + piped
     messages.append({"role": "user", "content": prompt})
+    if args.schema:
+        return _cli_typed_answer(client, args, messages, params, terminal)
     _cli_answer(client, args, messages, params, terminal)
+    return EXIT_OK
+
+
+def _cli_schema(path: str) -> Dict[str, Any]:
+    """The JSON Schema in the file *path* (ValueError, a usage error, when it is not one)."""
+    try:
+        with open(path, "rb") as f:
+            schema = loads(f.read(MAX_RESPONSE_BYTES))
+    except OSError as exc:
+        raise ValueError("--schema %s: %s" % (path, exc.strerror or exc)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("--schema %s is not JSON (%s): write the schema as a JSON object" % (path, exc)) from None
+    if not isinstance(schema, dict):
+        raise ValueError("--schema %s holds %s, not a JSON Schema object" % (path, _json_kind(schema)))
+    return schema
+
+
+def _cli_typed_answer(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
+                      terminal: _Terminal) -> int:
+    """Ask for an answer in --schema's schema; print it as JSON once it was checked."""
+    schema = _cli_schema(args.schema)
+    with _Spinner(terminal):
+        reply = client.chat(args.model, messages, schema=schema, **params)
+    if args.json:
+        _print_json(reply, out=terminal.stdout)
+    else:
+        terminal.stdout.write(json.dumps(reply.parsed, indent=2, ensure_ascii=False) + "\n")
+    terminal.stdout.flush()
+    _cli_stats(terminal, args, reply.stats, reply)
     return EXIT_OK
 
 

@@ -12,6 +12,8 @@ Run: python3 -m unittest -v
 from __future__ import annotations
 
 import copy
+import dataclasses
+import enum
 import gc
 import html
 import http.client
@@ -34,9 +36,11 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import unittest
 import warnings
 import urllib.parse
+from typing import Any, Dict, List, Literal, NamedTuple, Optional, Tuple, TypedDict, Union
 from unittest import mock
 
 import dmr_client
@@ -2309,6 +2313,505 @@ class TestRunningRules(unittest.TestCase):
             with self.subTest(line=bad):
                 with self.assertRaises(dmr_client.InvalidResponseError):
                     dmr_client.parse_metrics(bad)
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: schemas
+# ---------------------------------------------------------------------------
+
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Address:
+    """Where someone lives."""
+    street: str
+    zip: Optional[str] = None
+
+
+@dataclasses.dataclass
+class Person:
+    name: str = dataclasses.field(metadata={"description": "the full name"})
+    age: int
+    address: Address
+    color: Color = Color.RED
+    tags: List[str] = dataclasses.field(default_factory=list)
+    kind: Literal["a", "b"] = "a"
+
+
+@dataclasses.dataclass
+class Tree:
+    value: int
+    children: List[Tree]
+
+
+class Point(NamedTuple):
+    x: float
+    y: float = 0.0
+
+
+class Movie(TypedDict):
+    title: str
+    year: int
+
+
+class PartialMovie(TypedDict, total=False):
+    title: str
+
+
+@dataclasses.dataclass
+class Tagged:
+    tags: typing.Set[str]
+
+
+@dataclasses.dataclass
+class Hook:
+    run: typing.Callable[[], None]
+
+
+@dataclasses.dataclass
+class Lost:
+    where: NoSuchName  # noqa: F821  (the refusal under test)
+
+
+@dataclasses.dataclass
+class Shapes:
+    pair: Tuple[int, str]
+    many: Tuple[int, ...]
+    table: Dict[str, float]
+    either: Union[int, str]
+    anything: Any
+
+
+class PydanticLike:
+    """Duck-typed as pydantic: json_schema() asks it, _build() lets it validate."""
+
+    def __init__(self, **fields):
+        self.fields = fields
+
+    @classmethod
+    def model_json_schema(cls):
+        return {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "title": "PydanticLike"}
+
+    @classmethod
+    def model_validate(cls, value):
+        return cls(**value)
+
+
+NOTHING = object()   # no instance fits
+S, I, N, B, NULL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}
+
+
+class TestJSONSchema(unittest.TestCase):
+    def test_simple_types(self):
+        table = [(str, S), (int, I), (float, N), (bool, B), (None, NULL), (type(None), NULL), (Any, {}),
+                 (List[int], {"type": "array", "items": I}), (list, {"type": "array"}),
+                 (Dict[str, bool], {"type": "object", "additionalProperties": B}), (dict, {"type": "object"}),
+                 (Optional[str], {"anyOf": [S, NULL]}), (Union[int, str, None], {"anyOf": [I, S, NULL]}),
+                 (Tuple[int, str], {"type": "array", "prefixItems": [I, S], "minItems": 2, "maxItems": 2}),
+                 (Tuple[int, ...], {"type": "array", "items": I}),
+                 (Literal["x", "y"], {"type": "string", "enum": ["x", "y"]}),
+                 (Literal[1, "one"], {"enum": [1, "one"]}),
+                 (typing.Sequence[str], {"type": "array", "items": S}),
+                 (typing.NewType("UserId", int), I)]
+        for tp, expected in table:
+            with self.subTest(tp=tp):
+                self.assertEqual(dmr_client.json_schema(tp), expected)
+
+    def test_newer_typing_forms(self):
+        if sys.version_info >= (3, 9):
+            self.assertEqual(dmr_client.json_schema(eval("list[dict[str, int]]")),
+                             {"type": "array", "items": {"type": "object", "additionalProperties": I}})
+            self.assertEqual(dmr_client.json_schema(eval("tuple[int, ...]")), {"type": "array", "items": I})
+            annotated = typing.Annotated[int, "how many", 3]
+            self.assertEqual(dmr_client.json_schema(annotated), dict(I, description="how many"))
+        if sys.version_info >= (3, 10):
+            self.assertEqual(dmr_client.json_schema(eval("int | None")), {"anyOf": [I, NULL]})
+
+    def test_a_dataclass_with_nested_types_defaults_and_docs(self):
+        schema = dmr_client.json_schema(Person)
+        self.assertEqual(schema["type"], "object")
+        self.assertEqual(schema["required"], ["name", "age", "address"])
+        self.assertIs(schema["additionalProperties"], False)
+        self.assertEqual(schema["properties"]["name"], dict(S, description="the full name"))
+        self.assertEqual(schema["properties"]["address"], {"$ref": "#/$defs/Address"})
+        self.assertEqual(schema["properties"]["color"], {"$ref": "#/$defs/Color", "default": "red"})
+        self.assertEqual(schema["properties"]["tags"], {"type": "array", "items": S})   # a factory: no default
+        self.assertEqual(schema["properties"]["kind"], {"type": "string", "enum": ["a", "b"], "default": "a"})
+        self.assertEqual(schema["$defs"]["Color"], {"type": "string", "enum": ["red", "blue"]})
+        address = schema["$defs"]["Address"]
+        self.assertEqual(address["description"], "Where someone lives.")
+        self.assertEqual(address["properties"]["zip"], {"anyOf": [S, NULL], "default": None})
+        self.assertEqual(address["required"], ["street"])
+        self.assertNotIn("description", schema)   # dataclass's generated "Person(name: str, ...)" is no doc
+
+    def test_recursive_types_refer_to_their_def(self):
+        schema = dmr_client.json_schema(Tree)
+        self.assertEqual(schema["properties"]["children"], {"type": "array", "items": {"$ref": "#/$defs/Tree"}})
+        self.assertEqual(schema["$defs"]["Tree"]["properties"], schema["properties"])
+        dmr_client.validate({"value": 1, "children": [{"value": 2, "children": []}]}, schema)
+        with self.assertRaises(dmr_client.ValidationError) as caught:
+            dmr_client.validate({"value": 1, "children": [{"value": "2", "children": []}]}, schema)
+        self.assertEqual(caught.exception.path, "$.children[0].value")
+
+    def test_named_tuples_and_typed_dicts_are_objects(self):
+        self.assertEqual(dmr_client.json_schema(Point), {
+            "type": "object", "properties": {"x": N, "y": dict(N, default=0.0)}, "required": ["x"],
+            "additionalProperties": False})
+        self.assertEqual(dmr_client.json_schema(Movie)["required"], ["title", "year"])
+        self.assertEqual(dmr_client.json_schema(PartialMovie)["required"], [])
+
+    def test_strict_makes_every_field_required(self):
+        schema = dmr_client.json_schema(Address, strict=True)
+        self.assertEqual(schema["required"], ["street", "zip"])
+        self.assertIs(schema["additionalProperties"], False)
+        self.assertNotIn("default", schema["properties"]["zip"])
+
+    def test_a_schema_dict_is_returned_as_is_and_pydantic_answers_its_own(self):
+        given = {"type": "object"}
+        self.assertIs(dmr_client.json_schema(given), given)
+        self.assertEqual(dmr_client.json_schema(PydanticLike)["title"], "PydanticLike")
+
+    def test_what_json_schema_cannot_say_is_a_type_error_naming_the_field(self):
+        table = [(Tagged, "field 'tags' of Tagged: a set"), (Hook, "field 'run' of Hook: a callable"),
+                 (Lost, "'where' of Lost: its annotation 'NoSuchName' does not resolve"),
+                 (Dict[int, str], "keys must be str"), (bytes, "JSON has no bytes"),
+                 (Literal[b"x"], "cannot be said in JSON"), (complex, "complex has no JSON Schema form")]
+        for tp, words in table:
+            with self.subTest(tp=tp), self.assertRaises(TypeError) as caught:
+                dmr_client.json_schema(tp)
+            self.assertIn(words, str(caught.exception))
+
+
+class TestValidate(unittest.TestCase):
+    def fails(self, instance, schema):
+        with self.assertRaises(dmr_client.ValidationError) as caught:
+            dmr_client.validate(instance, schema)
+        self.assertIsInstance(caught.exception, ValueError)
+        return caught.exception.path, caught.exception.message
+
+    def test_each_keyword_passes_and_fails_with_its_path_and_message(self):
+        obj = {"type": "object", "properties": {"zip": S}, "required": ["zip"], "additionalProperties": False}
+        table = [
+            (S, "x", 123, ("$", "expected string, got 123")),
+            (I, 3, 3.5, ("$", "expected integer, got 3.5")),
+            (I, 3.0, True, ("$", "expected integer, got true")),
+            (N, 2, "2", ("$", 'expected number, got "2"')),
+            (B, False, 0, ("$", "expected boolean, got 0")),
+            (NULL, None, "", ("$", 'expected null, got ""')),
+            ({"type": ["string", "null"]}, None, 1, ("$", "expected string or null, got 1")),
+            (obj, {"zip": "1"}, {}, ("$.zip", "is required but missing")),
+            (obj, {"zip": "1"}, {"zip": "1", "x": 1}, ("$.x", "is not an allowed property (allowed: zip)")),
+            ({"properties": {"a b": I}}, {"a b": 1}, {"a b": "1"}, ('$["a b"]', 'expected integer, got "1"')),
+            ({"additionalProperties": I}, {"n": 1}, {"n": "1"}, ("$.n", 'expected integer, got "1"')),
+            ({"items": I}, [1, 2], [1, "2"], ("$[1]", 'expected integer, got "2"')),
+            ({"prefixItems": [I, S]}, [1, "a", None], ["a"], ("$[0]", 'expected integer, got "a"')),
+            ({"items": [I, S]}, [1, "a"], [1, 2], ("$[1]", "expected string, got 2")),
+            ({"enum": ["a", 1]}, 1, True, ("$", 'expected one of "a", 1, got true')),
+            ({"const": {"a": [1]}}, {"a": [1.0]}, {"a": [2]}, ("$", 'expected {"a": [1]}, got {"a": [2]}')),
+            ({"anyOf": [S, I]}, 1, None, ("$", "expected string or integer, got null")),
+            ({"anyOf": [{"minimum": 5}, {"maximum": 1}]}, 7, 3, ("$", "expected a number >= 5, got 3")),
+            ({"oneOf": [I, N]}, 1.5, 1, ("$", "fits 2 of the oneOf forms, and must fit exactly one: 1")),
+            ({"allOf": [I, {"minimum": 0}]}, 0, -1, ("$", "expected a number >= 0, got -1")),
+            ({"maximum": 10}, 10, 11, ("$", "expected a number <= 10, got 11")),
+            ({"exclusiveMinimum": 0}, 1, 0, ("$", "expected a number > 0, got 0")),
+            ({"exclusiveMaximum": 1}, 0, 1, ("$", "expected a number < 1, got 1")),
+            ({"minLength": 2}, "ab", "a", ("$", 'expected a string of at least 2 characters, got "a"')),
+            ({"maxLength": 1}, "é", "ab", ("$", 'expected a string of at most 1 character, got "ab"')),
+            ({"minItems": 1}, [0], [], ("$", "expected at least 1 item, got 0")),
+            ({"maxItems": 1}, [0], [0, 1], ("$", "expected at most 1 item, got 2")),
+            ({"pattern": "^[0-9]{5}$"}, "75001", "7500", ("$", 'expected a string matching "^[0-9]{5}$", got "7500"')),
+            ({"$defs": {"Z": S}, "properties": {"z": {"$ref": "#/$defs/Z"}}}, {"z": "1"}, {"z": 1},
+             ("$.z", "expected string, got 1")),
+            ({"definitions": {"Z": S}, "items": {"$ref": "#/definitions/Z"}}, ["a"], [1], ("$[0]", "expected string, got 1")),
+            (False, NOTHING, None, ("$", "is not allowed here (the schema allows nothing)")),
+        ]
+        for schema, good, bad, failure in table:
+            with self.subTest(schema=schema, bad=bad):
+                if good is not NOTHING:
+                    self.assertIsNone(dmr_client.validate(good, schema))
+                self.assertEqual(self.fails(bad, schema), failure)
+
+    def test_str_of_the_error_is_path_then_message(self):
+        schema = dmr_client.json_schema(Person)
+        with self.assertRaises(dmr_client.ValidationError) as caught:
+            dmr_client.validate({"name": "A", "age": 1, "address": {"street": "s", "zip": 123}}, schema)
+        self.assertEqual(str(caught.exception), "$.address.zip: expected string or null, got 123")
+
+    def test_unknown_keywords_and_true_pass(self):
+        dmr_client.validate({"x": 1}, {"format": "email", "x-anything": 1})
+        dmr_client.validate([1], True)
+
+    def test_deep_instances_and_endless_refs_are_refused_cleanly(self):
+        deep: Any = "leaf"
+        for _ in range(40000):
+            deep = [deep]
+        path, message = self.fails(deep, {"items": {"$ref": "#"}})
+        self.assertIn("nested deeper than %d levels" % dmr_client.MAX_SCHEMA_DEPTH, message)
+        self.assertTrue(path.startswith("$[0][0]"))
+        path, message = self.fails(1, {"$ref": "#"})   # a schema that refers to itself forever
+        self.assertIn("nested deeper than", message)
+        nested: Any = {}
+        for _ in range(40000):
+            nested = {"anyOf": [nested]}
+        self.assertIn("nested deeper than", self.fails(1, nested)[1])
+
+    def test_a_schema_that_is_not_one_is_a_value_error_not_a_misfit(self):
+        for schema, words in (({"$ref": "http://example.com/s.json"}, "only refs inside the schema"),
+                              ({"$ref": "#/$defs/Nope"}, "goes nowhere"), ({"type": "text"}, "unknown type 'text'")):
+            with self.subTest(schema=schema), self.assertRaises(ValueError) as caught:
+                dmr_client.validate("x", schema)
+            self.assertNotIsInstance(caught.exception, dmr_client.ValidationError)
+            self.assertIn(words, str(caught.exception))
+        with self.assertRaises(TypeError):
+            dmr_client.validate(1, "string")
+
+
+class TestBuild(unittest.TestCase):
+    def test_json_that_fits_becomes_the_type(self):
+        value = {"name": "Ada", "age": 36.0, "address": {"street": "Main"}, "color": "blue", "tags": ["x"]}
+        dmr_client.validate(value, dmr_client.json_schema(Person))
+        person = dmr_client._build(Person, value)
+        self.assertEqual(person, Person("Ada", 36, Address("Main"), Color.BLUE, ["x"]))
+        self.assertIs(type(person.age), int)
+        self.assertEqual(dmr_client._build(Point, {"x": 1}), Point(1.0, 0.0))
+        self.assertIs(type(dmr_client._build(Point, {"x": 1}).x), float)
+        self.assertEqual(dmr_client._build(Tree, {"value": 1, "children": [{"value": 2, "children": []}]}),
+                         Tree(1, [Tree(2, [])]))
+        shapes = dmr_client._build(Shapes, {"pair": [1, "a"], "many": [1, 2], "table": {"k": 1},
+                                            "either": "s", "anything": {"a": [1]}})
+        self.assertEqual(shapes, Shapes((1, "a"), (1, 2), {"k": 1.0}, "s", {"a": [1]}))
+        self.assertEqual(dmr_client._build(Optional[Address], {"street": "s"}), Address("s"))
+        self.assertIsNone(dmr_client._build(Optional[Address], None))
+        self.assertEqual(dmr_client._build(Movie, {"title": "T", "year": 1}), {"title": "T", "year": 1})
+        self.assertEqual(dmr_client._build(PydanticLike, {"n": 1}).fields, {"n": 1})
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: tools and parsed answers
+# ---------------------------------------------------------------------------
+
+
+def weather_google(city: str, unit: Literal["c", "f"] = "c", days: int = 1) -> str:
+    """Get the weather.
+
+    It reads a forecast.
+
+    Args:
+        city (str): The city,
+            by name.
+        unit: Celsius or Fahrenheit.
+
+    Returns:
+        str: the forecast.
+    """
+    return city
+
+
+def weather_numpy(city: str, unit: str = "c"):
+    """Get the weather.
+
+    Parameters
+    ----------
+    city : str
+        The city,
+        by name.
+    unit : str
+        Celsius or Fahrenheit.
+
+    Returns
+    -------
+    str
+    """
+
+
+def weather_rest(city, unit="c"):
+    """Get the weather.
+
+    :param city: The city,
+        by name.
+    :param str unit: Celsius or Fahrenheit.
+    :returns: the forecast.
+    """
+
+
+def plot(point: Point, where: Optional[Address] = None, **style):
+    return point
+
+
+class TestFunctionTools(unittest.TestCase):
+    def test_every_docstring_style_gives_the_descriptions(self):
+        for func in (weather_google, weather_numpy, weather_rest):
+            with self.subTest(style=func.__name__):
+                spec = dmr_client.function_tool(func)
+                function = spec["function"]
+                self.assertEqual(spec["type"], "function")
+                self.assertEqual(function["name"], func.__name__)
+                self.assertEqual(function["description"], "Get the weather." + (
+                    "\n\nIt reads a forecast." if func is weather_google else ""))
+                properties = function["parameters"]["properties"]
+                self.assertEqual(properties["city"]["description"], "The city, by name.")
+                self.assertEqual(properties["unit"]["description"], "Celsius or Fahrenheit.")
+                self.assertEqual(function["parameters"]["required"], ["city"])
+                self.assertNotIn("strict", function)
+
+    def test_the_schema_comes_from_the_signature(self):
+        parameters = dmr_client.function_tool(weather_google)["function"]["parameters"]
+        self.assertEqual(parameters["properties"]["city"]["type"], "string")
+        self.assertEqual(parameters["properties"]["unit"], {"type": "string", "enum": ["c", "f"], "default": "c",
+                                                           "description": "Celsius or Fahrenheit."})
+        self.assertEqual(parameters["properties"]["days"], {"type": "integer", "default": 1})
+        self.assertEqual(dmr_client.function_tool(weather_rest)["function"]["parameters"]["properties"]["city"],
+                         {"description": "The city, by name."})   # no annotation: any JSON value
+        plotted = dmr_client.function_tool(plot)["function"]["parameters"]
+        self.assertEqual(plotted["properties"]["point"], {"$ref": "#/$defs/Point"})
+        self.assertIn("Address", plotted["$defs"])
+        self.assertIs(plotted["additionalProperties"], True)   # **style
+        strict = dmr_client.function_tool(weather_google, name="w", description="d", strict=True)["function"]
+        self.assertEqual((strict["name"], strict["description"], strict["strict"]), ("w", "d", True))
+        self.assertEqual(strict["parameters"]["required"], ["city", "unit", "days"])
+
+    def test_arguments_are_parsed_checked_and_built(self):
+        tool = dmr_client._FunctionTool(plot)
+        self.assertEqual(tool.arguments('{"point": {"x": 1}, "where": {"street": "s"}, "color": "red"}'),
+                         {"point": Point(1.0, 0.0), "where": Address("s"), "color": "red"})
+        for text, words in (('{"point": {"x": "1"}}', "$.point.x: expected number"), ("[1]", "as an object"),
+                            ("{'point': 1}", "not JSON"), ("__import__('os').system('x')", "not JSON"),
+                            (None, "null, not JSON text")):
+            with self.subTest(text=text), self.assertRaises(dmr_client.ValidationError) as caught:
+                tool.arguments(text)
+            self.assertIn(words, str(caught.exception))
+
+    def test_what_cannot_be_a_tool_is_refused(self):
+        def positional(a, /):
+            pass
+
+        def star(*args):
+            pass
+
+        for func, error, words in ((positional, TypeError, "cannot be passed by name"),
+                                   (star, TypeError, "cannot be passed by name"),
+                                   (lambda x: x, ValueError, "is not one a model can call"),
+                                   (Tagged, TypeError, "a set")):
+            with self.subTest(func=func), self.assertRaises(error) as caught:
+                dmr_client.function_tool(func)
+            self.assertIn(words, str(caught.exception))
+        with self.assertRaises(ValueError):
+            dmr_client._tool_specs([weather_google, weather_google])
+        with self.assertRaises(TypeError):
+            dmr_client._tool_specs(weather_google)
+        with self.assertRaises(TypeError):
+            dmr_client._tool_specs([42])
+
+
+def completion_of(message, finish="stop", **extra):
+    return dict({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "ai/smollm2",
+                 "choices": [{"index": 0, "message": dict({"role": "assistant"}, **message), "finish_reason": finish}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}, **extra)
+
+
+def tool_call(number, name, arguments):
+    return {"id": "call_%d" % number, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+class TestParse(unittest.TestCase):
+    def parse(self, message, finish="stop", schema=Address, tools=()):
+        response_format, _, parse = dmr_client._parse_plan(schema, None, list(tools))
+        return parse(dmr_client.loads(json.dumps(completion_of(message, finish))))
+
+    def test_the_answer_becomes_the_type_and_stays_json_underneath(self):
+        reply = self.parse({"content": '{"street": "Main", "zip": "75001"}'})
+        self.assertIsInstance(reply, dmr_client.ParsedChatCompletion)
+        self.assertEqual(reply.parsed, Address("Main", "75001"))
+        self.assertIs(reply.choices[0].message.parsed, reply.parsed)
+        self.assertNotIn("parsed", reply.choices[0].message)   # an attribute: the message can be sent back
+        self.assertEqual(json.loads(dmr_client._encode(reply.choices[0].message))["content"],
+                         '{"street": "Main", "zip": "75001"}')
+        for copied in (copy.deepcopy(reply), pickle.loads(pickle.dumps(reply))):
+            self.assertEqual(copied, reply)
+            self.assertEqual((copied.parsed, type(copied.choices[0].message)), (reply.parsed, type(reply.choices[0].message)))
+        self.assertEqual(self.parse({"content": '{"a": 1}'}, schema={"type": "object"}).parsed, {"a": 1})
+
+    def test_answers_that_do_not_fit_say_where_and_carry_the_text(self):
+        table = [({"content": "Sure! Here it is"}, "stop", "the answer is not JSON", None),
+                 ({"content": '{"zip": 1}'}, "stop", "does not fit the schema: $.street: is required", "$.street"),
+                 ({"content": ""}, "stop", "answered no text", None),
+                 ({"content": '{"street": "M'}, "length", "cut at max_tokens (3 tokens generated)", None)]
+        for message, finish, words, path in table:
+            with self.subTest(message=message), self.assertRaises(dmr_client.InvalidResponseError) as caught:
+                self.parse(message, finish)
+            self.assertIn(words, str(caught.exception))
+            self.assertEqual(caught.exception.path, path)
+            if finish == "stop" and message["content"]:
+                self.assertEqual(caught.exception.body, message["content"])
+        with self.assertRaises(dmr_client.LengthFinishReasonError) as caught:
+            self.parse({"content": "{"}, "length")
+        self.assertEqual(caught.exception.completion["choices"][0]["finish_reason"], "length")
+        with self.assertRaises(dmr_client.ContentFilterFinishReasonError):
+            self.parse({"content": ""}, "content_filter")
+
+    def test_a_refusal_or_tool_calls_leave_parsed_none(self):
+        reply = self.parse({"content": None, "refusal": "I cannot."})
+        self.assertIsNone(reply.parsed)
+        self.assertEqual(reply.choices[0].message.refusal, "I cannot.")
+        reply = self.parse({"content": "", "tool_calls": [tool_call(1, "weather_google", '{"city": "Paris"}')]},
+                           "tool_calls", tools=[weather_google])
+        self.assertIsNone(reply.parsed)
+
+    def test_tool_calls_get_parsed_arguments_checked_when_read(self):
+        calls = [tool_call(1, "weather_google", '{"city": "Paris"}'), tool_call(2, "weather_google", '{"city": 1}'),
+                 tool_call(3, "nope", "{}"), tool_call(4, "weather_google", "{oops")]
+        raw_tool = {"type": "function", "function": {"name": "raw", "parameters": {"properties": {"n": I}}}}
+        reply = self.parse({"content": None, "tool_calls": calls + [tool_call(5, "raw", '{"n": 1}')]},
+                           "tool_calls", schema=None, tools=[weather_google, raw_tool])
+        functions = [call.function for call in reply.choices[0].message.tool_calls]
+        self.assertIsInstance(functions[0], dmr_client.ParsedFunction)
+        self.assertEqual(functions[0].parsed_arguments, {"city": "Paris"})
+        self.assertEqual(functions[4].parsed_arguments, {"n": 1})
+        for function, words in ((functions[1], "$.city: expected string, got 1"),
+                                (functions[2], "'nope', which is not one of the tools offered"),
+                                (functions[3], "the arguments are not JSON")):
+            with self.subTest(name=function.name), self.assertRaises(dmr_client.ValidationError) as caught:
+                function.parsed_arguments
+            self.assertIn(words, str(caught.exception))
+        self.assertEqual(json.loads(dmr_client._encode(reply.choices[0].message))["tool_calls"][0],
+                         calls[0])   # sent back as it came
+
+    def test_response_format_is_the_json_schema_form(self):
+        self.assertEqual(dmr_client._response_format(Address, None), {"type": "json_schema", "json_schema": {
+            "name": "Address", "schema": dmr_client.json_schema(Address)}})
+        strict = dmr_client._response_format(Address, True)["json_schema"]
+        self.assertEqual((strict["strict"], strict["schema"]["required"]), (True, ["street", "zip"]))
+        given = {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}
+        self.assertIs(dmr_client._response_format(given, None), given)
+        self.assertEqual(dmr_client._response_format({"type": "json_object"}, None), {"type": "json_object"})
+        self.assertEqual(dmr_client._response_format({"title": "a b!", "type": "object"}, None)["json_schema"]["name"],
+                         "a_b_")
+        self.assertEqual(dmr_client._response_format(List[int], None)["json_schema"]["name"], "List")
+
+
+class TestToolTurnRules(unittest.TestCase):
+    def test_tool_results_become_the_text_the_model_reads(self):
+        table = [("sunny", "sunny"), ({"t": 21}, '{"t": 21}'), (Address("s"), '{"street": "s", "zip": null}'),
+                 (Color.RED, '"red"'), (None, "null"), ([1, (2, 3)], "[1, [2, 3]]"), ({"é": {1}}, '{"é": [1]}'),
+                 (b"raw", '"raw"'), (object, json.dumps(str(object)))]
+        for result, text in table:
+            with self.subTest(result=result):
+                self.assertEqual(dmr_client._tool_content(result), text)
+
+    def test_the_assistant_turn_keeps_its_fields_and_ids_every_call(self):
+        message = dmr_client.loads(json.dumps({"role": "assistant", "content": None, "reasoning_content": "hm",
+                                               "tool_calls": [tool_call(1, "a", "{}"), {"type": "function",
+                                                              "function": {"name": "b", "arguments": "{}"}}]}))
+        turn = dmr_client._assistant_turn(message, 2)
+        self.assertNotIn("content", turn)
+        self.assertEqual(turn["reasoning_content"], "hm")
+        self.assertEqual([call["id"] for call in turn["tool_calls"]], ["call_1", "call_2_1"])
+        self.assertNotIn("id", message["tool_calls"][1])   # the reply itself is left as it came
 
 
 # ---------------------------------------------------------------------------
