@@ -39,6 +39,8 @@ sections, each a banner below, in this order (a test holds the two together):
                                   ServerEvents (followed resources); LineSplitter
     Pure rules: retries           retry_wait(): the whole retry policy
     Pure rules: hints             _error_hint(): what to tell the user about a status
+    Pure rules: media             image(), audio(), user(): pictures and sound in messages, their
+                                  kind from their first bytes
     Pure rules: running models    speed figures, reasoning, runtime configuration, metrics
     Pure rules: schemas           json_schema() (Python types to JSON Schema), validate() and
                                   _build() (JSON that fits, as the caller's type)
@@ -69,6 +71,10 @@ sections, each a banner below, in this order (a test holds the two together):
                                   OpenAI and AsyncOpenAI: names and forwarding only, over
                                   Client and AsyncClient
     Command line                  argparse and the terminal; only calls Client
+    Command line: chat            one answer (streamed, typed by --schema, with --image), and the
+                                  conversation at a terminal
+    Command line: models and the runner
+                                  the other commands: models, pull, status, ps, logs ...
 
 A request flows: Client.chat() (or AsyncClient.chat()) checks its arguments and
 builds a _Call -> _call() -> _send() asks _Attempts where to send -> _exchange()
@@ -196,6 +202,9 @@ __all__ = [
     "PullTracker",
     "parse_pull_line",
     "retry_wait",
+    "image",
+    "audio",
+    "user",
     "Stream",
     "ChatStream",
     "CompletionStream",
@@ -2740,9 +2749,20 @@ def _retry_delay(attempt: int) -> float:
     return delay * (1.0 - 0.25 * random.random())
 
 
+#: How llama.cpp's server refuses a picture or a sound the model cannot take (500, "... - hint: if
+#: this is unexpected, you may need to provide the mmproj"): a verdict on the model, never retried.
+_INPUT_REFUSALS = ("image input is not supported", "audio input is not supported")
+
+
+def _refuses_input(message: str) -> bool:
+    """Whether an error message is llama.cpp's refusal of image or audio input."""
+    return message.lower().lstrip().startswith(_INPUT_REFUSALS)
+
+
 def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None, replayable: bool = True,
                status: Optional[int] = None, headers: Any = None,
-               retry_statuses: frozenset = RETRY_STATUSES, early: bool = False) -> Tuple[Optional[float], str]:
+               retry_statuses: frozenset = RETRY_STATUSES, early: bool = False,
+               message: str = "") -> Tuple[Optional[float], str]:
     """The retry policy, in one place: whether to send again after attempt *attempt* (0-based).
 
     *failure* says what went wrong without an answer: "connect" (nothing was
@@ -2754,7 +2774,9 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     for calls that change state, which are never sent twice once they went
     out.  *early* says the answer came before the request was sent whole
     (the server refused it unread: too large, no key ...): it is the
-    server's verdict on this request, so it is never sent again.  Returns
+    server's verdict on this request, so it is never sent again.  *message*
+    is the answer's error message: llama.cpp's refusal of a picture or a
+    sound (a 500) is the model's verdict on the request, so it is final too.  Returns
     (seconds to wait, "") to send again, or (None, note) to give up, where
     *note* is what the error message should add.
     """
@@ -2768,6 +2790,8 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
         if failure != _FAILED_CONNECT and not replayable:
             return None, " (not sent again: the server may have carried it out)"
     else:
+        if _refuses_input(message):
+            return None, ""
         should_retry = (headers.get("x-should-retry") or "").lower() if headers is not None else ""
         if should_retry == "false" or (should_retry != "true" and status not in retry_statuses):
             return None, ""
@@ -2798,7 +2822,7 @@ _ROUTER_404 = ("not found", "404 page not found", "page not found", "file not fo
 
 def _error_hint(status: int, message: str, *, model: Optional[str] = None, origin: str = "",
                 docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None,
-                where: str = _API_ROOT, sent: Optional[int] = None) -> Optional[str]:
+                where: str = _API_ROOT, sent: Optional[int] = None, media: bool = False) -> Optional[str]:
     """What a user should do about an error status, where we know: the one table of hints.
 
     *hints* are the call's own (a 404 from inspect_model() means another
@@ -2806,7 +2830,8 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
     router's 404 (no such route) says something about the server instead.
     *docker_socket* is the Docker socket the client talks to, when it does;
     *where* the root the call went to ("dmr" for DMR's own API); *sent* the
-    size of the request body, when it had one.
+    size of the request body, when it had one; *media* whether that body
+    carried pictures or sounds as data.
     """
     lowered = message.lower()
     router_404 = status == 404 and lowered in _ROUTER_404
@@ -2835,7 +2860,13 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
     if status == 404 and "backend not found" in lowered:
         return "DMR does not know the engine in this URL; use one of %s" % ", ".join(KNOWN_ENGINES)
     if status == 413 or (status == 400 and lowered == "request too large"):
-        return _too_large_hint(sent)
+        return _too_large_hint(sent, media)
+    if _refuses_input(message):
+        if lowered.lstrip().startswith("image"):
+            return ("the model has no vision support (no multimodal projector): use one that reads images, "
+                    "e.g. ai/gemma3, ai/smolvlm or ai/moondream2 (a model's Docker Hub card lists its inputs)")
+        return ("the model takes no audio input (no multimodal projector): use one whose Docker Hub card "
+                "lists audio among its inputs")
     if status == 401:
         return "the server wants an API key: pass api_key= or set %s" % ENV_API_KEY
     if status == 400 and lowered == _UNCHECKED_KEY:
@@ -2856,15 +2887,210 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
     return None
 
 
-def _too_large_hint(sent: Optional[int]) -> str:
+def _too_large_hint(sent: Optional[int], media: bool = False) -> str:
     size = "the request body was %s (%s bytes); " % (_mib(sent), format(sent, ",")) if sent else ""
-    return ("%sDMR refuses requests over %s: send a shorter conversation (drop or summarise old "
+    hint = ("%sDMR refuses requests over %s: send a shorter conversation (drop or summarise old "
             "turns), fewer or smaller images (scale them down before encoding), or split the input "
             "over several calls" % (size, _mib(DMR_MAX_REQUEST_BYTES)))
+    if media:
+        hint += ("; this one carries pictures or sounds, which base64 makes a third larger than their files: "
+                 "scale a picture down (1024 pixels on its long side is plenty for most vision models) and "
+                 "save it as JPEG, and send shorter sound clips")
+    return hint
 
 
 def _mib(size: int) -> str:
     return "%.1f MiB" % (size / (1024 * 1024)) if size % (1024 * 1024) else "%d MiB" % (size // (1024 * 1024))
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: media
+# ---------------------------------------------------------------------------
+#
+# Pictures and sound in messages, as OpenAI's content parts: image() gives an image_url part (the
+# picture's bytes in a base64 data URL, or a web address as it is), audio() an input_audio part
+# (base64 and "wav" or "mp3": the shape llama.cpp's server reads), user() a user message of text
+# and parts.  What a file is comes from its first bytes, never from its name.
+
+#: The pictures image() sends: (magic bytes at offset 0, or a test of the first bytes) -> media type.
+_IMAGE_TYPES = (("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WebP", "image/webp"))
+#: The sounds audio() sends, as input_audio's formats (OpenAI's and llama.cpp's: "wav" and "mp3").
+_AUDIO_FORMATS = (("WAV", "wav"), ("MP3", "mp3"))
+_IMAGE_DETAILS = ("auto", "low", "high")
+_URL_SCHEMES = ("http://", "https://", "data:")
+
+
+def _sniff(head: bytes) -> Optional[str]:
+    """What the first bytes of a file say it is, as a name in _IMAGE_TYPES or _AUDIO_FORMATS, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    # An ID3 tag, or an MPEG audio frame: 11 set sync bits, then a layer other than 00 (AAC's ADTS).
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06):
+        return "MP3"
+    return None
+
+
+#: What other first bytes are, for the error that refuses them: (prefix, what it looks like).
+_OTHER_KINDS = ((b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a ZIP archive (or a .docx, .xlsx, .jar ...)"),
+                (b"\x1f\x8b", "gzip-compressed data"), (b"BM", "a BMP picture"), (b"II*\x00", "a TIFF picture"),
+                (b"MM\x00*", "a TIFF picture"), (b"fLaC", "FLAC audio"), (b"OggS", "an Ogg file (Vorbis or Opus audio?)"),
+                (b"\x00\x00\x01\x00", "a Windows icon (.ico)"), (b"\x7fELF", "a program (ELF)"))
+
+
+def _looks_like(head: bytes) -> str:
+    """What *head*, the first bytes of a file, looks like, in words."""
+    kind = _sniff(head)
+    if kind is not None:
+        return "a WAV sound" if kind == "WAV" else "an MP3 sound" if kind == "MP3" else "a %s picture" % kind
+    for prefix, what in _OTHER_KINDS:
+        if head.startswith(prefix):
+            return what
+    if head[4:8] == b"ftyp":   # ISO media: the brand says which
+        brand = head[8:12]
+        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
+            return "a HEIC picture (an iPhone photo? export it as JPEG)"
+        if brand in (b"avif", b"avis"):
+            return "an AVIF picture"
+        return "an MP4 / M4A / MOV file"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "HTML (a web page, not the picture itself?)"
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "an SVG drawing (turn it into PNG first)"
+    if text.startswith((b"{", b"[")):
+        return "JSON"
+    try:
+        head.decode("utf-8")
+        printable = True
+    except UnicodeDecodeError as exc:   # a character cut at the end of *head* is still text
+        printable = exc.reason == "unexpected end of data"
+    printable = printable and all(c >= 32 or c in b"\t\r\n" for c in head) and b"\x7f" not in head
+    if printable:
+        return "text"
+    return "unknown bytes starting %r" % head[:8]
+
+
+def _media_bytes(src: Any, what: str) -> Tuple[bytes, str]:
+    """The bytes of *src* (a path, bytes, or a binary file object) and a name for it in messages."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src), "the %s given" % type(src).__name__
+    if isinstance(src, (str, os.PathLike)):
+        path = os.fspath(src)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not os.path.exists(path):   # also a name too long to be one, or with a NUL in it (base64 text?)
+            import errno
+
+            raise FileNotFoundError(errno.ENOENT, "No such file (%s takes a path, bytes or a binary file object%s)"
+                                    % (what, ", or an http://, https:// or data: URL" if what == "image()" else ""),
+                                    path if len(path) <= 200 else path[:60] + "...")
+        with open(path, "rb") as file:
+            return file.read(), path
+    read = getattr(src, "read", None)
+    if read is None:
+        raise TypeError("%s takes a path, bytes or a binary file object, not %s" % (what, _shown(src)))
+    data = read()
+    name = getattr(src, "name", None)
+    name = name if isinstance(name, str) else "the file object"
+    if isinstance(data, str):
+        raise TypeError('%s: %s is open as text; open it with "rb" (binary)' % (what, name))
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("%s: read() of %s gave %s, not bytes" % (what, name, _shown(data)))
+    return bytes(data), name
+
+
+def _media_data(src: Any, what: str, kinds: Sequence[Tuple[str, str]]) -> Tuple[str, str]:
+    """(the value for *src*'s kind in *kinds*, its bytes in base64): the checks image() and audio() share."""
+    data, name = _media_bytes(src, what)
+    accepted = "%s sends %s or %s %s" % (what, ", ".join(kind for kind, _ in kinds[:-1]), kinds[-1][0],
+                                         "pictures" if what == "image()" else "sounds")
+    if not data:
+        raise ValueError("%s: empty (0 bytes); %s" % (name, accepted))
+    found = _sniff(data[:16])
+    for kind, value in kinds:
+        if kind == found:
+            import base64
+
+            return value, base64.b64encode(data).decode("ascii")
+    raise ValueError("%s: this looks like %s; %s" % (name, _looks_like(data[:64]), accepted))
+
+
+def image(src: Any, *, detail: Optional[str] = None) -> Dict[str, Any]:
+    """An image content part for a chat message: ``{"type": "image_url", "image_url": {"url": ...}}``.
+
+    *src* is a path (str or os.PathLike), bytes, or a binary file object (its read() is read
+    whole): the picture goes in a base64 data URL whose media type comes from its first bytes
+    (PNG, JPEG, GIF or WebP; anything else is a ValueError saying what it looks like).  A str
+    that starts with http://, https:// or data: is a URL and goes as it is (the server fetches a
+    web address, if it will).  *detail* ("auto", "low", "high") goes into image_url as OpenAI has
+    it.  The base64 text is a third larger than the file, and DMR refuses requests over 10 MiB.
+    """
+    if detail is not None and detail not in _IMAGE_DETAILS:
+        raise ValueError("detail must be one of %s, not %s" % (", ".join(_IMAGE_DETAILS), _shown(detail)))
+    if isinstance(src, str) and src[:8].lower().startswith(_URL_SCHEMES):
+        url = src
+    else:
+        media_type, data = _media_data(src, "image()", _IMAGE_TYPES)
+        url = "data:%s;base64,%s" % (media_type, data)
+    part: Dict[str, Any] = {"url": url}
+    if detail is not None:
+        part["detail"] = detail
+    return {"type": "image_url", "image_url": part}
+
+
+def audio(src: Any) -> Dict[str, Any]:
+    """A sound content part for a chat message: ``{"type": "input_audio", "input_audio": {"data":
+    <base64>, "format": "wav" | "mp3"}}``, the shape OpenAI and llama.cpp's server read.
+
+    *src* is a path, bytes or a binary file object, as for image(); the format comes from its first
+    bytes (WAV: RIFF....WAVE; MP3: an ID3 tag or an MPEG audio frame).  URLs are refused: an
+    input_audio part carries the sound itself, never a link to it.
+    """
+    if isinstance(src, str) and src[:8].lower().startswith(_URL_SCHEMES):
+        raise ValueError("audio() takes a file, bytes or a binary file object, not a URL (%s): an input_audio "
+                         "part carries the sound itself; download it first" % _shown(src[:60]))
+    audio_format, data = _media_data(src, "audio()", _AUDIO_FORMATS)
+    return {"type": "input_audio", "input_audio": {"data": data, "format": audio_format}}
+
+
+def user(text: Optional[str], *parts: Any) -> Dict[str, Any]:
+    """A user message of *text* and content *parts*: ``{"role": "user", "content": [{"type": "text",
+    "text": text}, *parts]}``.
+
+    *parts* are content parts (dicts with a "type", such as image() and audio() give); a str among
+    them becomes a text part where it stands.  *text* None or "" leaves the leading text part out
+    (a message of parts only); a message with neither text nor parts is a ValueError.
+    """
+    content: List[Any] = []
+    if text is not None and not isinstance(text, str):
+        raise TypeError("user() takes its text as a str (or None), not %s; pictures and sounds go after it, "
+                        "as image(...) or audio(...)" % _shown(text))
+    if text:
+        content.append({"type": "text", "text": text})
+    for part in parts:
+        if isinstance(part, str):
+            content.append({"type": "text", "text": part})
+        elif isinstance(part, dict) and isinstance(part.get("type"), str):
+            content.append(part)
+        else:
+            raise TypeError("a part of a user message is a content-part dict with a \"type\" (from image() or "
+                            "audio()) or a str, not %s" % _shown(part))
+    if not content:
+        raise ValueError("user() needs text or at least one part")
+    return {"role": "user", "content": content}
+
+
+def _carries_media(body: Optional[bytes]) -> bool:
+    """Whether a request body (our compact JSON) carries a picture or a sound as data."""
+    return body is not None and (b"data:image/" in body or b'"input_audio":' in body)
 
 
 # ---------------------------------------------------------------------------
@@ -6054,7 +6280,8 @@ class _ClientCore:
             message += " (redirect to %s)" % _redact(headers["Location"])
         docker = self.unix_socket if self._root.prefix == DOCKER_SOCKET_PREFIX else None
         hint = _error_hint(status, message, model=call.model, origin=self._root.origin, docker_socket=docker,
-                           hints=call.hints, where=call.where, sent=len(call.body) if call.body else None)
+                           hints=call.hints, where=call.where, sent=len(call.body) if call.body else None,
+                           media=_carries_media(call.body))
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
@@ -6719,23 +6946,26 @@ class _Attempts:
         self.number += 1
         return wait
 
-    def after_answer(self, status: int, headers: HTTPHeaders,
-                     early: bool = False) -> Optional[Tuple[Optional[float], str]]:
-        """None for a 2xx answer; else (seconds to wait before sending again or None to give
-        up, what the error message should add).  *early*: the answer came before the
-        request was sent whole (see retry_wait())."""
+    def accepts(self, status: int) -> bool:
+        """Whether an answer with *status* is the call's result (a 2xx, or any status for a
+        call that takes them all); the rest are errors for after_error()."""
         if self.debug:
             _log.debug("%s %s -> %d", self.call.method, self.url, status)
-        if 200 <= status < 300 or self.call.answer == _ANY_STATUS:
-            return None
-        wait, note = retry_wait(self.number, self.retries(), status=status, headers=headers,
-                                retry_statuses=self.call.retry_statuses, early=early)
+        return 200 <= status < 300 or self.call.answer == _ANY_STATUS
+
+    def after_error(self, exchange: _ExchangeBase, raw: bytes) -> Tuple[Optional[float], APIStatusError]:
+        """(seconds to wait before sending again, or None to give up; the error) after an error
+        answer whose body (its first MAX_ERROR_BODY bytes) is *raw*."""
+        status = exchange.status
+        wait, note = retry_wait(self.number, self.retries(), status=status, headers=exchange.headers,
+                                retry_statuses=self.call.retry_statuses, early=exchange.early,
+                                message=parse_error_body(raw.decode("utf-8", "replace"))[0])
         if wait is not None:
             if self.debug:
                 _log.debug("%s %s got %d; retry %d in %.2f s", self.call.method, self.url, status,
                            self.number + 1, wait)
             self.number += 1
-        return wait, note
+        return wait, self.client._status_error(exchange, raw, self.call, note)
 
 
 class Client(_BaseClient):
@@ -6849,11 +7079,9 @@ class Client(_BaseClient):
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
-                decision = attempts.after_answer(exchange.status, exchange.headers, exchange.early)
-                if decision is None:
+                if attempts.accepts(exchange.status):
                     return exchange
-                wait, note = decision
-                error = self._status_error(exchange, self._error_body(exchange), call, note)
+                wait, error = attempts.after_error(exchange, self._error_body(exchange))
                 if wait is None:
                     raise error
             if wait:
@@ -7027,11 +7255,9 @@ class AsyncClient(_BaseClient):
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
-                decision = attempts.after_answer(exchange.status, exchange.headers, exchange.early)
-                if decision is None:
+                if attempts.accepts(exchange.status):
                     return exchange
-                wait, note = decision
-                error = self._status_error(exchange, await self._error_body(exchange), call, note)
+                wait, error = attempts.after_error(exchange, await self._error_body(exchange))
                 if wait is None:
                     raise error
             if wait:
@@ -7422,7 +7648,7 @@ _CLI_WORDS = (("pass api_key= or set", "pass --api-key or set"), ("pass base_url
               ("see models() or `docker model ls`", "see `dmr-client models`"), ("see models()", "see `dmr-client models`"),
               ("see local_models() or `docker model pull", "see `dmr-client models` or `dmr-client pull"),
               ("see local_models()", "see `dmr-client models`"), ("`docker model pull", "`dmr-client pull"),
-              ("raise max_retries", "try again"),
+              ("raise max_retries", "try again"), ("image() sends", "--image takes"),
               ("raise max_response_bytes= if such answers are expected", "such answers need the library"))
 
 
@@ -7484,6 +7710,10 @@ def _cli_parser(argparse: Any) -> Any:
                            "the whole answer; --json prints the raw response)")
     chat.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                       help="any other body parameter; VALUE is JSON if it parses (repeatable)")
+    chat.add_argument("--image", action="append", default=[], metavar="FILE",
+                      help="a picture (PNG, JPEG, GIF or WebP) to send with the message, for a vision model "
+                           "(repeatable); in a conversation it goes with the first message (again with the "
+                           "next one if that turn fails or is stopped)")
     chat.add_argument("--stats", action="store_true",
                       help="after the answer, print its speed on stderr (time to first token, tokens/s)")
     thinking = chat.add_mutually_exclusive_group()
@@ -7653,6 +7883,11 @@ class _Spinner:
         self.stop()
 
 
+# ---------------------------------------------------------------------------
+# Command line: chat
+# ---------------------------------------------------------------------------
+
+
 def _cli_params(args: Any) -> Dict[str, Any]:
     params: Dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens, "think": args.think}
     for item in args.param:
@@ -7672,6 +7907,7 @@ def _cli_chat(client: Client, args: Any) -> int:
     terminal = _Terminal(sys.stdout, sys.stderr)
     messages: List[Dict[str, Any]] = [{"role": "system", "content": args.system}] if args.system else []
     params = _cli_params(args)
+    pictures = _cli_images(args.image)
     if args.prompt == "-" or (args.prompt is None and not _isatty(sys.stdin)):
         prompt = sys.stdin.read().rstrip("\n")
         if not prompt.strip():
@@ -7679,14 +7915,14 @@ def _cli_chat(client: Client, args: Any) -> int:
     elif args.prompt is None:
         if args.schema:
             raise ValueError("--schema answers one PROMPT: pass PROMPT (or pipe it in)")
-        return _cli_conversation(client, args, messages, params, terminal)
+        return _cli_conversation(client, args, messages, params, terminal, pictures)
     else:
         prompt = args.prompt
         if not _isatty(sys.stdin):   # `git diff | dmr-client chat -m M "Review:"`: the prompt, then what was piped
             piped = sys.stdin.read().rstrip("\n")
             if piped.strip():
                 prompt += "\n\n" + piped
-    messages.append({"role": "user", "content": prompt})
+    messages.append(user(prompt, *pictures) if pictures else {"role": "user", "content": prompt})
     if args.schema:
         return _cli_typed_answer(client, args, messages, params, terminal)
     _cli_answer(client, args, messages, params, terminal)
@@ -7720,6 +7956,21 @@ def _cli_typed_answer(client: Client, args: Any, messages: List[Dict[str, Any]],
     terminal.stdout.flush()
     _cli_stats(terminal, args, reply.stats, reply)
     return EXIT_OK
+
+
+def _cli_images(paths: Sequence[str]) -> List[Dict[str, Any]]:
+    """The image parts of `chat --image`; a file that is missing or not a picture is a usage error."""
+    parts = []
+    for path in paths:
+        try:
+            parts.append(image(path))
+        except FileNotFoundError:
+            raise ValueError("--image %s: no such file" % path) from None
+        except OSError as exc:   # a directory, unreadable: one line, exit 2
+            raise ValueError("--image %s: %s" % (path, exc.strerror or exc)) from None
+        except ValueError as exc:   # not a picture
+            raise ValueError(_cli_words(str(exc))) from None
+    return parts
 
 
 def _cli_answer(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
@@ -7839,8 +8090,9 @@ Ctrl-C stops an answer; the stopped turn is dropped from the conversation, the s
 
 
 def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
-                      terminal: _Terminal) -> int:
-    """An interactive, multi-turn chat at a terminal."""
+                      terminal: _Terminal, pictures: Sequence[Dict[str, Any]] = ()) -> int:
+    """An interactive, multi-turn chat at a terminal; *pictures* go with the first message that is
+    answered."""
     try:
         import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
     except ImportError:
@@ -7848,6 +8100,8 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
     start = list(messages)
     sys.stderr.write("Chatting with %s at %s. /help lists the commands, /exit or Ctrl-D leaves, Ctrl-C "
                      "stops an answer.\n" % (args.model, client.base_url))
+    if pictures:
+        sys.stderr.write("(%d picture%s will go with your first message)\n" % (len(pictures), "s" * (len(pictures) > 1)))
     while True:
         try:
             line = input(">>> ")
@@ -7874,7 +8128,7 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
                 sys.stderr.write("unknown command %s (not sent; /help lists the commands, // starts a message "
                                  "with /)\n" % command)
             continue
-        messages.append({"role": "user", "content": line})
+        messages.append(user(line, *pictures) if pictures else {"role": "user", "content": line})
         try:
             answer = _cli_answer(client, args, messages, params, terminal)
         except KeyboardInterrupt:
@@ -7886,6 +8140,12 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
             messages.pop()
             continue
         messages.append({"role": "assistant", "content": answer})
+        pictures = ()
+
+
+# ---------------------------------------------------------------------------
+# Command line: models and the runner
+# ---------------------------------------------------------------------------
 
 
 def _cli_models(client: Client, args: Any) -> int:

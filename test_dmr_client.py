@@ -49,6 +49,7 @@ from dmr_client import (AttrDict, Client, SSEDecoder, SSEEvent, iter_sse, normal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WIRE = os.path.join(HERE, "testdata", "wire")
+MEDIA = os.path.join(HERE, "testdata", "media")   # tiny pictures and sounds, made by its make.py
 PHRASE = "Hello from a tiny GGUF test model!"
 HI = [{"role": "user", "content": "Hi"}]
 
@@ -2142,7 +2143,12 @@ class TestRetryPolicy(unittest.TestCase):
                 ((0, 2), dict(status=409), backoff, ""),
                 ((0, 2), dict(status=503, early=True), None, "answered before the request was sent whole"),
                 ((0, 2), dict(status=429, headers={"retry-after": "1"}, early=True), None, "not sent again"),
-                ((0, 2), dict(status=400, headers={"x-should-retry": "true"}, early=True), None, "not sent again")):
+                ((0, 2), dict(status=400, headers={"x-should-retry": "true"}, early=True), None, "not sent again"),
+                ((0, 2), dict(status=500, message="image input is not supported - hint: if this is unexpected, "
+                                                  "you may need to provide the mmproj"), None, ""),
+                ((0, 2), dict(status=500, message="Audio input is not supported - hint: ..."), None, ""),
+                ((0, 2), dict(status=500, message="the image input is not supported here"), backoff, ""),
+                ((0, 2), dict(status=500, message="boom"), backoff, "")):
             with self.subTest(args=args, kwargs=kwargs):
                 if isinstance(kwargs.get("headers"), dict):
                     kwargs["headers"] = self.headers(**kwargs["headers"])
@@ -2214,6 +2220,14 @@ class TestHints(unittest.TestCase):
                 ((413, "Payload Too Large"), {}, "DMR refuses requests over 10 MiB: send a shorter conversation"),
                 ((400, "request too large, really"), {"sent": 11 << 20}, None),
                 ((500, "request too large"), {"sent": 11 << 20}, None),
+                ((400, "request too large"), {"sent": 11 << 20, "media": True}, "scale a picture down"),
+                ((413, "Payload Too Large"), {"media": True}, "base64 makes a third larger"),
+                ((500, "image input is not supported - hint: if this is unexpected, you may need to provide the "
+                       "mmproj"), {}, "no vision support"),
+                ((500, "image input is not supported"), {}, "ai/gemma3"),
+                ((500, "audio input is not supported - hint: if this is unexpected, you may need to provide the "
+                       "mmproj"), {}, "no audio input"),
+                ((500, "vision is fine"), {}, None),
                 ((500, "boom"), {}, None)):
             with self.subTest(args=args, kwargs=kwargs):
                 found = hint(*args, **kwargs)
@@ -2221,6 +2235,184 @@ class TestHints(unittest.TestCase):
                     self.assertIsNone(found)
                 else:
                     self.assertIn(expected, found)
+
+    def test_the_size_hint_speaks_of_pictures_only_when_the_request_carried_some(self):
+        plain = dmr_client._error_hint(400, "request too large", sent=11 << 20)
+        self.assertNotIn("JPEG", plain)
+        self.assertIn("JPEG", dmr_client._error_hint(400, "request too large", sent=11 << 20, media=True))
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: media
+# ---------------------------------------------------------------------------
+
+
+def media_file(name):
+    with open(os.path.join(MEDIA, name), "rb") as f:
+        return f.read()
+
+
+class TestMediaRules(unittest.TestCase):
+    """image(), audio(), user(): what a file is comes from its first bytes; every kind of source."""
+
+    def test_the_committed_files_are_what_make_py_makes(self):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("make_media", os.path.join(MEDIA, "make.py"))
+        make = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make)
+        for name, build in (("tiny.png", make.png), ("tiny.jpg", make.jpeg), ("tiny.gif", make.gif),
+                            ("tiny.webp", make.webp), ("tiny.mp3", make.mp3)):
+            self.assertEqual(build(), media_file(name), name)
+
+    def test_sniffing_table(self):
+        mp3 = media_file("tiny.mp3")
+        frame = mp3[mp3.index(b"\xff\xfb"):]
+        for data, kind, value in (
+                (media_file("tiny.png"), "image", "image/png"),
+                (media_file("tiny.jpg"), "image", "image/jpeg"),
+                (media_file("tiny.gif"), "image", "image/gif"),
+                (b"GIF87a" + media_file("tiny.gif")[6:], "image", "image/gif"),
+                (media_file("tiny.webp"), "image", "image/webp"),
+                (media_file("tiny.wav"), "audio", "wav"),
+                (mp3, "audio", "mp3"),                          # an ID3 tag first
+                (frame, "audio", "mp3"),                        # a bare MPEG frame: FF FB
+                (b"\xff\xf3\x90\xc0" + bytes(60), "audio", "mp3"),  # MPEG-2 Layer III
+                (b"\xff\xe3\x90\xc0" + bytes(60), "audio", "mp3")):  # MPEG-2.5
+            with self.subTest(kind=kind, value=value, head=data[:12]):
+                if kind == "image":
+                    part = dmr_client.image(data)
+                    prefix = "data:%s;base64," % value
+                    self.assertTrue(part["image_url"]["url"].startswith(prefix), part)
+                    self.assertEqual(base64.b64decode(part["image_url"]["url"][len(prefix):]), data)
+                    with self.assertRaisesRegex(ValueError, "audio\\(\\) sends WAV or MP3"):
+                        dmr_client.audio(data)
+                else:
+                    part = dmr_client.audio(data)
+                    self.assertEqual(part["input_audio"]["format"], value)
+                    self.assertEqual(base64.b64decode(part["input_audio"]["data"]), data)
+                    with self.assertRaisesRegex(ValueError, "image\\(\\) sends PNG, JPEG, GIF or WebP"):
+                        dmr_client.image(data)
+
+    def test_refusals_say_what_was_found(self):
+        for data, found in (
+                (b"%PDF-1.7\n%\xe2\xe3", "a PDF document"),
+                (b"<!DOCTYPE html>\n<html>", "HTML"),
+                (b"\n  <html lang=en>", "HTML"),
+                (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "an SVG drawing"),
+                (b"BM6\x00\x00\x00", "a BMP picture"),
+                (b"\x00\x00\x00\x18ftypheic", "a HEIC picture"),
+                (b"\x00\x00\x00\x1cftypavif", "an AVIF picture"),
+                (b"\x00\x00\x00\x20ftypisom", "an MP4"),
+                (b"PK\x03\x04\x14\x00", "a ZIP archive"),
+                (b"fLaC\x00\x00", "FLAC audio"),
+                (b"OggS\x00\x02", "an Ogg file"),
+                (b"RIFF\x24\x00\x00\x00AVI LIST", "unknown bytes starting b'RIFF$"),
+                (b"\xff\xf1\x50\x80", "unknown bytes"),       # AAC's ADTS: frame sync, layer 00
+                (b"hello, world\n", "text"),
+                ("caf\u00e9 \u2615".encode()[:-1], "text"),                  # UTF-8, cut in a character
+                (b'{"a": 1}', "JSON"),
+                (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09", "unknown bytes starting b'\\x00\\x01\\x02")):
+            with self.subTest(found=found):
+                for make, accepted in ((dmr_client.image, "image() sends PNG, JPEG, GIF or WebP pictures"),
+                                       (dmr_client.audio, "audio() sends WAV or MP3 sounds")):
+                    with self.assertRaises(ValueError) as caught:
+                        make(data)
+                    self.assertIn("looks like " + found, str(caught.exception))
+                    self.assertIn(accepted, str(caught.exception))
+        self.assertIn("a PNG picture", str(self.refusal(dmr_client.audio, media_file("tiny.png"))))
+        self.assertIn("a WAV sound", str(self.refusal(dmr_client.image, media_file("tiny.wav"))))
+
+    def refusal(self, make, src, error=ValueError):
+        with self.assertRaises(error) as caught:
+            make(src)
+        return caught.exception
+
+    def test_every_kind_of_source(self):
+        import io
+        import pathlib
+
+        png = media_file("tiny.png")
+        path = os.path.join(MEDIA, "tiny.png")
+        expected = {"type": "image_url", "image_url": {"url": "data:image/png;base64," +
+                                                              base64.b64encode(png).decode()}}
+        with open(path, "rb") as binary:
+            sources = [path, pathlib.Path(path), png, bytearray(png), memoryview(png), io.BytesIO(png), binary]
+            for src in sources:
+                with self.subTest(src=type(src).__name__):
+                    self.assertEqual(dmr_client.image(src), expected)
+        wav = media_file("tiny.wav")
+        for src in (os.path.join(MEDIA, "tiny.wav"), pathlib.Path(MEDIA, "tiny.wav"), wav, io.BytesIO(wav)):
+            with self.subTest(src=type(src).__name__):
+                self.assertEqual(dmr_client.audio(src), {"type": "input_audio", "input_audio": {
+                    "data": base64.b64encode(wav).decode(), "format": "wav"}})
+
+    def test_urls_go_as_they_are_for_pictures_and_are_refused_for_sound(self):
+        for url in ("http://example.com/cat.png", "https://example.com/cat.jpg", "data:image/png;base64,iVBORw0K",
+                    "HTTPS://EXAMPLE.COM/CAT.PNG"):
+            with self.subTest(url=url):
+                self.assertEqual(dmr_client.image(url), {"type": "image_url", "image_url": {"url": url}})
+                error = self.refusal(dmr_client.audio, url)
+                self.assertIn("not a URL", str(error))
+                self.assertIn("input_audio part carries the sound itself", str(error))
+        self.assertEqual(dmr_client.image("https://x/c.png", detail="low"),
+                         {"type": "image_url", "image_url": {"url": "https://x/c.png", "detail": "low"}})
+        for detail in ("auto", "low", "high"):
+            self.assertEqual(dmr_client.image(media_file("tiny.gif"), detail=detail)["image_url"]["detail"], detail)
+        self.assertNotIn("detail", dmr_client.image(media_file("tiny.gif"))["image_url"])
+        self.assertIn("auto, low, high", str(self.refusal(lambda src: dmr_client.image(src, detail="max"),
+                                                          media_file("tiny.gif"))))
+
+    def test_refused_sources(self):
+        import io
+
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        empty = os.path.join(folder, "empty.png")
+        open(empty, "wb").close()
+        for make in (dmr_client.image, dmr_client.audio):
+            with self.subTest(make=make.__name__):
+                self.assertIn("empty.png: empty (0 bytes)", str(self.refusal(make, empty)))
+                self.assertIn("empty (0 bytes)", str(self.refusal(make, b"")))
+                missing = self.refusal(make, os.path.join(folder, "cat.png"), FileNotFoundError)
+                self.assertIn("No such file", str(missing))
+                self.assertIn("cat.png", str(missing))
+                self.assertIn("No such file", str(self.refusal(make, "iVBORw0KGgo" * 100, FileNotFoundError)))
+                text = self.refusal(make, io.StringIO("a picture"), TypeError)
+                self.assertIn('open it with "rb"', str(text))
+                self.assertIn("path, bytes or a binary file object", str(self.refusal(make, 42, TypeError)))
+                self.assertIn("not bytes", str(self.refusal(make, mock.Mock(read=lambda: 7, name=None), TypeError)))
+        self.assertIn("or an http://, https:// or data: URL",
+                      str(self.refusal(dmr_client.image, "nope.png", FileNotFoundError)))
+
+    def test_user_messages(self):
+        picture = dmr_client.image(media_file("tiny.png"))
+        sound = dmr_client.audio(media_file("tiny.wav"))
+        self.assertEqual(dmr_client.user("What is in this picture?", picture),
+                         {"role": "user", "content": [{"type": "text", "text": "What is in this picture?"}, picture]})
+        self.assertEqual(dmr_client.user("Compare", picture, "with", sound)["content"],
+                         [{"type": "text", "text": "Compare"}, picture, {"type": "text", "text": "with"}, sound])
+        for text in (None, ""):
+            self.assertEqual(dmr_client.user(text, picture), {"role": "user", "content": [picture]})
+        self.assertEqual(dmr_client.user("just text"), {"role": "user", "content": [{"type": "text",
+                                                                                     "text": "just text"}]})
+        for args, error in (((None,), ValueError), (("",), ValueError), ((b"bytes",), TypeError),
+                            (("hi", b"\x89PNG"), TypeError), (("hi", {"no": "type"}), TypeError),
+                            (("hi", ["text"]), TypeError)):
+            with self.subTest(args=args):
+                with self.assertRaises(error):
+                    dmr_client.user(*args)
+
+    def test_what_counts_as_a_body_with_media(self):
+        encode = json.JSONEncoder(separators=(",", ":")).encode
+        for message, carries in ((dmr_client.user("x", dmr_client.image(media_file("tiny.png"))), True),
+                                 (dmr_client.user("x", dmr_client.audio(media_file("tiny.mp3"))), True),
+                                 (dmr_client.user("x", dmr_client.image("https://x/c.png")), False),
+                                 ({"role": "user", "content": "x"}, False)):
+            with self.subTest(message=str(message)[:80]):
+                body = encode({"model": "m", "messages": [message]}).encode()
+                self.assertEqual(dmr_client._carries_media(body), carries)
+        self.assertFalse(dmr_client._carries_media(None))
 
 
 # ---------------------------------------------------------------------------
@@ -3729,6 +3921,71 @@ class TestImages(FakeDMRTestCase):
 
 
 @for_both_clients
+class TestMediaMessages(FakeDMRTestCase):
+    """Pictures and sound in messages, over the wire: the server gets the exact content parts."""
+
+    PATH = "/engines/llama.cpp/v1/chat/completions"
+    NO_VISION = {"error": {"code": 500, "type": "server_error", "message": "image input is not supported - hint: "
+                           "if this is unexpected, you may need to provide the mmproj"}}
+
+    def test_the_server_receives_the_parts(self):
+        picture = dmr_client.image(os.path.join(MEDIA, "tiny.jpg"), detail="low")
+        sound = dmr_client.audio(os.path.join(MEDIA, "tiny.mp3"))
+        reply = self.client().chat("ai/smollm2", [dmr_client.user("What is this?", picture, sound)])
+        self.assertEqual(reply.choices[0].message.content, PHRASE)
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," +
+                                                       base64.b64encode(media_file("tiny.jpg")).decode(),
+                                                "detail": "low"}},
+            {"type": "input_audio", "input_audio": {"data": base64.b64encode(media_file("tiny.mp3")).decode(),
+                                                    "format": "mp3"}}]}])
+
+    def test_a_text_only_model_refuses_a_picture_once_and_for_all(self):
+        for refusal, hint in ((self.NO_VISION, "no vision support"),
+                              ({"error": {"code": 500, "type": "server_error", "message": "audio input is not "
+                                          "supported - hint: if this is unexpected, you may need to provide the "
+                                          "mmproj"}}, "no audio input")):
+            with self.subTest(hint=hint):
+                self.fake.requests.clear()
+                self.fake.script(self.PATH, json_reply(500, refusal), self.fake.route)
+                with self.assertRaises(dmr_client.InternalServerError) as caught:
+                    self.client().chat("ai/smollm2", [dmr_client.user("What is this?",
+                                                                      dmr_client.image(media_file("tiny.png")))])
+                self.assertEqual(len(self.fake.requests), 1)   # not sent again, though 500s are
+                self.assertEqual(self.sleeps, [])
+                self.assertIn(hint, str(caught.exception))
+                self.assertNotIn("\n", str(caught.exception))
+                self.assertNotIn("attempts", str(caught.exception))
+
+    def test_a_refusal_in_a_stream_is_final_too(self):
+        self.fake.script(self.PATH, json_reply(500, self.NO_VISION), self.fake.route)
+        with self.assertRaises(dmr_client.InternalServerError) as caught:
+            with self.client().chat("ai/smollm2", [dmr_client.user("?", dmr_client.image(media_file("tiny.png")))],
+                                    stream=True) as stream:
+                list(stream)
+        self.assertEqual(len(self.fake.requests), 1)
+        self.assertIn("ai/gemma3", caught.exception.hint)
+
+    def test_other_500s_are_still_retried(self):
+        self.fake.script(self.PATH, json_reply(500, {"error": {"code": 500, "message": "image decoding failed"}}),
+                         self.fake.route)
+        self.client().chat("ai/smollm2", [dmr_client.user("?", dmr_client.image(media_file("tiny.png")))])
+        self.assertEqual(len(self.fake.requests), 2)
+
+    def test_the_size_refusal_of_a_request_with_a_picture_says_how_to_shrink_it(self):
+        self.fake.script(self.PATH, text_reply(400, "request too large"))
+        for messages, shrink in (([dmr_client.user("?", dmr_client.image(media_file("tiny.png")))], True),
+                                 (HI, False)):
+            with self.subTest(shrink=shrink):
+                with self.assertRaises(dmr_client.BadRequestError) as caught:
+                    self.client().chat("ai/smollm2", messages)
+                self.assertIn("DMR refuses requests over 10 MiB", caught.exception.hint)
+                self.assertEqual("save it as JPEG" in caught.exception.hint, shrink)
+                self.assertEqual("base64" in caught.exception.hint, shrink)
+
+
+@for_both_clients
 class TestOpenAICalls(FakeDMRTestCase):
     def test_results_read_like_openai_python(self):
         client = self.client()
@@ -4223,9 +4480,10 @@ class TestReadme(FakeDMRTestCase):
         with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
             blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
         self.assertGreaterEqual(len(blocks), 8)
-        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker", "smollm2", "ai/stable-diffusion"})
+        self.fake.models.update({"ai/qwen3", "ai/qwen3-reranker", "smollm2", "ai/stable-diffusion", "ai/gemma3"})
         folder, here = tempfile.mkdtemp(), os.getcwd()
-        os.chdir(folder)   # the examples write files (fox.png)
+        os.chdir(folder)   # the examples write files (fox.png) and read them (cat.png)
+        shutil.copy(os.path.join(MEDIA, "tiny.png"), os.path.join(folder, "cat.png"))
         self.addCleanup(shutil.rmtree, folder)
         self.addCleanup(os.chdir, here)
         self.fake.runners.clear()   # configure() first: a model that is loaded keeps its settings
@@ -4547,6 +4805,36 @@ class CLITestCase(FakeDMRTestCase):
 
 class TestCLI(CLITestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
+
+    def test_chat_with_pictures(self):
+        jpeg, gif = os.path.join(MEDIA, "tiny.jpg"), os.path.join(MEDIA, "tiny.gif")
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--image", jpeg, "--image", gif, "What is this?")
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, PHRASE + "\n", ""))
+        self.assertEqual(self.last.json["messages"], [dmr_client.user("What is this?", dmr_client.image(jpeg),
+                                                                      dmr_client.image(gif))])
+
+    def test_chat_with_something_that_is_not_a_picture(self):
+        requests = len(self.fake.requests)
+        for path, said in ((os.path.join(MEDIA, "tiny.wav"), "looks like a WAV sound; --image takes PNG, JPEG, GIF "
+                                                             "or WebP pictures"),
+                           (os.path.join(MEDIA, "make.py"), "looks like text"),
+                           (os.path.join(MEDIA, "nope.png"), "--image %s: no such file" % os.path.join(MEDIA, "nope.png")),
+                           (MEDIA, "--image %s: " % MEDIA)):
+            with self.subTest(path=path):
+                result = self.run_cli("chat", "-m", "ai/smollm2", "--image", path, "Hi")
+                self.assertEqual(result.returncode, 2)
+                self.assertIn(said, result.stderr)
+                self.assertEqual(result.stderr.count("\n"), 1, result.stderr)   # one line, no traceback
+                self.assertEqual(result.stdout, "")
+        self.assertEqual(len(self.fake.requests), requests)   # nothing sent
+
+    def test_a_text_only_model_refusing_a_picture(self):
+        self.fake.script(self.PATH, json_reply(500, TestMediaMessages.NO_VISION))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--image", os.path.join(MEDIA, "tiny.png"), "Hi")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+        self.assertIn("no vision support", result.stderr)
+        self.assertEqual(len(self.fake.requests), 1)
 
     def test_chat_prints_the_answer(self):
         result = self.run_cli("chat", "-m", "ai/smollm2", "Hello there")
@@ -4925,6 +5213,18 @@ class TestCLIInteractive(CLITestCase):
                     break
                 seen += data
         return seen.decode("utf-8", "replace")
+
+    def test_pictures_go_with_the_first_message_only(self):
+        png = os.path.join(MEDIA, "tiny.png")
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", "--image", png)
+        self.assertIn("1 picture will go with your first message", self.read_until(fd, ">>> "))
+        os.write(fd, b"what is this?\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        os.write(fd, b"and now?\n")
+        self.read_until(fd, ">>> ")
+        self.assertEqual(self.last.json["messages"], [dmr_client.user("what is this?", dmr_client.image(png)),
+                                                      {"role": "assistant", "content": PHRASE},
+                                                      {"role": "user", "content": "and now?"}])
 
     def test_two_turns_then_exit(self):
         pid, fd = self.spawn("chat", "-m", "ai/smollm2", "--system", "Be brief.")
