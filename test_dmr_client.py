@@ -6639,6 +6639,40 @@ class TestForkSafety(AdversarialTestCase):
 # llama.cpp's own server (tools/llama_server.py) or a real DMR.
 
 REAL_BASE_URL = os.environ.get("DMR_TEST_BASE_URL")
+# A server whose model calls tools: tools/llama_server.py's tools model (start --model tools) calls
+# get_weather(city="Paris") and, after a tool result, answers DMR_TEST_TOOLS_ANSWER.
+TOOLS_BASE_URL = os.environ.get("DMR_TEST_TOOLS_BASE_URL")
+TOOLS_MODEL = os.environ.get("DMR_TEST_TOOLS_MODEL", "ai/tiny")
+TOOLS_ANSWER = os.environ.get("DMR_TEST_TOOLS_ANSWER") or None
+
+
+@dataclasses.dataclass
+class Verdict:
+    """The typed answer of the real tier's structured-output tests."""
+    ok: bool
+
+
+def satisfies(value, schema):
+    """Whether *value* (decoded JSON) satisfies *schema*: the JSON Schema subset json_schema()
+    gives for a dataclass of plain fields (type, properties, required, additionalProperties,
+    enum).  The tests check the server's raw text with it, apart from the client's parsing."""
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        if isinstance(value, bool) or not isinstance(value, int if kind == "integer" else (int, float)):
+            return False
+    elif kind is not None and not isinstance(value, kinds[kind]):
+        return False
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        if any(name not in value for name in schema.get("required", ())):
+            return False
+        if schema.get("additionalProperties") is False and set(value) - set(properties):
+            return False
+        return all(satisfies(value[name], sub) for name, sub in properties.items() if name in value)
+    return True
 
 
 @unittest.skipUnless(REAL_BASE_URL, "set DMR_TEST_BASE_URL to run against a real DMR or llama.cpp server "
@@ -6842,6 +6876,84 @@ class TestRealServer(unittest.TestCase):
         self.assertEqual(len(answers), 24)
         if self.phrase:
             self.assertEqual(set(answers), {self.phrase})
+
+    def test_a_schema_constrained_answer_parses_into_the_dataclass(self):
+        reply = self.chat(schema=Verdict)
+        message = reply.choices[0].message
+        self.assertEqual(reply.choices[0].finish_reason, "stop")
+        # the server's own text satisfies the schema, whatever the client makes of it
+        raw = json.loads(message.content)
+        self.assertTrue(satisfies(raw, dmr_client.json_schema(Verdict)), message.content)
+        self.assertEqual(set(raw), {"ok"})
+        self.assertIsInstance(reply.parsed, Verdict)
+        self.assertEqual(reply.parsed, Verdict(ok=raw["ok"]))
+        self.assertEqual(message.parsed, reply.parsed)
+        if self.phrase:   # the tiny model, held to the schema, says {"ok": true} (its text otherwise)
+            self.assertEqual(reply.parsed, Verdict(ok=True))
+            self.assertEqual(self.chat().choices[0].message.content, self.phrase)
+
+    def test_a_schema_answer_cut_short_is_an_invalid_response(self):
+        if not self.phrase:
+            self.skipTest("needs the tiny model, whose constrained answer is 16 tokens")
+        # llama.cpp stops at max_tokens in the middle of the object: '{\n"ok"\n:' and finish "length"
+        with self.assertRaises(dmr_client.InvalidResponseError):
+            self.chat(schema=Verdict, max_tokens=8)
+
+    def tools_client(self):
+        if not TOOLS_BASE_URL:
+            self.skipTest("set DMR_TEST_TOOLS_BASE_URL to a server with a tool-calling model "
+                          "(tools/real_server_tests.sh starts tools/llama_server.py's tools model)")
+        return self.client(TOOLS_BASE_URL)
+
+    def test_run_tools_calls_the_python_function_and_returns_the_answer(self):
+        calls = []
+
+        def get_weather(city: str) -> str:
+            """Current weather in a city."""
+            calls.append(city)
+            return "sunny, 24 C"
+
+        ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+        reply = self.tools_client().run_tools(TOOLS_MODEL, ask, tools=[get_weather], temperature=0, seed=42,
+                                              max_tokens=48)
+        self.assertEqual(calls, ["Paris"])
+        final = reply.choices[0]
+        self.assertEqual(final.finish_reason, "stop")
+        self.assertFalse(final.message.get("tool_calls"))
+        self.assertTrue(final.message.content)
+        if TOOLS_ANSWER:
+            self.assertEqual(final.message.content, TOOLS_ANSWER)
+        self.assertEqual([m["role"] for m in reply.messages], ["user", "assistant", "tool", "assistant"])
+        user, called, result, answer = reply.messages
+        self.assertEqual(user, ask[0])
+        [call] = called["tool_calls"]
+        self.assertEqual(call["function"]["name"], "get_weather")
+        self.assertEqual(json.loads(call["function"]["arguments"]), {"city": "Paris"})
+        self.assertEqual(result["tool_call_id"], call["id"])
+        self.assertEqual(result["content"], "sunny, 24 C")
+        self.assertEqual(answer["content"], final.message.content)
+
+    def test_a_tool_loop_that_never_answers_stops_at_max_rounds(self):
+        if not TOOLS_ANSWER:
+            self.skipTest("needs tools/llama_server.py's tools model, which calls a tool every round "
+                          "under tool_choice=required")
+        calls = []
+
+        def get_weather(city: str) -> str:
+            calls.append(city)
+            return "sunny, 24 C"
+
+        ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+        with self.assertRaises(dmr_client.ToolLoopError) as caught:
+            self.tools_client().run_tools(TOOLS_MODEL, ask, tools=[get_weather], max_rounds=2,
+                                          tool_choice="required", temperature=0, seed=42, max_tokens=48)
+        self.assertTrue(calls)
+        self.assertLessEqual(len(calls), 2)
+        self.assertEqual(set(calls), {"Paris"})
+        messages = caught.exception.messages
+        self.assertEqual(messages[0], ask[0])
+        self.assertIn("tool", [m["role"] for m in messages])
+        self.assertTrue(all(m.get("tool_calls") for m in messages if m["role"] == "assistant"))
 
 
 

@@ -9,6 +9,7 @@ that same server code without Docker and without downloading a model:
     python3 tools/llama_server.py start --plain    # plain layout: /v1/...
     python3 tools/llama_server.py stop [--plain]   # or: stop --all
     python3 tools/llama_server.py start --name b   # a second DMR-layout server (the gateway tier)
+    python3 tools/llama_server.py start --plain --model tools   # the tool-calling model (server plain-tools)
 
 `start` prints the base URL to give dmr_client (and DMR_TEST_BASE_URL) and
 returns once /health answers; the server keeps running in the background.
@@ -24,6 +25,9 @@ whatever the sampling settings: with the attention and FFN outputs zero, the
 residual stream is just the token embedding, and the LM head maps each token
 of the phrase strongly to the next one.  Each embedding also carries a small
 fixed random part that the LM head ignores, so embeddings differ per input.
+Two more models are built the same way (--model; MODELS): "tools" answers with a
+Hermes-style get_weather(city="Paris") call, or, when the last message is a
+tool result, with TOOL_ANSWER's words; "reasoning" thinks before it answers.
 """
 
 from __future__ import annotations
@@ -87,7 +91,11 @@ TOOL_TEMPLATE = (
     "{%- if message['content'] is string %}{{ message['content'] }}{%- endif %}"
     "{%- if message['tool_calls'] is defined and message['tool_calls'] %}{%- for call in message['tool_calls'] %}"
     "{{ '<tool_call>\\n' + (call['function'] | tojson) + '\\n</tool_call>' }}{%- endfor %}{%- endif %}"
-    "{{ '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+    "{{ '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{%- if messages[-1]['role'] == 'tool' %}{{ '<|answer|>' }}{%- endif %}{%- endif %}")
+# After a tool result the template ends the prompt with <|answer|> instead of the newline, and
+# from there the tool model walks a second chain: a plain answer, so a tool loop ends.
+TOOL_ANSWER = ("<|answer|>", ["It", " is", " sunny", " in", " Paris", "."])
 THINK_PIECES = ["<think>", "\nThe user", " says hi", ".\n", "</think>", "\n\n", "Hello", "!"]
 THINK_TEMPLATE = (
     "{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
@@ -95,6 +103,10 @@ THINK_TEMPLATE = (
     "{{ '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' }}{%- endif %}"
     "{{ message['content'] + '<|im_end|>\\n' }}{%- endfor %}"
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+#: The models `start --model` serves: name -> write_tiny_model's (pieces, template, answer).
+MODELS = {"chatml": (PIECES, CHATML, None),
+          "tools": (TOOL_PIECES, TOOL_TEMPLATE, TOOL_ANSWER),
+          "reasoning": (THINK_PIECES, THINK_TEMPLATE, None)}
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -105,7 +117,12 @@ def phrase_tokens(symbols, pieces=PIECES):
     return ["".join(symbols[b] for b in piece.encode()) for piece in pieces]
 
 
-def write_tiny_model(path, pieces=PIECES, template=CHATML):
+def write_tiny_model(path, pieces=PIECES, template=CHATML, answer=None):
+    """The model that walks *pieces* after the prompt's last newline (or any other token).
+
+    *answer*, a (control token, pieces) pair, adds a second chain: a prompt ending in that
+    token is answered with those pieces instead.
+    """
     import numpy as np
     import gguf
 
@@ -113,29 +130,42 @@ def write_tiny_model(path, pieces=PIECES, template=CHATML):
     symbols = byte_symbols()
     vocab = [symbols[b] for b in range(256)]
     words = phrase_tokens(symbols, pieces)
-    vocab += [w for w in words if w not in vocab]
-    vocab += ["<|im_start|>", "<|im_end|>"]
-    types = [1] * (len(vocab) - 2) + [3, 3]
+    answer_words = phrase_tokens(symbols, answer[1]) if answer else []
+    vocab += [w for w in words + answer_words if w not in vocab]
+    vocab += ["<|im_start|>", "<|im_end|>"] + ([answer[0]] if answer else [])
+    types = [1] * len(vocab)
     index = {token: i for i, token in enumerate(vocab)}
+    for control in ("<|im_start|>", "<|im_end|>") + ((answer[0],) if answer else ()):
+        types[index[control]] = 3
     eos = index["<|im_end|>"]
     # The chain the model walks: newline (end of the generation prompt) -> each word -> EOS.
     chain = [index[symbols[ord("\n")]]] + [index[w] for w in words]
     nexts = chain[1:] + [eos]
+    # The answer chain: its control token -> each of its words -> EOS.
+    second = [index[answer[0]]] + [index[w] for w in answer_words] if answer else []
+    second_nexts = second[1:] + [eos] if answer else []
+    assert len(set(chain) | set(second)) == len(chain) + len(second), "the two chains share a token"
 
     rng = np.random.default_rng(20261122)
     embed = np.zeros((len(vocab), n_embd), dtype=np.float32)
     embed[:, 16:] = 0.1 * rng.standard_normal((len(vocab), n_embd - 16))   # makes embeddings differ
     default_dim = len(chain)
+    assert default_dim + len(second) < 16, "the chains need more dimensions than the first 16"
     embed[:, default_dim] = 1.0                        # any other token: start the phrase
     for dim, token in enumerate(chain):
+        embed[token, default_dim] = 0.0
+        embed[token, dim] = 1.0
+    for dim, token in enumerate(second, default_dim + 1):
         embed[token, default_dim] = 0.0
         embed[token, dim] = 1.0
     head = np.zeros((len(vocab), n_embd), dtype=np.float32)
     for dim, following in enumerate(nexts):
         head[following, dim] = 10.0
     head[chain[1], default_dim] = 10.0
+    for dim, following in enumerate(second_nexts, default_dim + 1):
+        head[following, dim] = 10.0
 
-    tmp = path + ".tmp"
+    tmp = "%s.%d.tmp" % (path, os.getpid())   # two writers never share a temporary file
     writer = gguf.GGUFWriter(tmp, "llama")
     writer.add_name("tiny-chatml")
     writer.add_context_length(4096)
@@ -190,15 +220,21 @@ def serve(args):
     # Block the stop signals before llama.cpp starts its threads, so they all inherit the
     # mask and sigwait() below is the one place a `kill PID` lands.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    if not os.path.exists(MODEL):
-        write_tiny_model(MODEL)
-    server = start_in_process(MODEL, args.port, "" if args.plain else DMR_PREFIX)
+    model = model_path(args.model)
+    if not os.path.exists(model):
+        write_tiny_model(model, *MODELS[args.model])
+    server = start_in_process(model, args.port, "" if args.plain else DMR_PREFIX)
     address = server.listening_address
     with open(args.address_file + ".tmp", "w") as f:
         json.dump({"address": str(address), "pid": os.getpid()}, f)
     os.replace(args.address_file + ".tmp", args.address_file)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     os._exit(0)   # llama.cpp's threads are not joined; nothing is left to flush
+
+
+def model_path(name):
+    """Where the model called *name* (a key of MODELS) is written: MODEL for the default."""
+    return os.path.join(CACHE, "tiny-%s.gguf" % name)
 
 
 def start_in_process(model, port, prefix):
@@ -224,46 +260,85 @@ def start_in_process(model, port, prefix):
     return xllamacpp.Server(params)
 
 
+#: The schema of the structured-output captures: what json_schema() gives for a dataclass
+#: with one bool field (the tiny model, constrained, answers {"ok": true}).
+ANSWER_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+                 "additionalProperties": False}
+#: A 2x2 black PNG, for the refusal of an image by a model without a projector.
+TINY_PNG_URL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAC0lEQVR4nGNgQAYAAA4AAamRc7EAAAAASUVORK5CYII="
+
+
 def capture(folder):
-    """Record what llama.cpp sends for tool calls and reasoning, streamed and not, as .http files.
+    """Record what llama.cpp sends into *folder* as .http files (status line, headers, blank
+    line, body): tool calls and reasoning, streamed and not; the answer after a tool result;
+    a json_schema answer; a schema put at the top of response_format (not applied); an image
+    sent to a model without a projector (refused).
 
     Runs in the venv; the test suite replays these files (folding a stream must give the reply).
     """
     import http.client
 
     os.makedirs(folder, exist_ok=True)
+    servers, ports = [], {}   # the servers stay referenced: a collected Server stops
+
+    def post(filename, model, body, stream=False):
+        if model not in ports:
+            path = model_path(model)
+            write_tiny_model(path, *MODELS[model])
+            server = start_in_process(path, 0, "")
+            servers.append(server)
+            ports[model] = int(str(server.listening_address).rsplit(":", 1)[-1])
+        conn = http.client.HTTPConnection("127.0.0.1", ports[model], timeout=60)
+        request = dict(body, model=ALIAS, stream=stream)
+        if stream:
+            request["stream_options"] = {"include_usage": True}
+        conn.request("POST", "/v1/chat/completions", json.dumps(request), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        head = "HTTP/1.1 %d %s\r\n" % (response.status, response.reason)
+        head += "".join("%s: %s\r\n" % pair for pair in response.getheaders()
+                        if pair[0].lower() != "transfer-encoding")
+        data = response.read()
+        conn.close()
+        path = os.path.join(folder, filename)
+        with open(path, "wb") as f:
+            f.write(head.encode("latin-1") + b"\r\n" + data)
+        print(path)
+        return data
+
     ask = [{"role": "user", "content": "What is the weather in Paris?"}]
-    jobs = [("tools", TOOL_PIECES, TOOL_TEMPLATE, {"messages": ask, "tools": [WEATHER_TOOL]}),
-            ("reasoning", THINK_PIECES, THINK_TEMPLATE, {"messages": [{"role": "user", "content": "Hi"}]})]
-    for name, pieces, template, body in jobs:
-        model = os.path.join(CACHE, "tiny-%s.gguf" % name)
-        write_tiny_model(model, pieces, template)
-        server = start_in_process(model, 0, "")
-        port = int(str(server.listening_address).rsplit(":", 1)[-1])
-        for stream in (False, True):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            request = dict(body, model=ALIAS, stream=stream)
-            if stream:
-                request["stream_options"] = {"include_usage": True}
-            conn.request("POST", "/v1/chat/completions", json.dumps(request), {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            head = "HTTP/1.1 %d %s\r\n" % (response.status, response.reason)
-            head += "".join("%s: %s\r\n" % pair for pair in response.getheaders()
-                            if pair[0].lower() != "transfer-encoding")
-            data = response.read()
-            path = os.path.join(folder, "chat%s-%s.http" % ("-stream" if stream else "", name))
-            with open(path, "wb") as f:
-                f.write(head.encode("latin-1") + b"\r\n" + data)
-            print(path)
-            conn.close()
+    tools_body = {"messages": ask, "tools": [WEATHER_TOOL]}
+    reasoning_body = {"messages": [{"role": "user", "content": "Hi"}]}
+    first = post("chat-tools.http", "tools", tools_body)
+    post("chat-stream-tools.http", "tools", tools_body, stream=True)
+    post("chat-reasoning.http", "reasoning", reasoning_body)
+    post("chat-stream-reasoning.http", "reasoning", reasoning_body, stream=True)
+    # The round trip's second turn: the assistant turn as llama.cpp sent it, then the tool result.
+    call_turn = json.loads(first)["choices"][0]["message"]
+    [call] = call_turn["tool_calls"]
+    result = {"role": "tool", "tool_call_id": call["id"], "content": "sunny, 24 C"}
+    post("chat-tools-answer.http", "tools", {"messages": ask + [call_turn, result], "tools": [WEATHER_TOOL]})
+
+    say = [{"role": "user", "content": "Say hello."}]
+    sampling = {"temperature": 0, "seed": 42, "max_tokens": 48}
+    post("chat-json-schema.http", "chatml", dict(sampling, messages=say, response_format={
+        "type": "json_schema", "json_schema": {"name": "Answer", "schema": ANSWER_SCHEMA}}))
+    # Not applied: llama.cpp reads only response_format.json_schema.schema for this type, so the
+    # grammar is "any JSON object" and the toy model runs on to max_tokens inside a string.
+    post("chat-json-schema-top-level.http", "chatml", dict(sampling, messages=say, max_tokens=16, response_format={
+        "type": "json_schema", "schema": ANSWER_SCHEMA}))
+    post("error-500-image.http", "chatml", dict(sampling, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": TINY_PNG_URL}}]}]))
 
 
 # -- start / stop (standard library only) ----------------------------------------
 
 
 def server_name(args):
-    """What a server's files are called: --name, else its layout."""
-    return getattr(args, "name", None) or ("plain" if args.plain else "dmr")
+    """What a server's files are called: --name, else its layout (and its model, if not the default)."""
+    model = getattr(args, "model", "chatml")
+    layout = "plain" if args.plain else "dmr"
+    return getattr(args, "name", None) or (layout if model == "chatml" else layout + "-" + model)
 
 
 def state_file(name):
@@ -314,16 +389,22 @@ def start(args):
     name = server_name(args)
     state = running(name)
     if state:
+        if state.get("model", "chatml") != args.model:
+            raise SystemExit("llama_server: server %r is running with the %s model; stop it first"
+                             % (name, state.get("model", "chatml")))
         print(state["base_url"])
         return
     ensure_venv()
-    if not os.path.exists(MODEL):
-        subprocess.run([venv_python(), __file__, "model"], check=True)
+    model = model_path(args.model)
+    if not os.path.exists(model) or os.path.getmtime(model) < os.path.getmtime(__file__):
+        # written again whenever this script changes, so a cached model never lags its recipe
+        subprocess.run([venv_python(), __file__, "model", "--kind", args.model, model], check=True)
     address_file = os.path.join(CACHE, "address-%s.json" % name)
     if os.path.exists(address_file):
         os.remove(address_file)
     log = open(os.path.join(CACHE, "server-%s.log" % name), "wb")
-    command = [venv_python(), __file__, "serve", "--address-file", address_file, "--port", str(args.port)]
+    command = [venv_python(), __file__, "serve", "--address-file", address_file, "--port", str(args.port),
+               "--model", args.model]
     if args.plain:
         command.append("--plain")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -347,7 +428,7 @@ def start(args):
         time.sleep(0.1)
     base_url = root + "/v1" if args.plain else root
     with open(state_file(name), "w") as f:
-        json.dump({"pid": process.pid, "base_url": base_url, "health": health}, f)
+        json.dump({"pid": process.pid, "base_url": base_url, "health": health, "model": args.model}, f)
     print(base_url)
 
 
@@ -390,15 +471,21 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     start_cmd = commands.add_parser("start", help="start a server (or find the running one); print its base URL")
     start_cmd.add_argument("--plain", action="store_true", help="serve /v1/... instead of DMR's /engines/llama.cpp/v1/...")
-    start_cmd.add_argument("--name", help="what to call this server (default: its layout, dmr or plain)")
+    start_cmd.add_argument("--name", help="what to call this server (default: its layout, dmr or plain, "
+                                                 "then -MODEL for a --model other than chatml)")
     start_cmd.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    start_cmd.add_argument("--model", choices=sorted(MODELS), default="chatml",
+                           help="which tiny model: chatml (answers PHRASE; the default), tools (calls "
+                                "get_weather, and answers in words after a tool result), reasoning")
     start_cmd.add_argument("--wait", type=float, default=120.0, help="seconds to wait for /health")
     stop_cmd = commands.add_parser("stop", help="stop a server started by `start`")
     stop_cmd.add_argument("--plain", action="store_true")
     stop_cmd.add_argument("--name", help="the server's --name")
+    stop_cmd.add_argument("--model", choices=sorted(MODELS), default="chatml", help="the server's --model")
     stop_cmd.add_argument("--all", action="store_true", help="stop every server started here")
     model_cmd = commands.add_parser("model", help="(venv) write the tiny model")
     model_cmd.add_argument("path", nargs="?", default=MODEL)
+    model_cmd.add_argument("--kind", choices=sorted(MODELS), default="chatml")
     capture_cmd = commands.add_parser("capture", help="record tool-call and reasoning exchanges into testdata/wire")
     capture_cmd.add_argument("--folder", default=os.path.join(os.path.dirname(HERE), "testdata", "wire"))
     capture_cmd.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
@@ -406,6 +493,7 @@ def main(argv=None):
     serve_cmd.add_argument("--address-file", required=True)
     serve_cmd.add_argument("--port", type=int, default=0)
     serve_cmd.add_argument("--plain", action="store_true")
+    serve_cmd.add_argument("--model", choices=sorted(MODELS), default="chatml")
     args = parser.parse_args(argv)
     if args.command == "start":
         start(args)
@@ -413,7 +501,7 @@ def main(argv=None):
         stop(args)
     elif args.command == "model":
         os.makedirs(os.path.dirname(os.path.abspath(args.path)), exist_ok=True)
-        write_tiny_model(args.path)
+        write_tiny_model(args.path, *MODELS[args.kind])
     elif args.command == "capture":
         if args.in_venv:
             capture(args.folder)
