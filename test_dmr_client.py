@@ -4500,6 +4500,173 @@ class TestReadme(FakeDMRTestCase):
         self.assertIn(PHRASE, out.getvalue())
 
 
+CHAT_PATH = "/engines/llama.cpp/v1/chat/completions"
+
+
+def get_weather(city: str, unit: Literal["c", "f"] = "c") -> str:
+    """Current weather in a city.
+
+    Args:
+        city: The city's name.
+        unit: Celsius or Fahrenheit.
+    """
+    if city == "Atlantis":
+        raise LookupError("no weather under the sea")
+    return "sunny in %s" % city
+
+
+def sse_of(*objects):
+    return [b"data: %s\n\n" % json.dumps(obj).encode() for obj in objects] + [b"data: [DONE]\n\n"]
+
+
+@for_both_clients
+class TestTypedAnswers(FakeDMRTestCase):
+    """chat(schema=) and tools=[functions]: what is sent, and what the reply becomes."""
+
+    def answer(self, *messages, finish="stop"):
+        self.fake.script(CHAT_PATH, *(json_reply(200, completion_of(message, finish)) for message in messages))
+
+    def test_the_schema_is_sent_as_response_format_and_the_answer_parsed(self):
+        self.answer({"content": '{"street": "Main St", "zip": null}'})
+        reply = self.client().chat("ai/smollm2", HI, schema=Address, temperature=0)
+        self.assertEqual(self.last.json["response_format"], {"type": "json_schema", "json_schema": {
+            "name": "Address", "schema": dmr_client.json_schema(Address)}})
+        self.assertEqual(self.last.json["temperature"], 0)
+        self.assertIsInstance(reply, dmr_client.ParsedChatCompletion)
+        self.assertEqual(reply.parsed, Address("Main St"))
+        self.assertIs(reply.choices[0].message.parsed, reply.parsed)
+        self.assertEqual(reply.stats.completion_tokens, 3)
+        self.client().chat("ai/smollm2", HI, schema={"type": "object"}, strict=True)
+        self.assertEqual(self.last.json["response_format"]["json_schema"],
+                         {"name": "answer", "schema": {"type": "object"}, "strict": True})
+
+    def test_an_answer_that_does_not_fit_is_an_invalid_response_and_not_sent_again(self):
+        self.answer({"content": '{"zip": "1"}'})
+        with self.assertRaises(dmr_client.InvalidResponseError) as caught:
+            self.client().chat("ai/smollm2", HI, schema=Address)
+        self.assertEqual((caught.exception.path, caught.exception.body), ("$.street", '{"zip": "1"}'))
+        self.assertEqual(len(self.fake.requests), 1)
+        self.answer({"content": '{"street": "M'}, finish="length")
+        with self.assertRaises(dmr_client.LengthFinishReasonError):
+            self.client().chat("ai/smollm2", HI, schema=Address, max_tokens=3)
+
+    def test_plain_chat_is_untouched(self):
+        self.answer({"content": "Hello"})
+        reply = self.client().chat("ai/smollm2", HI)
+        self.assertIs(type(reply), dmr_client.ChatCompletion)
+        self.assertNotIn("response_format", self.last.json)
+
+    def test_wrong_uses_are_refused_before_sending(self):
+        client = self.client()
+        for kwargs, error, words in (
+                (dict(schema=Address, response_format={"type": "json_object"}), TypeError, "not both"),
+                (dict(strict=True), TypeError, "strict= goes with schema="),
+                (dict(response_format=Address), TypeError, "pass schema=Address"),
+                (dict(schema=Tagged), TypeError, "a set"),
+                (dict(tools=[lambda city: city]), ValueError, "not one a model can call")):
+            with self.subTest(kwargs=kwargs), self.assertRaises(error) as caught:
+                client.chat("ai/smollm2", HI, **kwargs)
+            self.assertIn(words, str(caught.exception))
+        self.assertEqual(self.fake.requests, [])
+
+    def test_functions_are_sent_as_tools_and_their_calls_checked(self):
+        raw = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+        self.answer({"content": "", "tool_calls": [tool_call(1, "get_weather", '{"city": "Paris", "unit": "f"}'),
+                                                   tool_call(2, "get_weather", '{"unit": "k"}')]}, finish="tool_calls")
+        reply = self.client().chat("ai/smollm2", HI, tools=[get_weather, raw], tool_choice="auto")
+        self.assertEqual(self.last.json["tools"], [dmr_client.function_tool(get_weather), raw])
+        self.assertEqual(self.last.json["tool_choice"], "auto")
+        first, second = reply.choices[0].message.tool_calls
+        self.assertEqual(first.function.parsed_arguments, {"city": "Paris", "unit": "f"})
+        with self.assertRaises(dmr_client.ValidationError) as caught:
+            second.function.parsed_arguments
+        self.assertEqual(caught.exception.path, "$.city")
+
+    def test_a_stream_folds_into_the_parsed_answer(self):
+        pieces = ['{"street"', ': "Main', ' St"}']
+        self.fake.script(CHAT_PATH, sse_reply(sse_of(*[chunk({"content": p}) for p in pieces], chunk(finish="stop"))))
+        with self.client().chat("ai/smollm2", HI, stream=True, schema=Address) as stream:
+            self.assertEqual(text_of(stream), "".join(pieces))
+            final = stream.final()
+        self.assertEqual(final.parsed, Address("Main St"))
+        self.assertIsNotNone(final.stats.total_s)   # timed, as every final()
+
+    def test_a_stream_of_tool_call_deltas_gets_parsed_arguments(self):
+        self.fake.script(CHAT_PATH, sse_reply(sse_events("chat-stream-tools.http")))
+        with self.client().chat("ai/tiny", HI, stream=True, tools=[get_weather]) as stream:
+            final = stream.final()
+        [call] = final.choices[0].message.tool_calls
+        self.assertEqual(call.function.parsed_arguments, {"city": "Paris"})
+
+
+@for_both_clients
+class TestToolLoop(FakeDMRTestCase):
+    """run_tools() against a scripted model."""
+
+    def script(self, *turns):
+        self.fake.script(CHAT_PATH, *(json_reply(200, completion_of(turn, "tool_calls" if turn.get("tool_calls")
+                                                                    else "stop")) for turn in turns))
+
+    def test_every_call_of_a_turn_is_run_and_answered_then_the_model_answers(self):
+        self.script({"content": "", "tool_calls": [tool_call(1, "get_weather", '{"city": "Paris"}'),
+                                                   tool_call(2, "get_weather", '{"city": "Atlantis"}'),
+                                                   tool_call(3, "get_time", "{}"),
+                                                   tool_call(4, "get_weather", '{"city": 7}'),
+                                                   tool_call(5, "get_weather", "__import__('os')")]},
+                    {"content": "Sunny in Paris."})
+        steps = []
+        ask = [{"role": "user", "content": "Weather?"}]
+        reply = self.client().run_tools("ai/smollm2", ask, tools=[get_weather], on_step=steps.append,
+                                        temperature=0)
+        self.assertEqual(reply.choices[0].message.content, "Sunny in Paris.")
+        self.assertEqual(ask, [{"role": "user", "content": "Weather?"}])   # the caller's list is left alone
+        contents = ["sunny in Paris", "error: LookupError: no weather under the sea",
+                    'error: there is no tool named "get_time"; the tools are: get_weather',
+                    "error: invalid arguments for get_weather: $.city: expected string, got 7",
+                    "error: invalid arguments for get_weather: $: the arguments are not JSON"]
+        tool_messages = reply.messages[2:7]
+        self.assertEqual([m["tool_call_id"] for m in tool_messages], ["call_%d" % n for n in range(1, 6)])
+        for message, content in zip(tool_messages, contents):
+            self.assertTrue(message["content"].startswith(content), message["content"])
+        self.assertEqual([m["role"] for m in reply.messages], ["user", "assistant"] + ["tool"] * 5 + ["assistant"])
+        self.assertEqual([(s.round, s.name, s.arguments, s.result) for s in steps[:2]],
+                         [(1, "get_weather", {"city": "Paris"}, "sunny in Paris"),
+                          (1, "get_weather", {"city": "Atlantis"}, None)])
+        self.assertEqual(steps[1].error, "LookupError: no weather under the sea")
+        self.assertEqual(steps[3].arguments, '{"city": 7}')   # what the model sent, when it did not fit
+        second = self.fake.requests[-1].json
+        self.assertEqual(second["messages"], reply.messages[:-1])
+        self.assertEqual(second["tools"], [dmr_client.function_tool(get_weather)])
+        self.assertEqual(second["temperature"], 0)
+
+    def test_more_rounds_than_allowed_raise_with_the_conversation(self):
+        self.script({"content": "", "tool_calls": [tool_call(1, "get_weather", '{"city": "Paris"}')]})
+        with self.assertRaises(dmr_client.ToolLoopError) as caught:
+            self.client().run_tools("ai/smollm2", HI, tools=[get_weather], max_rounds=3)
+        self.assertEqual(len(self.fake.requests), 3)
+        self.assertIsInstance(caught.exception, dmr_client.DMRError)
+        self.assertIn("after 3 rounds", str(caught.exception))
+        self.assertEqual([m["role"] for m in caught.exception.messages], ["user"] + ["assistant", "tool"] * 3)
+
+    def test_wrong_uses_are_refused_before_sending(self):
+        async def later(city: str) -> str:
+            return city
+
+        raw = {"type": "function", "function": {"name": "raw", "parameters": {}}}
+        client = self.client()
+        table = [(dict(tools=[]), ValueError, "tools is empty"), (dict(tools=[raw]), TypeError, "is a dict"),
+                 (dict(tools=[get_weather], max_rounds=0), ValueError, "max_rounds"),
+                 (dict(tools=[get_weather], on_step=1), TypeError, "on_step"),
+                 (dict(tools=[get_weather], stream=True), TypeError, "does not stream")]
+        if self.make_client is Client:
+            table.append((dict(tools=[later]), TypeError, "use AsyncClient.run_tools()"))
+        for kwargs, error, words in table:
+            with self.subTest(kwargs=kwargs), self.assertRaises(error) as caught:
+                client.run_tools("ai/smollm2", HI, **kwargs)
+            self.assertIn(words, str(caught.exception))
+        self.assertEqual(self.fake.requests, [])
+
+
 # ---------------------------------------------------------------------------
 # Clients: Client and AsyncClient
 # ---------------------------------------------------------------------------
