@@ -3850,9 +3850,9 @@ def _no_alternative(value: Any, options: Sequence[Any], failures: Sequence[Any],
     """The misfit of a value that fits none of anyOf's (or oneOf's) forms: the kinds expected
     when the forms differ by type, else the failure that went deepest."""
     kinds = [option.get("type") for option in options if isinstance(option, dict)]
-    if all(isinstance(kind, str) for kind in kinds) and len(kinds) == len(options) and \
-            not any(_is_json_type(value, kind) for kind in kinds):
-        return path, "expected %s, got %s" % (" or ".join(kinds), _got(value))
+    named = [kind for kind in kinds if isinstance(kind, str)]
+    if len(named) == len(options) and not any(_is_json_type(value, kind) for kind in named):
+        return path, "expected %s, got %s" % (" or ".join(named), _got(value))
     return max(failures, key=lambda failure: len(failure[0]))
 
 
@@ -3925,7 +3925,7 @@ def _response_format(schema: Any, strict: Optional[bool]) -> Dict[str, Any]:
     if isinstance(schema, dict) and schema.get("type") in ("json_schema", "json_object", "text") \
             and ("json_schema" in schema or schema.get("type") != "json_schema"):
         return schema
-    body = {"name": _schema_name(schema), "schema": json_schema(schema, strict=bool(strict))}
+    body: Dict[str, Any] = {"name": _schema_name(schema), "schema": json_schema(schema, strict=bool(strict))}
     if strict is not None:
         body["strict"] = strict
     return {"type": "json_schema", "json_schema": body}
@@ -4026,12 +4026,12 @@ class _FunctionTool:
         if not callable(func):
             raise TypeError("a tool must be a function or a tool dict, not %s" % _shown(func))
         self.func = func
-        self.name = name or getattr(func, "__name__", "")
+        self.name: str = name or getattr(func, "__name__", "") or ""
         if not re.fullmatch(_TOOL_NAME, self.name):
             raise ValueError("the tool name %r is not one a model can call: use letters, digits, _ and - "
                              "(at most 64), e.g. function_tool(func, name='get_weather')" % (self.name,))
         self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None))
+            type(func).__dict__.get("__call__"))   # an object whose __call__ is an async def
         summary, docs = _docstring_parts(inspect.getdoc(func))
         signature = inspect.signature(func)
         hints = _hints(func, "parameter") if getattr(func, "__annotations__", None) else {}
@@ -4111,7 +4111,7 @@ def _tool_specs(tools: Any) -> Tuple[List[Any], Dict[str, Any]]:
 # -- parsed answers (openai-python's Parsed* names) ---------------------------------------------------
 
 
-class ParsedFunction(FunctionCall):
+class ParsedFunction(FunctionCall):   # type: ignore[misc,valid-type]
     """A tool call's function whose ``parsed_arguments`` are the model's arguments parsed and
     checked against the tool's schema (ValidationError when they do not fit, read then)."""
 
@@ -4129,7 +4129,7 @@ ParsedFunctionToolCall = _result_type("ParsedFunctionToolCall", "id function typ
                                       {"function": FunctionCall}, ChatCompletionMessageToolCall)
 
 
-class ParsedChatCompletionMessage(ChatCompletionMessage):
+class ParsedChatCompletionMessage(ChatCompletionMessage):   # type: ignore[misc,valid-type]
     """A message whose ``parsed`` is its content as the schema's type (None without a schema,
     after a refusal, or when the model called tools instead)."""
 
@@ -4153,7 +4153,8 @@ class ParsedChatCompletion(ChatCompletion):   # type: ignore[misc,valid-type]
         import copyreg
 
         slots = {name: getattr(self, name, None) for name in ("messages", "elapsed", "first_token", "chunks")}
-        return copyreg.__newobj__, (type(self),), (None, slots), None, iter(self.items())
+        rebuild = copyreg.__newobj__   # type: ignore[attr-defined]
+        return rebuild, (type(self),), (None, slots), None, iter(self.items())
 
     @property
     def parsed(self) -> Any:
@@ -4206,7 +4207,7 @@ class _Parse:
         function = call.get("function")
         if isinstance(function, dict):
             parsed = ParsedFunction(function)
-            tool = self.known.get(function.get("name"))
+            tool = self.known.get(str(function.get("name")))
             parsed._known = function.get("name") in self.known
             parsed._schema = tool.parameters if isinstance(tool, _FunctionTool) else tool
             call["function"] = parsed
@@ -4278,7 +4279,7 @@ class _ToolTurn:
         name, text = function.get("name"), function.get("arguments")
         step = ToolStep(round=self.round, id=call.get("id"), name=name, arguments=text, result=None, content=None,
                         error=None)
-        tool = self.known.get(name)
+        tool = self.known.get(str(name))
         if not isinstance(tool, _FunctionTool):
             step["error"] = "there is no tool named %s; the tools are: %s" % (
                 _got(name), ", ".join(sorted(self.known)) or "none")
@@ -7039,8 +7040,12 @@ class Client(_BaseClient):
             step = next(plan)
             while True:
                 try:
-                    outcome = self._call(step) if isinstance(step, _Call) else self._tools(step) if \
-                        isinstance(step, _ToolTurn) else self._sleep(step)
+                    if isinstance(step, _Call):
+                        outcome = self._call(step)
+                    elif isinstance(step, _ToolTurn):
+                        outcome = self._tools(step)
+                    else:
+                        outcome = self._sleep(step)
                 except DMRError as exc:
                     step = plan.throw(exc)
                 else:

@@ -2595,21 +2595,21 @@ class PydanticLike:
 
 
 NOTHING = object()   # no instance fits
-S, I, N, B, NULL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}
+S, INT, N, B, NULL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}
 
 
 class TestJSONSchema(unittest.TestCase):
     def test_simple_types(self):
-        table = [(str, S), (int, I), (float, N), (bool, B), (None, NULL), (type(None), NULL), (Any, {}),
-                 (List[int], {"type": "array", "items": I}), (list, {"type": "array"}),
+        table = [(str, S), (int, INT), (float, N), (bool, B), (None, NULL), (type(None), NULL), (Any, {}),
+                 (List[int], {"type": "array", "items": INT}), (list, {"type": "array"}),
                  (Dict[str, bool], {"type": "object", "additionalProperties": B}), (dict, {"type": "object"}),
-                 (Optional[str], {"anyOf": [S, NULL]}), (Union[int, str, None], {"anyOf": [I, S, NULL]}),
-                 (Tuple[int, str], {"type": "array", "prefixItems": [I, S], "minItems": 2, "maxItems": 2}),
-                 (Tuple[int, ...], {"type": "array", "items": I}),
+                 (Optional[str], {"anyOf": [S, NULL]}), (Union[int, str, None], {"anyOf": [INT, S, NULL]}),
+                 (Tuple[int, str], {"type": "array", "prefixItems": [INT, S], "minItems": 2, "maxItems": 2}),
+                 (Tuple[int, ...], {"type": "array", "items": INT}),
                  (Literal["x", "y"], {"type": "string", "enum": ["x", "y"]}),
                  (Literal[1, "one"], {"enum": [1, "one"]}),
                  (typing.Sequence[str], {"type": "array", "items": S}),
-                 (typing.NewType("UserId", int), I)]
+                 (typing.NewType("UserId", int), INT)]
         for tp, expected in table:
             with self.subTest(tp=tp):
                 self.assertEqual(dmr_client.json_schema(tp), expected)
@@ -2617,12 +2617,12 @@ class TestJSONSchema(unittest.TestCase):
     def test_newer_typing_forms(self):
         if sys.version_info >= (3, 9):
             self.assertEqual(dmr_client.json_schema(eval("list[dict[str, int]]")),
-                             {"type": "array", "items": {"type": "object", "additionalProperties": I}})
-            self.assertEqual(dmr_client.json_schema(eval("tuple[int, ...]")), {"type": "array", "items": I})
+                             {"type": "array", "items": {"type": "object", "additionalProperties": INT}})
+            self.assertEqual(dmr_client.json_schema(eval("tuple[int, ...]")), {"type": "array", "items": INT})
             annotated = typing.Annotated[int, "how many", 3]
-            self.assertEqual(dmr_client.json_schema(annotated), dict(I, description="how many"))
+            self.assertEqual(dmr_client.json_schema(annotated), dict(INT, description="how many"))
         if sys.version_info >= (3, 10):
-            self.assertEqual(dmr_client.json_schema(eval("int | None")), {"anyOf": [I, NULL]})
+            self.assertEqual(dmr_client.json_schema(eval("int | None")), {"anyOf": [INT, NULL]})
 
     def test_a_dataclass_with_nested_types_defaults_and_docs(self):
         schema = dmr_client.json_schema(Person)
@@ -2690,25 +2690,25 @@ class TestValidate(unittest.TestCase):
         obj = {"type": "object", "properties": {"zip": S}, "required": ["zip"], "additionalProperties": False}
         table = [
             (S, "x", 123, ("$", "expected string, got 123")),
-            (I, 3, 3.5, ("$", "expected integer, got 3.5")),
-            (I, 3.0, True, ("$", "expected integer, got true")),
+            (INT, 3, 3.5, ("$", "expected integer, got 3.5")),
+            (INT, 3.0, True, ("$", "expected integer, got true")),
             (N, 2, "2", ("$", 'expected number, got "2"')),
             (B, False, 0, ("$", "expected boolean, got 0")),
             (NULL, None, "", ("$", 'expected null, got ""')),
             ({"type": ["string", "null"]}, None, 1, ("$", "expected string or null, got 1")),
             (obj, {"zip": "1"}, {}, ("$.zip", "is required but missing")),
             (obj, {"zip": "1"}, {"zip": "1", "x": 1}, ("$.x", "is not an allowed property (allowed: zip)")),
-            ({"properties": {"a b": I}}, {"a b": 1}, {"a b": "1"}, ('$["a b"]', 'expected integer, got "1"')),
-            ({"additionalProperties": I}, {"n": 1}, {"n": "1"}, ("$.n", 'expected integer, got "1"')),
-            ({"items": I}, [1, 2], [1, "2"], ("$[1]", 'expected integer, got "2"')),
-            ({"prefixItems": [I, S]}, [1, "a", None], ["a"], ("$[0]", 'expected integer, got "a"')),
-            ({"items": [I, S]}, [1, "a"], [1, 2], ("$[1]", "expected string, got 2")),
+            ({"properties": {"a b": INT}}, {"a b": 1}, {"a b": "1"}, ('$["a b"]', 'expected integer, got "1"')),
+            ({"additionalProperties": INT}, {"n": 1}, {"n": "1"}, ("$.n", 'expected integer, got "1"')),
+            ({"items": INT}, [1, 2], [1, "2"], ("$[1]", 'expected integer, got "2"')),
+            ({"prefixItems": [INT, S]}, [1, "a", None], ["a"], ("$[0]", 'expected integer, got "a"')),
+            ({"items": [INT, S]}, [1, "a"], [1, 2], ("$[1]", "expected string, got 2")),
             ({"enum": ["a", 1]}, 1, True, ("$", 'expected one of "a", 1, got true')),
             ({"const": {"a": [1]}}, {"a": [1.0]}, {"a": [2]}, ("$", 'expected {"a": [1]}, got {"a": [2]}')),
-            ({"anyOf": [S, I]}, 1, None, ("$", "expected string or integer, got null")),
+            ({"anyOf": [S, INT]}, 1, None, ("$", "expected string or integer, got null")),
             ({"anyOf": [{"minimum": 5}, {"maximum": 1}]}, 7, 3, ("$", "expected a number >= 5, got 3")),
-            ({"oneOf": [I, N]}, 1.5, 1, ("$", "fits 2 of the oneOf forms, and must fit exactly one: 1")),
-            ({"allOf": [I, {"minimum": 0}]}, 0, -1, ("$", "expected a number >= 0, got -1")),
+            ({"oneOf": [INT, N]}, 1.5, 1, ("$", "fits 2 of the oneOf forms, and must fit exactly one: 1")),
+            ({"allOf": [INT, {"minimum": 0}]}, 0, -1, ("$", "expected a number >= 0, got -1")),
             ({"maximum": 10}, 10, 11, ("$", "expected a number <= 10, got 11")),
             ({"exclusiveMinimum": 0}, 1, 0, ("$", "expected a number > 0, got 0")),
             ({"exclusiveMaximum": 1}, 0, 1, ("$", "expected a number < 1, got 1")),
@@ -2957,7 +2957,7 @@ class TestParse(unittest.TestCase):
     def test_tool_calls_get_parsed_arguments_checked_when_read(self):
         calls = [tool_call(1, "weather_google", '{"city": "Paris"}'), tool_call(2, "weather_google", '{"city": 1}'),
                  tool_call(3, "nope", "{}"), tool_call(4, "weather_google", "{oops")]
-        raw_tool = {"type": "function", "function": {"name": "raw", "parameters": {"properties": {"n": I}}}}
+        raw_tool = {"type": "function", "function": {"name": "raw", "parameters": {"properties": {"n": INT}}}}
         reply = self.parse({"content": None, "tool_calls": calls + [tool_call(5, "raw", '{"n": 1}')]},
                            "tool_calls", schema=None, tools=[weather_google, raw_tool])
         functions = [call.function for call in reply.choices[0].message.tool_calls]
@@ -2968,7 +2968,7 @@ class TestParse(unittest.TestCase):
                                 (functions[2], "'nope', which is not one of the tools offered"),
                                 (functions[3], "the arguments are not JSON")):
             with self.subTest(name=function.name), self.assertRaises(dmr_client.ValidationError) as caught:
-                function.parsed_arguments
+                _ = function.parsed_arguments
             self.assertIn(words, str(caught.exception))
         self.assertEqual(json.loads(dmr_client._encode(reply.choices[0].message))["tool_calls"][0],
                          calls[0])   # sent back as it came
@@ -4579,7 +4579,7 @@ class TestTypedAnswers(FakeDMRTestCase):
         first, second = reply.choices[0].message.tool_calls
         self.assertEqual(first.function.parsed_arguments, {"city": "Paris", "unit": "f"})
         with self.assertRaises(dmr_client.ValidationError) as caught:
-            second.function.parsed_arguments
+            _ = second.function.parsed_arguments
         self.assertEqual(caught.exception.path, "$.city")
 
     def test_a_stream_folds_into_the_parsed_answer(self):
@@ -4805,6 +4805,21 @@ class TestOpenAICompat(FakeDMRTestCase):
         self.assertEqual((self.last.path, self.last.headers.get("Authorization")),
                          ("/engines/v1/chat/completions", "Bearer docker"))
 
+    def test_parse_as_openai_python_writes_it(self):
+        self.fake.script("/engines/v1/chat/completions", json_reply(200, completion_of({"content": '{"street": "Rue"}'})),
+                         json_reply(200, completion_of({"content": None, "tool_calls": [
+                             tool_call(1, "get_weather", '{"city": "Paris"}')]}, "tool_calls")))
+        client = self.openai()
+        completion = client.chat.completions.parse(model="ai/smollm2", messages=HI, response_format=Address)
+        message = completion.choices[0].message
+        self.assertIsInstance(completion, dmr_client.ParsedChatCompletion)
+        self.assertEqual((message.parsed, message.refusal), (Address("Rue"), None))
+        self.assertEqual(self.last.json["response_format"]["type"], "json_schema")
+        completion = client.chat.completions.parse(model="ai/smollm2", messages=HI, tools=[get_weather])
+        self.assertEqual(completion.choices[0].message.tool_calls[0].function.parsed_arguments, {"city": "Paris"})
+        with self.assertRaises(TypeError):   # create() takes no type, as in openai-python
+            client.chat.completions.create(model="ai/smollm2", messages=HI, response_format=Address)
+
     def test_streaming_with_delta_content(self):
         stream = self.openai().chat.completions.create(model="ai/smollm2", messages=HI, stream=True,
                                                        stream_options={"include_usage": True})
@@ -5002,6 +5017,42 @@ class TestCLI(CLITestCase):
         self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
         self.assertIn("no vision support", result.stderr)
         self.assertEqual(len(self.fake.requests), 1)
+
+    def test_chat_with_a_schema_prints_the_checked_json(self):
+        schema_file = os.path.join(self.temp_folder(), "address.json")
+        with open(schema_file, "w") as f:
+            json.dump(dmr_client.json_schema(Address), f)
+        self.fake.script(self.PATH, json_reply(200, completion_of({"content": '{"street":"Main St","zip":null}'})),
+                         json_reply(200, completion_of({"content": '{"zip": 1}'})))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--schema", schema_file, "Where?")
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        self.assertEqual(json.loads(result.stdout), {"street": "Main St", "zip": None})
+        self.assertEqual(self.last.json["response_format"]["json_schema"]["schema"], dmr_client.json_schema(Address))
+        self.assertFalse(self.last.json.get("stream"))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--schema", schema_file, "Where?")
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertEqual(result.stderr, "dmr-client: the answer does not fit the schema: $.street: is required "
+                                        "but missing\n")
+        requests = len(self.fake.requests)
+        for bad, said in (("nope.json", "No such file or directory"), ("[1]", "not a JSON Schema object"),
+                          ("{oops", "is not JSON")):
+            path = os.path.join(os.path.dirname(schema_file), "bad.json")
+            if bad != "nope.json":
+                with open(path, "w") as f:
+                    f.write(bad)
+            else:
+                path = os.path.join(os.path.dirname(schema_file), bad)
+            with self.subTest(bad=bad):
+                result = self.run_cli("chat", "-m", "ai/smollm2", "--schema", path, "Where?")
+                self.assertEqual(result.returncode, 2)
+                self.assertIn(said, result.stderr)
+                self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+        self.assertEqual(len(self.fake.requests), requests)   # nothing sent
+
+    def temp_folder(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        return folder
 
     def test_chat_prints_the_answer(self):
         result = self.run_cli("chat", "-m", "ai/smollm2", "Hello there")
@@ -6472,6 +6523,33 @@ class TestAsyncClient(AdversarialTestCase):
                 "dmr_client.AsyncClient('http://127.0.0.1:9'); print('asyncio' in sys.modules)")
         out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True, timeout=60)
         self.assertEqual(out.stdout.split(), ["False", "True"], out.stderr)
+
+    def test_async_tools_are_awaited_and_one_turns_calls_run_together(self):
+        self.serve(json_http(completion_of({"content": "", "tool_calls": [
+            tool_call(n, "slow_weather", json.dumps({"city": city})) for n, city in enumerate(("Paris", "Rome", "Oslo"))]},
+            "tool_calls")), json_http(completion_of({"content": "All sunny."})))
+        running, most = [0], [0]
+
+        async def slow_weather(city: str) -> str:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            await asyncio.sleep(0.05)
+            running[0] -= 1
+            return "sunny in " + city
+
+        seen = []
+
+        async def on_step(step):   # an async on_step is awaited too
+            seen.append(step.result)
+
+        async def main():
+            async with self.async_client() as client:
+                return await client.run_tools("m", HI, tools=[slow_weather], on_step=on_step)
+        reply = asyncio.run(main())
+        self.assertEqual(most[0], 3)   # all three at once
+        self.assertEqual([m["content"] for m in reply.messages[2:5]], ["sunny in Paris", "sunny in Rome", "sunny in Oslo"])
+        self.assertEqual(sorted(seen), ["sunny in Oslo", "sunny in Paris", "sunny in Rome"])
+        self.assertEqual(reply.choices[0].message.content, "All sunny.")
 
     def test_calls_are_coroutines_with_client_results(self):
         self.echo_server()
