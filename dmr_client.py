@@ -3945,9 +3945,10 @@ def _response_format(schema: Any, strict: Optional[bool]) -> Dict[str, Any]:
 
 _PARAM_SECTIONS = ("args", "arguments", "parameters", "params", "keyword args", "keyword arguments",
                    "other parameters")
-_GOOGLE_HEADER = re.compile(r"([A-Za-z][A-Za-z ]*):\s*$")
-_NUMPY_RULE = re.compile(r"\s*-{3,}\s*$")
-_REST_PARAM = re.compile(r":(?:param|parameter|arg|argument|key|keyword)\s+(?:[^:]*\s)?\**(\w+)\s*:\s*(.*)")
+# Patterns as text: re compiles (and caches) them on first use, not at import.
+_GOOGLE_HEADER = r"([A-Za-z][A-Za-z ]*):\s*$"
+_NUMPY_RULE = r"\s*-{3,}\s*$"
+_REST_PARAM = r":(?:param|parameter|arg|argument|key|keyword)\s+(?:[^:]*\s)?\**(\w+)\s*:\s*(.*)"
 
 
 def _docstring_parts(doc: Optional[str]) -> Tuple[str, Dict[str, str]]:
@@ -3964,16 +3965,16 @@ def _docstring_parts(doc: Optional[str]) -> Tuple[str, Dict[str, str]]:
     for position, line in enumerate(lines):
         stripped, indented = line.strip(), line[:1].isspace()
         following = lines[position + 1] if position + 1 < len(lines) else ""
-        if not indented and _NUMPY_RULE.match(following) and stripped:          # NumPy header
+        if not indented and re.match(_NUMPY_RULE, following) and stripped:          # NumPy header
             style, in_params, current = "numpy", stripped.lower() in _PARAM_SECTIONS, None
             continue
-        if style == "numpy" and _NUMPY_RULE.match(line):
+        if style == "numpy" and re.match(_NUMPY_RULE, line):
             continue
-        google = _GOOGLE_HEADER.match(line)
+        google = re.match(_GOOGLE_HEADER, line)
         if not indented and google:                                             # Google header
             style, in_params, current = "google", google.group(1).strip().lower() in _PARAM_SECTIONS, None
             continue
-        rest = _REST_PARAM.match(stripped)
+        rest = re.match(_REST_PARAM, stripped)
         if rest and not indented:                                               # reST field
             style, in_params, current = "rest", True, rest.group(1)
             params[current] = rest.group(2).strip()
