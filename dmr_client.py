@@ -6472,6 +6472,9 @@ class _OpenAICalls(_ClientCore):
         tool's exception, an unknown tool and invalid arguments are sent back to
         the model as that message's content (``error: ...``), not raised.
         *on_step* (if given) sees each call as a ToolStep when it is done.
+        A ``tool_choice`` that forces a call ("required", or a named function)
+        holds for the first turn; later turns are sent "auto", or the model
+        could never answer.
         Returns the final reply; ``reply.messages`` is the whole conversation
         (*messages* itself is not changed).  More than *max_rounds* model
         calls raise ToolLoopError, whose ``messages`` hold the conversation.
@@ -6514,6 +6517,10 @@ class _OpenAICalls(_ClientCore):
                 return reply
             steps = yield _ToolTurn(turn["tool_calls"], known, round, on_step)
             conversation.extend(_ToolTurn.message(step) for step in steps)
+            if params.get("tool_choice") not in (None, "auto", "none"):
+                # "required" (or one named function) was for the first turn: kept, it would make
+                # every turn a tool call and the loop could never end (as the OpenAI Agents SDK does)
+                params["tool_choice"] = "auto"
         raise ToolLoopError("the model still called tools after %d rounds (max_rounds=%d): raise max_rounds, "
                             "or go on from error.messages" % (max_rounds, max_rounds), messages=conversation)
 
