@@ -3665,7 +3665,11 @@ def _path_to(path: str, key: Any) -> str:
 
 
 def _got(value: Any) -> str:
-    """*value* as a message shows what arrived: short JSON."""
+    """*value* as a message shows what arrived: short JSON, costing little whatever its size."""
+    if isinstance(value, str) and len(value) > 60:
+        value = value[:60]   # speed: a long answer is not encoded whole to show 60 characters
+    elif isinstance(value, (dict, list)) and len(value) > 8:
+        return "an object of %d keys" % len(value) if isinstance(value, dict) else "a list of %d items" % len(value)
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
@@ -7255,7 +7259,13 @@ class AsyncClient(_BaseClient):
                     await seen
             return step
 
-        return list(await asyncio.gather(*(run(call) for call in turn.calls)))
+        # Every call runs to its end before anything is raised (an on_step that failed): none is
+        # left running unawaited.
+        steps = await asyncio.gather(*(run(call) for call in turn.calls), return_exceptions=True)
+        for step in steps:
+            if isinstance(step, BaseException):
+                raise step
+        return list(steps)
 
     async def _send(self, call: _Call) -> _AsyncExchange:
         """Send a request, retrying as retry_wait() decides (as Client._send)."""

@@ -4639,6 +4639,20 @@ class TestToolLoop(FakeDMRTestCase):
         self.assertEqual(second["tools"], [dmr_client.function_tool(get_weather)])
         self.assertEqual(second["temperature"], 0)
 
+    def test_an_on_step_that_raises_stops_the_loop_with_its_error(self):
+        self.script({"content": "", "tool_calls": [tool_call(1, "get_weather", '{"city": "Paris"}'),
+                                                   tool_call(2, "get_weather", '{"city": "Rome"}')]})
+        seen = []
+
+        def on_step(step):
+            seen.append(step.arguments["city"])
+            raise KeyError("stop here")
+
+        with self.assertRaises(KeyError):
+            self.client().run_tools("ai/smollm2", HI, tools=[get_weather], on_step=on_step)
+        self.assertEqual(len(self.fake.requests), 1)
+        self.assertIn("Paris", seen)
+
     def test_a_forced_tool_choice_holds_for_the_first_turn_only(self):
         self.script({"content": "", "tool_calls": [tool_call(1, "get_weather", '{"city": "Paris"}')]},
                     {"content": "Sunny."})
