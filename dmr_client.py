@@ -5909,6 +5909,27 @@ def _merge_headers(defaults: Mapping[str, str], user: Mapping[str, str]) -> Dict
     return merged
 
 
+def _unexpected_keywords(callee: str, unknown: Mapping[str, Any], known: Iterable[str]) -> TypeError:
+    """The error for keywords *callee* (a public name: ``Client()``) does not take: each named,
+    with the close match when there is one (``base_ur``: did you mean ``base_url``?)."""
+    import difflib
+
+    known = [name for name in known if not name.startswith("_")]
+    said = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        said.append("%r%s" % (name, " (did you mean %r?)" % close[0] if close else ""))
+    return TypeError("%s got %s %s; it takes %s" % (
+        callee, "an unexpected keyword argument" if len(said) == 1 else "unexpected keyword arguments",
+        ", ".join(said), ", ".join(known)))
+
+
+def _keywords_of(function: Callable[..., Any]) -> Tuple[str, ...]:
+    """The parameter names of *function* (no inspect: it is costly to import)."""
+    code = function.__code__
+    return code.co_varnames[1:code.co_argcount + code.co_kwonlyargcount]
+
+
 def _check_messages(messages: Any) -> None:
     example = "[{'role': 'user', 'content': 'Hello'}]"
     if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
@@ -6051,7 +6072,10 @@ class _ClientCore:
                  engine: Optional[str] = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
-                 unix_socket: Optional[str] = None, max_response_bytes: int = MAX_RESPONSE_BYTES):
+                 unix_socket: Optional[str] = None, max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 **unknown: Any):
+        if unknown:
+            raise _unexpected_keywords(type(self).__name__ + "()", unknown, _keywords_of(_ClientCore.__init__))
         self.engine = _check_engine(engine)
         self._api_key = _resolve_api_key(api_key)
         self.timeout = _check_timeout(timeout, "timeout")
@@ -7317,6 +7341,30 @@ class AsyncClient(_BaseClient):
             return b""
 
 
+def _own_names(cls: Any) -> None:
+    """Give *cls* its own copy of each public method written once in the groups above, named
+    ``Client.pull`` (or ``AsyncClient.pull``): Python's errors about a call's arguments name
+    the function by its ``__qualname__``, and a user never wrote ``_DMRCalls.pull()``."""
+    import types
+
+    for name in dir(cls):
+        member = getattr(cls, name)
+        if (name.startswith("_") and name != "__init__") or not isinstance(member, types.FunctionType) \
+                or name in cls.__dict__:
+            continue
+        if member.__qualname__.startswith("_"):
+            own = types.FunctionType(member.__code__, member.__globals__, name, member.__defaults__,
+                                     member.__closure__)
+            own.__kwdefaults__, own.__doc__, own.__annotations__ = member.__kwdefaults__, member.__doc__, \
+                member.__annotations__
+            own.__qualname__, own.__module__, own.__wrapped__ = "%s.%s" % (cls.__name__, name), __name__, member   # type: ignore[attr-defined]
+            setattr(cls, name, own)
+
+
+_own_names(Client)
+_own_names(AsyncClient)
+
+
 # ---------------------------------------------------------------------------
 # Compatibility: the openai-python shape
 # ---------------------------------------------------------------------------
@@ -7516,8 +7564,10 @@ class OpenAI:
                  default_headers: Optional[Headers] = None, default_query: Optional[Mapping[str, Any]] = None,
                  http_client: Any = None, engine: Optional[str] = None, unix_socket: Optional[str] = None,
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES):
+                 max_response_bytes: int = MAX_RESPONSE_BYTES, **unknown: Any):
         name = type(self).__name__
+        if unknown:
+            raise _unexpected_keywords(name + "()", unknown, _keywords_of(OpenAI.__init__))
         if http_client is not None:
             raise TypeError("%s(http_client=) is not supported: dmr_client has its own transport (no httpx); "
                             "set timeout=, max_retries=, default_headers= instead" % name)
@@ -7602,6 +7652,20 @@ class OpenAI:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def _named_as_used(resources: Mapping[str, Any]) -> None:
+    """Errors Python raises about a call's arguments name the function by its ``__qualname__``:
+    the resources' methods are named as a program calls them (``chat.completions.create()``)."""
+    for path, resource in resources.items():
+        for name, member in vars(resource).items():
+            if callable(member) and not name.startswith("_"):
+                member.__qualname__ = "%s.%s" % (path, name)
+
+
+_named_as_used({"chat.completions": _ChatCompletions, "completions": _Completions, "embeddings": _Embeddings,
+                "responses.input_items": _InputItems, "responses": _Responses, "images": _Images,
+                "models": _Models})
 
 
 class AsyncOpenAI(OpenAI):

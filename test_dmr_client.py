@@ -4692,6 +4692,51 @@ class TestToolLoop(FakeDMRTestCase):
 # ---------------------------------------------------------------------------
 
 
+def python_names(qualname):
+    """How Python's argument errors name a function: by ``__qualname__`` from 3.10, by its
+    bare name before."""
+    return qualname if sys.version_info >= (3, 10) else qualname.rsplit(".", 1)[-1]
+
+
+class TestPublicNames(unittest.TestCase):
+    """Errors about a call's arguments name what the user wrote (Client, AsyncClient, OpenAI,
+    chat.completions.create), never a private class, and suggest the keyword meant."""
+
+    def said(self, call):
+        with self.assertRaises(TypeError) as caught:
+            call()
+        return str(caught.exception)
+
+    def test_constructors_name_themselves_and_suggest_the_close_match(self):
+        for cls in (Client, dmr_client.AsyncClient, dmr_client.OpenAI, dmr_client.AsyncOpenAI):
+            with self.subTest(cls=cls.__name__):
+                said = self.said(lambda: cls(base_ur="http://127.0.0.1:9"))
+                self.assertTrue(said.startswith("%s() got an unexpected keyword argument 'base_ur' (did you mean "
+                                                "'base_url'?); it takes " % cls.__name__), said)
+                self.assertNotIn("_", said.split(";")[0].replace("base_ur", ""))
+        said = self.said(lambda: Client(bogus=1, timout=3))
+        self.assertIn("unexpected keyword arguments 'bogus', 'timout' (did you mean 'timeout'?)", said)
+        self.assertTrue(self.said(lambda: Client(1, 2, 3)).startswith(python_names("Client.__init__") + "() takes"))
+
+    def test_methods_written_once_carry_each_clients_name(self):
+        client, other = Client("http://127.0.0.1:9"), dmr_client.AsyncClient("http://127.0.0.1:9")
+        self.addCleanup(client.close)
+        self.assertTrue(self.said(lambda: client.pull()).startswith(python_names("Client.pull") + "() missing 1 required"))
+        self.assertTrue(self.said(lambda: other.pull()).startswith(python_names("AsyncClient.pull") + "() missing 1 required"))
+        self.assertTrue(self.said(lambda: client.chat("m")).startswith(python_names("Client.chat") + "() missing"))
+        self.assertTrue(self.said(lambda: client.run_tools("m", HI)).startswith(python_names(
+            "Client.run_tools") + "() missing 1 required keyword-only argument: 'tools'"))
+        self.assertEqual(Client.chat.__doc__, dmr_client._OpenAICalls.chat.__doc__)
+        for name in ("chat", "pull", "models", "run_tools", "running_models", "__init__"):
+            self.assertEqual(getattr(Client, name).__qualname__, "Client." + name)
+            self.assertEqual(getattr(dmr_client.AsyncClient, name).__qualname__, "AsyncClient." + name)
+        openai = dmr_client.OpenAI(base_url="http://127.0.0.1:9/engines/v1")
+        self.addCleanup(openai.close)
+        self.assertTrue(self.said(lambda: openai.chat.completions.create(messages=HI)).startswith(python_names(
+            "chat.completions.create") + "() missing 1 required keyword-only argument: 'model'"))
+        self.assertTrue(self.said(lambda: openai.models.retrieve()).startswith(python_names("models.retrieve") + "() missing"))
+
+
 class UnixSocketTestCase(unittest.TestCase):
     def start(self, name, prefix=""):
         folder = tempfile.mkdtemp(prefix="dmr-")
