@@ -180,6 +180,95 @@ def stall(seconds, then=None):
     return respond
 
 
+def fitting(schema, root=None, depth=0):
+    """The smallest JSON value that fits *schema* (what the fake DMR answers for a schema, as a
+    grammar-constrained model would): its const, first enum value or default, its first anyOf /
+    oneOf / allOf form, an object of its required properties, minItems items, a string of
+    minLength "x"s, a number at its minimum (else 0), false, null; {} (any value) gives null."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 50:
+        return None
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].lstrip("#").split("/")[1:]:
+            target = target[part]
+        return fitting(target, root, depth + 1)
+    for key in ("const", "default"):
+        if key in schema:
+            return schema[key]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return fitting(schema[key][0], root, depth + 1)
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {name: fitting(properties.get(name, {}), root, depth + 1) for name in schema.get("required") or ()}
+    if kind == "array":
+        prefix = schema.get("prefixItems") or []
+        items = [fitting(sub, root, depth + 1) for sub in prefix]
+        while len(items) < (schema.get("minItems") or 0):
+            items.append(fitting(schema.get("items") or {}, root, depth + 1))
+        return items
+    if kind == "string":
+        return "x" * (schema.get("minLength") or 0)
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        return low if kind == "number" else int(low)
+    return False if kind == "boolean" else None
+
+
+def typed_turn(body):
+    """(message, finish_reason) of the fake model's turn for a chat body with tools or a schema,
+    or None for a plain chat (the fixed phrase).  Tools offered (tool_choice not "none") and no
+    ``role: tool`` message yet: one call of each function tool, in one turn, its arguments
+    fitting() its parameters (ids ``call_1``, ``call_2`` ...).  Otherwise a schema as llama.cpp
+    reads it (``response_format.json_schema.schema``; ``json_object`` with ``schema``): the
+    fitting() value as JSON text.  Once a tool message is there (and no schema), the phrase."""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    tools = [tool.get("function") for tool in body.get("tools") or () if isinstance(tool, dict)]
+    tools = [function for function in tools if isinstance(function, dict) and function.get("name")]
+    answered = any(isinstance(m, dict) and m.get("role") == "tool" for m in messages)
+    if tools and not answered and body.get("tool_choice") != "none":
+        calls = [{"id": "call_%d" % number, "type": "function",
+                  "function": {"name": function["name"],
+                               "arguments": json.dumps(fitting(function.get("parameters") or {}) or {})}}
+                 for number, function in enumerate(tools, 1)]
+        return {"role": "assistant", "content": "", "tool_calls": calls}, "tool_calls"
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict):
+        return None
+    schema = None
+    if response_format.get("type") == "json_schema" and isinstance(response_format.get("json_schema"), dict):
+        schema = response_format["json_schema"].get("schema")
+    elif response_format.get("type") == "json_object":
+        schema = response_format.get("schema", {"type": "object"})
+    if not isinstance(schema, dict):
+        return None
+    return {"role": "assistant", "content": json.dumps(fitting(schema))}, "stop"
+
+
+def chat_chunks(model, message, finish, usage):
+    """*message* streamed as llama.cpp streams it: a role chunk, the content in pieces of 8
+    characters, each tool call in one delta, the finish chunk, usage if asked, [DONE]."""
+    def event(delta=None, finish_reason=None, **extra):
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+        return b"data: %s\n\n" % json.dumps(dict({"id": "chatcmpl-typed", "created": 1795347033, "model": model,
+                                                    "object": "chat.completion.chunk", "choices": choices},
+                                                   **extra)).encode()
+    content = message.get("content") or ""
+    events = [event({"role": "assistant", "content": None})]
+    events += [event({"content": content[i:i + 8]}) for i in range(0, len(content), 8)]
+    events += [event({"tool_calls": [dict(call, index=index)]})
+               for index, call in enumerate(message.get("tool_calls") or ())]
+    events.append(event({}, finish))
+    if usage:
+        events.append(event(usage={"completion_tokens": 9, "prompt_tokens": 27, "total_tokens": 36}))
+    return events + [b"data: [DONE]\n\n"]
+
+
 class _Counting:
     """Counts accepted connections; stays quiet about clients that hang up early."""
 
@@ -231,7 +320,9 @@ SHARED_ID = "sha256:" + "3" * 64   # an ID two tags point to: deleting it by ID 
 class FakeDMR:
     """Docker Model Runner on 127.0.0.1 (or a Unix socket): DMR's routing and
     plain-text errors in front of llama.cpp's JSON and SSE, plus DMR's own
-    model-management API.  script(path, r1, r2, ...) makes the next requests to
+    model-management API.  Chat answers a fixed phrase, except with tools (a
+    call of each tool first) or a json_schema response_format (the smallest JSON
+    that fits): see typed_turn().  script(path, r1, r2, ...) makes the next requests to
     *path* get r1, r2, ... (the last one repeats).  *prefix* is stripped from
     request paths first (Docker Desktop's socket serves DMR under /exp/vDD4.40)."""
 
@@ -415,13 +506,18 @@ class FakeDMR:
                               "object": "text_completion"}).encode() + b"\n\n")
                 return sse_reply(events + [b"data: [DONE]\n\n"])(handler, request)
             return json_reply(200, reply)(handler, request)
+        usage = (body.get("stream_options") or {}).get("include_usage")
+        typed = typed_turn(body)
+        if typed is not None and body.get("stream"):
+            return sse_reply(chat_chunks(model, *typed, usage))(handler, request)
         if body.get("stream"):
-            usage = (body.get("stream_options") or {}).get("include_usage")
             events = sse_events("chat-stream.http" if usage else "chat-stream-no-usage.http")
             events = [e.replace(b'"ai/tiny"', json.dumps(model).encode()) for e in events]
             return sse_reply(events)(handler, request)
         reply = json.loads(load_capture("chat.http")[2])
         reply["model"] = model
+        if typed is not None:
+            reply["choices"] = [{"index": 0, "message": typed[0], "finish_reason": typed[1]}]
         return json_reply(200, reply)(handler, request)
 
     def openai_models(self, handler, request, name):
@@ -4471,7 +4567,8 @@ class TestRunningModels(FakeDMRTestCase):
 
 class TestReadme(FakeDMRTestCase):
     """The README's Python examples, run in order in one namespace (as a reader would type them)
-    against the fake DMR: an example that does not run is a README that lies."""
+    against the fake DMR: an example that does not run is a README that lies.  Blocks fenced
+    ```py are other libraries' code (ollama-python, openai-python), shown for comparison: not run."""
 
     def test_every_python_example_runs(self):
         import contextlib
@@ -4495,9 +4592,46 @@ class TestReadme(FakeDMRTestCase):
                 block = block.replace("http://localhost:4000", self.fake.url)   # the gateway example
                 block = block.replace("http://localhost:12434", self.fake.url)  # openai-python's way
                 with self.subTest(block=number, first_line=block.splitlines()[0]):
-                    exec(compile(block, "README.md python block %d" % number, "exec"), namespace)
+                    # dont_inherit: compiled as a reader's script is, without this file's
+                    # `from __future__ import annotations` (the examples' types are read at run time)
+                    exec(compile(block, "README.md python block %d" % number, "exec", dont_inherit=True), namespace)
         namespace["client"].close()
         self.assertIn(PHRASE, out.getvalue())
+        # The typed examples did what they say: an answer built as the dataclass, the misfit's path,
+        # one tool call run by run_tools() without an error.
+        self.assertIsInstance(namespace["city"], namespace["City"])
+        self.assertIn('$.population — expected integer, got "many"', out.getvalue())
+        self.assertEqual([(step.name, step.error) for step in namespace["steps"]], [("get_weather", None)])
+
+
+class TestFakeTypedTurn(unittest.TestCase):
+    """The fake model's answers to tools and schemas (typed_turn): what the README's examples see."""
+
+    def test_a_schema_gets_the_smallest_json_that_fits(self):
+        for tp in (Address, bool, List[Address], Dict[str, int], Literal["a", "b"], Tuple[int, str]):
+            schema = dmr_client.json_schema(tp)
+            with self.subTest(tp=tp):
+                message, finish = typed_turn({"messages": [], "response_format": {
+                    "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
+                dmr_client.validate(json.loads(message["content"]), schema)
+                self.assertEqual(finish, "stop")
+        schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 3}}, "required": ["n"]}
+        self.assertEqual(typed_turn({"response_format": {"type": "json_object", "schema": schema}})[0]["content"],
+                         '{"n": 3}')
+        for ignored in ({"type": "json_schema", "schema": schema}, {"type": "text"}, None):   # as llama.cpp
+            self.assertIsNone(typed_turn({"messages": [], "response_format": ignored}))
+
+    def test_tools_are_called_once_each_then_the_phrase(self):
+        def size(obj):
+            return len(obj)
+        tools = [dmr_client.function_tool(get_weather), dmr_client.function_tool(size)]
+        message, finish = typed_turn({"messages": [], "tools": tools})
+        self.assertEqual(finish, "tool_calls")
+        self.assertEqual([(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+                          for c in message["tool_calls"]], [("call_1", "get_weather", {"city": ""}),
+                                                            ("call_2", "size", {"obj": None})])
+        self.assertIsNone(typed_turn({"messages": [{"role": "tool", "content": "x"}], "tools": tools}))
+        self.assertIsNone(typed_turn({"messages": [], "tools": tools, "tool_choice": "none"}))
 
 
 CHAT_PATH = "/engines/llama.cpp/v1/chat/completions"
