@@ -3813,9 +3813,6 @@ class _Validator:
 
     def _object(self, value: Dict[Any, Any], schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
         properties = schema.get("properties") or {}
-        for name in schema.get("required") or ():
-            if name not in value:
-                return _path_to(path, name), "is required but missing"
         extra = schema.get("additionalProperties", True)
         for name, item in value.items():
             sub = properties.get(name)
@@ -3827,6 +3824,9 @@ class _Validator:
             failure = self.check(item, sub, _path_to(path, name), depth + 1)
             if failure is not None:
                 return failure
+        for name in schema.get("required") or ():   # after the values: a wrong value says more
+            if name not in value:
+                return _path_to(path, name), "is required but missing"
         return None
 
     def _array(self, value: Sequence[Any], schema: Dict[str, Any], path: str, depth: int) -> Optional[Tuple[str, str]]:
@@ -3926,8 +3926,11 @@ def _response_format(schema: Any, strict: Optional[bool]) -> Dict[str, Any]:
     nested under ``json_schema`` (llama.cpp makes a grammar of it there, and vLLM reads it
     there; llama.cpp ignores a schema at the top of response_format).  A response_format
     given as *schema* is sent as it is."""
-    if isinstance(schema, dict) and schema.get("type") in ("json_schema", "json_object", "text") \
-            and ("json_schema" in schema or schema.get("type") != "json_schema"):
+    if isinstance(schema, dict) and schema.get("type") in ("json_schema", "json_object", "text"):
+        if schema.get("type") == "json_schema" and not isinstance(schema.get("json_schema"), dict):
+            raise TypeError("a json_schema response_format keeps its schema under 'json_schema' (llama.cpp ignores "
+                            "one beside 'type'): pass schema=<the schema itself>, or {'type': 'json_schema', "
+                            "'json_schema': {'name': ..., 'schema': ...}}")
         return schema
     body: Dict[str, Any] = {"name": _schema_name(schema), "schema": json_schema(schema, strict=bool(strict))}
     if strict is not None:
@@ -4234,7 +4237,8 @@ class _Parse:
             try:
                 validate(value, schema)
             except ValidationError as exc:
-                error = InvalidResponseError("the answer does not fit the schema: %s" % exc, body=content)
+                error = InvalidResponseError("the answer does not fit the schema: %s (the answer: %s)"
+                                             % (exc, _got(content)), body=content)
                 error.path = exc.path
                 raise error from None
         if self.answer_type is None:
@@ -4277,8 +4281,8 @@ class _ToolTurn:
     def __init__(self, calls: List[Any], known: Dict[str, Any], round: int, on_step: Optional[Callable[..., Any]]):
         self.calls, self.known, self.round, self.on_step = calls, known, round, on_step
 
-    def prepare(self, call: Any) -> Tuple[Any, Optional[Callable[..., Any]], Dict[str, Any]]:
-        """(its ToolStep, the function to call or None, the keyword arguments) of one call: the
+    def prepare(self, call: Any) -> Tuple[Any, Optional[_FunctionTool], Dict[str, Any]]:
+        """(its ToolStep, the tool to call or None, the keyword arguments) of one call: the
         model's arguments parsed, checked and built here, never evaluated."""
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         name, text = function.get("name"), function.get("arguments")
@@ -4295,7 +4299,7 @@ class _ToolTurn:
             step["error"] = "invalid arguments for %s: %s" % (name, exc)
             return step, None, {}
         step["arguments"] = kwargs
-        return step, tool.func, kwargs
+        return step, tool, kwargs
 
     @staticmethod
     def finish(step: Any, result: Any = None, error: Optional[BaseException] = None) -> Any:
@@ -6499,14 +6503,17 @@ class _OpenAICalls(_ClientCore):
         ``role: "tool"`` message per call are added to the conversation.  A
         tool's exception, an unknown tool and invalid arguments are sent back to
         the model as that message's content (``error: ...``), not raised.
-        *on_step* (if given) sees each call as a ToolStep when it is done.
+        *on_step* (if given) sees each call as a ToolStep when it is done
+        (on AsyncClient it may be an ``async def``).
         A ``tool_choice`` that forces a call ("required", or a named function)
         holds for the first turn; later turns are sent "auto", or the model
         could never answer.
         Returns the final reply; ``reply.messages`` is the whole conversation
         (*messages* itself is not changed).  More than *max_rounds* model
         calls raise ToolLoopError, whose ``messages`` hold the conversation.
-        AsyncClient awaits ``async def`` tools and runs one turn's calls together.
+        AsyncClient runs one turn's calls together: an ``async def`` tool is
+        awaited, a plain one runs in a worker thread (the event loop never waits
+        on it).
         """
         _check_messages(messages)
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
@@ -6549,8 +6556,9 @@ class _OpenAICalls(_ClientCore):
                 # "required" (or one named function) was for the first turn: kept, it would make
                 # every turn a tool call and the loop could never end (as the OpenAI Agents SDK does)
                 params["tool_choice"] = "auto"
-        raise ToolLoopError("the model still called tools after %d rounds (max_rounds=%d): raise max_rounds, "
-                            "or go on from error.messages" % (max_rounds, max_rounds), messages=conversation)
+        raise ToolLoopError("the model still called tools after %d round%s (max_rounds=%d): raise max_rounds, "
+                            "or go on from error.messages" % (max_rounds, "" if max_rounds == 1 else "s", max_rounds),
+                            messages=conversation)
 
     def completions(self, model: str, prompt: Any, *, stream: bool = False, **params: Any) -> Any:
         """Create a legacy text completion (``/completions``) of *prompt*.
@@ -7094,10 +7102,10 @@ class Client(_BaseClient):
         """Run one turn's tool calls, one after another: their ToolSteps, in order."""
         steps = []
         for call in turn.calls:
-            step, func, kwargs = turn.prepare(call)
-            if func is not None:
+            step, tool, kwargs = turn.prepare(call)
+            if tool is not None:
                 try:
-                    result = func(**kwargs)
+                    result = tool.func(**kwargs)
                 except Exception as exc:   # the model reads it; the loop goes on
                     step = turn.finish(step, error=exc)
                 else:
@@ -7260,17 +7268,22 @@ class AsyncClient(_BaseClient):
 
     @staticmethod
     async def _tools(turn: _ToolTurn) -> List[Any]:   # type: ignore[override]
-        """Run one turn's tool calls together (an async def tool is awaited): their ToolSteps,
-        in the calls' order."""
+        """Run one turn's tool calls together (an async def tool awaited, a plain one in a worker
+        thread): their ToolSteps, in the calls' order."""
+        import functools
         import inspect
 
         async def run(call: Any) -> Any:
-            step, func, kwargs = turn.prepare(call)
-            if func is not None:
+            step, tool, kwargs = turn.prepare(call)
+            if tool is not None:
                 try:
-                    result = func(**kwargs)
-                    if inspect.isawaitable(result):
-                        result = await result
+                    if tool.is_async:
+                        result = await tool.func(**kwargs)
+                    else:   # a plain def may block: a worker thread runs it, and the loop goes on
+                        result = await asyncio.get_running_loop().run_in_executor(
+                            None, functools.partial(tool.func, **kwargs))
+                        if inspect.isawaitable(result):
+                            result = await result
                 except Exception as exc:   # the model reads it; the loop goes on
                     step = turn.finish(step, error=exc)
                 else:
@@ -7476,6 +7489,13 @@ class _Chat:
         self.completions = _ChatCompletions(owner)
 
 
+class _Beta:
+    """openai-python 1.x had parse() under ``beta``: programs written then call it there."""
+
+    def __init__(self, owner: Any):
+        self.chat = owner.chat
+
+
 class _Completions(_Resource):
     def create(self, *, model: str, prompt: Any, stream: bool = False, **params: Any) -> Any:
         """client.completions(): a TextCompletion, or a CompletionStream."""
@@ -7604,6 +7624,7 @@ class OpenAI:
         self.models = _Models(self)
         self.responses = _Responses(self)
         self.images = _Images(self)
+        self.beta = _Beta(self)
 
     def _params(self, params: Dict[str, Any]) -> Dict[str, Any]:
         """A call's keywords with this client's per-call options added (with_options, default_query)."""

@@ -802,7 +802,7 @@ class BlockingProxy:
 def blocking(runner, value):
     if isinstance(value, dmr_client._AsyncStreamed):
         return BlockingAsyncStream(runner, value)
-    if isinstance(value, (dmr_client._Resource, dmr_client._Chat, dmr_client.RawResponse)):
+    if isinstance(value, (dmr_client._Resource, dmr_client._Chat, dmr_client._Beta, dmr_client.RawResponse)):
         return BlockingProxy(runner, value)
     return value
 
@@ -3026,7 +3026,9 @@ class TestParse(unittest.TestCase):
 
     def test_answers_that_do_not_fit_say_where_and_carry_the_text(self):
         table = [({"content": "Sure! Here it is"}, "stop", "the answer is not JSON", None),
-                 ({"content": '{"zip": 1}'}, "stop", "does not fit the schema: $.street: is required", "$.street"),
+                 ({"content": '{"zip": "1"}'}, "stop", "does not fit the schema: $.street: is required but missing "
+                  '(the answer: "{\\"zip\\": \\"1\\"}")', "$.street"),
+                 ({"content": '{"zip": 1}'}, "stop", "$.zip: expected string or null, got 1", "$.zip"),
                  ({"content": ""}, "stop", "answered no text", None),
                  ({"content": '{"street": "M'}, "length", "cut at max_tokens (3 tokens generated)", None)]
         for message, finish, words, path in table:
@@ -4697,6 +4699,7 @@ class TestTypedAnswers(FakeDMRTestCase):
                 (dict(strict=True), TypeError, "strict= goes with schema="),
                 (dict(response_format=Address), TypeError, "pass schema=Address"),
                 (dict(schema=Tagged), TypeError, "a set"),
+                (dict(schema={"type": "json_schema", "schema": {}}), TypeError, "keeps its schema under 'json_schema'"),
                 (dict(tools=[lambda city: city]), ValueError, "not one a model can call")):
             with self.subTest(kwargs=kwargs), self.assertRaises(error) as caught:
                 client.chat("ai/smollm2", HI, **kwargs)
@@ -4706,7 +4709,7 @@ class TestTypedAnswers(FakeDMRTestCase):
     def test_functions_are_sent_as_tools_and_their_calls_checked(self):
         raw = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
         self.answer({"content": "", "tool_calls": [tool_call(1, "get_weather", '{"city": "Paris", "unit": "f"}'),
-                                                   tool_call(2, "get_weather", '{"unit": "k"}')]}, finish="tool_calls")
+                                                   tool_call(2, "get_weather", '{"unit": "f"}')]}, finish="tool_calls")
         reply = self.client().chat("ai/smollm2", HI, tools=[get_weather, raw], tool_choice="auto")
         self.assertEqual(self.last.json["tools"], [dmr_client.function_tool(get_weather), raw])
         self.assertEqual(self.last.json["tool_choice"], "auto")
@@ -4763,6 +4766,7 @@ class TestToolLoop(FakeDMRTestCase):
         for message, content in zip(tool_messages, contents):
             self.assertTrue(message["content"].startswith(content), message["content"])
         self.assertEqual([m["role"] for m in reply.messages], ["user", "assistant"] + ["tool"] * 5 + ["assistant"])
+        steps.sort(key=lambda step: step.id)   # AsyncClient: in the order they ended
         self.assertEqual([(s.round, s.name, s.arguments, s.result) for s in steps[:2]],
                          [(1, "get_weather", {"city": "Paris"}, "sunny in Paris"),
                           (1, "get_weather", {"city": "Atlantis"}, None)])
@@ -5007,7 +5011,8 @@ class TestOpenAICompat(FakeDMRTestCase):
     def test_parse_as_openai_python_writes_it(self):
         self.fake.script("/engines/v1/chat/completions", json_reply(200, completion_of({"content": '{"street": "Rue"}'})),
                          json_reply(200, completion_of({"content": None, "tool_calls": [
-                             tool_call(1, "get_weather", '{"city": "Paris"}')]}, "tool_calls")))
+                             tool_call(1, "get_weather", '{"city": "Paris"}')]}, "tool_calls")),
+                         json_reply(200, completion_of({"content": '{"street": "Rue"}'})))
         client = self.openai()
         completion = client.chat.completions.parse(model="ai/smollm2", messages=HI, response_format=Address)
         message = completion.choices[0].message
@@ -5016,6 +5021,8 @@ class TestOpenAICompat(FakeDMRTestCase):
         self.assertEqual(self.last.json["response_format"]["type"], "json_schema")
         completion = client.chat.completions.parse(model="ai/smollm2", messages=HI, tools=[get_weather])
         self.assertEqual(completion.choices[0].message.tool_calls[0].function.parsed_arguments, {"city": "Paris"})
+        completion = client.beta.chat.completions.parse(model="ai/smollm2", messages=HI, response_format=Address)
+        self.assertEqual(completion.choices[0].message.parsed, Address("Rue"))   # the path of openai-python 1.x
         with self.assertRaises(TypeError):   # create() takes no type, as in openai-python
             client.chat.completions.create(model="ai/smollm2", messages=HI, response_format=Address)
 
@@ -6749,6 +6756,24 @@ class TestAsyncClient(AdversarialTestCase):
         self.assertEqual([m["content"] for m in reply.messages[2:5]], ["sunny in Paris", "sunny in Rome", "sunny in Oslo"])
         self.assertEqual(sorted(seen), ["sunny in Oslo", "sunny in Paris", "sunny in Rome"])
         self.assertEqual(reply.choices[0].message.content, "All sunny.")
+
+    def test_plain_tools_run_in_worker_threads_side_by_side(self):
+        self.serve(json_http(completion_of({"content": "", "tool_calls": [
+            tool_call(n, "meet", "{}") for n in range(2)]}, "tool_calls")), json_http(completion_of({"content": "Met."})))
+        both = threading.Barrier(2, timeout=5)   # passes only if the two calls run at the same time
+        loop_threads = set()
+
+        def meet() -> str:
+            loop_threads.add(threading.current_thread() is threading.main_thread())
+            both.wait()
+            return "met"
+
+        async def main():
+            async with self.async_client() as client:
+                return await client.run_tools("m", HI, tools=[meet])
+        reply = asyncio.run(main())
+        self.assertEqual([m["content"] for m in reply.messages[2:4]], ["met", "met"])
+        self.assertEqual(loop_threads, {False})   # never on the event loop's thread
 
     def test_calls_are_coroutines_with_client_results(self):
         self.echo_server()
