@@ -2675,6 +2675,36 @@ class Shapes:
     anything: Any
 
 
+Home = typing.NewType("Home", Address)
+
+
+class Registry(TypedDict):
+    home: Address
+    homes: Dict[str, Address]
+
+
+@dataclasses.dataclass
+class Nested:
+    """Every container around a type that must be built: the builder must reach inside each."""
+    pair: Tuple[int, Address]
+    many: Tuple[Address, ...]
+    table: Dict[str, Address]
+    home: Home
+    registry: Registry
+    either: Union[int, Address]
+    bare: tuple
+    listed: list
+
+
+@dataclasses.dataclass
+class Picky:
+    x: int
+
+    def __post_init__(self):
+        if self.x % 2:
+            raise ValueError("x must be even")
+
+
 class PydanticLike:
     """Duck-typed as pydantic: json_schema() asks it, _build() lets it validate."""
 
@@ -2811,6 +2841,15 @@ class TestValidate(unittest.TestCase):
             ({"minLength": 2}, "ab", "a", ("$", 'expected a string of at least 2 characters, got "a"')),
             ({"maxLength": 1}, "é", "ab", ("$", 'expected a string of at most 1 character, got "ab"')),
             ({"minItems": 1}, [0], [], ("$", "expected at least 1 item, got 0")),
+            ({"minItems": 2}, [0, 1], [0], ("$", "expected at least 2 items, got 1")),
+            ({"maxItems": 2}, [0, 1], [0, 1, 2], ("$", "expected at most 2 items, got 3")),
+            ({"minLength": 1}, "a", "", ("$", 'expected a string of at least 1 character, got ""')),
+            ({"maxLength": 2}, "ab", "abc", ("$", 'expected a string of at most 2 characters, got "abc"')),
+            ({"items": [INT], "additionalItems": S}, [1, "a"], [1, 2], ("$[1]", "expected string, got 2")),
+            ({"additionalProperties": False}, {}, {"a": 1}, ("$.a", "is not an allowed property (allowed: none)")),
+            ({"properties": {"a": INT, "b": INT}, "additionalProperties": False}, {"a": 1}, {"c": 1},
+             ("$.c", "is not an allowed property (allowed: a, b)")),
+            ({"enum": [[1, 2], {"a": None}]}, {"a": None}, [1, 2, 3], ("$", 'expected one of [1, 2], {"a": null}, got [1, 2, 3]')),
             ({"maxItems": 1}, [0], [0, 1], ("$", "expected at most 1 item, got 2")),
             ({"pattern": "^[0-9]{5}$"}, "75001", "7500", ("$", 'expected a string matching "^[0-9]{5}$", got "7500"')),
             ({"$defs": {"Z": S}, "properties": {"z": {"$ref": "#/$defs/Z"}}}, {"z": "1"}, {"z": 1},
@@ -2823,6 +2862,38 @@ class TestValidate(unittest.TestCase):
                 if good is not NOTHING:
                     self.assertIsNone(dmr_client.validate(good, schema))
                 self.assertEqual(self.fails(bad, schema), failure)
+
+    def test_json_equality_by_table(self):
+        table = [(1, 1.0, True), (True, 1, False), (1, True, False), (False, False, True), ("a", "a", True),
+                 ("1", 1, False), ([1, [2]], (1, (2.0,)), True), ([1], [1, 2], False), ([1], 1, False), (1, [1], False),
+                 ({"a": 1}, {"a": 1.0}, True), ({"a": 1}, {"b": 1}, False), ({"a": 1}, [("a", 1)], False),
+                 ([], {}, False), (None, None, True), (None, False, False), ("a", "b", False), (0.5, 0.25, False)]
+        for a, b, equal in table:
+            with self.subTest(a=a, b=b):
+                self.assertIs(dmr_client._json_equal(a, b), equal)
+                self.assertIs(dmr_client._json_equal(b, a), equal)
+
+    def test_the_depth_limit_is_exact(self):
+        def nested(levels):
+            value: Any = "leaf"
+            for _ in range(levels):
+                value = [value]
+            return value
+        # each level of the array is two steps: its items' schema, then the $ref back to the root
+        schema = {"items": {"$ref": "#"}}
+        dmr_client.validate(nested(dmr_client.MAX_SCHEMA_DEPTH // 2), schema)
+        with self.assertRaises(dmr_client.ValidationError):
+            dmr_client.validate(nested(dmr_client.MAX_SCHEMA_DEPTH // 2 + 1), schema)
+        dmr_client.validate({"a": nested(dmr_client.MAX_SCHEMA_DEPTH - 2)}, {"additionalProperties": {"anyOf": [True]}})
+        def objects(levels):   # three steps a level: the property, allOf's form, the $ref
+            value: Any = "leaf"
+            for _ in range(levels):
+                value = {"a": value}
+            return value
+        schema = {"properties": {"a": {"allOf": [{"$ref": "#"}]}}}
+        dmr_client.validate(objects(dmr_client.MAX_SCHEMA_DEPTH // 3), schema)
+        with self.assertRaises(dmr_client.ValidationError):
+            dmr_client.validate(objects(dmr_client.MAX_SCHEMA_DEPTH // 3 + 1), schema)
 
     def test_str_of_the_error_is_path_then_message(self):
         schema = dmr_client.json_schema(Person)
@@ -2849,6 +2920,9 @@ class TestValidate(unittest.TestCase):
         self.assertIn("nested deeper than", self.fails(1, nested)[1])
 
     def test_a_schema_that_is_not_one_is_a_value_error_not_a_misfit(self):
+        with self.assertRaises(ValueError) as caught:
+            dmr_client.validate([1], {"items": 3})
+        self.assertEqual(str(caught.exception), "a schema at $[0] is 3, not an object or a boolean")
         for schema, words in (({"$ref": "http://example.com/s.json"}, "only refs inside the schema"),
                               ({"$ref": "#/$defs/Nope"}, "goes nowhere"), ({"type": "text"}, "unknown type 'text'")):
             with self.subTest(schema=schema), self.assertRaises(ValueError) as caught:
@@ -2877,6 +2951,19 @@ class TestBuild(unittest.TestCase):
         self.assertIsNone(dmr_client._build(Optional[Address], None))
         self.assertEqual(dmr_client._build(Movie, {"title": "T", "year": 1}), {"title": "T", "year": 1})
         self.assertEqual(dmr_client._build(PydanticLike, {"n": 1}).fields, {"n": 1})
+
+    def test_the_builder_reaches_inside_every_container(self):
+        street = {"street": "s"}
+        value = {"pair": [1, street], "many": [street, street], "table": {"a": street}, "home": street,
+                 "registry": {"home": street, "homes": {"b": street}}, "either": street, "bare": [1, [2]],
+                 "listed": [street]}
+        dmr_client.validate(value, dmr_client.json_schema(Nested))
+        built = dmr_client._build(Nested, value)
+        home = Address("s")
+        self.assertEqual(built, Nested((1, home), (home, home), {"a": home}, home, {"home": home, "homes": {"b": home}},
+                                       home, (1, [2]), [{"street": "s"}]))
+        self.assertIs(type(built.registry["home"]), Address)
+        self.assertEqual(dmr_client._build(Union[int, Address], 3), 3)
 
 
 # ---------------------------------------------------------------------------
@@ -2947,6 +3034,22 @@ class TestFunctionTools(unittest.TestCase):
                 self.assertEqual(function["parameters"]["required"], ["city"])
                 self.assertNotIn("strict", function)
 
+    def test_docstrings_by_table(self):
+        google = "Look it up.\n\nArgs:\n  city (str): The city,\n    by name.\n  unit: Units.\n\nReturns:\n  str: text\n"
+        table = [(None, ("", {})), ("", ("", {})), ("Just this.", ("Just this.", {})),
+                 (weather_google.__doc__, ("Get the weather.\n\nIt reads a forecast.",
+                                           {"city": "The city, by name.", "unit": "Celsius or Fahrenheit."})),
+                 (weather_numpy.__doc__, ("Get the weather.", {"city": "The city, by name.", "unit": "Celsius or Fahrenheit."})),
+                 (weather_rest.__doc__, ("Get the weather.", {"city": "The city, by name.", "unit": "Celsius or Fahrenheit."})),
+                 (google, ("Look it up.", {"city": "The city, by name.", "unit": "Units."})),
+                 (":param city: The city.\n:returns: the forecast\n    over days.\n:param unit: Units.",
+                  ("", {"city": "The city.", "unit": "Units."})),
+                 ("Sum.\n\nParameters\n----------\nx : int\n    First.\n\nNotes\n-----\nnot : a param\n    at all",
+                  ("Sum.", {"x": "First."}))]
+        for doc, expected in table:
+            with self.subTest(doc=doc):
+                self.assertEqual(dmr_client._docstring_parts(doc), expected)
+
     def test_the_schema_comes_from_the_signature(self):
         parameters = dmr_client.function_tool(weather_google)["function"]["parameters"]
         self.assertEqual(parameters["properties"]["city"]["type"], "string")
@@ -2967,12 +3070,18 @@ class TestFunctionTools(unittest.TestCase):
         tool = dmr_client._FunctionTool(plot)
         self.assertEqual(tool.arguments('{"point": {"x": 1}, "where": {"street": "s"}, "color": "red"}'),
                          {"point": Point(1.0, 0.0), "where": Address("s"), "color": "red"})
-        for text, words in (('{"point": {"x": "1"}}', "$.point.x: expected number"), ("[1]", "as an object"),
-                            ("{'point': 1}", "not JSON"), ("__import__('os').system('x')", "not JSON"),
-                            (None, "null, not JSON text")):
+        self.assertEqual(tool.arguments({"point": {"x": 2}}), {"point": Point(2.0)})   # an object, as some servers send
+        self.assertEqual(dmr_client._parsed_arguments(" ", None), {})   # no arguments at all
+        for text, said in (('{"point": {"x": "1"}}', '$.point.x: expected number, got "1"'),
+                           ("[1]", "$: expected the arguments as an object, got [1]"),
+                           ("{'point': 1}", "$: the arguments are not JSON (Expecting property name enclosed in double "
+                                            "quotes: line 1 column 2 (char 1)): \"{'point': 1}\""),
+                           ("__import__('os').system('x')", "$: the arguments are not JSON (Expecting value: line 1 "
+                                                            "column 1 (char 0)): \"__import__('os').system('x')\""),
+                           (None, "$: the arguments are null, not JSON text")):
             with self.subTest(text=text), self.assertRaises(dmr_client.ValidationError) as caught:
                 tool.arguments(text)
-            self.assertIn(words, str(caught.exception))
+            self.assertEqual((str(caught.exception), caught.exception.path), (said, said.split(":")[0]))
 
     def test_what_cannot_be_a_tool_is_refused(self):
         def positional(a, /):
@@ -3041,8 +3150,24 @@ class TestParse(unittest.TestCase):
         with self.assertRaises(dmr_client.LengthFinishReasonError) as caught:
             self.parse({"content": "{"}, "length")
         self.assertEqual(caught.exception.completion["choices"][0]["finish_reason"], "length")
-        with self.assertRaises(dmr_client.ContentFilterFinishReasonError):
+        with self.assertRaises(dmr_client.ContentFilterFinishReasonError) as caught:
             self.parse({"content": ""}, "content_filter")
+        self.assertEqual(caught.exception.completion["choices"][0]["finish_reason"], "content_filter")
+
+    def test_each_misfit_says_exactly_what_came(self):
+        table = [({"content": None}, "the model answered no text, where the schema asked for JSON (content null)", ""),
+                 ({"content": "  "}, 'the model answered no text, where the schema asked for JSON (content "  ")', "  "),
+                 ({"content": "no"}, 'the answer is not JSON (Expecting value: line 1 column 1 (char 0)), where the '
+                                     'schema asked for JSON: "no"', "no"),
+                 ({"content": '{"x": 1}'}, 'the answer fits the schema but does not make a Picky: x must be even',
+                  '{"x": 1}')]
+        for message, said, body in table:
+            with self.subTest(message=message), self.assertRaises(dmr_client.InvalidResponseError) as caught:
+                self.parse(message, schema=Picky)
+            self.assertEqual((str(caught.exception), caught.exception.body), (said, body))
+        loose = self.parse({"content": '{"any": [1]}'}, schema={"type": "json_object"})
+        self.assertEqual(loose.parsed, {"any": [1]})   # json_object: any JSON, parsed, nothing to check
+        self.assertIsNone(self.parse({"content": "free text"}, schema={"type": "text"}).parsed)
 
     def test_a_refusal_or_tool_calls_leave_parsed_none(self):
         reply = self.parse({"content": None, "refusal": "I cannot."})
@@ -3100,7 +3225,9 @@ class TestToolTurnRules(unittest.TestCase):
         turn = dmr_client._assistant_turn(message, 2)
         self.assertNotIn("content", turn)
         self.assertEqual(turn["reasoning_content"], "hm")
-        self.assertEqual([call["id"] for call in turn["tool_calls"]], ["call_1", "call_2_1"])
+        self.assertEqual(turn["tool_calls"], [tool_call(1, "a", "{}"), {"type": "function", "id": "call_2_1",
+                                                                         "function": {"name": "b", "arguments": "{}"}}])
+        self.assertEqual(turn["role"], "assistant")
         self.assertNotIn("id", message["tool_calls"][1])   # the reply itself is left as it came
 
 
@@ -4848,7 +4975,7 @@ class TestPublicNames(unittest.TestCase):
     def test_constructors_name_themselves_and_suggest_the_close_match(self):
         for cls in (Client, dmr_client.AsyncClient, dmr_client.OpenAI, dmr_client.AsyncOpenAI):
             with self.subTest(cls=cls.__name__):
-                said = self.said(lambda: cls(base_ur="http://127.0.0.1:9"))
+                said = self.said(lambda cls=cls: cls(base_ur="http://127.0.0.1:9"))
                 self.assertTrue(said.startswith("%s() got an unexpected keyword argument 'base_ur' (did you mean "
                                                 "'base_url'?); it takes " % cls.__name__), said)
                 self.assertNotIn("_", said.split(";")[0].replace("base_ur", ""))
