@@ -6884,6 +6884,17 @@ class TestAsyncClient(AdversarialTestCase):
         self.assertEqual(sorted(seen), ["sunny in Oslo", "sunny in Paris", "sunny in Rome"])
         self.assertEqual(reply.choices[0].message.content, "All sunny.")
 
+    def test_an_async_client_never_closed_says_nothing_at_exit(self):
+        server = self.serve(None)
+        code = ("import asyncio, dmr_client, sys\n"
+                "async def main():\n"
+                "    c = dmr_client.AsyncClient(sys.argv[1])\n"
+                "    print((await c.chat('m', [{'role': 'user', 'content': 'Hi'}])).choices[0].message.content)\n"
+                "asyncio.run(main())\n")
+        out = subprocess.run([sys.executable, "-X", "dev", "-c", code, server.url], cwd=HERE, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "answer 0\n", ""))
+
     def test_plain_tools_run_in_worker_threads_side_by_side(self):
         self.serve(json_http(completion_of({"content": "", "tool_calls": [
             tool_call(n, "meet", "{}") for n in range(2)]}, "tool_calls")), json_http(completion_of({"content": "Met."})))
