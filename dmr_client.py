@@ -992,6 +992,16 @@ def _as_response(reply: Any) -> Any:
     return _typed(reply, Response)
 
 
+def _served_context(model: Any, name: str) -> Optional[int]:
+    """The context size llama.cpp's server reports for *name* in its model list (``meta.n_ctx``),
+    or None."""
+    if not isinstance(model, dict) or name not in [model.get("id")] + list(model.get("aliases") or ()):
+        return None
+    meta = model.get("meta")
+    size = meta.get("n_ctx") if isinstance(meta, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def _model_list(reply: Any) -> List[AttrDict]:
     return _typed(reply["data"] if isinstance(reply, dict) and "data" in reply else reply, [Model])
 
@@ -6930,14 +6940,22 @@ class _RunningModelCalls(_DMRCalls):
             entries = []
         sizes = [entry["Config"].get("context-size") for entry in entries
                  if isinstance(entry.get("Config"), dict) and isinstance(entry["Config"].get("context-size"), int)]
+        where = "the configured"
+        if not sizes:   # llama.cpp's server tells its context in its model list (meta.n_ctx)
+            try:
+                listed = yield _Call("GET", "/models", engine=engine, shape=_model_list_shape, then=_model_list)
+            except (NotFoundError, InvalidResponseError):
+                listed = []
+            sizes = [size for size in map(_served_context, listed, [name] * len(listed)) if size is not None]
+            where = "the server's context of"
         if not sizes:
             answer["reason"] = ("no context size is configured for %s, so the server's default applies and it "
-                             "does not say which: configure(%r, context_size=N) to know" % (name, name))
+                                "does not say which: configure(%r, context_size=N) to know" % (name, name))
             return answer
         answer["context_size"] = sizes[-1]
         answer["fits"] = tokens + max_tokens <= answer.context_size
-        answer["reason"] = "%d prompt + %d answer tokens %s the configured %d" % (
-            tokens, max_tokens, "fit in" if answer.fits else "do not fit in", answer.context_size)
+        answer["reason"] = "%d prompt + %d answer tokens %s %s %d" % (
+            tokens, max_tokens, "fit in" if answer.fits else "do not fit in", where, answer.context_size)
         return answer
 
 
@@ -8265,7 +8283,8 @@ def _cli_models(client: Client, args: Any) -> int:
         if args.json:
             _print_json(listed, pretty=True)
             return EXIT_OK
-        sys.stdout.write("MODEL\n" + "".join("%s\n" % m.get("id") for m in listed if isinstance(m, dict)))
+        _cli_table([("MODEL", "PARAMETERS", "QUANTIZATION", "SIZE", "CONTEXT")] + [_served_row(m) for m in listed
+                                                                                  if isinstance(m, dict)])
         return EXIT_OK
     if args.json:
         _print_json(models, pretty=True)
@@ -8278,10 +8297,35 @@ def _cli_models(client: Client, args: Any) -> int:
             name = tag[len("docker.io/"):] if isinstance(tag, str) and tag.startswith("docker.io/") else tag
             rows.append((str(name), str(config.get("parameters") or ""), str(config.get("quantization") or ""),
                          str(config.get("size") or "")))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    _cli_table(rows)
+    return EXIT_OK
+
+
+def _cli_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
-    return EXIT_OK
+
+
+def _served_row(model: Mapping[str, Any]) -> Tuple[str, str, str, str, str]:
+    """A row of `models` for a model of an OpenAI list: what llama.cpp's server tells in ``meta``
+    (parameters, file type, size, context), blank where a server tells nothing."""
+    meta = model.get("meta") if isinstance(model.get("meta"), dict) else {}
+
+    def number(key: str) -> Optional[float]:
+        value = meta.get(key)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    params, size, context = number("n_params"), number("size"), number("n_ctx")
+    return (str(model.get("id")), _count(params) if params is not None else "", str(meta.get("ftype") or ""),
+            _mib(size) if size is not None else "", "{:,}".format(int(context)) if context is not None else "")
+
+
+def _count(number: float) -> str:
+    """A parameter count as DMR shows it: 361.82 M, 1.24 B."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if number >= scale:
+            return "%.2f %s" % (number / scale, unit)
+    return "%d" % number
 
 
 def _cli_pull(client: Client, args: Any) -> int:

@@ -2705,6 +2705,12 @@ class Picky:
             raise ValueError("x must be even")
 
 
+#: A model as llama.cpp's server lists it: what it tells of the model in ``meta``.
+LLAMA_SERVER_MODEL = {"id": "ai/tiny", "aliases": ["ai/tiny"], "object": "model", "owned_by": "llamacpp",
+                      "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx": 8192, "n_ctx_train": 32768,
+                               "n_params": 361821056, "size": 268763136, "ftype": "Q4_K - Medium"}}
+
+
 class PydanticLike:
     """Duck-typed as pydantic: json_schema() asks it, _build() lets it validate."""
 
@@ -4653,6 +4659,22 @@ class TestRunningModels(FakeDMRTestCase):
         self.assertEqual((answer.fits, answer.context_size), (False, 16))
         self.assertIn("do not fit in the configured 16", answer.reason)
 
+    def test_fits_from_the_context_llama_cpp_tells(self):
+        # llama.cpp's own server: no DMR configuration, but meta.n_ctx in its model list
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(200, {"object": "list", "data": [
+            {"id": "other", "meta": {"n_ctx": 99}}, dict(LLAMA_SERVER_MODEL, id="x", aliases=["ai/smollm2"])]}))
+        client = self.client()
+        messages = [{"role": "user", "content": "one two three"}]
+        answer = client.fits("ai/smollm2", messages, max_tokens=8189)
+        self.assertEqual((answer.fits, answer.context_size, answer.prompt_tokens), (True, 8192, 3))
+        self.assertEqual(answer.reason, "3 prompt + 8189 answer tokens fit in the server's context of 8192")
+        self.assertFalse(client.fits("ai/smollm2", messages, max_tokens=8190).fits)
+        self.fake.configs["ai/smollm2"] = {"context-size": 16, "backend": "llama.cpp"}   # DMR's own word wins
+        self.assertEqual(client.fits("ai/smollm2", messages).context_size, 16)
+        for meta in ({"n_ctx": 0}, {"n_ctx": "8192"}, {"n_ctx": True}, None):
+            with self.subTest(meta=meta):
+                self.assertIsNone(dmr_client._served_context({"id": "m", "meta": meta}, "m"))
+
     def test_stats_of_results_and_streams(self):
         client = self.client()
         reply = client.chat("ai/smollm2", HI)   # the captured reply carries llama.cpp's timings
@@ -5580,11 +5602,14 @@ class TestCLI(CLITestCase):
             process.stderr.close()
 
     def test_models_on_a_server_that_is_not_dmr(self):
-        listing = {"object": "list", "data": [{"id": "ai/tiny", "object": "model", "owned_by": "llamacpp"}]}
+        listing = {"object": "list", "data": [LLAMA_SERVER_MODEL, {"id": "other", "object": "model"}]}
         self.fake.script("/models", json_reply(200, listing))   # llama.cpp answers /models with the OpenAI list
         self.fake.script("/engines/llama.cpp/v1/models", json_reply(200, listing))
         result = self.run_cli("models")
-        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "MODEL\nai/tiny\n", ""))
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        self.assertEqual(result.stdout, "MODEL    PARAMETERS  QUANTIZATION   SIZE       CONTEXT\n"
+                                        "ai/tiny  361.82 M    Q4_K - Medium  256.3 MiB  8,192\n"
+                                        "other\n")
         self.assertEqual(json.loads(self.run_cli("models", "--json").stdout), listing["data"])
 
     def test_a_gateway_url_without_v1_gets_the_url_that_works(self):
@@ -7441,9 +7466,9 @@ class TestRealServer(unittest.TestCase):
         self.assertGreater(longer, short)
         answer = client.fits(self.model, self.ASK, max_tokens=10)
         self.assertEqual(answer.prompt_tokens, short)
-        if answer.context_size is None:   # llama.cpp alone has no DMR configuration to ask
-            self.assertIsNone(answer.fits)
-            self.assertIn("no context size is configured", answer.reason)
+        if self.phrase:   # llama.cpp's own server tells its context in its model list (meta.n_ctx)
+            self.assertEqual((answer.fits, answer.context_size), (True, 1024))
+            self.assertIn("the server's context of 1024", answer.reason)
 
     def test_chat_stream_folds_to_the_non_streaming_reply(self):
         reply = self.chat()
