@@ -5960,6 +5960,70 @@ def _check_messages(messages: Any) -> None:
                              % position)
 
 
+#: ollama-python's keywords of a chat, which an OpenAI server would take as unknown body fields
+#: and ignore: each is mapped to what DMR understands, or refused naming our way.
+_OLLAMA_KEYWORDS = frozenset(("format", "options", "keep_alive", "images"))
+#: ollama's options with the same meaning in an OpenAI or llama.cpp request body (num_predict
+#: is max_tokens); llama.cpp reads its sampling settings from the body by these names.
+_OLLAMA_OPTIONS = {"num_predict": "max_tokens", "temperature": "temperature", "top_p": "top_p", "seed": "seed",
+                   "stop": "stop", "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
+                   "top_k": "top_k", "min_p": "min_p", "typical_p": "typical_p", "repeat_penalty": "repeat_penalty",
+                   "repeat_last_n": "repeat_last_n", "mirostat": "mirostat", "mirostat_tau": "mirostat_tau",
+                   "mirostat_eta": "mirostat_eta", "num_keep": "n_keep"}
+#: ollama's options that configure the model itself, which DMR sets per model.
+_OLLAMA_MODEL_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch", "main_gpu", "use_mmap", "use_mlock",
+                         "numa", "low_vram", "f16_kv", "vocab_only")
+
+
+def _from_ollama(params: Dict[str, Any], messages: Optional[List[Any]]) -> Tuple[Any, Optional[List[Any]]]:
+    """(the schema ``format=`` asks for, the messages with ``images=`` attached) of a call made
+    with ollama-python's keywords; *params* get ``options=`` as body fields.  What has no
+    per-request meaning in DMR (``keep_alive=``, ``num_ctx`` ...) is a TypeError saying where
+    it is set."""
+    if "keep_alive" in params:
+        raise TypeError("keep_alive is set per model in DMR, not per request: client.configure(model, "
+                        "keep_alive=...) (e.g. '10m', or -1 to keep it loaded)")
+    options = params.pop("options", None)
+    if options is not None:
+        if not isinstance(options, collections.abc.Mapping):
+            raise TypeError("options must be a dict of ollama options, not %s" % _shown(options))
+        for name, value in options.items():
+            if name in _OLLAMA_MODEL_OPTIONS:
+                raise TypeError("options[%r] configures the model, which DMR does per model: client.configure(model, "
+                                "context_size=N) for num_ctx; the runtime's flags for the others" % name)
+            if name not in _OLLAMA_OPTIONS:
+                raise TypeError("options[%r] is not an option DMR's engines read; they read: %s" % (
+                    name, ", ".join(sorted(_OLLAMA_OPTIONS))))
+            params.setdefault(_OLLAMA_OPTIONS[name], value)
+    schema = params.pop("format", None)
+    if schema == "json":
+        params["response_format"], schema = {"type": "json_object"}, None
+    elif isinstance(schema, (str, bytes)):
+        raise TypeError("format takes 'json', a JSON Schema or a type (as schema= does), not %s" % _shown(schema))
+    images = params.pop("images", None)
+    if images is not None:
+        if messages is None:
+            raise TypeError("images= goes with chat(): put dmr_client.image(...) parts in a message")
+        messages = _with_images(messages, images)
+    return schema, messages
+
+
+def _with_images(messages: List[Any], images: Any) -> List[Any]:
+    """*messages* with *images* (paths, bytes, data or http URLs: see image()) as parts of the
+    last user message, as ollama-python's ``images=`` attach them."""
+    if isinstance(images, (str, bytes)) or not isinstance(images, (list, tuple)):
+        raise TypeError("images must be a list of paths, bytes or URLs, not %s" % _shown(images))
+    for position in range(len(messages) - 1, -1, -1):
+        message = messages[position]
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            text = [{"type": "text", "text": content}] if isinstance(content, str) and content else list(content or ())
+            messages = list(messages)
+            messages[position] = dict(message, content=text + [image(item) for item in images])
+            return messages
+    raise ValueError("images= needs a user message to go with: add one")
+
+
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
@@ -6480,6 +6544,12 @@ class _OpenAICalls(_ClientCore):
         engine, name = split_model(model)
         _check_messages(messages)
         parse = None
+        if not _OLLAMA_KEYWORDS.isdisjoint(params):   # speed: one set operation for the usual call
+            format_schema, messages = _from_ollama(params, list(messages))   # type: ignore[assignment]
+            if format_schema is not None:
+                if schema is not None:
+                    raise TypeError("pass schema= or format=, not both")
+                schema = format_schema
         if isinstance(params.get("response_format"), type):
             raise TypeError("response_format takes a dict; to ask for a %s, pass schema=%s (openai-python's "
                             "chat.completions.parse(response_format=...) does the same)"
@@ -6579,6 +6649,10 @@ class _OpenAICalls(_ClientCore):
         engine, name = split_model(model)
         if not isinstance(prompt, (str, list)) or not prompt:
             raise TypeError("prompt must be a non-empty str (or a list of them), not %s" % _shown(prompt))
+        if not _OLLAMA_KEYWORDS.isdisjoint(params):   # speed: one set operation for the usual call
+            format_schema = _from_ollama(params, None)[0]
+            if format_schema is not None:   # llama.cpp's own field for a completion's grammar
+                params["json_schema"] = json_schema(format_schema)
         return self._call(self._generate("/completions", engine, name, {"prompt": prompt}, stream, params,
                                          "completion"))
 
@@ -8310,14 +8384,14 @@ def _cli_table(rows: Sequence[Sequence[str]]) -> None:
 def _served_row(model: Mapping[str, Any]) -> Tuple[str, str, str, str, str]:
     """A row of `models` for a model of an OpenAI list: what llama.cpp's server tells in ``meta``
     (parameters, file type, size, context), blank where a server tells nothing."""
-    meta = model.get("meta") if isinstance(model.get("meta"), dict) else {}
+    meta: Mapping[str, Any] = model["meta"] if isinstance(model.get("meta"), dict) else {}
 
     def number(key: str) -> Optional[float]:
         value = meta.get(key)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     params, size, context = number("n_params"), number("size"), number("n_ctx")
     return (str(model.get("id")), _count(params) if params is not None else "", str(meta.get("ftype") or ""),
-            _mib(size) if size is not None else "", "{:,}".format(int(context)) if context is not None else "")
+            _mib(int(size)) if size is not None else "", "{:,}".format(int(context)) if context is not None else "")
 
 
 def _count(number: float) -> str:

@@ -4886,6 +4886,54 @@ class TestTypedAnswers(FakeDMRTestCase):
 
 
 @for_both_clients
+class TestComingFromOllama(FakeDMRTestCase):
+    """ollama-python's keywords of a chat are mapped to what DMR reads, or refused saying our way:
+    never sent as body fields an OpenAI server ignores."""
+
+    def test_format_options_and_images_become_what_dmr_reads(self):
+        self.fake.script(CHAT_PATH, json_reply(200, completion_of({"content": '{"street": "Main"}'})))
+        picture = os.path.join(MEDIA, "tiny.png")
+        asked = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where?"}]
+        reply = self.client().chat("ai/smollm2", asked, format=dmr_client.json_schema(Address),
+                                   options={"temperature": 0, "num_predict": 64, "top_k": 20, "seed": 7},
+                                   images=[picture])
+        body = self.last.json
+        self.assertEqual(reply.parsed, {"street": "Main"})
+        self.assertEqual(body["response_format"], {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": dmr_client.json_schema(Address)}})
+        self.assertEqual((body["temperature"], body["max_tokens"], body["top_k"], body["seed"]), (0, 64, 20, 7))
+        self.assertEqual(body["messages"], [asked[0], dmr_client.user("Where?", dmr_client.image(picture))])
+        for key in ("format", "options", "images", "keep_alive"):
+            self.assertNotIn(key, body)
+        self.assertEqual(asked[1], {"role": "user", "content": "Where?"})   # the caller's list is left alone
+        self.client().chat("ai/smollm2", HI, format="json", options={"temperature": 1}, temperature=0.5)
+        self.assertEqual((self.last.json["response_format"], self.last.json["temperature"]),
+                         ({"type": "json_object"}, 0.5))   # a keyword of our own wins over options
+        self.client().completions("ai/smollm2", "Say", format=Address, options={"num_predict": 3})
+        self.assertEqual((self.last.json["json_schema"], self.last.json["max_tokens"]),
+                         (dmr_client.json_schema(Address), 3))
+
+    def test_what_has_no_per_request_meaning_is_refused_saying_where_it_goes(self):
+        client = self.client()
+        table = [(dict(keep_alive="10m"), "client.configure(model, keep_alive=...)"),
+                 (dict(options={"num_ctx": 8192}), "client.configure(model, context_size=N) for num_ctx"),
+                 (dict(options={"tfs_z": 1}), "options['tfs_z'] is not an option DMR's engines read; they read: "),
+                 (dict(options=[("top_k", 1)]), "options must be a dict"),
+                 (dict(format="yaml"), "format takes 'json', a JSON Schema or a type"),
+                 (dict(format={"type": "object"}, schema=Address), "not both"),
+                 (dict(images="cat.png"), "images must be a list")]
+        for kwargs, words in table:
+            with self.subTest(kwargs=kwargs), self.assertRaises(TypeError) as caught:
+                client.chat("ai/smollm2", HI, **kwargs)
+            self.assertIn(words, str(caught.exception))
+        with self.assertRaises(TypeError):
+            client.completions("ai/smollm2", "Say", images=[os.path.join(MEDIA, "tiny.png")])
+        with self.assertRaises(ValueError):
+            client.chat("ai/smollm2", [{"role": "system", "content": "x"}], images=[os.path.join(MEDIA, "tiny.png")])
+        self.assertEqual(self.fake.requests, [])
+
+
+@for_both_clients
 class TestToolLoop(FakeDMRTestCase):
     """run_tools() against a scripted model."""
 
