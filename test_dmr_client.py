@@ -2909,6 +2909,7 @@ class TestValidate(unittest.TestCase):
 
     def test_unknown_keywords_and_true_pass(self):
         dmr_client.validate({"x": 1}, {"format": "email", "x-anything": 1})
+        dmr_client.validate(True, {"minimum": 5, "maxLength": 0})   # a boolean is no number and no string
         dmr_client.validate([1], True)
 
     def test_deep_instances_and_endless_refs_are_refused_cleanly(self):
