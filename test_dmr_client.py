@@ -5427,7 +5427,7 @@ class TestCLI(CLITestCase):
         with open(schema_file, "w") as f:
             json.dump(dmr_client.json_schema(Address), f)
         self.fake.script(self.PATH, json_reply(200, completion_of({"content": '{"street":"Main St","zip":null}'})),
-                         json_reply(200, completion_of({"content": '{"zip": 1}'})))
+                         json_reply(200, completion_of({"content": '{"zip": "1"}'})))
         result = self.run_cli("chat", "-m", "ai/smollm2", "--schema", schema_file, "Where?")
         self.assertEqual((result.returncode, result.stderr), (0, ""))
         self.assertEqual(json.loads(result.stdout), {"street": "Main St", "zip": None})
@@ -5436,7 +5436,7 @@ class TestCLI(CLITestCase):
         result = self.run_cli("chat", "-m", "ai/smollm2", "--schema", schema_file, "Where?")
         self.assertEqual((result.returncode, result.stdout), (1, ""))
         self.assertEqual(result.stderr, "dmr-client: the answer does not fit the schema: $.street: is required "
-                                        "but missing\n")
+                                        "but missing (the answer: \"{\\\"zip\\\": \\\"1\\\"}\")\n")
         requests = len(self.fake.requests)
         for bad, said in (("nope.json", "No such file or directory"), ("[1]", "not a JSON Schema object"),
                           ("{oops", "is not JSON")):
