@@ -1694,6 +1694,9 @@ class ChunkedDecoder:
 
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
 _SCHEME = r"([A-Za-z][A-Za-z0-9+.\-]*)://"
+#: A scheme whose '://' was mistyped ('http//h', 'http:/h', 'http:\\h', 'http:h'); 'http:8080' is
+#: host 'http', port 8080, as 'localhost:12434' is.
+_MISTYPED_SCHEME = r"(?i)(https?|tcp)([:/\\]*[/\\][:/\\]*|:+(?!\d))"
 _ENGINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
 #: Endpoints people paste as a base URL; the root is what comes before them.
 _ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models",
@@ -1752,6 +1755,11 @@ def _parse_base_url(url: str) -> _Root:
         raise ValueError("base URL is empty: use e.g. %r (or leave it unset for the default)"
                          % DEFAULT_BASE_URL)
     scheme = re.match(_SCHEME, text)
+    likely = _likely_url(text, scheme)
+    if likely and likely[1].endswith("://"):
+        raise ValueError("base URL %r has no host: use e.g. %r" % (_redact(text), DEFAULT_BASE_URL))
+    if likely:
+        raise ValueError("base URL %r is almost a URL (%s): did you mean %s?" % ((_redact(text),) + likely))
     if scheme is None:
         text = "http://" + text          # 'localhost:12434', as MODEL_RUNNER_HOST allows
     elif scheme.group(1).lower() == "tcp":
@@ -1760,8 +1768,12 @@ def _parse_base_url(url: str) -> _Root:
     shown = _redact(text)
     scheme_name = parts.scheme.lower()
     if scheme_name not in ("http", "https"):
-        raise ValueError("base URL %r has scheme %r: only http:// and https:// are supported"
-                         % (shown, parts.scheme))
+        import difflib   # only here, for the hint
+
+        close = difflib.get_close_matches(scheme_name, ("http", "https"), 1, 0.7)
+        hint = " (did you mean %s://%s?)" % (close[0], shown[len(parts.scheme) + 3:]) if close else ""
+        raise ValueError("base URL %r has scheme %r: only http:// and https:// are supported%s"
+                         % (shown, parts.scheme, hint))
     if "@" in text:   # anywhere: a password holding '/' or '?' ends urlsplit's netloc early
         raise ValueError("base URL %r carries credentials (user:password@): they are not sent. "
                          "Remove them and pass api_key= (sent as a Bearer token) or headers=" % shown)
@@ -1788,6 +1800,25 @@ def _parse_base_url(url: str) -> _Root:
     path = urllib.parse.quote(parts.path, safe="/%!$&'()*+,;=:@-._~")
     prefix, engine, plain = _split_api_path(path, shown)
     return _Root("%s://%s" % (scheme_name, netloc), prefix, engine, plain)
+
+
+def _likely_url(text: str, scheme: Any) -> Optional[Tuple[str, str]]:
+    """(what is wrong, the URL meant) for a URL whose scheme was mistyped or written twice
+    ('http//h:1', 'http:/h', 'http://http://h', 'http:///h'), else None: such a text would
+    otherwise become host 'http', port 80."""
+    if scheme is None:
+        typo = re.match(_MISTYPED_SCHEME, text)
+        if typo is None:
+            return None
+        return "'%s' after the scheme, not '://'" % typo.group(2), _redact(typo.group(1).lower() + "://" +
+                                                                           text[typo.end():])
+    rest = text[scheme.end():]
+    again = re.match(_SCHEME, rest) or re.match(_MISTYPED_SCHEME, rest)
+    if again and again.group(1).lower() in ("http", "https", "tcp"):
+        return "the scheme is written twice", _redact(again.group(1).lower() + "://" + rest[again.end():])
+    if scheme.group(1).lower() in ("http", "https", "tcp") and rest[:1] in ("/", "\\") and rest.lstrip("/\\"):
+        return "too many slashes", _redact(scheme.group(1).lower() + "://" + rest.lstrip("/\\"))
+    return None
 
 
 def _redact(url: str) -> str:

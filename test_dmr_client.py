@@ -1603,6 +1603,32 @@ class TestNormalizeBaseURL(unittest.TestCase):
                     normalize_base_url(url)
                 self.assertIn(words, str(caught.exception))
 
+    def test_almost_urls_are_refused_naming_the_likely_fix(self):
+        """A mistyped '://' made host 'http', port 80 (retried 3 times): refused like the other
+        malformed URLs, with the URL that was meant."""
+        for url, meant in (("http//127.0.0.1:41473", "http://127.0.0.1:41473"), ("http:/host", "http://host"),
+                           ("https//gw.example.com/dmr", "https://gw.example.com/dmr"), ("http:host:1", "http://host:1"),
+                           ("HTTP//localhost:12434", "http://localhost:12434"), ("http:\\\\h:1", "http://h:1"),
+                           ("http:://h", "http://h"), ("tcp//h:2375", "tcp://h:2375"), ("http:///h:1", "http://h:1"),
+                           ("http://http://host:1", "http://host:1"), ("http://https//h", "https://h"),
+                           ("htp://h:1/v1", "http://h:1/v1"), ("htps://h", "https://h")):
+            with self.subTest(url=url):
+                with self.assertRaises(ValueError) as caught:
+                    normalize_base_url(url)
+                self.assertIn("did you mean %s?" % meant, str(caught.exception))
+        for url in ("http:", "http//", "https:/"):
+            with self.subTest(url=url):
+                with self.assertRaisesRegex(ValueError, "has no host"):
+                    normalize_base_url(url)
+        # Forms accepted on purpose stay accepted: no scheme at all, and a host that starts like one.
+        for url, expected in (("localhost:12434", "http://localhost:12434/engines/llama.cpp/v1"),
+                              ("httpbin.local:80/v1", "http://httpbin.local:80/v1"),
+                              ("http-proxy:3128/v1", "http://http-proxy:3128/v1")):
+            self.assertEqual(normalize_base_url(url), expected)
+        with self.assertRaises(ValueError) as caught:
+            normalize_base_url("https:/me:s3cret@h")
+        self.assertNotIn("s3cret", str(caught.exception))
+
     def test_credentials_are_refused_without_echoing_the_password(self):
         with self.assertRaises(ValueError) as caught:
             normalize_base_url("http://me:s3cret@localhost:12434")
