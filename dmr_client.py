@@ -5956,7 +5956,30 @@ def _check_messages(messages: Any) -> None:
                              % position)
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: Text goes out as UTF-8, not \\u escapes: smaller, and a lone surrogate fails its encoding (below).
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+
+
+def _check_surrogates(value: Any, where: str) -> None:
+    """ValueError naming where *value* holds a lone surrogate: text decoded with errors=
+    'surrogateescape' (bytes that were not UTF-8).  It cannot be written as UTF-8, and json.dumps's
+    \\udcxx escape is refused by servers (llama.cpp: a JSON parse error) or mangled."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("%s holds %r at character %d, a lone surrogate, not text a server can read: "
+                             "bytes that were not UTF-8, decoded with errors='surrogateescape'? Decode them "
+                             "with their real encoding (e.g. data.decode('latin-1'))"
+                             % (where or "the request", value[exc.start], exc.start)) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key if isinstance(key, str) else repr(key)
+            _check_surrogates(key, "a key in " + (where or "the request"))
+            _check_surrogates(item, "%s.%s" % (where, name) if where else name)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_surrogates(item, "%s[%d]" % (where, index))
 
 
 #: Keywords of a call that are options of the request, never JSON body fields (openai-python's).
@@ -6010,13 +6033,18 @@ def _request_body(body: Dict[str, Any], params: Mapping[str, Any], options: _Opt
 
 def _encode_json(body: Dict[str, Any]) -> bytes:
     try:
-        return _encode(body).encode("utf-8")
+        text = _encode(body)
     except RecursionError:
         raise ValueError("the request cannot be sent as JSON: a value in it is nested deeper than Python "
                          "can encode (sys.getrecursionlimit() is %d); flatten it" % sys.getrecursionlimit()) from None
     except (TypeError, ValueError) as exc:
         raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
                         "None, list and dict values)" % exc) from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:   # a lone surrogate: say where (as \\udcxx escapes, servers refuse it)
+        _check_surrogates(body, "")
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -7658,10 +7686,91 @@ class AsyncOpenAI(OpenAI):
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The reader of stdout went away (`| head`): the status of a tool SIGPIPE ended, 128 + 13.
 EXIT_BROKEN_PIPE = 141
+#: stdout cannot be written: closed (`>&-`), a full disk (`> /dev/full`), an I/O error (EX_IOERR).
+EXIT_OUTPUT = 74
+#: The exit codes, as --help's epilog and the README list them.
+_EXIT_CODES = ("Exit codes: 0 success, 1 API or connection error, 2 usage error (also stdin or PROMPT that is "
+               "not UTF-8), 74 stdout cannot be written (closed, disk full), 130 Ctrl-C, 141 the reader of "
+               "stdout went away (| head).")
+
+
+class _OutputFailed(Exception):
+    """stdout could not be written (not a closed pipe: that is BrokenPipeError, exit 141)."""
+
+
+class _Output:
+    """sys.stdout while the command line runs: a failed write becomes _OutputFailed (one line
+    on stderr, EXIT_OUTPUT), text the terminal's encoding cannot show is replaced, not raised."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            try:
+                return self.stream.write(text)
+            except UnicodeEncodeError:   # a lone surrogate, or a character a Latin-1 terminal lacks
+                encoding = getattr(self.stream, "encoding", None) or "utf-8"
+                return self.stream.write(text.encode(encoding, "replace").decode(encoding))
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:   # ValueError: written after it was closed
+            raise _OutputFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise _OutputFailed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:   # isatty, fileno, encoding, buffer ...
+        return getattr(self.stream, name)
+
+
+def _quiet_stdout(stream: Any) -> None:
+    """Point stdout's descriptor at /dev/null, so that Python's flush at exit writes what is left
+    there and cannot fail a second time (with a traceback, or exit status 120)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return   # not a real file (a test's StringIO): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
+    real = sys.stdout
+    if real is None:   # started with stdout closed (`>&-`): all it could print would be lost
+        if sys.stderr is not None:
+            sys.stderr.write("dmr-client: stdout is closed, so nothing could be printed: run it with stdout "
+                             "open (> FILE, or > /dev/null to discard the output)\n")
+        return EXIT_OUTPUT
+    sys.stdout = _Output(real)
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()   # what is still buffered fails here, inside, not at exit
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do (and keep Python's
+        # flush at exit from failing on the same pipe).
+        _quiet_stdout(real)
+        return EXIT_BROKEN_PIPE
+    except _OutputFailed as exc:
+        _quiet_stdout(real)
+        reason = exc.args[0]
+        sys.stderr.write("dmr-client: cannot write to stdout: %s\n"
+                         % (getattr(reason, "strerror", None) or reason))
+        return EXIT_OUTPUT
+    finally:
+        sys.stdout = real
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     import argparse
     parser = _cli_parser(argparse)
     args = parser.parse_args(argv)
@@ -7678,11 +7787,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as Unix tools do (and keep Python's
-        # flush at exit from failing on the same pipe).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
     except (ValueError, TypeError) as exc:
         if args.debug:
             raise
@@ -7716,7 +7820,7 @@ def _cli_words(message: str) -> str:
 def _cli_parser(argparse: Any) -> Any:
     parser = argparse.ArgumentParser(
         prog="dmr-client", description="Chat with, list, pull and remove Docker Model Runner models.",
-        epilog="Environment: %s, %s, %s." % (ENV_BASE_URL, ENV_HOST, ENV_API_KEY))
+        epilog="Environment: %s, %s, %s. %s" % (ENV_BASE_URL, ENV_HOST, ENV_API_KEY, _EXIT_CODES))
     # The global options go before or after the command (`dmr-client chat --base-url URL ...`), as
     # `docker model` and `git -C` users expect: each subcommand takes them too, with defaults that
     # leave the value given before the command (or the default) alone.
@@ -7962,8 +8066,10 @@ def _cli_chat(client: Client, args: Any) -> int:
     messages: List[Dict[str, Any]] = [{"role": "system", "content": args.system}] if args.system else []
     params = _cli_params(args)
     pictures = _cli_images(args.image)
+    if args.system:
+        _cli_text(args.system, "--system")
     if args.prompt == "-" or (args.prompt is None and not _isatty(sys.stdin)):
-        prompt = sys.stdin.read().rstrip("\n")
+        prompt = _read_stdin().rstrip("\n")
         if not prompt.strip():
             raise ValueError("stdin is empty: pipe a prompt in, or pass PROMPT")
     elif args.prompt is None:
@@ -7971,9 +8077,9 @@ def _cli_chat(client: Client, args: Any) -> int:
             raise ValueError("--schema answers one PROMPT: pass PROMPT (or pipe it in)")
         return _cli_conversation(client, args, messages, params, terminal, pictures)
     else:
-        prompt = args.prompt
+        prompt = _cli_text(args.prompt, "PROMPT")
         if not _isatty(sys.stdin):   # `git diff | dmr-client chat -m M "Review:"`: the prompt, then what was piped
-            piped = sys.stdin.read().rstrip("\n")
+            piped = _read_stdin().rstrip("\n")
             if piped.strip():
                 prompt += "\n\n" + piped
     messages.append(user(prompt, *pictures) if pictures else {"role": "user", "content": prompt})
@@ -7981,6 +8087,35 @@ def _cli_chat(client: Client, args: Any) -> int:
         return _cli_typed_answer(client, args, messages, params, terminal)
     _cli_answer(client, args, messages, params, terminal)
     return EXIT_OK
+
+
+def _read_stdin() -> str:
+    """All of stdin as text, read as UTF-8 whatever the locale says: bytes that are not UTF-8 (a
+    Latin-1 file) are a usage error, never lone surrogates sent to a server that cannot read them."""
+    if sys.stdin is None:   # closed (`<&-`)
+        return ""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):
+        return _cli_text(data, "stdin")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("stdin is not UTF-8 (byte 0x%02x at offset %d): convert it first, e.g. "
+                         "`iconv -f latin1 -t utf-8 FILE | dmr-client chat ...`" % (data[exc.start], exc.start)) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")   # newlines as text mode reads them
+
+
+def _cli_text(text: str, where: str) -> str:
+    """*text* from the command line (argv, a terminal's line), refused if it holds bytes that were not
+    UTF-8 (Python keeps them as lone surrogates, which no server can read)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start].encode("utf-8", "surrogateescape") if "\udc80" <= text[exc.start] <= "\udcff" else b""
+        byte = " (byte 0x%02x at character %d)" % (raw[0], exc.start) if raw else ""
+        raise ValueError("%s is not UTF-8%s: set the terminal to UTF-8 (e.g. LANG=C.UTF-8), or pipe the text "
+                         "in through `iconv -f latin1 -t utf-8`" % (where, byte)) from None
+    return text
 
 
 def _cli_schema(path: str) -> Dict[str, Any]:
@@ -8165,8 +8300,16 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
         except KeyboardInterrupt:
             sys.stderr.write("\n")
             continue
+        except UnicodeDecodeError:   # a terminal set to Latin-1 while the locale says UTF-8
+            sys.stderr.write("dmr-client: that line is not UTF-8: set the terminal to UTF-8 (not sent)\n")
+            continue
         command = line.strip()
         if not command:
+            continue
+        try:
+            _cli_text(line, "that line")
+        except ValueError as exc:
+            sys.stderr.write("dmr-client: %s (not sent)\n" % exc)
             continue
         if command.startswith("//"):   # a message that starts with "/"
             line = line.replace("//", "/", 1)

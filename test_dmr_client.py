@@ -3163,6 +3163,30 @@ class TestChat(FakeDMRTestCase):
         self.assertEqual(request.headers["Content-Type"], "application/json")
         self.assertIsNone(request.headers.get("Origin"))
 
+    def test_text_that_is_not_unicode_is_refused_before_sending(self):
+        """A lone surrogate (bytes decoded with errors='surrogateescape') would go out as a \\udcxx
+        escape that llama.cpp answers with a JSON parse error: refused, naming where it is."""
+        client = self.client()
+        client.chat("ai/smollm2", HI)
+        sent = len(self.fake.requests)
+        for messages, where in (([{"role": "user", "content": b"caf\xe9".decode("utf-8", "surrogateescape")}],
+                                 "messages[0].content holds '\\udce9' at character 3"),
+                                ([{"role": "system", "content": "ok"},
+                                  {"role": "user", "content": [{"type": "text", "text": "a\ud83d"}]}],
+                                 "messages[1].content[0].text holds '\\ud83d' at character 1")):
+            with self.subTest(where=where):
+                with self.assertRaises(ValueError) as caught:
+                    client.chat("ai/smollm2", messages)
+                self.assertIn(where, str(caught.exception))
+                self.assertIn("lone surrogate", str(caught.exception))
+        with self.assertRaisesRegex(ValueError, r"^stop\[1\] holds"):
+            client.chat("ai/smollm2", HI, stop=["\n", "\udcff"])
+        self.assertEqual(len(self.fake.requests), sent)   # nothing sent
+        text = "héllo wörld 日本語 \U0001F600 \u2028"   # real text beyond ASCII goes as UTF-8, whole
+        client.chat("ai/smollm2", [{"role": "user", "content": text}])
+        self.assertEqual(self.last.json["messages"][0]["content"], text)
+        self.assertIn(text.encode("utf-8"), self.last.body)
+
     def test_every_param_goes_into_the_body_as_given(self):
         params = dict(temperature=0.5, max_tokens=8, top_p=0.9, frequency_penalty=0.1, presence_penalty=0.2,
                       stop=["\n"], n=1, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
@@ -5292,6 +5316,62 @@ class TestCLI(CLITestCase):
         finally:
             process.stderr.close()
 
+    def assertOneLine(self, result, code, words):
+        stderr = result.stderr.decode() if isinstance(result.stderr, bytes) else result.stderr
+        self.assertEqual(result.returncode, code, stderr)
+        self.assertIn(words, stderr)
+        self.assertEqual(stderr.count("\n"), 1, stderr)   # one line: no traceback, no "Exception ignored"
+
+    def test_stdout_that_cannot_be_written_is_one_line_and_exit_74(self):
+        long_answer = sse_reply([b"data: " + json.dumps({"choices": [{"index": 0, "delta": {
+            "content": "word %d\n" % i}, "finish_reason": None}]}).encode() + b"\n\n" for i in range(3000)]
+                                + [b"data: [DONE]\n\n"])   # fails mid-answer, not at the last flush
+        for command in (["models"], ["chat", "-m", "ai/smollm2", "--no-stream", "Hi"], ["status"], ["--help"],
+                        ["chat", "-m", "ai/smollm2", "Hi"], ["chat", "-m", "ai/smollm2", "--json", "Hi"]):
+            if command[-1] == "Hi" and "--no-stream" not in command:
+                self.fake.script(self.PATH, long_answer)
+            with self.subTest(command=command, stdout="closed"):   # `>&-`: Python's sys.stdout is None
+                closed = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh"] + CLI + command, stdin=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, env=self.env(), timeout=30)
+                self.assertOneLine(closed, 74, "stdout is closed")
+            if not os.path.exists("/dev/full"):
+                continue
+            with self.subTest(command=command, stdout="/dev/full"), open("/dev/full", "w") as full:
+                result = subprocess.run(CLI + command, stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                                        env=self.env(PYTHONUNBUFFERED=""), timeout=30)
+                self.assertOneLine(result, 74, "cannot write to stdout: No space left on device")
+        self.assertIn("74 stdout cannot be written", " ".join(self.run_cli("--help").stdout.split()))   # documented
+
+    def test_stdin_or_a_prompt_that_is_not_utf8_is_refused_before_sending(self):
+        sent = len(self.fake.requests)
+        for locale in ("C.UTF-8", "C"):   # strict stdin, and the C locale's surrogateescape
+            for args in (["chat", "-m", "ai/smollm2"], ["chat", "-m", "ai/smollm2", "-"],
+                         ["chat", "-m", "ai/smollm2", "Review:"]):
+                with self.subTest(locale=locale, args=args):
+                    result = subprocess.run(CLI + args, input="Grüße, café\n".encode("latin-1"), capture_output=True,
+                                            env=self.env(LC_ALL=locale, PYTHONUTF8=""), timeout=30)
+                    self.assertOneLine(result, 2, "stdin is not UTF-8 (byte 0xfc at offset 2): convert it first, "
+                                                  "e.g. `iconv -f latin1 -t utf-8")
+                    self.assertEqual(result.stdout, b"")
+            with self.subTest(locale=locale, prompt="argv"):   # a prompt typed at a Latin-1 terminal
+                for option in ([], ["--system", "caf\xe9"]):
+                    result = subprocess.run([os.fsencode(word) for word in CLI + ["chat", "-m", "ai/smollm2"]] + [
+                        os.fsencode(word) for word in option] + [b"caf\xe9"], stdin=subprocess.DEVNULL,
+                        capture_output=True, env=self.env(LC_ALL=locale), timeout=30)
+                    self.assertOneLine(result, 2, "is not UTF-8 (byte 0xe9 at character 3): set the terminal to UTF-8")
+        self.assertEqual(len(self.fake.requests), sent)   # nothing sent
+        result = subprocess.run(CLI + ["chat", "-m", "ai/smollm2", "--no-stream"], input="Grüße\r\n".encode(),
+                                capture_output=True, env=self.env(LC_ALL="C"), timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "Grüße"}])   # UTF-8 whatever the locale
+
+    def test_a_url_that_is_almost_right_is_a_usage_error_naming_the_fix(self):
+        port = self.fake.url.rsplit(":", 1)[1]
+        started = time.monotonic()
+        result = self.run_cli("--base-url", "http//127.0.0.1:" + port, "models")
+        self.assertOneLine(result, 2, "did you mean http://127.0.0.1:%s?" % port)
+        self.assertLess(time.monotonic() - started, 10)   # no retries
+
     def test_models_on_a_server_that_is_not_dmr(self):
         listing = {"object": "list", "data": [{"id": "ai/tiny", "object": "model", "owned_by": "llamacpp"}]}
         self.fake.script("/models", json_reply(200, listing))   # llama.cpp answers /models with the OpenAI list
@@ -5489,6 +5569,22 @@ class TestCLIInteractive(CLITestCase):
         self.assertEqual(self.last.json["messages"], [dmr_client.user("what is this?", dmr_client.image(png)),
                                                       {"role": "assistant", "content": PHRASE},
                                                       {"role": "user", "content": "and now?"}])
+
+    def test_a_line_that_is_not_utf8_is_not_sent(self):
+        """In the C locale input() gives the byte as a lone surrogate: refused, not sent.  (Under a
+        UTF-8 locale readline drops the byte itself: what is sent is still text.)"""
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", env=self.env(LC_ALL="C"))
+        self.read_until(fd, ">>> ")
+        sent = len(self.fake.requests)
+        os.write(fd, "café\n".encode("latin-1"))
+        said = self.read_until(fd, ">>> ")
+        self.assertIn("that line is not UTF-8 (byte 0xe9 at character 3)", said)
+        self.assertIn("(not sent)", said)
+        self.assertNotIn("Traceback", said)
+        self.assertEqual(len(self.fake.requests), sent)
+        os.write(fd, "café\n".encode())
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "café"}])
 
     def test_two_turns_then_exit(self):
         pid, fd = self.spawn("chat", "-m", "ai/smollm2", "--system", "Be brief.")
