@@ -7576,5 +7576,94 @@ class TestGateway(unittest.TestCase):
         self.assertIn("error in the middle of the stream", cut.stderr)
 
 
+# ---------------------------------------------------------------------------
+# Packaging tier
+# ---------------------------------------------------------------------------
+# tools/build_backend.py, run in this process: what it builds (tools/packaging_tests.sh installs it
+# with pip in fresh venvs of every CPython, offline).
+
+
+class TestPackaging(unittest.TestCase):
+    def setUp(self):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("build_backend", os.path.join(HERE, "tools", "build_backend.py"))
+        self.backend = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.backend)
+        self.folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.folder)
+
+    def test_pyproject_needs_nothing_from_pypi(self):
+        with open(os.path.join(HERE, "pyproject.toml")) as f:
+            text = f.read()
+        self.assertIn("requires = []", text)
+        self.assertIn('build-backend = "build_backend"', text)
+        self.assertIn('backend-path = ["tools"]', text)
+        self.assertEqual(self.backend.get_requires_for_build_wheel(), [])
+
+    def test_the_wheel_holds_the_module_and_setup_cfgs_metadata(self):
+        import base64
+        import configparser
+        import hashlib
+        import zipfile
+
+        version = dmr_client.__version__
+        name = self.backend.build_wheel(self.folder)
+        self.assertEqual(name, "dmr_client-%s-py3-none-any.whl" % version)
+        info = "dmr_client-%s.dist-info/" % version
+        with zipfile.ZipFile(os.path.join(self.folder, name)) as wheel:
+            files = {path: wheel.read(path) for path in wheel.namelist()}
+        self.assertEqual(sorted(files), sorted(["dmr_client.py"] + [info + path for path in (
+            "licenses/LICENSE", "METADATA", "WHEEL", "entry_points.txt", "top_level.txt", "RECORD")]))
+        with open(os.path.join(HERE, "dmr_client.py"), "rb") as f:
+            self.assertEqual(files["dmr_client.py"], f.read())
+        record = files[info + "RECORD"].decode().splitlines()
+        self.assertEqual(sorted(line.split(",")[0] for line in record), sorted(files))
+        for line in record:
+            path, digest, size = line.split(",")
+            if path != info + "RECORD":
+                expected = base64.urlsafe_b64encode(hashlib.sha256(files[path]).digest()).rstrip(b"=").decode()
+                self.assertEqual((digest, int(size)), ("sha256=" + expected, len(files[path])), path)
+        config = configparser.ConfigParser()
+        config.read(os.path.join(HERE, "setup.cfg"))
+        metadata, body = files[info + "METADATA"].decode().split("\n\n", 1)
+        fields = [tuple(line.split(": ", 1)) for line in metadata.splitlines()]
+        for field in (("Metadata-Version", "2.4"), ("Name", "dmr-client"), ("Version", version),
+                      ("Summary", config["metadata"]["description"]), ("License", "MIT"),
+                      ("Requires-Python", ">=3.8"), ("Description-Content-Type", "text/markdown"),
+                      ("License-File", "LICENSE"), ("Classifier", "Programming Language :: Python :: 3.13"),
+                      ("Keywords", "docker,model-runner,dmr,llama.cpp,openai,llm,sse")):
+            self.assertIn(field, fields)
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            self.assertEqual(body, f.read())
+        self.assertEqual(files[info + "entry_points.txt"], b"[console_scripts]\ndmr-client = dmr_client:main\n")
+        self.assertIn(b"Tag: py3-none-any\n", files[info + "WHEEL"])
+
+    def test_the_sdist_builds_the_same_wheel_again(self):
+        import tarfile
+
+        with mock.patch.dict(os.environ, {"SOURCE_DATE_EPOCH": "1700000000"}):
+            name = self.backend.build_sdist(self.folder)
+            wheel = self.backend.build_wheel(self.folder)
+            with open(os.path.join(self.folder, wheel), "rb") as f:
+                first = f.read()
+            self.assertEqual(self.backend.build_wheel(self.folder), wheel)
+            with open(os.path.join(self.folder, wheel), "rb") as f:
+                self.assertEqual(f.read(), first)   # reproducible
+            with tarfile.open(os.path.join(self.folder, name)) as sdist:
+                stem = name[:-len(".tar.gz")]
+                self.assertEqual(sorted(sdist.getnames()), sorted(stem + "/" + path for path in (
+                    "PKG-INFO", "LICENSE", "README.md", "dmr_client.py", "pyproject.toml", "setup.cfg",
+                    "tools/build_backend.py")))
+                unpacked = os.path.join(self.folder, "unpacked")
+                sdist.extractall(unpacked, filter="data") if hasattr(tarfile, "data_filter") else sdist.extractall(unpacked)
+            again = self.backend.Project(os.path.join(unpacked, stem))
+            os.mkdir(os.path.join(self.folder, "again"))
+            rebuilt = self.backend._write_wheel(os.path.join(self.folder, "again"), again, {
+                "dmr_client.py": again.read("dmr_client.py")})
+            with open(os.path.join(self.folder, "again", rebuilt), "rb") as f:
+                self.assertEqual(f.read(), first)
+
+
 if __name__ == "__main__":
     unittest.main()
