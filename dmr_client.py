@@ -1704,6 +1704,9 @@ class ChunkedDecoder:
 
 # Patterns are compiled on first use (re caches them), which keeps the import cheap.
 _SCHEME = r"([A-Za-z][A-Za-z0-9+.\-]*)://"
+#: A scheme whose '://' was mistyped ('http//h', 'http:/h', 'http:\\h', 'http:h'); 'http:8080' is
+#: host 'http', port 8080, as 'localhost:12434' is.
+_MISTYPED_SCHEME = r"(?i)(https?|tcp)([:/\\]*[/\\][:/\\]*|:+(?!\d))"
 _ENGINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
 #: Endpoints people paste as a base URL; the root is what comes before them.
 _ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models",
@@ -1762,6 +1765,11 @@ def _parse_base_url(url: str) -> _Root:
         raise ValueError("base URL is empty: use e.g. %r (or leave it unset for the default)"
                          % DEFAULT_BASE_URL)
     scheme = re.match(_SCHEME, text)
+    likely = _likely_url(text, scheme)
+    if likely and likely[1].endswith("://"):
+        raise ValueError("base URL %r has no host: use e.g. %r" % (_redact(text), DEFAULT_BASE_URL))
+    if likely:
+        raise ValueError("base URL %r is almost a URL (%s): did you mean %s?" % ((_redact(text),) + likely))
     if scheme is None:
         text = "http://" + text          # 'localhost:12434', as MODEL_RUNNER_HOST allows
     elif scheme.group(1).lower() == "tcp":
@@ -1770,8 +1778,12 @@ def _parse_base_url(url: str) -> _Root:
     shown = _redact(text)
     scheme_name = parts.scheme.lower()
     if scheme_name not in ("http", "https"):
-        raise ValueError("base URL %r has scheme %r: only http:// and https:// are supported"
-                         % (shown, parts.scheme))
+        import difflib   # only here, for the hint
+
+        close = difflib.get_close_matches(scheme_name, ("http", "https"), 1, 0.7)
+        hint = " (did you mean %s://%s?)" % (close[0], shown[len(parts.scheme) + 3:]) if close else ""
+        raise ValueError("base URL %r has scheme %r: only http:// and https:// are supported%s"
+                         % (shown, parts.scheme, hint))
     if "@" in text:   # anywhere: a password holding '/' or '?' ends urlsplit's netloc early
         raise ValueError("base URL %r carries credentials (user:password@): they are not sent. "
                          "Remove them and pass api_key= (sent as a Bearer token) or headers=" % shown)
@@ -1798,6 +1810,25 @@ def _parse_base_url(url: str) -> _Root:
     path = urllib.parse.quote(parts.path, safe="/%!$&'()*+,;=:@-._~")
     prefix, engine, plain = _split_api_path(path, shown)
     return _Root("%s://%s" % (scheme_name, netloc), prefix, engine, plain)
+
+
+def _likely_url(text: str, scheme: Any) -> Optional[Tuple[str, str]]:
+    """(what is wrong, the URL meant) for a URL whose scheme was mistyped or written twice
+    ('http//h:1', 'http:/h', 'http://http://h', 'http:///h'), else None: such a text would
+    otherwise become host 'http', port 80."""
+    if scheme is None:
+        typo = re.match(_MISTYPED_SCHEME, text)
+        if typo is None:
+            return None
+        return "'%s' after the scheme, not '://'" % typo.group(2), _redact(typo.group(1).lower() + "://" +
+                                                                           text[typo.end():])
+    rest = text[scheme.end():]
+    again = re.match(_SCHEME, rest) or re.match(_MISTYPED_SCHEME, rest)
+    if again and again.group(1).lower() in ("http", "https", "tcp"):
+        return "the scheme is written twice", _redact(again.group(1).lower() + "://" + rest[again.end():])
+    if scheme.group(1).lower() in ("http", "https", "tcp") and rest[:1] in ("/", "\\") and rest.lstrip("/\\"):
+        return "too many slashes", _redact(scheme.group(1).lower() + "://" + rest.lstrip("/\\"))
+    return None
 
 
 def _redact(url: str) -> str:
@@ -6024,7 +6055,30 @@ def _with_images(messages: List[Any], images: Any) -> List[Any]:
     raise ValueError("images= needs a user message to go with: add one")
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: Text goes out as UTF-8, not \\u escapes: smaller, and a lone surrogate fails its encoding (below).
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+
+
+def _check_surrogates(value: Any, where: str) -> None:
+    """ValueError naming where *value* holds a lone surrogate: text decoded with errors=
+    'surrogateescape' (bytes that were not UTF-8).  It cannot be written as UTF-8, and json.dumps's
+    \\udcxx escape is refused by servers (llama.cpp: a JSON parse error) or mangled."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("%s holds %r at character %d, a lone surrogate, not text a server can read: "
+                             "bytes that were not UTF-8, decoded with errors='surrogateescape'? Decode them "
+                             "with their real encoding (e.g. data.decode('latin-1'))"
+                             % (where or "the request", value[exc.start], exc.start)) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key if isinstance(key, str) else repr(key)
+            _check_surrogates(key, "a key in " + (where or "the request"))
+            _check_surrogates(item, "%s.%s" % (where, name) if where else name)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_surrogates(item, "%s[%d]" % (where, index))
 
 
 #: Keywords of a call that are options of the request, never JSON body fields (openai-python's).
@@ -6078,13 +6132,18 @@ def _request_body(body: Dict[str, Any], params: Mapping[str, Any], options: _Opt
 
 def _encode_json(body: Dict[str, Any]) -> bytes:
     try:
-        return _encode(body).encode("utf-8")
+        text = _encode(body)
     except RecursionError:
         raise ValueError("the request cannot be sent as JSON: a value in it is nested deeper than Python "
                          "can encode (sys.getrecursionlimit() is %d); flatten it" % sys.getrecursionlimit()) from None
     except (TypeError, ValueError) as exc:
         raise TypeError("the request cannot be sent as JSON: %s (pass plain str, int, float, bool, "
                         "None, list and dict values)" % exc) from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:   # a lone surrogate: say where (as \\udcxx escapes, servers refuse it)
+        _check_surrogates(body, "")
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -7804,10 +7863,91 @@ class AsyncOpenAI(OpenAI):
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The reader of stdout went away (`| head`): the status of a tool SIGPIPE ended, 128 + 13.
 EXIT_BROKEN_PIPE = 141
+#: stdout cannot be written: closed (`>&-`), a full disk (`> /dev/full`), an I/O error (EX_IOERR).
+EXIT_OUTPUT = 74
+#: The exit codes, as --help's epilog and the README list them.
+_EXIT_CODES = ("Exit codes: 0 success, 1 API or connection error, 2 usage error (also stdin or PROMPT that is "
+               "not UTF-8), 74 stdout cannot be written (closed, disk full), 130 Ctrl-C, 141 the reader of "
+               "stdout went away (| head).")
+
+
+class _OutputFailed(Exception):
+    """stdout could not be written (not a closed pipe: that is BrokenPipeError, exit 141)."""
+
+
+class _Output:
+    """sys.stdout while the command line runs: a failed write becomes _OutputFailed (one line
+    on stderr, EXIT_OUTPUT), text the terminal's encoding cannot show is replaced, not raised."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            try:
+                return self.stream.write(text)
+            except UnicodeEncodeError:   # a lone surrogate, or a character a Latin-1 terminal lacks
+                encoding = getattr(self.stream, "encoding", None) or "utf-8"
+                return self.stream.write(text.encode(encoding, "replace").decode(encoding))
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:   # ValueError: written after it was closed
+            raise _OutputFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise _OutputFailed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:   # isatty, fileno, encoding, buffer ...
+        return getattr(self.stream, name)
+
+
+def _quiet_stdout(stream: Any) -> None:
+    """Point stdout's descriptor at /dev/null, so that Python's flush at exit writes what is left
+    there and cannot fail a second time (with a traceback, or exit status 120)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return   # not a real file (a test's StringIO): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
+    real = sys.stdout
+    if real is None:   # started with stdout closed (`>&-`): all it could print would be lost
+        if sys.stderr is not None:
+            sys.stderr.write("dmr-client: stdout is closed, so nothing could be printed: run it with stdout "
+                             "open (> FILE, or > /dev/null to discard the output)\n")
+        return EXIT_OUTPUT
+    sys.stdout = _Output(real)
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()   # what is still buffered fails here, inside, not at exit
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do (and keep Python's
+        # flush at exit from failing on the same pipe).
+        _quiet_stdout(real)
+        return EXIT_BROKEN_PIPE
+    except _OutputFailed as exc:
+        _quiet_stdout(real)
+        reason = exc.args[0]
+        sys.stderr.write("dmr-client: cannot write to stdout: %s\n"
+                         % (getattr(reason, "strerror", None) or reason))
+        return EXIT_OUTPUT
+    finally:
+        sys.stdout = real
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     import argparse
     parser = _cli_parser(argparse)
     args = parser.parse_args(argv)
@@ -7824,11 +7964,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as Unix tools do (and keep Python's
-        # flush at exit from failing on the same pipe).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
     except (ValueError, TypeError) as exc:
         if args.debug:
             raise
@@ -7862,7 +7997,7 @@ def _cli_words(message: str) -> str:
 def _cli_parser(argparse: Any) -> Any:
     parser = argparse.ArgumentParser(
         prog="dmr-client", description="Chat with, list, pull and remove Docker Model Runner models.",
-        epilog="Environment: %s, %s, %s." % (ENV_BASE_URL, ENV_HOST, ENV_API_KEY))
+        epilog="Environment: %s, %s, %s. %s" % (ENV_BASE_URL, ENV_HOST, ENV_API_KEY, _EXIT_CODES))
     # The global options go before or after the command (`dmr-client chat --base-url URL ...`), as
     # `docker model` and `git -C` users expect: each subcommand takes them too, with defaults that
     # leave the value given before the command (or the default) alone.
@@ -8108,8 +8243,10 @@ def _cli_chat(client: Client, args: Any) -> int:
     messages: List[Dict[str, Any]] = [{"role": "system", "content": args.system}] if args.system else []
     params = _cli_params(args)
     pictures = _cli_images(args.image)
+    if args.system:
+        _cli_text(args.system, "--system")
     if args.prompt == "-" or (args.prompt is None and not _isatty(sys.stdin)):
-        prompt = sys.stdin.read().rstrip("\n")
+        prompt = _read_stdin().rstrip("\n")
         if not prompt.strip():
             raise ValueError("stdin is empty: pipe a prompt in, or pass PROMPT")
     elif args.prompt is None:
@@ -8117,9 +8254,9 @@ def _cli_chat(client: Client, args: Any) -> int:
             raise ValueError("--schema answers one PROMPT: pass PROMPT (or pipe it in)")
         return _cli_conversation(client, args, messages, params, terminal, pictures)
     else:
-        prompt = args.prompt
+        prompt = _cli_text(args.prompt, "PROMPT")
         if not _isatty(sys.stdin):   # `git diff | dmr-client chat -m M "Review:"`: the prompt, then what was piped
-            piped = sys.stdin.read().rstrip("\n")
+            piped = _read_stdin().rstrip("\n")
             if piped.strip():
                 prompt += "\n\n" + piped
     messages.append(user(prompt, *pictures) if pictures else {"role": "user", "content": prompt})
@@ -8127,6 +8264,35 @@ def _cli_chat(client: Client, args: Any) -> int:
         return _cli_typed_answer(client, args, messages, params, terminal)
     _cli_answer(client, args, messages, params, terminal)
     return EXIT_OK
+
+
+def _read_stdin() -> str:
+    """All of stdin as text, read as UTF-8 whatever the locale says: bytes that are not UTF-8 (a
+    Latin-1 file) are a usage error, never lone surrogates sent to a server that cannot read them."""
+    if sys.stdin is None:   # closed (`<&-`)
+        return ""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):
+        return _cli_text(data, "stdin")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("stdin is not UTF-8 (byte 0x%02x at offset %d): convert it first, e.g. "
+                         "`iconv -f latin1 -t utf-8 FILE | dmr-client chat ...`" % (data[exc.start], exc.start)) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")   # newlines as text mode reads them
+
+
+def _cli_text(text: str, where: str) -> str:
+    """*text* from the command line (argv, a terminal's line), refused if it holds bytes that were not
+    UTF-8 (Python keeps them as lone surrogates, which no server can read)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start].encode("utf-8", "surrogateescape") if "\udc80" <= text[exc.start] <= "\udcff" else b""
+        byte = " (byte 0x%02x at character %d)" % (raw[0], exc.start) if raw else ""
+        raise ValueError("%s is not UTF-8%s: set the terminal to UTF-8 (e.g. LANG=C.UTF-8), or pipe the text "
+                         "in through `iconv -f latin1 -t utf-8`" % (where, byte)) from None
+    return text
 
 
 def _cli_schema(path: str) -> Dict[str, Any]:
@@ -8311,8 +8477,16 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
         except KeyboardInterrupt:
             sys.stderr.write("\n")
             continue
+        except UnicodeDecodeError:   # a terminal set to Latin-1 while the locale says UTF-8
+            sys.stderr.write("dmr-client: that line is not UTF-8: set the terminal to UTF-8 (not sent)\n")
+            continue
         command = line.strip()
         if not command:
+            continue
+        try:
+            _cli_text(line, "that line")
+        except ValueError as exc:
+            sys.stderr.write("dmr-client: %s (not sent)\n" % exc)
             continue
         if command.startswith("//"):   # a message that starts with "/"
             line = line.replace("//", "/", 1)

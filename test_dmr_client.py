@@ -1699,6 +1699,32 @@ class TestNormalizeBaseURL(unittest.TestCase):
                     normalize_base_url(url)
                 self.assertIn(words, str(caught.exception))
 
+    def test_almost_urls_are_refused_naming_the_likely_fix(self):
+        """A mistyped '://' made host 'http', port 80 (retried 3 times): refused like the other
+        malformed URLs, with the URL that was meant."""
+        for url, meant in (("http//127.0.0.1:41473", "http://127.0.0.1:41473"), ("http:/host", "http://host"),
+                           ("https//gw.example.com/dmr", "https://gw.example.com/dmr"), ("http:host:1", "http://host:1"),
+                           ("HTTP//localhost:12434", "http://localhost:12434"), ("http:\\\\h:1", "http://h:1"),
+                           ("http:://h", "http://h"), ("tcp//h:2375", "tcp://h:2375"), ("http:///h:1", "http://h:1"),
+                           ("http://http://host:1", "http://host:1"), ("http://https//h", "https://h"),
+                           ("htp://h:1/v1", "http://h:1/v1"), ("htps://h", "https://h")):
+            with self.subTest(url=url):
+                with self.assertRaises(ValueError) as caught:
+                    normalize_base_url(url)
+                self.assertIn("did you mean %s?" % meant, str(caught.exception))
+        for url in ("http:", "http//", "https:/"):
+            with self.subTest(url=url):
+                with self.assertRaisesRegex(ValueError, "has no host"):
+                    normalize_base_url(url)
+        # Forms accepted on purpose stay accepted: no scheme at all, and a host that starts like one.
+        for url, expected in (("localhost:12434", "http://localhost:12434/engines/llama.cpp/v1"),
+                              ("httpbin.local:80/v1", "http://httpbin.local:80/v1"),
+                              ("http-proxy:3128/v1", "http://http-proxy:3128/v1")):
+            self.assertEqual(normalize_base_url(url), expected)
+        with self.assertRaises(ValueError) as caught:
+            normalize_base_url("https:/me:s3cret@h")
+        self.assertNotIn("s3cret", str(caught.exception))
+
     def test_credentials_are_refused_without_echoing_the_password(self):
         with self.assertRaises(ValueError) as caught:
             normalize_base_url("http://me:s3cret@localhost:12434")
@@ -3368,6 +3394,30 @@ class TestChat(FakeDMRTestCase):
         self.assertEqual(request.headers["Accept-Encoding"], "identity")
         self.assertEqual(request.headers["Content-Type"], "application/json")
         self.assertIsNone(request.headers.get("Origin"))
+
+    def test_text_that_is_not_unicode_is_refused_before_sending(self):
+        """A lone surrogate (bytes decoded with errors='surrogateescape') would go out as a \\udcxx
+        escape that llama.cpp answers with a JSON parse error: refused, naming where it is."""
+        client = self.client()
+        client.chat("ai/smollm2", HI)
+        sent = len(self.fake.requests)
+        for messages, where in (([{"role": "user", "content": b"caf\xe9".decode("utf-8", "surrogateescape")}],
+                                 "messages[0].content holds '\\udce9' at character 3"),
+                                ([{"role": "system", "content": "ok"},
+                                  {"role": "user", "content": [{"type": "text", "text": "a\ud83d"}]}],
+                                 "messages[1].content[0].text holds '\\ud83d' at character 1")):
+            with self.subTest(where=where):
+                with self.assertRaises(ValueError) as caught:
+                    client.chat("ai/smollm2", messages)
+                self.assertIn(where, str(caught.exception))
+                self.assertIn("lone surrogate", str(caught.exception))
+        with self.assertRaisesRegex(ValueError, r"^stop\[1\] holds"):
+            client.chat("ai/smollm2", HI, stop=["\n", "\udcff"])
+        self.assertEqual(len(self.fake.requests), sent)   # nothing sent
+        text = "héllo wörld 日本語 \U0001F600 \u2028"   # real text beyond ASCII goes as UTF-8, whole
+        client.chat("ai/smollm2", [{"role": "user", "content": text}])
+        self.assertEqual(self.last.json["messages"][0]["content"], text)
+        self.assertIn(text.encode("utf-8"), self.last.body)
 
     def test_every_param_goes_into_the_body_as_given(self):
         params = dict(temperature=0.5, max_tokens=8, top_p=0.9, frequency_penalty=0.1, presence_penalty=0.2,
@@ -5650,6 +5700,62 @@ class TestCLI(CLITestCase):
         finally:
             process.stderr.close()
 
+    def assertOneLine(self, result, code, words):
+        stderr = result.stderr.decode() if isinstance(result.stderr, bytes) else result.stderr
+        self.assertEqual(result.returncode, code, stderr)
+        self.assertIn(words, stderr)
+        self.assertEqual(stderr.count("\n"), 1, stderr)   # one line: no traceback, no "Exception ignored"
+
+    def test_stdout_that_cannot_be_written_is_one_line_and_exit_74(self):
+        long_answer = sse_reply([b"data: " + json.dumps({"choices": [{"index": 0, "delta": {
+            "content": "word %d\n" % i}, "finish_reason": None}]}).encode() + b"\n\n" for i in range(3000)]
+                                + [b"data: [DONE]\n\n"])   # fails mid-answer, not at the last flush
+        for command in (["models"], ["chat", "-m", "ai/smollm2", "--no-stream", "Hi"], ["status"], ["--help"],
+                        ["chat", "-m", "ai/smollm2", "Hi"], ["chat", "-m", "ai/smollm2", "--json", "Hi"]):
+            if command[-1] == "Hi" and "--no-stream" not in command:
+                self.fake.script(self.PATH, long_answer)
+            with self.subTest(command=command, stdout="closed"):   # `>&-`: Python's sys.stdout is None
+                closed = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh"] + CLI + command, stdin=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, env=self.env(), timeout=30)
+                self.assertOneLine(closed, 74, "stdout is closed")
+            if not os.path.exists("/dev/full"):
+                continue
+            with self.subTest(command=command, stdout="/dev/full"), open("/dev/full", "w") as full:
+                result = subprocess.run(CLI + command, stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                                        env=self.env(PYTHONUNBUFFERED=""), timeout=30)
+                self.assertOneLine(result, 74, "cannot write to stdout: No space left on device")
+        self.assertIn("74 stdout cannot be written", " ".join(self.run_cli("--help").stdout.split()))   # documented
+
+    def test_stdin_or_a_prompt_that_is_not_utf8_is_refused_before_sending(self):
+        sent = len(self.fake.requests)
+        for locale in ("C.UTF-8", "C"):   # strict stdin, and the C locale's surrogateescape
+            for args in (["chat", "-m", "ai/smollm2"], ["chat", "-m", "ai/smollm2", "-"],
+                         ["chat", "-m", "ai/smollm2", "Review:"]):
+                with self.subTest(locale=locale, args=args):
+                    result = subprocess.run(CLI + args, input="Grüße, café\n".encode("latin-1"), capture_output=True,
+                                            env=self.env(LC_ALL=locale, PYTHONUTF8=""), timeout=30)
+                    self.assertOneLine(result, 2, "stdin is not UTF-8 (byte 0xfc at offset 2): convert it first, "
+                                                  "e.g. `iconv -f latin1 -t utf-8")
+                    self.assertEqual(result.stdout, b"")
+            with self.subTest(locale=locale, prompt="argv"):   # a prompt typed at a Latin-1 terminal
+                for option in ([], ["--system", "caf\xe9"]):
+                    result = subprocess.run([os.fsencode(word) for word in CLI + ["chat", "-m", "ai/smollm2"]] + [
+                        os.fsencode(word) for word in option] + [b"caf\xe9"], stdin=subprocess.DEVNULL,
+                        capture_output=True, env=self.env(LC_ALL=locale), timeout=30)
+                    self.assertOneLine(result, 2, "is not UTF-8 (byte 0xe9 at character 3): set the terminal to UTF-8")
+        self.assertEqual(len(self.fake.requests), sent)   # nothing sent
+        result = subprocess.run(CLI + ["chat", "-m", "ai/smollm2", "--no-stream"], input="Grüße\r\n".encode(),
+                                capture_output=True, env=self.env(LC_ALL="C"), timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "Grüße"}])   # UTF-8 whatever the locale
+
+    def test_a_url_that_is_almost_right_is_a_usage_error_naming_the_fix(self):
+        port = self.fake.url.rsplit(":", 1)[1]
+        started = time.monotonic()
+        result = self.run_cli("--base-url", "http//127.0.0.1:" + port, "models")
+        self.assertOneLine(result, 2, "did you mean http://127.0.0.1:%s?" % port)
+        self.assertLess(time.monotonic() - started, 10)   # no retries
+
     def test_models_on_a_server_that_is_not_dmr(self):
         listing = {"object": "list", "data": [LLAMA_SERVER_MODEL, {"id": "other", "object": "model"}]}
         self.fake.script("/models", json_reply(200, listing))   # llama.cpp answers /models with the OpenAI list
@@ -5850,6 +5956,22 @@ class TestCLIInteractive(CLITestCase):
         self.assertEqual(self.last.json["messages"], [dmr_client.user("what is this?", dmr_client.image(png)),
                                                       {"role": "assistant", "content": PHRASE},
                                                       {"role": "user", "content": "and now?"}])
+
+    def test_a_line_that_is_not_utf8_is_not_sent(self):
+        """In the C locale input() gives the byte as a lone surrogate: refused, not sent.  (Under a
+        UTF-8 locale readline drops the byte itself: what is sent is still text.)"""
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", env=self.env(LC_ALL="C"))
+        self.read_until(fd, ">>> ")
+        sent = len(self.fake.requests)
+        os.write(fd, "café\n".encode("latin-1"))
+        said = self.read_until(fd, ">>> ")
+        self.assertIn("that line is not UTF-8 (byte 0xe9 at character 3)", said)
+        self.assertIn("(not sent)", said)
+        self.assertNotIn("Traceback", said)
+        self.assertEqual(len(self.fake.requests), sent)
+        os.write(fd, "café\n".encode())
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "café"}])
 
     def test_two_turns_then_exit(self):
         pid, fd = self.spawn("chat", "-m", "ai/smollm2", "--system", "Be brief.")
@@ -7868,6 +7990,95 @@ class TestGateway(unittest.TestCase):
         cut = run("chat", "-m", "cut", "Say hello.")
         self.assertEqual((cut.returncode, cut.stdout), (1, "Hello from\n"))   # the error starts its own line
         self.assertIn("error in the middle of the stream", cut.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Packaging tier
+# ---------------------------------------------------------------------------
+# tools/build_backend.py, run in this process: what it builds (tools/packaging_tests.sh installs it
+# with pip in fresh venvs of every CPython, offline).
+
+
+class TestPackaging(unittest.TestCase):
+    def setUp(self):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("build_backend", os.path.join(HERE, "tools", "build_backend.py"))
+        self.backend = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.backend)
+        self.folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.folder)
+
+    def test_pyproject_needs_nothing_from_pypi(self):
+        with open(os.path.join(HERE, "pyproject.toml")) as f:
+            text = f.read()
+        self.assertIn("requires = []", text)
+        self.assertIn('build-backend = "build_backend"', text)
+        self.assertIn('backend-path = ["tools"]', text)
+        self.assertEqual(self.backend.get_requires_for_build_wheel(), [])
+
+    def test_the_wheel_holds_the_module_and_setup_cfgs_metadata(self):
+        import base64
+        import configparser
+        import hashlib
+        import zipfile
+
+        version = dmr_client.__version__
+        name = self.backend.build_wheel(self.folder)
+        self.assertEqual(name, "dmr_client-%s-py3-none-any.whl" % version)
+        info = "dmr_client-%s.dist-info/" % version
+        with zipfile.ZipFile(os.path.join(self.folder, name)) as wheel:
+            files = {path: wheel.read(path) for path in wheel.namelist()}
+        self.assertEqual(sorted(files), sorted(["dmr_client.py"] + [info + path for path in (
+            "licenses/LICENSE", "METADATA", "WHEEL", "entry_points.txt", "top_level.txt", "RECORD")]))
+        with open(os.path.join(HERE, "dmr_client.py"), "rb") as f:
+            self.assertEqual(files["dmr_client.py"], f.read())
+        record = files[info + "RECORD"].decode().splitlines()
+        self.assertEqual(sorted(line.split(",")[0] for line in record), sorted(files))
+        for line in record:
+            path, digest, size = line.split(",")
+            if path != info + "RECORD":
+                expected = base64.urlsafe_b64encode(hashlib.sha256(files[path]).digest()).rstrip(b"=").decode()
+                self.assertEqual((digest, int(size)), ("sha256=" + expected, len(files[path])), path)
+        config = configparser.ConfigParser()
+        config.read(os.path.join(HERE, "setup.cfg"))
+        metadata, body = files[info + "METADATA"].decode().split("\n\n", 1)
+        fields = [tuple(line.split(": ", 1)) for line in metadata.splitlines()]
+        for field in (("Metadata-Version", "2.4"), ("Name", "dmr-client"), ("Version", version),
+                      ("Summary", config["metadata"]["description"]), ("License", "MIT"),
+                      ("Requires-Python", ">=3.8"), ("Description-Content-Type", "text/markdown"),
+                      ("License-File", "LICENSE"), ("Classifier", "Programming Language :: Python :: 3.13"),
+                      ("Keywords", "docker,model-runner,dmr,llama.cpp,openai,llm,sse")):
+            self.assertIn(field, fields)
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            self.assertEqual(body, f.read())
+        self.assertEqual(files[info + "entry_points.txt"], b"[console_scripts]\ndmr-client = dmr_client:main\n")
+        self.assertIn(b"Tag: py3-none-any\n", files[info + "WHEEL"])
+
+    def test_the_sdist_builds_the_same_wheel_again(self):
+        import tarfile
+
+        with mock.patch.dict(os.environ, {"SOURCE_DATE_EPOCH": "1700000000"}):
+            name = self.backend.build_sdist(self.folder)
+            wheel = self.backend.build_wheel(self.folder)
+            with open(os.path.join(self.folder, wheel), "rb") as f:
+                first = f.read()
+            self.assertEqual(self.backend.build_wheel(self.folder), wheel)
+            with open(os.path.join(self.folder, wheel), "rb") as f:
+                self.assertEqual(f.read(), first)   # reproducible
+            with tarfile.open(os.path.join(self.folder, name)) as sdist:
+                stem = name[:-len(".tar.gz")]
+                self.assertEqual(sorted(sdist.getnames()), sorted(stem + "/" + path for path in (
+                    "PKG-INFO", "LICENSE", "README.md", "dmr_client.py", "pyproject.toml", "setup.cfg",
+                    "tools/build_backend.py")))
+                unpacked = os.path.join(self.folder, "unpacked")
+                sdist.extractall(unpacked, filter="data") if hasattr(tarfile, "data_filter") else sdist.extractall(unpacked)
+            again = self.backend.Project(os.path.join(unpacked, stem))
+            os.mkdir(os.path.join(self.folder, "again"))
+            rebuilt = self.backend._write_wheel(os.path.join(self.folder, "again"), again, {
+                "dmr_client.py": again.read("dmr_client.py")})
+            with open(os.path.join(self.folder, "again", rebuilt), "rb") as f:
+                self.assertEqual(f.read(), first)
 
 
 if __name__ == "__main__":
