@@ -33,6 +33,8 @@ sections, each a banner below, in this order (a test holds the two together):
                                   UntilClose decoders, strict and bounded
     Pure rules: addresses         normalize_base_url, split_model, quote_model_path, error
                                   bodies, local hosts
+    Pure rules: contexts and TLS  which Model Runner and which TLS checks, resolved as `docker model`
+                                  resolves them (contexts.json, MODEL_RUNNER_TLS*): _resolve_endpoint
     Pure rules: streams           ChatFold / CompletionFold (fold as chunks pass); the item
                                   sources, one contract (_ItemSource): StreamTracker (body bytes
                                   in, chunks out, completeness), PullTracker, LogLines and
@@ -292,6 +294,15 @@ DOCKER_SOCKET_PREFIX = "/exp/vDD4.40"
 ENV_BASE_URL = "DOCKER_MODEL_RUNNER_API_BASE"
 ENV_HOST = "MODEL_RUNNER_HOST"
 ENV_API_KEY = "DOCKER_MODEL_RUNNER_API_KEY"
+#: The `docker model` CLI's TLS variables (only the exact string "true" is on; set to anything
+#: else they are off, and still override the active context's field).
+ENV_TLS = "MODEL_RUNNER_TLS"
+ENV_TLS_SKIP_VERIFY = "MODEL_RUNNER_TLS_SKIP_VERIFY"
+ENV_TLS_CA_CERT = "MODEL_RUNNER_TLS_CA_CERT"
+#: Where DMR listens for TLS on Docker Engine (MODEL_RUNNER_TLS=true with no host).
+DMR_TLS_BASE_URL = "https://localhost:12444"
+#: The CA DMR makes for its TLS certificate; trusted with TLS on and no CA or skip-verify given.
+DMR_CA_CERT = "~/.docker/model-runner/certs/ca.crt"
 
 USER_AGENT = "dmr-client/" + __version__
 #: LiteLLM's provider prefix, accepted in model names so LiteLLM code ports as is.
@@ -863,9 +874,11 @@ _API_ROOT, _DMR_ROOT, _ENGINE_ROOT = "api", "dmr", "engine"
 _JSON_BODY, _TEXT_BODY, _NO_BODY, _ANY_STATUS = "json", "text", "none", "status"
 #: What went wrong when no answer came (retry_wait()'s *failure*): connecting failed (nothing was
 #: sent); nothing listens on a loopback address or Unix socket; a reused keep-alive connection
-#: closed without a byte of answer; the same on a new connection.
+#: closed without a byte of answer; the same on a new connection; a TLS verdict (a certificate
+#: refused either way, a plain-HTTP server): it cannot change; a TLS handshake that never finished.
 _FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER = "connect", "refused-local", "stale", "no-answer"
-_FAILURES = (_FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER)
+_FAILED_TLS, _FAILED_HANDSHAKE = "tls", "handshake-stalled"
+_FAILURES = (_FAILED_CONNECT, _FAILED_REFUSED_LOCAL, _FAILED_STALE, _FAILED_NO_ANSWER, _FAILED_TLS, _FAILED_HANDSHAKE)
 
 
 #: Parses JSON into AttrDicts; one shared decoder, as json.loads(..., object_pairs_hook=)
@@ -2040,6 +2053,257 @@ def _is_local_host(host: str) -> bool:
 
 
 # ---------------------------------------------------------------------------
+# Pure rules: contexts and TLS
+# ---------------------------------------------------------------------------
+#
+# Which Model Runner a client reaches and how it checks its certificate, resolved as the
+# `docker model` CLI resolves them (docker/model-runner: cmd/cli/desktop/context.go DetectContext,
+# cmd/cli/pkg/modelctx/store.go, pkg/tls/certs.go LoadClientTLSConfig).  Files are read here;
+# nothing connects.
+
+#: The reserved name of the auto-detected context (never stored in contexts.json).
+DEFAULT_CONTEXT = "default"
+
+
+class _TLSSettings(collections.namedtuple("_TLSSettings", "verify cert ssl_context dmr_ca source")):
+    """How https connections are checked: *verify* True (the system's CAs), False (nothing
+    checked) or a CA file or directory; *cert* None, a file, or (cert, key); *ssl_context*
+    the caller's own (then nothing else applies); *dmr_ca* DMR's CA file, trusted as well;
+    *source* where *verify* came from, for messages."""
+
+    __slots__ = ()
+
+    def shown(self) -> str:
+        """One line for `status` and messages."""
+        if self.ssl_context is not None:
+            return "the caller's ssl_context"
+        if self.verify is False:
+            text = "certificate not checked (%s)" % self.source
+        elif self.verify is True:
+            text = "system CAs" + (" and DMR's CA %s" % self.dmr_ca if self.dmr_ca else "")
+        else:
+            text = "CA %s (%s)" % (self.verify, self.source)
+        return text + ("; client certificate %s" % (self.cert if isinstance(self.cert, str) else self.cert[0])
+                       if self.cert else "")
+
+
+_DEFAULT_TLS = _TLSSettings(True, None, None, None, "default")
+
+
+class _Endpoint(collections.namedtuple("_Endpoint", "base_url source context tls")):
+    """Where a client points: *base_url* (None: found by discovery), *source* (what named it),
+    *context* (the named context used, or None) and its _TLSSettings."""
+
+    __slots__ = ()
+
+
+def _docker_config_dir() -> str:
+    """$DOCKER_CONFIG, else ~/.docker: where `docker model context` keeps model/contexts.json."""
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def _contexts_path() -> str:
+    return os.path.join(_docker_config_dir(), "model", "contexts.json")
+
+
+#: contexts.json files already warned about (path, mtime): one warning each, not one per client.
+_WARNED_CONTEXTS: set = set()
+
+
+def _read_contexts(strict: bool) -> Optional[Dict[str, Any]]:
+    """The parsed contexts.json ({"current": ..., "contexts": {...}}), None if there is none.
+
+    A file that is not JSON (or not its shape) raises ValueError naming it when *strict* (a
+    context was asked for by name, or listed); otherwise it is one warning and None, as the
+    Go CLI warns and falls back to auto-detection.  It is never written.
+    """
+    path = _contexts_path()
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        problem = "cannot be read (%s)" % _describe_file_error(exc)
+    else:
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            problem = "is not JSON (%s)" % exc
+        else:
+            contexts = parsed.get("contexts") if isinstance(parsed, dict) else None
+            if isinstance(contexts, dict) and isinstance(parsed.get("current") or "", str) \
+                    and all(isinstance(value, dict) for value in contexts.values()):
+                return parsed
+            problem = 'is not a contexts file ({"version": 1, "current": NAME, "contexts": {NAME: {...}}})'
+    message = "%s %s" % (path, problem)
+    if strict:
+        raise ValueError(message)
+    try:
+        key: Any = (path, os.stat(path).st_mtime_ns)
+    except OSError:
+        key = (path, None)
+    if key not in _WARNED_CONTEXTS:
+        _WARNED_CONTEXTS.add(key)
+        _log.warning("%s: ignoring it, as `docker model` does (the active context is not used)", message)
+    return None
+
+
+def _describe_file_error(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _named_context(name: str) -> Dict[str, Any]:
+    """The configuration of context *name* (ValueError naming it and the known ones)."""
+    store = _read_contexts(strict=True)
+    contexts = store["contexts"] if store else {}
+    if name in contexts:
+        return contexts[name]
+    known = ", ".join([DEFAULT_CONTEXT] + sorted(contexts))
+    raise ValueError("no model context %r in %s (known: %s; `docker model context ls` lists them)"
+                     % (name, _contexts_path(), known))
+
+
+def _active_context() -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
+    """(name, configuration) of the context `docker model context use` made active, or
+    (None, None) for the default one; a name the file does not hold warns, as the Go CLI does."""
+    store = _read_contexts(strict=False)
+    name = store.get("current") if store else None
+    if not name or name == DEFAULT_CONTEXT:
+        return None, None
+    config = store["contexts"].get(name) if store else None
+    if config is None:
+        _log.warning("%s: the active context %r is not in it; auto-detecting instead", _contexts_path(), name)
+        return None, None
+    return name, config
+
+
+def _env_switch(name: str) -> Optional[bool]:
+    """A `docker model` switch: None when unset; set, only the exact string "true" is on."""
+    value = os.environ.get(name)
+    return None if value is None else value == "true"
+
+
+def _tls_host(host: str, use_tls: bool) -> str:
+    """A MODEL_RUNNER_HOST or context host as DetectContext reads it: no scheme gets https://
+    with TLS on (else http://), and http:// becomes https:// with TLS on."""
+    text = host.strip()
+    lowered = text.lower()
+    if not lowered.startswith(("http://", "https://")):
+        return ("https://" if use_tls else "http://") + text
+    if use_tls and lowered.startswith("http://"):
+        return "https://" + text[len("http://"):]
+    return text
+
+
+def _check_tls_arguments(verify: Any, cert: Any, ssl_context: Any) -> None:
+    if verify is not None and not isinstance(verify, (bool, str, os.PathLike)):
+        raise TypeError("verify= takes True, False or the path of a CA file or directory, not %s" % _shown(verify))
+    if cert is not None and not isinstance(cert, (str, os.PathLike)) and not (
+            isinstance(cert, tuple) and len(cert) == 2 and all(isinstance(part, (str, os.PathLike)) for part in cert)):
+        raise TypeError("cert= takes the path of a certificate file (with its key), or a (cert, key) pair of "
+                        "paths, not %s" % _shown(cert))
+    if ssl_context is not None:
+        if type(ssl_context).__name__ != "SSLContext" and not hasattr(ssl_context, "wrap_socket"):
+            raise TypeError("ssl_context= takes an ssl.SSLContext, not %s" % _shown(ssl_context))
+        if verify is not None or cert is not None:
+            raise ValueError("pass ssl_context= alone: verify= and cert= are settings of the context it already is")
+
+
+def _resolve_endpoint(base_url: Optional[str], context: Optional[str], verify: Any = None, cert: Any = None,
+                      ssl_context: Any = None) -> _Endpoint:
+    """Where a client points and how it checks TLS, from its arguments, the environment and
+    the active context, in this order (the README's configuration table):
+
+    base URL: base_url= / context=NAME (not both), DOCKER_MODEL_RUNNER_API_BASE, MODEL_RUNNER_HOST,
+    the active context's host, https://localhost:12444 when MODEL_RUNNER_TLS=true, else found.
+    TLS, field by field: verify= / ssl_context= / cert=, then each MODEL_RUNNER_TLS* variable
+    that is set, then the context's field; TLS on with neither a CA nor skip-verify trusts
+    DMR's own CA (DMR_CA_CERT) as well as the system's.
+    """
+    _check_tls_arguments(verify, cert, ssl_context)
+    if context is not None:
+        if not isinstance(context, str) or not context:
+            raise TypeError("context= takes the name of a `docker model context`, not %s" % _shown(context))
+        if base_url is not None:
+            raise ValueError("pass base_url= or context=, not both: a context is a base URL with its TLS settings")
+    use_tls, skip, ca = _env_switch(ENV_TLS), _env_switch(ENV_TLS_SKIP_VERIFY), os.environ.get(ENV_TLS_CA_CERT)
+    skip_source, ca_source = "$" + ENV_TLS_SKIP_VERIFY, "$" + ENV_TLS_CA_CERT
+    name: Optional[str] = None
+    config: Any = None
+    host: Optional[str] = None
+    source = "base_url=" if base_url is not None else None
+    if context is not None and context != DEFAULT_CONTEXT:
+        name, config = context, _named_context(context)
+    elif base_url is None and context is None:
+        if os.environ.get(ENV_BASE_URL):
+            base_url, source = os.environ[ENV_BASE_URL], "$" + ENV_BASE_URL
+        elif os.environ.get(ENV_HOST):
+            host, source = os.environ[ENV_HOST], "$" + ENV_HOST
+        else:
+            name, config = _active_context()
+    if config is not None:
+        tls = config.get("tls") if isinstance(config.get("tls"), dict) else {}
+        if use_tls is None:
+            use_tls = tls.get("enabled") is True
+        if skip is None:
+            skip, skip_source = tls.get("skipVerify") is True, "context %s" % name
+        if ca is None and isinstance(tls.get("caCert"), str) and tls["caCert"]:
+            ca, ca_source = tls["caCert"], "context %s" % name
+        host, source = config.get("host") if isinstance(config.get("host"), str) else "", "context %s" % name
+        if not host:
+            raise ValueError("context %r in %s has no host" % (name, _contexts_path()))
+    if host is not None:
+        base_url = _tls_host(host, bool(use_tls))
+    elif base_url is None and use_tls:
+        base_url, source = DMR_TLS_BASE_URL, "$" + ENV_TLS
+    if ssl_context is not None:
+        settings = _TLSSettings(True, None, ssl_context, None, "ssl_context=")
+    elif verify is not None:
+        settings = _TLSSettings(verify if isinstance(verify, bool) else os.fspath(verify), None, None, None,
+                                "verify=")
+    elif skip:
+        settings = _TLSSettings(False, None, None, None, skip_source)
+    elif ca:
+        settings = _TLSSettings(ca, None, None, None, ca_source)
+    else:
+        settings = _TLSSettings(True, None, None, os.path.expanduser(DMR_CA_CERT) if use_tls else None, "default")
+    if cert is not None:
+        settings = settings._replace(cert=os.fspath(cert) if not isinstance(cert, tuple)
+                                     else (os.fspath(cert[0]), os.fspath(cert[1])))
+    if settings.dmr_ca and not os.path.isfile(settings.dmr_ca):
+        settings = settings._replace(dmr_ca=None)   # no DMR CA here: the system's CAs alone
+    if base_url is not None and base_url.strip().lower().startswith("https://"):
+        _check_tls_files(settings)
+    return _Endpoint(base_url, source, name, settings)
+
+
+def _check_tls_files(settings: _TLSSettings) -> None:
+    """Files named for TLS exist (ValueError naming the file and who named it); their content
+    is read at the first https connection."""
+    if isinstance(settings.verify, str) and not os.path.exists(os.path.expanduser(settings.verify)):
+        raise ValueError("the CA file %r (from %s) does not exist" % (settings.verify, settings.source))
+    cert = settings.cert
+    for path in (cert,) if isinstance(cert, str) else cert or ():
+        if not os.path.isfile(os.path.expanduser(path)):
+            raise ValueError("the client certificate file %r (cert=) does not exist" % path)
+
+
+def _context_list() -> List[AttrDict]:
+    """`dmr-client context ls`: the default context, then the named ones sorted, as the Go CLI lists them."""
+    store = _read_contexts(strict=True) or {"contexts": {}}
+    current = store.get("current") or DEFAULT_CONTEXT
+    rows = [AttrDict(name=DEFAULT_CONTEXT, host="(auto-detect)", tls=AttrDict(enabled=False),
+                     description="Auto-detected Docker context", current=current == DEFAULT_CONTEXT)]
+    for name in sorted(store["contexts"]):
+        config = store["contexts"][name]
+        tls = config.get("tls") if isinstance(config.get("tls"), dict) else {}
+        rows.append(AttrDict(name=name, host=config.get("host") or "", tls=AttrDict(tls),
+                             description=config.get("description") or "", current=current == name))
+    return rows
+
+
+# ---------------------------------------------------------------------------
 # Pure rules: streams
 # ---------------------------------------------------------------------------
 
@@ -2809,7 +3073,9 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     *failure* says what went wrong without an answer: "connect" (nothing was
     sent), "refused-local" (nothing listens on a loopback address or Unix
     socket: trying again within seconds will not change that, so it is not
-    done), "stale" (sent on a reused keep-alive connection that closed
+    done), "tls" (a certificate refused, by us or by the server, or a
+    plain-HTTP server: it cannot change, never retried), "handshake-stalled"
+    (a TLS handshake that did not finish: tried again at most once), "stale" (sent on a reused keep-alive connection that closed
     without a byte of answer), "no-answer" (the same on a new connection);
     otherwise *status* and *headers* are the answer.  *replayable* is false
     for calls that change state, which are never sent twice once they went
@@ -2826,8 +3092,10 @@ def retry_wait(attempt: int, max_retries: int, *, failure: Optional[str] = None,
     if status is None:
         if failure not in _FAILURES:
             raise ValueError("failure must be one of %s (or give status=), not %r" % (", ".join(_FAILURES), failure))
-        if failure == _FAILED_REFUSED_LOCAL:
+        if failure in (_FAILED_REFUSED_LOCAL, _FAILED_TLS):
             return None, ""
+        if failure == _FAILED_HANDSHAKE and attempt >= 1:
+            return None, " (after %d attempts)" % (attempt + 1)
         if failure != _FAILED_CONNECT and not replayable:
             return None, " (not sent again: the server may have carried it out)"
     else:
@@ -4419,9 +4687,15 @@ class _RetryableConnectionError(Exception):
         self.refused = refused
 
 
-def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[float]) -> Exception:
-    """What a failure to open a connection to *origin* (or its proxy) is."""
+def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[float],
+                     handshake: bool = False) -> Exception:
+    """What a failure to open a connection to *origin* (or its proxy) is; *handshake*: it
+    came during the TLS handshake (TCP and any proxy tunnel were open)."""
     proxy = origin.proxy
+    if handshake:
+        return _tls_failure(exc, origin, connect_timeout, False) or _RetryableConnectionError(
+            APIConnectionError("the TLS handshake with %s:%s failed: %s"
+                               % (origin.host, origin.port, _describe_os_error(exc))), _FAILED_TLS)
     if origin.unix_socket:
         where = "unix socket " + origin.unix_socket
     elif proxy is None:
@@ -4436,12 +4710,90 @@ def _connect_failure(exc: BaseException, origin: _Origin, connect_timeout: Optio
         refused=isinstance(exc, (ConnectionRefusedError, FileNotFoundError)))
 
 
-def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool) -> Exception:
+#: OpenSSL's reasons when an https:// request is answered in plain HTTP ("HTTP/1.1 400 ..." read
+#: as a TLS record), by OpenSSL version.
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                       "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "UNEXPECTED_RECORD")
+#: Certificate check codes (X509_V_ERR_*): the signer is not trusted; expired; not yet valid;
+#: not for this name or address.
+_UNKNOWN_CA_CODES = (2, 18, 19, 20, 21)
+_EXPIRED, _NOT_YET_VALID, _WRONG_NAME_CODES = 10, 9, (62, 64)
+
+
+def _note_certificate_request(conn: Any, direction: str, version: Any, content_type: int, message_type: int,
+                              data: bytes) -> None:
+    """The TLS message callback of our contexts: marks a connection whose server asked for a
+    client certificate, so that its refusal (an alert, or a reset) can be named as such."""
+    if content_type == 22 and message_type == 13 and direction == "read":   # handshake: CertificateRequest
+        try:
+            conn.dmr_certificate_asked = True
+        except AttributeError:
+            pass
+
+
+def _certificate_asked(conn: Any) -> bool:
+    """Whether the server of *conn* (either transport's connection) asked for a client certificate."""
+    tls_object = getattr(conn, "tls", None) or getattr(conn, "sock", None)   # asyncio's SSLObject, or the SSLSocket
+    return bool(getattr(tls_object, "dmr_certificate_asked", False))
+
+
+def _tls_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[float],
+                 certificate_asked: bool) -> Optional[_RetryableConnectionError]:
+    """The one-line error for a TLS failure of *origin*, or None if *exc* is none of those
+    named here.  Each is a verdict (retry_wait's "tls": never retried) except a handshake
+    that did not finish within *connect_timeout* ("handshake-stalled": tried again once)."""
+    where = "%s:%s" % (origin.host, origin.port)
+    settings = origin.tls.settings if origin.tls is not None else _DEFAULT_TLS
+    ssl = sys.modules.get("ssl")
+    kind, text = _FAILED_TLS, None
+    if isinstance(exc, socket.timeout):
+        kind, text = _FAILED_HANDSHAKE, ("the TLS handshake with %s did not finish within %s s (is it an "
+                                         "HTTPS server? a plain-HTTP one needs http://)" % (where, connect_timeout))
+    elif ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
+        code, why = exc.verify_code, exc.verify_message or exc.reason
+        if code in _UNKNOWN_CA_CODES:
+            trusted = ("%s %s" % (settings.source, settings.verify) if isinstance(settings.verify, str)
+                       else "the system's CAs" + (" and DMR's CA %s" % settings.dmr_ca if settings.dmr_ca else ""))
+            text = ("the certificate of %s is signed by a CA this client does not trust (%s; trusted: %s): pass "
+                    "verify='ca.pem' (--cacert, or %s) with the CA that signed it"
+                    % (where, why, trusted, ENV_TLS_CA_CERT))
+        elif code == _EXPIRED:
+            text = "the certificate of %s has expired (%s): the server must renew it" % (where, why)
+        elif code == _NOT_YET_VALID:
+            text = "the certificate of %s is not valid yet (%s): check this machine's clock" % (where, why)
+        elif code in _WRONG_NAME_CODES:
+            text = ("the certificate of %s is for another name (%s): connect by a name it holds"
+                    % (where, why))
+        else:
+            text = "the certificate of %s was refused: %s" % (where, why)
+    elif ssl is not None and isinstance(exc, ssl.SSLError) and exc.reason in _PLAIN_HTTP_REASONS:
+        text = "the server speaks plain HTTP: use http://%s (not https://)" % where
+    elif certificate_asked and not settings.cert and isinstance(exc, (OSError, _NoAnswer)):
+        text = ("client certificate required: %s asked for one and ended the connection (%s): pass cert="
+                % (where, _describe_os_error(exc) if isinstance(exc, OSError) else "no answer"))
+    elif ssl is not None and isinstance(exc, ssl.SSLError) and "CERTIFICATE_REQUIRED" in (exc.reason or ""):
+        text = "client certificate required: %s refused the connection without one: pass cert=" % where
+    if text is None:
+        return None
+    return _RetryableConnectionError(APITimeoutError(text) if kind == _FAILED_HANDSHAKE
+                                     else APIConnectionError(text), kind)
+
+
+def _begin_failure(exc: BaseException, method: str, url: str, timeout: Optional[float], reused: bool,
+                   origin: Optional[_Origin] = None, certificate_asked: bool = False) -> Exception:
     """What a failure between writing a request and its answer's head is.
 
     Failures before any byte of answer become _RetryableConnectionError for
-    retry_wait() to decide on; the rest are documented errors.
+    retry_wait() to decide on; the rest are documented errors.  On a new
+    TLS connection whose server asked for a client certificate
+    (*certificate_asked*: TLS 1.3 refuses it after the handshake), its alert
+    or reset is that refusal.
     """
+    if origin is not None and origin.scheme == "https" and not reused and not isinstance(exc, socket.timeout):
+        refused = _tls_failure(exc, origin, None, certificate_asked)
+        if refused is not None:
+            refused.error.url = url
+            return refused
     if isinstance(exc, (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
         # The request went out (or partly) and the connection ended without a byte of answer:
         # on a reused keep-alive connection the server had most likely closed it meanwhile.
@@ -4534,7 +4886,8 @@ def _not_a_stream(exchange: Any, raw: bytes) -> DMRError:
 # Transport
 # ---------------------------------------------------------------------------
 
-_Origin = collections.namedtuple("_Origin", "scheme host port proxy unix_socket")
+#: Where connections go: *tls* is the client's _TLSContext (https), shared by all its pools.
+_Origin = collections.namedtuple("_Origin", "scheme host port proxy unix_socket tls", defaults=(None,))
 
 #: Every pool of this process, so that a forked child can drop what it inherited (_after_fork).
 _POOLS: Any = weakref.WeakSet()
@@ -4562,10 +4915,11 @@ atexit.register(_close_idle_at_exit)
 _Proxy = collections.namedtuple("_Proxy", "host port authorization")
 
 
-def _origin_for(root: _Root) -> _Origin:
+def _origin_for(root: _Root, tls: Optional[_TLSContext] = None) -> _Origin:
     parts = urllib.parse.urlsplit(root.origin)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return _Origin(parts.scheme, parts.hostname, port, _proxy_for(parts.scheme, parts.hostname), None)
+    return _Origin(parts.scheme, parts.hostname, port, _proxy_for(parts.scheme, parts.hostname), None,
+                   tls or _TLSContext(_DEFAULT_TLS))
 
 
 _UnixHTTPConnection: Any = None
@@ -4631,15 +4985,60 @@ def _connect_request(origin: _Origin) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-def _tls_context() -> Any:
-    """The TLS settings of https connections, for both transports: the system's CA store,
-    host names checked, HTTP/1.1 asked for by ALPN (as http.client asks).  Each pool makes
-    its own at its first https connection (loading the CA store costs milliseconds)."""
+def _tls_context(settings: _TLSSettings) -> Any:
+    """The ssl.SSLContext of https connections, for both transports, from *settings*: the
+    system's CA store (and DMR's CA), a CA file or directory, or no check at all; a client
+    certificate; host names checked; HTTP/1.1 asked for by ALPN (as http.client asks).  The
+    caller's own ssl_context= is used as it is.  ValueError names a file that cannot be used."""
+    if settings.ssl_context is not None:
+        return settings.ssl_context
     import ssl   # http.client loads it anyway; an AsyncClient pays for it at its first https URL
 
-    context = ssl.create_default_context()
+    verify = settings.verify
+    try:
+        if verify is False:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif verify is True:
+            context = ssl.create_default_context()
+            if settings.dmr_ca:
+                context.load_verify_locations(settings.dmr_ca)
+        else:
+            path = os.path.expanduser(verify)
+            context = ssl.create_default_context(**{"capath" if os.path.isdir(path) else "cafile": path})
+    except (OSError, ValueError) as exc:   # ssl.SSLError is an OSError
+        raise ValueError("cannot use the CA %s (from %s): %s" % (
+            verify if isinstance(verify, str) else settings.dmr_ca, settings.source, exc)) from None
+    if settings.cert:
+        certfile, keyfile = settings.cert if isinstance(settings.cert, tuple) else (settings.cert, None)
+        try:
+            context.load_cert_chain(os.path.expanduser(certfile), keyfile and os.path.expanduser(keyfile))
+        except (OSError, ValueError) as exc:
+            raise ValueError("cannot use the client certificate %s (cert=): %s" % (certfile, exc)) from None
+    elif hasattr(context, "_msg_callback"):   # to tell "client certificate required" from other refusals
+        context._msg_callback = _note_certificate_request
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+class _TLSContext:
+    """One client's TLS context: built at its first https connection (loading CAs costs
+    milliseconds), then shared by all its pools, threads and event loops."""
+
+    __slots__ = ("settings", "_context", "_lock")
+
+    def __init__(self, settings: _TLSSettings):
+        self.settings = settings
+        self._context: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._context is None:
+            with self._lock:
+                if self._context is None:
+                    self._context = _tls_context(self.settings)
+        return self._context
 
 
 class _PoolBase:
@@ -4653,15 +5052,12 @@ class _PoolBase:
         self.closed = False
         self.keeps = True   # False: a pool for one call (its own timeout), which keeps no connection
         self._idle: List[Any] = []
-        self._tls: Any = None
         self.pid = os.getpid()
         _POOLS.add(self)
 
     def tls(self) -> Any:
-        """The TLS context of this pool's https connections and tunnels, made at the first one."""
-        if self._tls is None:
-            self._tls = _tls_context()
-        return self._tls
+        """The TLS context of this pool's https connections (the client's, made at the first one)."""
+        return self.origin.tls.get()
 
 
 class _Pool(_PoolBase):
@@ -4699,24 +5095,29 @@ class _Pool(_PoolBase):
     def connect(self) -> http.client.HTTPConnection:
         origin = self.origin
         proxy = origin.proxy
+        https = origin.scheme == "https" and not origin.unix_socket
+        context: Any = self.tls() if https else None
         if origin.unix_socket:
             conn = _unix_connection(origin.unix_socket, self.connect_timeout)
-        elif proxy is None and origin.scheme == "https":
-            conn = http.client.HTTPSConnection(origin.host, origin.port, timeout=self.connect_timeout,
-                                               context=self.tls())
         elif proxy is None:
             conn = http.client.HTTPConnection(origin.host, origin.port, timeout=self.connect_timeout)
         else:   # the proxy; for https a tunnel opened by us (as the asyncio transport does), then TLS
             conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=self.connect_timeout)
         if not origin.unix_socket:
             conn._create_connection = _create_connection   # type: ignore[attr-defined]  # memory: see below
+        started, handshake = time.monotonic(), False
         try:
             conn.connect()
-            if proxy is not None and origin.scheme == "https":
-                self._tunnel(conn)
+            if https:   # TLS by us, after TCP (and the tunnel): a failure says which step it was
+                if proxy is not None:
+                    self._tunnel(conn)
+                handshake = True
+                if self.connect_timeout is not None:   # connect_timeout bounds TCP and handshake together
+                    conn.sock.settimeout(max(0.001, self.connect_timeout - (time.monotonic() - started)))
+                conn.sock = context.wrap_socket(conn.sock, server_hostname=origin.host)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise _connect_failure(exc, origin, self.connect_timeout) from exc
+            raise _connect_failure(exc, origin, self.connect_timeout, handshake) from exc
         conn.sock.settimeout(self.timeout)
         conn.dmr_pid = self.pid   # type: ignore[attr-defined]  # see give_back()
         return conn
@@ -4732,7 +5133,6 @@ class _Pool(_PoolBase):
                 raise ConnectionResetError("the proxy closed the connection during CONNECT")
             parsed = reader.feed(chunk)
         _check_tunnel(*parsed)
-        conn.sock = self.tls().wrap_socket(sock, server_hostname=self.origin.host)
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
         """Keep *conn* for the next request; a connection of another process (a stream that
@@ -5162,12 +5562,13 @@ class _AsyncConnection:
     of small events), else waits at most *timeout* for more.
     """
 
-    __slots__ = ("loop", "transport", "_buffer", "_size", "_eof", "_error", "_reader", "_writer",
+    __slots__ = ("loop", "transport", "tls", "_buffer", "_size", "_eof", "_error", "_reader", "_writer",
                  "_reading_paused", "_writing_paused", "__weakref__")
 
     def __init__(self, loop: Any):
         self.loop = loop
         self.transport: Any = None
+        self.tls: Any = None   # the ssl.SSLObject of an https connection
         self._buffer: List[bytes] = []
         self._size = 0
         self._eof = False
@@ -5378,35 +5779,35 @@ class _AsyncPool(_PoolBase):
             self._guard = _close_with_loop(self)
             await self._guard.asend(None)
         conn = _AsyncConnection(self.loop)
+        context = self.tls() if self.origin.scheme == "https" and not self.origin.unix_socket else None
+        steps: List[str] = []   # "handshake" once TCP (and any tunnel) is open
         try:
             if self.connect_timeout is None:
-                await self._open(conn)
+                await self._open(conn, context, steps)
             else:
-                await asyncio.wait_for(self._open(conn), self.connect_timeout)
+                await asyncio.wait_for(self._open(conn, context, steps), self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             conn.close()
             if isinstance(exc, asyncio.TimeoutError):
                 exc = socket.timeout("timed out")
-            raise _connect_failure(exc, self.origin, self.connect_timeout) from None
+            raise _connect_failure(exc, self.origin, self.connect_timeout, bool(steps)) from None
         except BaseException:
             conn.close()
             raise
         self._opened.add(conn)
         return conn
 
-    async def _open(self, conn: _AsyncConnection) -> None:
+    async def _open(self, conn: _AsyncConnection, context: Any, steps: List[str]) -> None:
         origin, loop = self.origin, self.loop
         if origin.unix_socket:
             await loop.create_unix_connection(lambda: conn, origin.unix_socket)
             return
-        https = origin.scheme == "https"
         proxy = origin.proxy
-        if proxy is None:
-            await loop.create_connection(lambda: conn, origin.host, origin.port, ssl=self.tls() if https else None,
-                                         server_hostname=origin.host if https else None)
+        await loop.create_connection(lambda: conn, *((origin.host, origin.port) if proxy is None
+                                                    else (proxy.host, proxy.port)))
+        if context is None:
             return
-        await loop.create_connection(lambda: conn, proxy.host, proxy.port)
-        if https:   # a tunnel through the HTTP proxy, then TLS inside it (http.client's set_tunnel)
+        if proxy is not None:   # a tunnel through the HTTP proxy, then TLS inside it (http.client's set_tunnel)
             await conn.send(_connect_request(origin), self.timeout)
             reader = HeadReader()
             parsed = None
@@ -5416,7 +5817,9 @@ class _AsyncPool(_PoolBase):
                     raise ConnectionResetError("the proxy closed the connection during CONNECT")
                 parsed = reader.feed(chunk)
             _check_tunnel(*parsed)
-            conn.transport = await loop.start_tls(conn.transport, conn, self.tls(), server_hostname=origin.host)
+        steps.append("handshake")   # TLS after TCP (and the tunnel): a failure says which step it was
+        conn.transport = await loop.start_tls(conn.transport, conn, context, server_hostname=origin.host)
+        conn.tls = conn.transport.get_extra_info("ssl_object")
 
     def give_back(self, conn: _AsyncConnection) -> None:
         if self.keeps and not self.closed and len(self._idle) < MAX_IDLE_CONNECTIONS and conn.alive() \
@@ -6210,6 +6613,7 @@ class _ClientCore:
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES, headers: Optional[Headers] = None,
                  unix_socket: Optional[str] = None, max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 verify: Any = None, cert: Any = None, ssl_context: Any = None, context: Optional[str] = None,
                  **unknown: Any):
         if unknown:
             raise _unexpected_keywords(type(self).__name__ + "()", unknown, _keywords_of(_ClientCore.__init__))
@@ -6235,11 +6639,28 @@ class _ClientCore:
         self._lock = threading.Lock()
         self._socket_fallback = False
         if unix_socket is not None:
+            if context is not None:
+                raise ValueError("pass unix_socket= or context=, not both")
+            self._endpoint = _Endpoint(base_url, "unix_socket=", None, _DEFAULT_TLS)
+            self._tls = _TLSContext(_DEFAULT_TLS)
             self._connect_unix(unix_socket, base_url)
             return
-        if base_url is None:
-            base_url = _configured_base_url() or self._discover()
-        self._set_root(_parse_base_url(base_url), None)
+        self._endpoint = _resolve_endpoint(base_url, context, verify, cert, ssl_context)
+        self._tls = _TLSContext(self._endpoint.tls)
+        self._set_root(_parse_base_url(self._endpoint.base_url or self._discover()), None)
+
+    @property
+    def context(self) -> Optional[str]:
+        """The `docker model context` this client uses (context=, or the active one), or None."""
+        return self._endpoint.context
+
+    def _where(self) -> str:
+        """Which context and TLS settings this client uses, in a line (status, ping)."""
+        endpoint = self._endpoint
+        context = ("context %s (%s)" % (endpoint.context, _contexts_path()) if endpoint.context
+                   else "no context (%s)" % (endpoint.source or "found"))
+        tls = "TLS: " + endpoint.tls.shown() if self._origin.scheme == "https" else "TLS: off"
+        return "%s; %s" % (context, tls)
 
     def _discover(self) -> str:
         """The base URL when nothing names one: DMR's container name, else localhost."""
@@ -6265,8 +6686,8 @@ class _ClientCore:
     def _set_root(self, root: _Root, unix_socket: Optional[str]) -> None:
         if self.engine and not root.plain:
             root = root._replace(engine=self.engine)
-        self._origin = _origin_for(root) if unix_socket is None else _Origin("http", "localhost", 80, None,
-                                                                             unix_socket)
+        self._origin = _origin_for(root, self._tls) if unix_socket is None else _Origin("http", "localhost", 80,
+                                                                                        None, unix_socket)
         self._root = root
         self.base_url = root.url()
         self.unix_socket = unix_socket
@@ -7172,7 +7593,14 @@ class Client(_BaseClient):
     is looked for: model-runner.docker.internal inside a Docker Desktop
     container, else DEFAULT_BASE_URL with Docker Desktop's socket as the
     fallback when it refuses.  *unix_socket* talks HTTP over that socket
-    instead of TCP.  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
+    instead of TCP.  *context* names a `docker model context` (its host and
+    TLS settings; with no base URL from the arguments or the environment, the
+    active one is used).  *verify* is True (the system's CAs), False (no
+    check) or a CA file or directory; by default MODEL_RUNNER_TLS_SKIP_VERIFY
+    and MODEL_RUNNER_TLS_CA_CERT, then the context, decide, and with TLS on
+    DMR's own CA is trusted as well.  *cert* is a client certificate (a file
+    with its key, or a (cert, key) pair) for gateways that ask for one;
+    *ssl_context* an ssl.SSLContext used as it is.  *api_key* defaults to DOCKER_MODEL_RUNNER_API_KEY,
     then DEFAULT_API_KEY, which stands for no key: like "", it sends no
     Authorization header.  *engine* picks
     the DMR engine unless a model name names one.  *timeout* bounds each wait
@@ -7306,8 +7734,9 @@ class Client(_BaseClient):
             exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
+            asked = _certificate_asked(conn)
             exchange.discard()
-            raise _begin_failure(exc, method, url, exchange.timeout, reused) from exc
+            raise _begin_failure(exc, method, url, exchange.timeout, reused, pool.origin, asked) from exc
         except BaseException:
             exchange.discard()
             raise
@@ -7491,8 +7920,9 @@ class AsyncClient(_BaseClient):
             await exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
+            asked = _certificate_asked(conn)
             exchange.discard()
-            raise _begin_failure(exc, method, url, exchange.timeout, reused) from exc
+            raise _begin_failure(exc, method, url, exchange.timeout, reused, pool.origin, asked) from exc
         except BaseException:
             exchange.discard()   # cancelled: the connection is closed, never pooled half-read
             raise
@@ -7715,7 +8145,8 @@ class OpenAI:
 
     It takes openai-python's arguments (*api_key*, *organization*, *project*,
     *base_url*, *timeout*, *max_retries*, *default_headers*, *default_query*)
-    and ours (*engine*, *unix_socket*, *connect_timeout*, *max_response_bytes*);
+    and ours (*engine*, *unix_socket*, *connect_timeout*, *max_response_bytes*, and the TLS
+    and context ones: *verify*, *cert*, *ssl_context*, *context*);
     *http_client* and *websocket_base_url* are refused (there is no httpx here,
     and DMR serves no Realtime API).  With nothing set it finds DMR as Client()
     does, never api.openai.com: the base URL is *base_url*, else DMR's
@@ -7735,7 +8166,8 @@ class OpenAI:
                  default_headers: Optional[Headers] = None, default_query: Optional[Mapping[str, Any]] = None,
                  http_client: Any = None, engine: Optional[str] = None, unix_socket: Optional[str] = None,
                  connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES, **unknown: Any):
+                 max_response_bytes: int = MAX_RESPONSE_BYTES, verify: Any = None, cert: Any = None,
+                 ssl_context: Any = None, context: Optional[str] = None, **unknown: Any):
         name = type(self).__name__
         if unknown:
             raise _unexpected_keywords(name + "()", unknown, _keywords_of(OpenAI.__init__))
@@ -7748,7 +8180,7 @@ class OpenAI:
         if timeout is not _NOT_GIVEN and timeout is not None and not isinstance(timeout, (int, float)):
             raise TypeError("%s(timeout=) takes seconds (a number) or None, not %s: there is no "
                             "httpx.Timeout here (connect_timeout= bounds connecting)" % (name, _shown(timeout)))
-        from_openai = base_url is None and unix_socket is None and _configured_base_url() is None \
+        from_openai = base_url is None and unix_socket is None and context is None and _configured_base_url() is None \
             and bool(os.environ.get(ENV_OPENAI_BASE_URL))
         if from_openai:
             base_url = os.environ[ENV_OPENAI_BASE_URL]
@@ -7762,7 +8194,8 @@ class OpenAI:
         self._client = self._Client(base_url, api_key, engine=engine,
                                     timeout=DEFAULT_TIMEOUT if timeout is _NOT_GIVEN else timeout,
                                     connect_timeout=connect_timeout, max_retries=max_retries, headers=headers,
-                                    unix_socket=unix_socket, max_response_bytes=max_response_bytes)
+                                    unix_socket=unix_socket, max_response_bytes=max_response_bytes,
+                                    verify=verify, cert=cert, ssl_context=ssl_context, context=context)
         self._query = dict(default_query or {})
         self._timeout: Any = _NOT_GIVEN   # with_options(timeout=): each call's own
         self._resources()
@@ -7958,7 +8391,12 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     try:
         # A followed log or request record may be silent for hours: no read timeout then.
         timeout = None if getattr(args, "follow", False) else args.timeout
-        client = Client(args.base_url, args.api_key, engine=args.engine, timeout=timeout)
+        if args.insecure:
+            sys.stderr.write("dmr-client: warning: --insecure: the server's TLS certificate is not checked\n")
+        if getattr(args, "offline", False):   # needs no server: no client either
+            return args.run(None, args)
+        client = Client(args.base_url, args.api_key, engine=args.engine, timeout=timeout, context=args.context,
+                        verify=False if args.insecure else args.cacert)
         with client:
             return args.run(client, args)
     except KeyboardInterrupt:
@@ -8014,6 +8452,12 @@ def _cli_parser(argparse: Any) -> Any:
                             help="seconds of silence allowed (default: %s; model loads are slow)" % DEFAULT_TIMEOUT)
         target.add_argument("--debug", action="store_true", default=default(False),
                             help="log requests to stderr, show tracebacks")
+        target.add_argument("--context", default=default(None), metavar="NAME",
+                            help="a `docker model context` (default: $%s, else the active one)" % ENV_HOST)
+        target.add_argument("--cacert", default=default(None), metavar="FILE",
+                            help="trust this CA for https:// (default: $%s, the context's, DMR's)" % ENV_TLS_CA_CERT)
+        target.add_argument("--insecure", action="store_true", default=default(False),
+                            help="do not check the server's TLS certificate")
     global_options(parser, True)
     parser.add_argument("--version", action="version", version="dmr-client " + __version__)
     common = argparse.ArgumentParser(add_help=False)
@@ -8135,6 +8579,14 @@ def _cli_parser(argparse: Any) -> Any:
     requests.add_argument("model", nargs="?")
     requests.add_argument("-f", "--follow", action="store_true", help="keep printing new requests (Ctrl-C stops)")
     requests.set_defaults(run=_cli_requests)
+
+    context = commands.add_parser("context", help="the `docker model` contexts",
+                                  description="List the contexts `docker model context` keeps (%s)." % _contexts_path())
+    context_commands = context.add_subparsers(dest="context_command", metavar="SUBCOMMAND")
+    context_commands.required = True
+    listing = context_commands.add_parser("ls", aliases=["list"], help="list the contexts", parents=[common])
+    listing.add_argument("--json", action="store_true", help="print them as JSON")
+    listing.set_defaults(run=_cli_context_ls, offline=True)
     return parser
 
 
@@ -8636,6 +9088,7 @@ def _cli_status(client: Client, args: Any) -> int:
     engines = client.engine_status()   # asked before anything is printed: it may not be DMR at all
     running = client.running_models()
     sys.stdout.write("DMR at %s\n" % client.base_url)
+    sys.stdout.write("  %s\n" % client._where())
     for engine, state in engines.items():
         sys.stdout.write("  %-10s %s\n" % (engine, state))
     sys.stdout.write("running models: %s\n" % ("none" if not running else ""))
@@ -8747,7 +9200,7 @@ def _cli_requests(client: Client, args: Any) -> int:
 def _cli_ping(client: Client, args: Any) -> int:
     kind = client.server_kind()
     if kind == "dmr":
-        sys.stdout.write("Docker Model Runner is answering at %s\n" % client.base_url)
+        sys.stdout.write("Docker Model Runner is answering at %s (%s)\n" % (client.base_url, client._where()))
         return EXIT_OK
     if kind is None:
         sys.stderr.write("dmr-client: neither DMR nor an OpenAI-compatible server answers at %s (--debug shows "
@@ -8768,8 +9221,28 @@ def _cli_ping(client: Client, args: Any) -> int:
             return EXIT_ERROR
     except DMRError:
         pass   # it answered server_kind(); what else the model list says is not ping's question
-    sys.stdout.write("%s is answering at %s: chat and models work; pull, rm, status and configure need DMR\n"
-                     % (what, client.base_url))
+    sys.stdout.write("%s is answering at %s (%s): chat and models work; pull, rm, status and configure need DMR\n"
+                     % (what, client.base_url, client._where()))
+    return EXIT_OK
+
+
+def _cli_context_ls(client: None, args: Any) -> int:
+    rows = _context_list()
+    if os.environ.get(ENV_HOST):
+        sys.stderr.write("dmr-client: warning: %s=%r overrides the active context\n" % (ENV_HOST, os.environ[ENV_HOST]))
+    if args.json:
+        _print_json(rows, pretty=True)
+        return EXIT_OK
+    table = [("NAME", "HOST", "TLS", "DESCRIPTION", "CURRENT")]
+    for row in rows:
+        tls = row.tls
+        shown = ("off" if not tls.get("enabled") else "skip-verify" if tls.get("skipVerify")
+                 else "CA " + tls["caCert"] if tls.get("caCert") else "on")
+        table.append((row.name, row.host, shown, row.description, "*" if row.current else ""))
+    widths = [max(len(line[column]) for line in table) for column in range(4)]
+    for line in table:
+        sys.stdout.write(("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[4]).rstrip()
+                         + "\n")
     return EXIT_OK
 
 

@@ -921,6 +921,7 @@ class TestDefaults(unittest.TestCase):
         code = ("import sys, dmr_client\n"
                 "assert 'logging' not in sys.modules, 'dmr_client imported logging'\n"
                 "assert 'http.client' not in sys.modules, 'dmr_client imported http.client'\n"
+                "assert 'ssl' not in sys.modules, 'dmr_client imported ssl'\n"
                 "dmr_client.Client('http://127.0.0.1:9')\n"
                 "assert 'http.client' in sys.modules, 'a Client needs http.client'\n"
                 "import logging, io\n"
@@ -1852,6 +1853,145 @@ def chunk(delta=None, finish=None, index=0, **extra):
 
 
 # ---------------------------------------------------------------------------
+# Pure rules: contexts and TLS
+# ---------------------------------------------------------------------------
+
+TLS_ENV = ("DOCKER_MODEL_RUNNER_API_BASE", "MODEL_RUNNER_HOST", "MODEL_RUNNER_TLS", "MODEL_RUNNER_TLS_SKIP_VERIFY",
+           "MODEL_RUNNER_TLS_CA_CERT")
+
+
+class TestContexts(unittest.TestCase):
+    """_resolve_endpoint(): the `docker model` CLI's precedence (cmd/cli/desktop/context.go DetectContext),
+    over real files in a temporary $DOCKER_CONFIG and $HOME."""
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.home)
+        self.config = os.path.join(self.home, ".docker")
+        os.makedirs(os.path.join(self.config, "model"))
+        self.ca = os.path.join(self.home, "lab-ca.pem")
+        shutil.copy(os.path.join(HERE, "testdata", "tls", "ca.pem"), self.ca)
+        patcher = mock.patch.dict(os.environ, {"HOME": self.home, "DOCKER_CONFIG": self.config})
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        for name in TLS_ENV:
+            os.environ.pop(name, None)
+        dmr_client._WARNED_CONTEXTS.clear()
+
+    def write(self, current="lab", text=None, **lab_tls):
+        path = os.path.join(self.config, "model", "contexts.json")
+        with open(path, "w") as file:
+            file.write(text if text is not None else json.dumps({"version": 1, "current": current, "contexts": {
+                "lab": {"host": "http://10.0.0.5:12434", "tls": lab_tls, "createdAt": "2026-04-01T00:00:00Z"},
+                "bare": {"host": "gpu-box:12434", "tls": {"enabled": False}}}}))
+        return path
+
+    def resolve(self, base_url=None, context=None, **kwargs):
+        endpoint = dmr_client._resolve_endpoint(base_url, context, **kwargs)
+        return endpoint.base_url, endpoint.context, endpoint.tls
+
+    def test_nothing_set_is_discovery(self):
+        self.assertEqual(self.resolve(), (None, None, dmr_client._DEFAULT_TLS))
+        self.write(current="")
+        self.assertEqual(self.resolve()[:2], (None, None))
+
+    def test_the_active_context_gives_host_and_tls(self):
+        self.write(enabled=True, caCert=self.ca)
+        url, name, tls = self.resolve()
+        self.assertEqual((url, name, tls.verify, tls.source), ("https://10.0.0.5:12434", "lab", self.ca, "context lab"))
+        self.write(enabled=True, skipVerify=True)
+        self.assertIs(self.resolve()[2].verify, False)
+        self.write(enabled=False)
+        self.assertEqual(self.resolve()[:2], ("http://10.0.0.5:12434", "lab"))
+
+    def test_environment_variables_win_field_by_field(self):
+        self.write(enabled=True, skipVerify=True, caCert=self.ca)
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_TLS_SKIP_VERIFY": "1"}):   # not "true": off, and it overrides
+            url, _, tls = self.resolve()
+        self.assertEqual((url, tls.verify, tls.source), ("https://10.0.0.5:12434", self.ca, "context lab"))
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_TLS": "yes"}):   # not "true": TLS off over the context's on
+            self.assertEqual(self.resolve()[0], "http://10.0.0.5:12434")
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_TLS_CA_CERT": ""}):   # set empty: the context's CA is dropped
+            self.assertIs(self.resolve()[2].verify, False)   # ... and its skip-verify still counts
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_HOST": "gpu-box:12434"}):   # the host: the context is not read
+            url, name, tls = self.resolve()
+        self.assertEqual((url, name, tls.verify), ("http://gpu-box:12434", None, True))
+
+    def test_tls_on_turns_hosts_to_https_and_alone_means_port_12444(self):
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_TLS": "true"}):
+            self.assertEqual(self.resolve()[0], "https://localhost:12444")
+            for host, expected in (("gpu-box:12434", "https://gpu-box:12434"), ("http://gpu-box", "https://gpu-box"),
+                                   ("https://gpu-box", "https://gpu-box")):
+                with mock.patch.dict(os.environ, {"MODEL_RUNNER_HOST": host}):
+                    self.assertEqual(self.resolve()[0], expected)
+            self.assertEqual(self.resolve("http://explicit:1")[0], "http://explicit:1")   # an argument is as given
+
+    def test_dmrs_own_ca_is_trusted_too_when_tls_is_on_and_no_ca_is_given(self):
+        dmr_ca = os.path.join(self.home, ".docker", "model-runner", "certs", "ca.crt")
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_TLS": "true"}):
+            self.assertIsNone(self.resolve()[2].dmr_ca)   # none made here: the system's CAs alone
+            os.makedirs(os.path.dirname(dmr_ca))
+            shutil.copy(self.ca, dmr_ca)
+            tls = self.resolve()[2]
+            self.assertEqual((tls.verify, tls.dmr_ca), (True, dmr_ca))
+            context = dmr_client._tls_context(tls)
+            self.assertIn("dmr_client test CA", str(context.get_ca_certs()))
+            with mock.patch.dict(os.environ, {"MODEL_RUNNER_TLS_CA_CERT": self.ca}):
+                self.assertIsNone(self.resolve()[2].dmr_ca)
+        self.assertIsNone(self.resolve("https://x")[2].dmr_ca)   # TLS not on: as the Go CLI, only the system's
+
+    def test_arguments_win_over_everything(self):
+        self.write(enabled=True, skipVerify=True)
+        self.assertEqual(self.resolve(verify=self.ca)[2][:1], (self.ca,))
+        self.assertEqual(self.resolve(context="bare")[:2], ("http://gpu-box:12434", "bare"))
+        self.assertEqual(self.resolve(context="default")[:2], (None, None))
+        with mock.patch.dict(os.environ, {"MODEL_RUNNER_HOST": "elsewhere:1"}):
+            self.assertEqual(self.resolve(context="lab")[:2], ("https://10.0.0.5:12434", "lab"))
+
+    def test_a_file_that_is_not_json_warns_once_falls_back_and_is_left_alone(self):
+        path = self.write(text="{not json")
+        with self.assertLogs("dmr_client", "WARNING") as logged:
+            self.assertEqual(self.resolve()[:2], (None, None))
+            self.assertEqual(self.resolve()[:2], (None, None))
+            dmr_client._log.warning("end")
+        self.assertEqual(len(logged.output), 2, logged.output)
+        self.assertIn(path, logged.output[0])
+        with open(path) as file:
+            self.assertEqual(file.read(), "{not json")
+        with self.assertRaises(ValueError) as caught:   # asked for by name: an error naming the file
+            self.resolve(context="lab")
+        self.assertIn(path + " is not JSON", str(caught.exception))
+
+    def test_bad_names_and_files_are_clear_errors(self):
+        self.write()
+        with self.assertRaises(ValueError) as caught:
+            self.resolve(context="nope")
+        self.assertIn("no model context 'nope'", str(caught.exception))
+        self.assertIn("(known: default, bare, lab;", str(caught.exception))
+        with self.assertRaises(ValueError):
+            self.resolve("http://x", context="lab")
+        self.write(enabled=True, caCert=os.path.join(self.home, "gone.pem"))
+        with self.assertRaises(ValueError) as caught:
+            self.resolve()
+        self.assertIn("gone.pem' (from context lab) does not exist", str(caught.exception))
+        with self.assertRaises(ValueError):
+            self.resolve("https://x", cert=os.path.join(self.home, "gone.pem"))
+        with self.assertRaises(ValueError):
+            self.resolve("https://x", verify=False, ssl_context=dmr_client._tls_context(dmr_client._DEFAULT_TLS))
+        with self.assertRaises(TypeError):
+            self.resolve("https://x", verify=3)
+
+    def test_clients_take_the_tls_arguments(self):
+        for cls in (Client, dmr_client.AsyncClient):
+            client = cls("https://127.0.0.1:9", verify=False)
+            self.assertIs(client._origin.tls.settings.verify, False)
+            self.assertEqual(client._where(), "no context (base_url=); TLS: certificate not checked (verify=)")
+        openai = dmr_client.OpenAI(base_url="https://127.0.0.1:9/engines/v1", verify=self.ca)
+        self.addCleanup(openai.close)
+        self.assertEqual(openai._client._origin.tls.settings.verify, self.ca)
+
+
+# ---------------------------------------------------------------------------
 # Pure rules: streams
 # ---------------------------------------------------------------------------
 
@@ -2239,6 +2379,10 @@ class TestRetryPolicy(unittest.TestCase):
         for args, kwargs, expected, note in (
                 ((0, 2), dict(failure="connect"), backoff, ""),
                 ((0, 2), dict(failure="refused-local"), None, ""),                   # nothing listens there
+                ((0, 2), dict(failure="tls"), None, ""),                             # a certificate cannot change
+                ((0, 2), dict(failure="handshake-stalled"), backoff, ""),            # a stalled handshake: once more
+                ((1, 2), dict(failure="handshake-stalled"), None, " (after 2 attempts)"),
+                ((0, 0), dict(failure="handshake-stalled"), None, ""),
                 ((0, 2), dict(failure="connect", replayable=False), backoff, ""),    # nothing was sent
                 ((0, 2), dict(failure="no-answer"), backoff, ""),                    # replayable by default
                 ((0, 2), dict(failure="stale"), (0.0, 0.0), ""),
@@ -5442,6 +5586,58 @@ class CLITestCase(FakeDMRTestCase):
 class TestCLI(CLITestCase):
     PATH = "/engines/llama.cpp/v1/chat/completions"
 
+    def contexts(self, text):
+        home = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, home)
+        os.makedirs(os.path.join(home, "model"))
+        with open(os.path.join(home, "model", "contexts.json"), "w") as file:
+            file.write(text)
+        return home
+
+    def test_contexts_listed_used_and_said_by_status_and_ping(self):
+        home = self.contexts(json.dumps({"version": 1, "current": "lab", "contexts": {
+            "lab": {"host": self.fake.url, "tls": {"enabled": False}, "description": "the fake"},
+            "secure": {"host": "https://gpu-box:12444", "tls": {"enabled": True, "skipVerify": True}}}}))
+        env = self.env(DOCKER_CONFIG=home)
+        listed = self.run_cli("context", "ls", env=env)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertEqual([line.split()[0] for line in listed.stdout.splitlines()], ["NAME", "default", "lab", "secure"])
+        self.assertTrue(listed.stdout.splitlines()[2].endswith("*"), listed.stdout)
+        self.assertIn("skip-verify", listed.stdout)
+        rows = json.loads(self.run_cli("context", "ls", "--json", env=env).stdout)
+        self.assertEqual([(row["name"], row["current"]) for row in rows],
+                         [("default", False), ("lab", True), ("secure", False)])
+        env.pop("DOCKER_MODEL_RUNNER_API_BASE")
+        ping = self.run_cli("ping", env=env)   # the active context, as `docker model` would use it
+        self.assertEqual(ping.returncode, 0, ping.stderr)
+        self.assertIn("(context lab (%s); TLS: off)" % os.path.join(home, "model", "contexts.json"), ping.stdout)
+        status = self.run_cli("--context", "lab", "status", env=env)
+        self.assertIn("context lab", status.stdout.splitlines()[1])
+        unknown = self.run_cli("ping", "--context", "nope", env=env)
+        self.assertEqual(unknown.returncode, 2)
+        self.assertIn("no model context 'nope'", unknown.stderr)
+        self.assertIn("known: default, lab, secure", unknown.stderr)
+
+    def test_insecure_warns_once_and_a_broken_contexts_file_is_one_warning(self):
+        home = self.contexts("{not json")
+        ping = self.run_cli("ping", "--insecure", env=self.env(DOCKER_CONFIG=home))
+        self.assertEqual(ping.returncode, 0, ping.stderr)
+        self.assertEqual(ping.stderr.count("\n"), 1, ping.stderr)
+        self.assertIn("--insecure: the server's TLS certificate is not checked", ping.stderr)
+        env = self.env(DOCKER_CONFIG=home)
+        env.pop("DOCKER_MODEL_RUNNER_API_BASE")
+        env["MODEL_RUNNER_HOST"] = self.fake.url
+        self.assertEqual(self.run_cli("ping", env=env).stderr, "")   # MODEL_RUNNER_HOST: the file is not read
+        env.pop("MODEL_RUNNER_HOST")
+        broken = self.run_cli("ping", "--timeout", "1", env=env)
+        self.assertEqual(broken.stderr.count(os.path.join(home, "model", "contexts.json") + " is not JSON"), 1,
+                         broken.stderr)
+        listed = self.run_cli("context", "ls", env=env)
+        self.assertEqual(listed.returncode, 2)
+        self.assertIn("is not JSON", listed.stderr)
+        with open(os.path.join(home, "model", "contexts.json")) as file:
+            self.assertEqual(file.read(), "{not json")
+
     def test_chat_with_pictures(self):
         jpeg, gif = os.path.join(MEDIA, "tiny.jpg"), os.path.join(MEDIA, "tiny.gif")
         result = self.run_cli("chat", "-m", "ai/smollm2", "--image", jpeg, "--image", gif, "What is this?")
@@ -6828,36 +7024,244 @@ class TestEarlyAnswers(AdversarialTestCase):
 
 
 TLS_DIR = os.path.join(HERE, "testdata", "tls")
+CA = os.path.join(TLS_DIR, "ca.pem")
 
 
-def tls_server_context():
-    """The loopback HTTPS server's side: testdata/tls/server.pem, signed by the test CA."""
+def tls_server_context(name="server", client_certificate=None):
+    """The loopback HTTPS server's side: testdata/tls/<name>.pem, signed by the test CA;
+    *client_certificate* ssl.CERT_REQUIRED or CERT_OPTIONAL asks the client for one."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(os.path.join(TLS_DIR, "server.pem"), os.path.join(TLS_DIR, "server.key"))
+    context.load_cert_chain(os.path.join(TLS_DIR, name + ".pem"), os.path.join(TLS_DIR, name + ".key"))
+    if client_certificate is not None:
+        context.load_verify_locations(CA)
+        context.verify_mode = client_certificate
     return context
+
+
+class PlainHTTPServer(RawServer):
+    """A plain-HTTP server that answers whatever first bytes come (a TLS ClientHello too) with 400."""
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(5)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            with self.lock:
+                self.open -= 1
+
+
+class SilentServer(RawServer):
+    """Accepts and never says a word: a TLS handshake with it never finishes."""
+
+    def _serve(self, conn):
+        try:
+            until_hangup(conn, 5)
+        finally:
+            conn.close()
+            with self.lock:
+                self.open -= 1
+
+
+class TunnelProxy(RawServer):
+    """An HTTP proxy that tunnels CONNECT host:port to 127.0.0.1:port, for any host."""
+
+    def __init__(self):
+        super().__init__(None, read_body=False)
+
+    def _serve(self, conn):
+        import select
+
+        upstream = None
+        try:
+            conn.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                head += data
+            with self.lock:
+                self.requests.append(head)
+            port = int(re.match(rb"CONNECT [^ ]+:(\d+) ", head).group(1))
+            upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            sockets = [conn, upstream]
+            while not self.stop.is_set():
+                ready, _, _ = select.select(sockets, [], [], 0.05)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is conn else conn).sendall(data)
+        except OSError:
+            return
+        finally:
+            if upstream is not None:
+                upstream.close()
+            conn.close()
+            with self.lock:
+                self.open -= 1
+
+
+def reset_without_certificate(conn):
+    """A server that asked for a client certificate, got none, and resets the connection
+    (rather than sending TLS 1.3's certificate_required alert)."""
+    if conn.getpeercert():
+        conn.sendall(reply_for(0))
+        return None
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return "close"
 
 
 @for_both_clients
 class TestTLS(AdversarialTestCase):
-    """https:// over a real TLS server with committed test certificates (testdata/tls)."""
+    """https:// over real TLS servers with committed test certificates (testdata/tls, made by
+    its make.sh): each fault one line, bounded by connect_timeout, retried only if it can change."""
+
+    def serve_with(self, cls):
+        self.end_round()
+        self.server = cls(lambda number: None)
+        return self.server
 
     def test_https_with_a_ca_the_system_store_trusts(self):
         server = self.serve(None, None, None, SSE_HEAD + chunked_body(HELLO, STOP, DONE), tls=tls_server_context())
-        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": os.path.join(TLS_DIR, "ca.pem")}):
+        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": CA}):
             client = self.client()
             for number in range(3):
                 self.assertOwnAnswer(client, number)
             self.assertEqual(stream_text(client), "Hello")
         self.assertEqual(server.connections, 1)
 
-    def test_an_unknown_ca_is_refused_and_names_the_failure(self):
-        self.serve(None, tls=tls_server_context())
+    def test_verify_takes_a_ca_file_and_the_context_is_built_once_per_client(self):
+        server = self.serve(*[(reply_for(number), "close") for number in range(3)], tls=tls_server_context())
+        with mock.patch.object(dmr_client, "_tls_context", wraps=dmr_client._tls_context) as built:
+            client = self.client(verify=CA, max_retries=0)
+            for number in range(3):   # a new connection each time
+                self.assertOwnAnswer(client, number)
+        self.assertEqual((built.call_count, server.connections), (1, 3))
+
+    def test_an_unknown_ca_is_refused_once_and_says_what_to_pass(self):
+        server = self.serve(None, tls=tls_server_context())
         with mock.patch.dict(os.environ, {"SSL_CERT_FILE": os.path.join(TLS_DIR, "absent.pem")}):   # the system's CAs
-            failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(max_retries=0).chat, "m", HI)
-        self.assertIn("CERTIFICATE_VERIFY_FAILED", str(failure))
-        self.assertEqual(self.server.requests, [])
+            failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(max_retries=2).chat, "m", HI)
+        message = str(failure)
+        self.assertIn("is signed by a CA this client does not trust", message)
+        for option in ("verify=", "--cacert", "MODEL_RUNNER_TLS_CA_CERT"):
+            self.assertIn(option, message)
+        self.assertNotIn("\n", message)
+        self.assertEqual((server.requests, server.connections, self.sleeps), ([], 1, []))   # never retried
+
+    def test_a_certificate_for_another_name_is_refused_once(self):
+        server = self.serve(None, tls=tls_server_context("other"))
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(verify=CA).chat, "m", HI)
+        self.assertIn("is for another name", str(failure))
+        self.assertIn("127.0.0.1", str(failure))
+        self.assertEqual((server.connections, self.sleeps), (1, []))
+
+    def test_an_expired_certificate_is_refused_once(self):
+        server = self.serve(None, tls=tls_server_context("expired"))
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(verify=CA).chat, "m", HI)
+        self.assertIn("has expired", str(failure))
+        self.assertEqual((server.connections, self.sleeps), (1, []))
+
+    def test_a_plain_http_server_is_named_in_under_a_second(self):
+        server = self.serve_with(PlainHTTPServer)
+        client = self.make_client(server.url.replace("http://", "https://"), verify=CA, timeout=5, connect_timeout=5)
+        client._sleep = self.sleeps.append
+        self.clients.append(client)
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI, within=1.0)
+        self.assertEqual(str(failure), "the server speaks plain HTTP: use %s (not https://)" % server.url)
+        self.assertEqual((server.connections, self.sleeps), (1, []))
+
+    def test_mutual_tls_with_cert_and_a_refusal_without_it(self):
+        import ssl
+
+        server = self.serve(None, tls=tls_server_context(client_certificate=ssl.CERT_REQUIRED))
+        client = self.client(verify=CA, cert=(os.path.join(TLS_DIR, "client.pem"), os.path.join(TLS_DIR, "client.key")))
+        self.assertOwnAnswer(client, 0)
+        self.assertEqual(server.connections, 1)
+        server = self.serve(None, tls=tls_server_context(client_certificate=ssl.CERT_REQUIRED))   # its alert
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(verify=CA).chat, "m", HI)
+        self.assertTrue(str(failure).startswith("client certificate required: "), failure)
+        self.assertTrue(str(failure).endswith("pass cert="), failure)
+        self.assertEqual((server.connections, self.sleeps), (1, []))
+
+    def test_a_reset_after_asking_for_a_client_certificate_says_so(self):
+        import ssl
+
+        server = self.serve(reset_without_certificate, tls=tls_server_context(client_certificate=ssl.CERT_OPTIONAL))
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client(verify=CA).chat, "m", HI)
+        self.assertTrue(str(failure).startswith("client certificate required: "), failure)
+        self.assertEqual((server.connections, self.sleeps), (1, []))
+
+    def test_through_an_http_proxy_tunnel_the_same_rules_hold(self):
+        proxy = TunnelProxy()
+        self.addCleanup(proxy.close)
+        env = {"https_proxy": proxy.url, "HTTPS_PROXY": proxy.url, "no_proxy": "", "NO_PROXY": ""}
+        for name, fault in (("server", None), ("other", "is for another name"), ("expired", "has expired"),
+                            (None, "the server speaks plain HTTP: use http://dmr.example.test:")):
+            with self.subTest(certificate=name):
+                server = self.serve(None, tls=tls_server_context(name)) if name else self.serve_with(PlainHTTPServer)
+                url = "https://dmr.example.test:%s" % server.url.rsplit(":", 1)[1]
+                with mock.patch.dict(os.environ, env):
+                    client = self.make_client(url, verify=CA, timeout=self.TIMEOUT)
+                client._sleep = self.sleeps.append
+                self.clients.append(client)
+                if fault is None:
+                    self.assertOwnAnswer(client, 0)
+                    self.assertOwnAnswer(client, 1)
+                else:
+                    failure = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI)
+                    self.assertIn(fault, str(failure))
+                self.assertEqual((server.connections, self.sleeps), (1, []))
+        self.assertTrue(all(request.startswith(b"CONNECT dmr.example.test:") for request in proxy.requests))
+
+    def test_an_active_context_with_tls_and_its_ca_reaches_the_server(self):
+        server = self.serve(None, tls=tls_server_context())
+        home = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, home)
+        os.makedirs(os.path.join(home, "model"))
+        port = server.url.rsplit(":", 1)[1]
+        with open(os.path.join(home, "model", "contexts.json"), "w") as file:   # as `docker model context create`
+            json.dump({"version": 1, "current": "lab", "contexts": {"lab": {
+                "host": "http://localhost:%s" % port, "tls": {"enabled": True, "caCert": CA}}}}, file)
+        env = {"DOCKER_CONFIG": home}
+        with mock.patch.dict(os.environ, env):
+            for name in (dmr_client.ENV_BASE_URL, dmr_client.ENV_HOST, "MODEL_RUNNER_TLS", "MODEL_RUNNER_TLS_CA_CERT",
+                         "MODEL_RUNNER_TLS_SKIP_VERIFY"):
+                os.environ.pop(name, None)
+            client = self.make_client(timeout=self.TIMEOUT)
+        client._sleep = self.sleeps.append
+        self.clients.append(client)
+        self.assertEqual(client.base_url, "https://localhost:%s/engines/llama.cpp/v1" % port)
+        self.assertEqual(client.context, "lab")
+        self.assertOwnAnswer(client, 0)
+
+
+@SLOW_TIER
+@for_both_clients
+class TestTLSStalls(AdversarialTestCase):
+    """A TLS handshake that never finishes (waited out: the slow tier)."""
+
+    serve_with = TestTLS.serve_with
+
+    def test_a_handshake_that_never_finishes_times_out_and_is_tried_once_more(self):
+        server = self.serve_with(SilentServer)
+        client = self.make_client(server.url.replace("http://", "https://"), verify=CA, connect_timeout=0.3,
+                                  max_retries=3)
+        client._sleep = self.sleeps.append
+        self.clients.append(client)
+        failure = self.assertRaisesFast(dmr_client.APITimeoutError, client.chat, "m", HI, within=1.5)
+        self.assertIn("the TLS handshake with 127.0.0.1:%d did not finish within 0.3 s" % int(server.url.rsplit(":", 1)[1]),
+                      str(failure))
+        self.assertIn("(after 2 attempts)", str(failure))
+        self.assertEqual((server.connections, len(self.sleeps)), (2, 1))
 
 
 @for_both_clients
