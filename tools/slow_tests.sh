@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DMR_SLOW_TESTS=1 "${PYTHON:-python3}" -m unittest -v test_dmr_client.TestCLI test_dmr_client.TestCLIInteractive \
   test_dmr_client.TestHostileTiming test_dmr_client.TestHostileTimingAsync \
-  test_dmr_client.TestEarlyAnswers test_dmr_client.TestEarlyAnswersAsync
+  test_dmr_client.TestEarlyAnswers test_dmr_client.TestEarlyAnswersAsync \
+  test_dmr_client.TestTransferStalls test_dmr_client.TestTransferStallsAsync test_dmr_client.TestTransferMemory
