@@ -54,12 +54,14 @@ sections, each a banner below, in this order (a test holds the two together):
                                   before the head, and _Reading, the one read boundary
     Transport                     _PoolBase and _tls_context(), shared by both pools;
                                   _ExchangeBase: the framing state of one response and settling
-                                  its connection (reuse or close); _Pool and _Exchange:
-                                  http.client opens, we write and recv()
+                                  its connection (reuse or close); _Upload (a body sent from
+                                  a file in pieces); _Pool and _Exchange: http.client opens,
+                                  we write and recv()
     Transport (asyncio)           _AsyncPool (one per event loop) and _AsyncExchange over
                                   _AsyncConnection, an asyncio protocol with a bounded buffer
     Streams                       _items(): an exchange through an item source, for every kind;
-                                  Stream, PullStream, FollowStream and their Async twins
+                                  Stream, PullStream, FollowStream and their Async twins;
+                                  _Download and the export streams (a tar into a file)
     Clients: argument checks and request bodies
                                   what every call checks before anything is sent
     Clients: a call and the core  _Call (what to send, what a 2xx becomes); _ClientCore:
@@ -76,11 +78,13 @@ sections, each a banner below, in this order (a test holds the two together):
     Command line: chat            one answer (streamed, typed by --schema, with --image), and the
                                   conversation at a terminal
     Command line: models and the runner
-                                  the other commands: models, pull, status, ps, logs ...
+                                  the other commands: models, pull, status, ps, logs, export,
+                                  import, tag, push ...
 
 A request flows: Client.chat() (or AsyncClient.chat()) checks its arguments and
 builds a _Call -> _call() -> _send() asks _Attempts where to send -> _exchange()
-takes a pooled connection, writes head and body in one go, reads the head
+takes a pooled connection, writes head and body in one go (an upload's pieces
+after the head), reads the head
 (HeadReader, body_framing) -> a 2xx is read whole (_reply: decoded, checked
 against its shape) or handed to a stream; anything else becomes an
 APIStatusError, and retry_wait() decides whether to send again.
@@ -88,7 +92,6 @@ APIStatusError, and retry_wait() decides whether to send again.
 
 from __future__ import annotations
 
-import atexit
 import collections
 import collections.abc
 import json
@@ -986,8 +989,9 @@ def _sorted_embeddings(reply: AttrDict) -> AttrDict:
 
 
 #: DMR's 412 "backend ... is not installed" for image generation.
-_NO_DIFFUSERS = ("DMR's diffusers engine, which generates images, is not installed: install that backend "
-                 "in DMR, then ask again")
+_NO_DIFFUSERS = ("DMR's diffusers engine, which generates images, is not installed: install it with "
+                 "install_backend(\"diffusers\") (`docker model install-runner --backend diffusers`), "
+                 "then ask again")
 
 
 def _images_shape(reply: Any) -> Optional[str]:
@@ -1029,6 +1033,16 @@ def _keyed_int_shape(key: str) -> Callable[[Any], Optional[str]]:
 
 def _input_tokens(reply: Any) -> int:
     return reply["input_tokens"]
+
+
+def _loaded(text: str) -> AttrDict:
+    """The result of DMR's /models/load: its one success line (an error line raises PullError)."""
+    event = None
+    for line in text.splitlines():
+        event = parse_pull_line(line) or event
+    if event is None or event.get("type") != "success":
+        raise InvalidResponseError("DMR answered the load without its success line: %.200r" % text, body=text)
+    return event
 
 
 def _version_string(reply: Any) -> str:
@@ -2805,14 +2819,15 @@ class PullTracker(_ItemSource):
     splits body bytes into lines itself.
     """
 
-    __slots__ = ("model", "url", "result", "events_received", "error", "first_at", "ended_at", "_lines")
+    __slots__ = ("model", "url", "result", "events_received", "error", "first_at", "ended_at", "_lines", "action")
     unit = "progress events"
     meaning = "it did not finish"
     done = False
 
-    def __init__(self, model: str, url: str = "the server"):
+    def __init__(self, model: str, url: str = "the server", action: str = "pull"):
         self.model = model
         self.url = url
+        self.action = action   # "pull" or "push": the same progress lines
         self.result: Optional[AttrDict] = None
         self.events_received = 0
         self.error: Optional[BaseException] = None
@@ -2822,7 +2837,7 @@ class PullTracker(_ItemSource):
 
     @property
     def what(self) -> str:   # type: ignore[override]
-        return "the pull of %s" % self.model
+        return "the %s of %s" % (self.action, self.model)
 
     @property
     def received(self) -> int:
@@ -2838,7 +2853,7 @@ class PullTracker(_ItemSource):
             return None
         kind = event.get("type")
         if kind == "warning":
-            _log.warning("pull %s: %s", self.model, event.get("message"))
+            _log.warning("%s %s: %s", self.action, self.model, event.get("message"))
         elif kind == "success":
             self.result = event
         self.events_received += 1
@@ -2853,8 +2868,46 @@ class PullTracker(_ItemSource):
 
     def end(self, url: Optional[str] = None) -> None:
         if self.result is None:
-            raise APIConnectionError("the pull of %s ended without DMR reporting success: it did "
-                                     "not finish" % self.model, url=url or self.url)
+            raise APIConnectionError("the %s of %s ended without DMR reporting success: it did "
+                                     "not finish" % (self.action, self.model), url=url or self.url)
+
+
+class _TarBytes(_ItemSource):
+    """An exported model (DMR's tar, no Content-Length): body bytes in, the same bytes out,
+    counted (no I/O).  end() checks that the tar's end came: DMR writes an error's text after
+    the bytes of a tar it could not finish, and ends the body cleanly."""
+
+    __slots__ = ("model", "received", "error", "first_at", "ended_at", "_tail")
+    unit = "bytes"
+    meaning = "no file was written"
+    done = False
+    TAR_END = bytes(1024)   # a tar ends with two blocks of zeros
+
+    def __init__(self, model: str):
+        self.model = model
+        self.received = 0
+        self.error: Optional[BaseException] = None
+        self.first_at: Optional[float] = None
+        self.ended_at: Optional[float] = None
+        self._tail = b""
+
+    @property
+    def what(self) -> str:   # type: ignore[override]
+        return "the export of %s" % self.model
+
+    def items(self, data: bytes) -> Iterator[bytes]:
+        if data:
+            self.received += len(data)
+            self._tail = (self._tail + data[-1024:])[-1024:]
+            yield data
+
+    def end(self) -> None:
+        if self.received % 512 or self._tail != self.TAR_END:
+            said = self._tail.rstrip(b"\0").rsplit(b"\0", 1)[-1].decode("utf-8", "replace").strip()
+            said = re.sub(r"[\x00-\x1f\x7f]", "", said.splitlines()[-1]) if said else said
+            raise InvalidResponseError("the export of %s ended without the end of a tar archive (%d bytes)%s: "
+                                       "no file was written" % (self.model, self.received,
+                                                               "; DMR said: " + said[-300:] if said else ""))
 
 
 class LogLines(_ItemSource):
@@ -3181,6 +3234,18 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
     if status == 400 and lowered == _UNCHECKED_KEY:
         return ("LiteLLM's proxy could not check this API key: without a database it takes only its "
                 "master key (general_settings.master_key); pass api_key= or set %s" % ENV_API_KEY)
+    if status == 412 and "is not installed" in lowered:
+        engine = re.search(r'backend "?([\w.-]+)"? is not installed', message)
+        if engine:
+            return ("DMR's %s engine is not installed: install it with install_backend(%r) (`docker model "
+                    "install-runner --backend %s`), then ask again" % (engine.group(1), engine.group(1),
+                                                                       engine.group(1)))
+    if status == 404 and "does not exist or you do not have access to it" in lowered:
+        return ("the gateway serves no model of that name: models() lists the ones in its configuration "
+                "(model_list)")
+    if status == 503 and lowered.startswith("all deployments for model"):
+        return ("the gateway reached none of this model's deployments: check that each Docker Model Runner "
+                "in its configuration answers (`dmr-client ping --base-url` with its address)")
     if status == 503:
         return ("the model is probably still loading; retry later or raise max_retries "
                 "(the first request after a pull or an idle unload loads the model)")
@@ -4904,14 +4969,15 @@ if hasattr(os, "register_at_fork"):   # POSIX; a fork it does not see is caught 
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _close_idle_at_exit() -> None:
-    """At interpreter exit: the idle connections of clients never closed close quietly."""
-    for pool in list(_POOLS):
-        if isinstance(pool, _Pool):
-            pool.close()
+def _close_all(connections: List[Any]) -> None:
+    """Close *connections* (and empty the list: a pool's finalizer may run after its close())."""
+    for conn in connections[:]:
+        try:
+            conn.close()
+        except OSError:   # closing a socket never raises out of here (at exit, at collection)
+            pass
+    del connections[:]
 
-
-atexit.register(_close_idle_at_exit)
 _Proxy = collections.namedtuple("_Proxy", "host port authorization")
 
 
@@ -5076,6 +5142,12 @@ class _Pool(_PoolBase):
     def __init__(self, origin: _Origin, connect_timeout: Optional[float], timeout: Optional[float]):
         super().__init__(origin, connect_timeout, timeout)
         self._lock = threading.Lock()
+        # A client dropped without close(), or alive at exit: its idle connections close quietly,
+        # never as "ResourceWarning: unclosed socket".  A finalizer, not __del__: when the client
+        # dies in a reference cycle (an OpenAI(), an object of the caller's), __del__ may run after
+        # the sockets' own finalizers, but the weakref callback runs before them, and the list it
+        # holds keeps those sockets alive until it has closed them.  _idle is never replaced.
+        weakref.finalize(self, _close_all, self._idle)
 
     def take(self) -> Tuple[http.client.HTTPConnection, bool]:
         """Return (connection, reused)."""
@@ -5149,17 +5221,9 @@ class _Pool(_PoolBase):
     def close(self) -> None:
         with self._lock:
             self.closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def __del__(self) -> None:
-        # A client dropped without close(), or alive at exit (_close_idle_at_exit): its idle
-        # connections close quietly, never as "ResourceWarning: unclosed socket" at collection.
-        try:
-            self.close()
-        except Exception:   # never "Exception ignored in __del__" on stderr
-            pass
+            idle = self._idle[:]
+            del self._idle[:]
+        _close_all(idle)
 
     def forget_parent(self) -> None:
         """In a forked child: drop the connections inherited from the parent.
@@ -5170,10 +5234,10 @@ class _Pool(_PoolBase):
         The lock is new too: another thread of the parent may have held it.
         """
         self._lock = threading.Lock()
-        idle, self._idle = self._idle, []
+        idle = self._idle[:]
+        del self._idle[:]
         self.pid = os.getpid()
-        for conn in idle:
-            conn.close()
+        _close_all(idle)
 
 
 def _create_connection(address: Tuple[str, int], *args: Any) -> socket.socket:
@@ -5275,6 +5339,41 @@ class _Body:
         return self.size <= self.limit
 
 
+class _Upload:
+    """A request body sent from a file in pieces, after the head (import_model()): its size is
+    taken first (Content-Length), and no more than one piece is in memory at a time.
+
+    pieces() reads the file again from its start for each attempt; *progress* is called as
+    progress(bytes sent, size) after each piece went out.
+    """
+
+    __slots__ = ("path", "size", "progress", "content_type", "sent")
+    PIECE = 1 << 20
+
+    def __init__(self, path: str, size: int, progress: Optional[Callable[[int, Optional[int]], Any]] = None,
+                 content_type: str = "application/octet-stream"):
+        self.path, self.size, self.progress, self.content_type = path, size, progress, content_type
+        self.sent = 0
+
+    def pieces(self) -> Iterator[bytes]:
+        self.sent = 0
+        with open(self.path, "rb") as file:
+            while self.sent < self.size:
+                piece = file.read(min(self.PIECE, self.size - self.sent))
+                if not piece:
+                    raise DMRError("%s got shorter while it was sent (%d of %d bytes): nothing was loaded"
+                                   % (self.path, self.sent, self.size))
+                yield piece
+                self.sent += len(piece)
+                if self.progress is not None:
+                    self.progress(self.sent, self.size)
+
+    def stalled(self, url: str, timeout: Optional[float]) -> APITimeoutError:
+        return APITimeoutError("the upload to %s stalled: the server took nothing for %s s after %d of %d bytes "
+                               "(it stopped reading without answering)" % (url, timeout, self.sent, self.size),
+                               url=url)
+
+
 class _ExchangeBase:
     """One request and its response, holding the connection until it is settled.
 
@@ -5307,13 +5406,22 @@ class _ExchangeBase:
             self.keep_alive = False
         self._raw = raw
 
-    def answered_early(self, exc: OSError, has_input: bool) -> None:
+    def answered_early(self, exc: OSError, has_input: bool, upload: Optional[_Upload] = None) -> None:
         """Sending the request failed with *exc*: re-raise it unless the server has answered
         already (*has_input*), as a server does that refuses a request without reading it
         (a body too large, no key) and closes; then that answer is read as any other."""
         if not has_input:
+            if upload is not None and upload.sent and isinstance(exc, socket.timeout):
+                raise upload.stalled(self.url, self.timeout) from exc
             raise exc
         self.early = True
+
+    def answered_before_end(self, has_input: bool) -> bool:
+        """Between two pieces of a body sent from a file: True (stop sending, read the answer)
+        once the server has answered (an error in the middle of an upload)."""
+        if has_input:
+            self.early = True
+        return has_input
 
     def _buffered(self) -> Optional[bytes]:
         """The next body piece from bytes already received: b"" at the end of the body, None
@@ -6240,7 +6348,7 @@ class _PullState:
 
     def _outcome(self) -> AttrDict:
         if self.result is None:
-            raise DMRError("the pull of %s was closed before it finished" % self.model)
+            raise DMRError("the %s of %s was closed before it finished" % (self._source.action, self.model))
         return self.result
 
 
@@ -6255,9 +6363,9 @@ class PullStream(_PullState, _Streamed):
     connection, which makes DMR cancel the pull.
     """
 
-    def __init__(self, exchange: _Exchange, model: str, started: Optional[float] = None):
+    def __init__(self, exchange: _Exchange, model: str, started: Optional[float] = None, action: str = "pull"):
         self.model = model
-        super().__init__(exchange, PullTracker(model, exchange.url))
+        super().__init__(exchange, PullTracker(model, exchange.url, action))
 
     def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
@@ -6268,14 +6376,111 @@ class PullStream(_PullState, _Streamed):
 class AsyncPullStream(_PullState, _AsyncStreamed):
     """The progress of a model pull for AsyncClient (see PullStream); ``await wait()``."""
 
-    def __init__(self, exchange: _AsyncExchange, model: str, started: Optional[float] = None):
+    def __init__(self, exchange: _AsyncExchange, model: str, started: Optional[float] = None, action: str = "pull"):
         self.model = model
-        super().__init__(exchange, PullTracker(model, exchange.url))
+        super().__init__(exchange, PullTracker(model, exchange.url, action))
 
     async def wait(self) -> AttrDict:
         """Follow the pull to its end and return the success event."""
         await self._exhaust()
         return self._outcome()
+
+
+class _Download:
+    """Where an exported model goes: a temporary file beside *path*, renamed to *path* only
+    once the whole tar came, and removed whatever else happens (a cut, an error, Ctrl-C), so
+    that no half file ever has the final name.  *progress* is called as progress(bytes, None)
+    after each piece (DMR sends no length)."""
+
+    __slots__ = ("path", "progress", "temp", "file", "written")
+
+    def __init__(self, path: str, progress: Optional[Callable[[int, Optional[int]], Any]] = None):
+        self.path, self.progress = path, progress
+        self.temp: Optional[str] = None
+        self.file: Any = None
+        self.written = 0
+
+    def check(self) -> None:
+        """Refuse, before anything is asked, a path that cannot be written."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(self.path):
+            raise ValueError("%s is a directory: name the tar file to write" % self.path)
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+            raise ValueError("cannot write %s: %s is not a directory this process may write to"
+                             % (self.path, directory))
+
+    def open(self) -> None:
+        import tempfile
+
+        fd, self.temp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".", suffix=".part",
+                                         dir=os.path.dirname(os.path.abspath(self.path)))
+        self.file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.written += len(data)
+        if self.progress is not None:
+            self.progress(self.written, None)
+
+    def commit(self) -> AttrDict:
+        self.file.close()
+        os.replace(self.temp, self.path)   # type: ignore[arg-type]
+        self.temp = None
+        return AttrDict(path=self.path, bytes=self.written)
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.temp is not None:
+            try:
+                os.unlink(self.temp)
+            except OSError:
+                pass
+            self.temp = None
+
+
+class _ExportStream(_Streamed):
+    """An exported model's bytes, written to its _Download (``into``) by wait()."""
+
+    into: _Download
+
+    def __init__(self, exchange: _Exchange, model: str, started: Optional[float] = None):
+        super().__init__(exchange, _TarBytes(model))
+
+    def wait(self) -> AttrDict:
+        """Write the whole tar to its file and return ``path`` and ``bytes``."""
+        into = self.into
+        try:
+            into.open()
+            for piece in self._items:
+                into.write(piece)
+            return into.commit()
+        except BaseException:
+            into.abort()
+            self.close()
+            raise
+
+
+class _AsyncExportStream(_AsyncStreamed):
+    """_ExportStream for AsyncClient."""
+
+    into: _Download
+
+    def __init__(self, exchange: _AsyncExchange, model: str, started: Optional[float] = None):
+        super().__init__(exchange, _TarBytes(model))
+
+    async def wait(self) -> AttrDict:
+        """Write the whole tar to its file and return ``path`` and ``bytes``."""
+        into = self.into
+        try:
+            into.open()
+            async for piece in self:
+                into.write(piece)
+            return into.commit()
+        except BaseException:
+            into.abort()
+            await self.aclose()
+            raise
 
 
 class FollowStream(_Streamed):
@@ -6533,6 +6738,49 @@ def _request_body(body: Dict[str, Any], params: Mapping[str, Any], options: _Opt
     return _encode_json(body)
 
 
+def _model_tar(path: str) -> Tuple[int, str]:
+    """(size, model ID) of the exported model at *path*, read before anything is sent: DMR
+    names the model it loads by the sha256 of the tar's manifest.json.  A file that cannot be
+    read, or is not such a tar, raises ValueError.  Reads headers only: memory stays small."""
+    import hashlib
+    import tarfile
+
+    manifest, blobs = None, 0
+    try:
+        size = os.stat(path).st_size
+        with tarfile.open(path, "r:") as archive:
+            for member in archive:
+                if not member.isreg():
+                    continue
+                if member.name == "manifest.json" and member.size <= 4 << 20:
+                    manifest = archive.extractfile(member).read()   # type: ignore[union-attr]
+                elif member.name.startswith(("blobs/", "manifests/")):
+                    blobs += 1
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        what = "is not a tar archive" if isinstance(exc, (tarfile.TarError, EOFError)) else "cannot be read"
+        raise ValueError("%s %s (%s): import_model() loads what export_model() or `docker model package` "
+                         "wrote" % (path, what, exc)) from None
+    if manifest is None or not blobs:
+        raise ValueError("%s is a tar archive, but not an exported model (it has no %s)"
+                         % (path, "manifest.json" if manifest is None else "blobs/"))
+    return size, "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def _split_tag(target: str) -> Tuple[str, str]:
+    """(repository, tag) of a model reference such as ``myorg/model:v2`` (``latest`` when it
+    names none), as `docker model tag` splits it; ValueError when it cannot be one."""
+    if not isinstance(target, str):
+        raise TypeError("the target must be a str such as 'myorg/smollm2:v2', not %s" % _shown(target))
+    quote_model_path(target)
+    repository, colon, tag = target.rpartition(":")
+    if not colon or "/" in tag:   # no tag, or the colon was a registry's port
+        repository, tag = target, "latest"
+    if not re.match(r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*$", repository) \
+            or not re.match(r"^[\w][\w.-]{0,127}$", tag):
+        raise ValueError("%r cannot be a tag: use REPOSITORY[:TAG], e.g. 'myorg/smollm2:v2'" % (target,))
+    return repository, tag
+
+
 def _encode_json(body: Dict[str, Any]) -> bytes:
     try:
         text = _encode(body)
@@ -6562,7 +6810,7 @@ class _Call:
 
     __slots__ = ("method", "route", "body", "where", "engine", "model", "accept", "hints", "retry_statuses",
                  "replayable", "shape", "then", "stream", "wait", "extra", "answer", "timed", "timeout", "retries",
-                 "probe", "finish")
+                 "probe", "finish", "upload", "into")
 
     def __init__(self,
                  method: str,                                # "GET", "POST", "DELETE"
@@ -6586,13 +6834,15 @@ class _Call:
                  timeout: Optional[float] = None,            # its own wait for each read; None: the client's
                  retries: Optional[int] = None,              # times it may be sent again; None: max_retries
                  probe: bool = False,                        # a pool of its own, connecting within *timeout*
-                 finish: Optional[Callable[[Any], Any]] = None):  # what a stream's final() passes through
+                 finish: Optional[Callable[[Any], Any]] = None,  # what a stream's final() passes through
+                 upload: Optional[_Upload] = None,           # a body sent from a file, in pieces (not *body*)
+                 into: Optional[_Download] = None):          # the file a streamed body is written to
 
         self.method, self.route, self.body, self.where, self.engine = method, route, body, where, engine
         self.model, self.accept, self.hints, self.retry_statuses = model, accept, hints, retry_statuses
         self.replayable, self.shape, self.then, self.stream, self.wait = replayable, shape, then, stream, wait
         self.extra, self.answer, self.timed, self.timeout, self.retries = extra, answer, timed, timeout, retries
-        self.probe, self.finish = probe, finish
+        self.probe, self.finish, self.upload, self.into = probe, finish, upload, into
 
 
 class _ClientCore:
@@ -6774,6 +7024,10 @@ class _ClientCore:
             known = self._starts[key] = (url, self._head_start(call.method, target, call.accept, call.extra))
         url, start = known
         body = call.body
+        if call.upload is not None:   # its pieces follow the head (_exchange); its own Content-Type
+            start = start.replace(b"Content-Type: application/json\r\n", b"Content-Type: %s\r\n"
+                                  % call.upload.content_type.encode("ascii"))
+            return url, b"%sContent-Length: %d\r\n\r\n" % (start, call.upload.size)
         if body is None:
             return url, start + b"\r\n"
         return url, b"%sContent-Length: %d\r\n\r\n%s" % (start, len(body), body)
@@ -6918,6 +7172,8 @@ class _ClientCore:
         stream = self._streams[call.stream](exchange, call.model, started)   # type: ignore[attr-defined]
         if call.finish is not None:
             stream._finish = call.finish
+        if call.into is not None:
+            stream.into = call.into
         return stream
 
     def _result(self, call: _Call, exchange: _ExchangeBase, raw: bytes, started: float) -> Any:
@@ -6933,7 +7189,8 @@ class _ClientCore:
 
     def server_kind(self, timeout: float = 5.0) -> Optional[str]:
         """What answers at the base URL: "dmr" (Docker Model Runner says so at its root),
-        "gateway" (LiteLLM's proxy router, which says so at its root), "openai-compatible"
+        "gateway" (LiteLLM's proxy router, or `docker model gateway`: each says so at its
+        root), "openai-compatible"
         (a server that lists models under the OpenAI root, or asks for a key there in
         OpenAI's error shape: llama.cpp's, vLLM's, another gateway ...) or None (nothing,
         or something else); never raises.  Each probe waits at most *timeout* seconds and
@@ -6950,30 +7207,44 @@ class _ClientCore:
         kind = yield from cls._kind_plan(timeout)
         return kind is not None
 
+    @classmethod
+    def _kind_plan(cls, timeout: float = 5.0) -> Any:
+        """What server_kind() asks, and what the answers mean (see _identify_plan)."""
+        kind, _ = yield from cls._identify_plan(timeout)
+        return kind
+
     @staticmethod
-    def _kind_plan(timeout: float = 5.0) -> Any:
-        """What server_kind() asks, and what the answers mean: DMR says so at its root, and
-        so does LiteLLM's proxy; an OpenAI-compatible server lists its models, or refuses
-        to without a key in OpenAI's error shape.  Whatever fails, the answer is None."""
+    def _identify_plan(timeout: float = 5.0) -> Any:
+        """(server_kind(), what answers in words, or None): DMR says so at its root, and so
+        do LiteLLM's proxy and `docker model gateway` (its health report, the same at /health;
+        its chat answers carry x-model-cli-version, its root's do not); an OpenAI-compatible
+        server lists its models, or refuses to without a key in OpenAI's error shape.
+        Whatever fails, the answer is None."""
         probe: Dict[str, Any] = dict(accept="*/*", answer=_ANY_STATUS, timeout=timeout, retries=0, probe=True)
         try:
             status, body = yield _Call("GET", "/", where=_DMR_ROOT, **probe)
             if status == 200 and "docker model runner" in body.lower():
-                return "dmr"
+                return "dmr", "Docker Model Runner"
             if status == 200 and "litellm" in body[:200].lower():   # its root answers "LiteLLM: RUNNING"
-                return "gateway"
+                return "gateway", "LiteLLM's proxy (a gateway, not Docker Model Runner)"
+            if status == 200 and _json_object_with(body, "status"):
+                health = loads(body)   # `docker model gateway`: {"status": "healthy", "version", "models"}
+                if health.get("status") == "healthy" and isinstance(health.get("models"), list) \
+                        and isinstance(health.get("version"), str):
+                    return "gateway", ("Docker's model gateway (`docker model gateway` %s, not Docker Model Runner)"
+                                       % health["version"])
             status, body = yield _Call("GET", "/models", **probe)
         except DMRError:   # nothing answers there, or it broke off
-            return None
+            return None, None
         try:
             answer = loads(body)
         except ValueError:
-            return None
+            return None, None
         if status == 200 and _model_list_shape(answer) is None:
-            return "openai-compatible"
+            return "openai-compatible", "an OpenAI-compatible server (not Docker Model Runner)"
         if status in (401, 403) and isinstance(answer, dict) and isinstance(answer.get("error"), dict):
-            return "openai-compatible"   # it answers, and wants a key
-        return None
+            return "openai-compatible", "an OpenAI-compatible server (not Docker Model Runner)"   # wants a key
+        return None, None
 
 
 # ---------------------------------------------------------------------------
@@ -7302,8 +7573,9 @@ class _DMRCalls(_ClientCore):
         """One model of DMR's store (or of the registry with ``remote=True``)."""
         name = split_model(name)[1]
         route = "/models/" + quote_model_path(name) + ("?remote=true" if remote else "")
-        return self._call(_Call("GET", route, where=_DMR_ROOT, shape=_object_shape, hints={
-            404: "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name)}))
+        missing = ("no model %r in its registry: check the name and tag" % name if remote else
+                   "no model %r in DMR's store: see local_models() or `docker model pull %s`" % (name, name))
+        return self._call(_Call("GET", route, where=_DMR_ROOT, shape=_object_shape, hints={404: missing}))
 
     def delete_model(self, name: str, *, force: bool = False) -> List[AttrDict]:
         """Remove *name* from DMR's store; returns what was untagged and deleted.
@@ -7317,6 +7589,112 @@ class _DMRCalls(_ClientCore):
                                 replayable=False, shape=_objects_shape, hints={
             404: "no model %r in DMR's store: see local_models()" % name,
             409: "several tags point to this model: pass force=True to delete it anyway"}))
+
+    def export_model(self, name: str, path: Any, *,
+                     progress: Optional[Callable[[int, Optional[int]], Any]] = None) -> AttrDict:
+        """Write model *name* from DMR's store to the tar file *path* (what import_model() loads,
+        on another machine); returns ``path`` and ``bytes``.
+
+        The tar streams to a temporary file beside *path*, renamed to it once the whole
+        archive came: a cut, an error or Ctrl-C leaves no file under that name.  DMR sends
+        no length, so *progress* is called as progress(bytes so far, None).
+        """
+        name = split_model(name)[1]
+        into = _Download(os.fspath(path), progress)
+        into.check()
+        return self._call(_Call("GET", "/models/" + quote_model_path(name) + "/export", where=_DMR_ROOT, model=name,
+                                accept="application/x-tar", stream="export", wait=True, into=into, hints={
+            404: "no model %r in DMR's store: see local_models()" % name}))
+
+    def import_model(self, path: Any, *, tag: Optional[str] = None,
+                     progress: Optional[Callable[[int, Optional[int]], Any]] = None) -> AttrDict:
+        """Load an exported model's tar file (export_model(), `docker model package`) into
+        DMR's store: the air-gapped way in.  Returns DMR's success event plus ``id``, the
+        model's ID, and with *tag* also ``tagged`` (DMR loads a model without a name: *tag*
+        names it, as tag_model(id, tag) would).
+
+        The file is checked first (ValueError if it is not such a tar) and sent in pieces,
+        never read whole; *progress* is called as progress(bytes sent, size).  An error DMR
+        answers in the middle is raised with its status (the rest is not sent).
+        """
+        path = os.fspath(path)
+        if tag is not None:
+            _split_tag(tag)
+        size, model_id = _model_tar(path)
+        load = _Call("POST", "/models/load", where=_DMR_ROOT, replayable=False, answer=_TEXT_BODY, then=_loaded,
+                     upload=_Upload(path, size, progress, "application/x-tar"))
+        return self._run(self._import_plan(load, model_id, tag))
+
+    def _import_plan(self, load: _Call, model_id: str, tag: Optional[str]) -> Any:
+        loaded = yield load
+        loaded["id"] = model_id
+        if tag is not None:
+            loaded["tagged"] = (yield self._tag_call(model_id, tag)).get("target")
+        return loaded
+
+    def tag_model(self, source: str, target: str) -> AttrDict:
+        """Give model *source* another name, *target* (``REPOSITORY[:TAG]``, ``latest`` when
+        it names no tag), as `docker model tag`; returns DMR's ``message`` and ``target``."""
+        return self._call(self._tag_call(split_model(source)[1], target))
+
+    @staticmethod
+    def _tag_call(name: str, target: str) -> _Call:
+        repository, tag = _split_tag(target)
+        route = "/models/%s/tag?repo=%s&tag=%s" % (quote_model_path(name), urllib.parse.quote(repository, safe="/:@"),
+                                                   urllib.parse.quote(tag, safe=""))
+        return _Call("POST", route, where=_DMR_ROOT, model=name, replayable=False, shape=_object_shape, hints={
+            404: "no model %r in DMR's store: see local_models()" % name})
+
+    def push_model(self, name: str, *, stream: bool = False, bearer_token: Optional[str] = None) -> Any:
+        """Push model *name* to its registry (`docker model push`): the progress events of
+        pull(), ``mode`` "push"; blocks until DMR reports success (``stream=True``: a
+        PullStream).  *bearer_token* is sent to the registry (a Hugging Face token)."""
+        name = split_model(name)[1]
+        body = _encode_json({"bearer-token": bearer_token}) if bearer_token else None
+        return self._call(_Call("POST", "/models/%s/push" % quote_model_path(name), body, where=_DMR_ROOT,
+                                model=name, replayable=False, stream="push", wait=not stream, hints={
+            401: "the registry refused: log in (`docker login`) or pass bearer_token=",
+            404: "no model %r in DMR's store: see local_models()" % name}))
+
+    def repackage(self, name: str, target: str, *, context_size: Optional[int] = None) -> AttrDict:
+        """Store model *name* again as *target* with a new default context size (`docker
+        model package --from NAME --context-size N TARGET`); returns ``message``, ``source``
+        and ``target``."""
+        name = split_model(name)[1]
+        _split_tag(target)
+        body: Dict[str, Any] = {"target": target}
+        size = _whole_number(context_size, "context_size", 1)
+        if size is not None:
+            body["context_size"] = size
+        return self._call(_Call("POST", "/models/%s/repackage" % quote_model_path(name), _encode_json(body),
+                                where=_DMR_ROOT, model=name, replayable=False, shape=_object_shape, hints={
+            404: "no model %r in DMR's store: see local_models()" % name}))
+
+    def purge_models(self) -> None:
+        """Remove every model from DMR's store (`docker model purge`)."""
+        return self._call(_Call("DELETE", "/models/purge", where=_DMR_ROOT, replayable=False, answer=_NO_BODY))
+
+    def install_backend(self, backend: str, *, version: Optional[str] = None) -> None:
+        """Install one of DMR's engines that it installs on demand (``diffusers``, ``vllm``,
+        ``llama.cpp`` on macOS and Windows), as `docker model install-runner --backend`;
+        *version* another than DMR's pinned one ("latest", a tag).  Blocks until it is
+        installed: a download of minutes."""
+        body = {"backend": self._backend(backend)}
+        if version:
+            body["version"] = version
+        return self._call(_Call("POST", "/engines/install-backend", _encode_json(body), where=_DMR_ROOT,
+                                replayable=False, answer=_NO_BODY))
+
+    def uninstall_backend(self, backend: str) -> None:
+        """Remove an engine's installation from DMR (install_backend() brings it back)."""
+        return self._call(_Call("POST", "/engines/uninstall-backend", _encode_json({"backend": self._backend(backend)}),
+                                where=_DMR_ROOT, replayable=False, answer=_NO_BODY))
+
+    @staticmethod
+    def _backend(backend: str) -> str:
+        if backend not in KNOWN_ENGINES:
+            raise ValueError("backend must be one of %s, not %s" % (", ".join(KNOWN_ENGINES), _shown(backend)))
+        return backend
 
     def engine_status(self) -> AttrDict:
         """Each engine's state: ``{"llama.cpp": "Running: ...", "vllm": "Not Installed: ..."}``."""
@@ -7619,7 +7997,8 @@ class Client(_BaseClient):
     """
 
     _streams: Dict[str, Callable[..., Any]] = {"chat": ChatStream, "completion": CompletionStream, "pull": PullStream,
-                "responses": ResponseStream,
+                "responses": ResponseStream, "export": _ExportStream,
+                "push": lambda exchange, model, started: PullStream(exchange, model, started, "push"),
                 "logs": lambda exchange, model, started: FollowStream(exchange, LogLines()),
                 "events": lambda exchange, model, started: FollowStream(exchange, ServerEvents())}
     _sleep = staticmethod(time.sleep)   # tests replace it to keep retry waits short
@@ -7703,7 +8082,7 @@ class Client(_BaseClient):
         while True:
             try:
                 exchange = self._exchange(attempts.pool, call.method, attempts.message, attempts.url,
-                                          call.timeout)
+                                          call.timeout, call.upload)
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
@@ -7716,21 +8095,26 @@ class Client(_BaseClient):
                 self._sleep(wait)
 
     def _exchange(self, pool: _Pool, method: str, message: bytes, url: str,
-                  timeout: Optional[float] = None) -> _Exchange:
+                  timeout: Optional[float] = None, upload: Optional[_Upload] = None) -> _Exchange:
         """Write the request in one go and read the response head.
 
         http.client opened the connection (TLS and proxy tunnel included);
         the request is written here, pre-encoded, in a single write instead
         of putheader() per header and two writes, and the answer is framed
-        by _Exchange.
+        by _Exchange.  An *upload*'s pieces follow the head, one write each,
+        until the server answers.
         """
         conn, reused = pool.take()
         exchange = _Exchange(pool, conn, url, timeout)
         try:
             try:
                 conn.sock.sendall(message)
+                for piece in upload.pieces() if upload is not None else ():
+                    if exchange.answered_before_end(_has_input(conn.sock)):
+                        break
+                    conn.sock.sendall(piece)
             except OSError as exc:   # reset or timed out: the server may have answered without reading
-                exchange.answered_early(exc, _has_input(conn.sock))
+                exchange.answered_early(exc, _has_input(conn.sock), upload)
             exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
@@ -7768,7 +8152,8 @@ class AsyncClient(_BaseClient):
 
     _streams: Dict[str, Callable[..., Any]] = {
                 "chat": AsyncChatStream, "completion": AsyncCompletionStream, "pull": AsyncPullStream,
-                "responses": AsyncResponseStream,
+                "responses": AsyncResponseStream, "export": _AsyncExportStream,
+                "push": lambda exchange, model, started: AsyncPullStream(exchange, model, started, "push"),
                 "logs": lambda exchange, model, started: AsyncFollowStream(exchange, LogLines()),
                 "events": lambda exchange, model, started: AsyncFollowStream(exchange, ServerEvents())}
     _closed = False
@@ -7891,7 +8276,7 @@ class AsyncClient(_BaseClient):
         while True:
             try:
                 exchange = await self._exchange(attempts.pool, call.method, attempts.message, attempts.url,
-                                                call.timeout)
+                                                call.timeout, call.upload)
             except _RetryableConnectionError as failure:
                 wait = attempts.after_failure(failure)
             else:
@@ -7904,7 +8289,7 @@ class AsyncClient(_BaseClient):
                 await self._sleep(wait)
 
     async def _exchange(self, pool: _AsyncPool, method: str, message: bytes, url: str,
-                        timeout: Optional[float] = None) -> _AsyncExchange:
+                        timeout: Optional[float] = None, upload: Optional[_Upload] = None) -> _AsyncExchange:
         """Write the request in one go and read the response head (as Client._exchange)."""
         conn = pool.idle()
         reused = conn is not None
@@ -7915,8 +8300,13 @@ class AsyncClient(_BaseClient):
             try:
                 if conn.write(message):   # speed: no await unless the transport is full
                     await conn.drained(exchange.timeout)
+                for piece in upload.pieces() if upload is not None else ():
+                    if exchange.answered_before_end(conn.has_input()):
+                        break
+                    if conn.write(piece):
+                        await conn.drained(exchange.timeout)
             except OSError as exc:   # reset or timed out: the server may have answered without reading
-                exchange.answered_early(exc, conn.has_input())
+                exchange.answered_early(exc, conn.has_input(), upload)
             await exchange.begin(method)
             return exchange
         except (OSError, _NoAnswer, ProtocolError) as exc:
@@ -8509,6 +8899,32 @@ def _cli_parser(argparse: Any) -> Any:
     pull.add_argument("model")
     pull.set_defaults(run=_cli_pull)
 
+    export = commands.add_parser("export", help="write a model to a tar file (for import elsewhere)",
+                                 description="Write MODEL from DMR's store to the tar file PATH, which `import` "
+                                             "loads into another DMR (an air-gapped one). A cut or Ctrl-C "
+                                             "leaves no file at PATH.")
+    export.add_argument("model")
+    export.add_argument("path")
+    export.set_defaults(run=_cli_export)
+
+    load_tar = commands.add_parser("import", help="load a model from a tar file",
+                                   description="Load the model in PATH (written by `export` or `docker model "
+                                               "package`) into DMR's store; --tag names it.")
+    load_tar.add_argument("path")
+    load_tar.add_argument("--tag", metavar="NAME", help="the name to give it, e.g. myorg/smollm2:v2")
+    load_tar.set_defaults(run=_cli_import)
+
+    tag = commands.add_parser("tag", help="give a model another name",
+                              description="Give model SOURCE the name TARGET (REPOSITORY[:TAG]).")
+    tag.add_argument("source")
+    tag.add_argument("target")
+    tag.set_defaults(run=_cli_tag)
+
+    push = commands.add_parser("push", help="push a model to its registry",
+                               description="Push MODEL to its registry (Docker Hub, Hugging Face ...).")
+    push.add_argument("model")
+    push.set_defaults(run=_cli_push)
+
     image = commands.add_parser("image", help="generate an image",
                                 description="Generate an image of PROMPT with MODEL (DMR's diffusers engine) "
                                             "and write it to OUT (with -n 2 or more: OUT-1.png, OUT-2.png ...).")
@@ -9066,6 +9482,91 @@ def _size(count: float) -> str:
     return "%.1f GB" % count
 
 
+class _Transfer:
+    """A transfer's progress on stderr, called as progress(bytes, total or None): a bar
+    rewritten in place at a terminal; in a pipe a plain line at each tenth (each 100 MB
+    when the total is not known)."""
+
+    def __init__(self, terminal: _Terminal, label: str):
+        self.terminal, self.label = terminal, label
+        self.started = time.monotonic()
+        self.shown = -1
+        self.line = self.printed = ""
+
+    def __call__(self, done: int, total: Optional[int]) -> None:
+        rate = _size(done / max(time.monotonic() - self.started, 1e-3))
+        if total:
+            percent = min(100, int(100 * done / total))
+            line, step = "%s  %3d%%  %s / %s  %s/s" % (self.label, percent, _size(done), _size(total), rate), percent // 10
+        else:
+            percent, line, step = -1, "%s  %s  %s/s" % (self.label, _size(done), rate), done // 100000000
+        if self.terminal.interactive_err:
+            bar = "#" * (percent // 5) + "." * (20 - percent // 5) if percent >= 0 else "~" * 20
+            self.terminal.status("[%s] %s" % (bar, line))
+        elif step != self.shown:
+            self._print(line)
+        self.shown, self.line = step, line
+
+    def _print(self, line: str) -> None:
+        self.terminal.stderr.write(line + "\n")
+        self.terminal.stderr.flush()
+        self.printed = line
+
+    def end(self) -> None:
+        """Clear the bar; in a pipe, the last figures when they were not the last line printed."""
+        self.terminal.clear_status()
+        if not self.terminal.interactive_err and self.line != self.printed:
+            self._print(self.line)
+
+
+def _cli_export(client: Client, args: Any) -> int:
+    progress = _Transfer(_Terminal(sys.stdout, sys.stderr), args.model)
+    try:
+        written = client.export_model(args.model, args.path, progress=progress)
+    except OSError as exc:   # the disk filled, the directory went: nothing is left at PATH
+        sys.stderr.write("dmr-client: cannot write %s: %s\n" % (args.path, exc.strerror or exc))
+        return EXIT_ERROR
+    finally:
+        progress.end()
+    sys.stdout.write("%s: %s written to %s\n" % (args.model, _size(written.bytes), written.path))
+    return EXIT_OK
+
+
+def _cli_import(client: Client, args: Any) -> int:
+    progress = _Transfer(_Terminal(sys.stdout, sys.stderr), os.path.basename(args.path))
+    try:
+        loaded = client.import_model(args.path, tag=args.tag, progress=progress)
+    finally:
+        progress.end()
+    sys.stdout.write("%s: loaded %s%s\n" % (args.path, loaded.id, " as " + loaded.tagged if args.tag else ""))
+    return EXIT_OK
+
+
+def _cli_tag(client: Client, args: Any) -> int:
+    client.tag_model(args.source, args.target)
+    sys.stdout.write("Model %s tagged %s\n" % (args.source, args.target))
+    return EXIT_OK
+
+
+def _cli_push(client: Client, args: Any) -> int:
+    progress = _Transfer(_Terminal(sys.stdout, sys.stderr), args.model)
+    layers: Dict[str, int] = {}
+    try:
+        with client.push_model(args.model, stream=True) as events:
+            for event in events:
+                if event.get("type") == "progress":
+                    layer = event.get("layer") or {}
+                    layers[str(layer.get("id"))] = int(layer.get("current") or 0)
+                    progress(sum(layers.values()), int(event.get("total") or 0) or None)
+                elif event.get("type") == "warning":
+                    progress.end()
+                    sys.stderr.write("warning: %s\n" % event.get("message"))
+    finally:
+        progress.end()
+    sys.stdout.write("%s\n" % (events.result.get("message") or "pushed"))
+    return EXIT_OK
+
+
 def _cli_image(client: Client, args: Any) -> int:
     reply = client.images(args.model, args.prompt, n=args.n, size=args.size)
     stem, dot, suffix = args.output.rpartition(".")
@@ -9198,7 +9699,7 @@ def _cli_requests(client: Client, args: Any) -> int:
 
 
 def _cli_ping(client: Client, args: Any) -> int:
-    kind = client.server_kind()
+    kind, what = client._run(client._identify_plan(5.0))
     if kind == "dmr":
         sys.stdout.write("Docker Model Runner is answering at %s (%s)\n" % (client.base_url, client._where()))
         return EXIT_OK
@@ -9206,8 +9707,6 @@ def _cli_ping(client: Client, args: Any) -> int:
         sys.stderr.write("dmr-client: neither DMR nor an OpenAI-compatible server answers at %s (--debug shows "
                          "what was tried; set %s or --base-url)\n" % (client.base_url, ENV_BASE_URL))
         return EXIT_ERROR
-    what = ("LiteLLM's proxy (a gateway, not Docker Model Runner)" if kind == "gateway"
-            else "an OpenAI-compatible server (not Docker Model Runner)")
     try:
         client.models()   # the key: a gateway that refuses it answers nothing else either
     except APIStatusError as exc:

@@ -301,6 +301,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _any(self):
         length = int(self.headers.get("Content-Length") or 0)
+        if self.path.endswith("/models/load"):   # DMR reads a loaded tar as it comes: so does the fake
+            return self.server.fake.handle(self, Request(self.command, self.path, self.headers, b""))
         body = self.rfile.read(length) if length else b""
         self.server.fake.handle(self, Request(self.command, self.path, self.headers, body))
 
@@ -315,6 +317,42 @@ STORE = {
                              "created": 1742816982, "config": {"format": "gguf", "size": "638.85 MiB"}},
 }
 SHARED_ID = "sha256:" + "3" * 64   # an ID two tags point to: deleting it by ID needs force
+#: Models in the registry (inspect_model(remote=True)).
+REGISTRY = {"ai/gemma3": {"id": "sha256:" + "4" * 64, "tags": ["docker.io/ai/gemma3:latest"], "created": 1742816983,
+                          "config": {"format": "gguf", "size": "2.31 GiB"}}}
+
+
+def model_tar(blob_size=4096, name="ai/smollm2"):
+    """An exported model as DMR's tarball target writes it: blobs/sha256/<digest> for the
+    weights and the config, then manifest.json, whose sha256 is the model's ID."""
+    import hashlib
+    import io
+    import tarfile
+
+    weights = ((name.encode() + b"\0\x01") * (blob_size // len(name) + 1))[:blob_size]   # as binary as GGUF
+    config = json.dumps({"config": {"format": "gguf"}, "name": name}).encode()
+    digest = {part: hashlib.sha256(part).hexdigest() for part in (weights, config)}
+    manifest = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + digest[config]},
+                           "layers": [{"digest": "sha256:" + digest[weights], "size": blob_size}]}).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for folder in ("blobs", "blobs/sha256"):
+            archive.addfile(_dir_info(folder))
+        for part in (weights, config, manifest):
+            info = tarfile.TarInfo("manifest.json" if part is manifest else "blobs/sha256/" + digest[part])
+            info.size = len(part)
+            archive.addfile(info, io.BytesIO(part))
+    data = out.getvalue().rstrip(b"\0")
+    data += bytes(-len(data) % 512) + bytes(1024)   # Go's archive/tar: two zero blocks, no padding to 10 KiB
+    return data, "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def _dir_info(name):
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    return info
 
 
 class FakeDMR:
@@ -352,6 +390,10 @@ class FakeDMR:
         self.responses = {}                    # id -> (the stored Response, its input items)
         self.diffusers = True                  # the image engine is installed
         self.load_polls = 2                    # polls a new load reports "loading" for
+        self.export_size = 4096                # bytes of weights in an exported model's tar
+        self.export_fault = None               # "cut" (the body ends mid-way), "error" (DMR's text after it)
+        self.load_fault = None                 # "disk full": /models/load fails after 2 MiB, closing
+        self.loaded = []                       # (model ID, bytes) of each tar loaded
         if unix_socket:
             self.server = _UnixServer(unix_socket, _Handler)
             self.url = "http://localhost"
@@ -473,7 +515,8 @@ class FakeDMR:
             return json_reply(200, reply)(handler, request)
         if kind == "images/generations":
             if not self.diffusers:
-                return text_reply(412, "backend diffusers is not installed")(handler, request)
+                return text_reply(412, 'backend "diffusers" is not installed; run: docker model install-runner '
+                                  '--backend diffusers')(handler, request)
             data = [{"b64_json": base64.b64encode(TINY_PNG).decode("ascii")} for _ in range(body.get("n") or 1)]
             return json_reply(200, {"created": 1795347033, "data": data})(handler, request)
         if kind == "embeddings":
@@ -600,9 +643,30 @@ class FakeDMR:
             return json_reply(200, [STORE[m] for m in sorted(self.models) if m in STORE])
         if path == "/models/create" and method == "POST":
             return pull_reply(["progress", "success"])
+        if path == "/models/load" and method == "POST":
+            return self.load
+        if path in ("/engines/install-backend", "/engines/uninstall-backend") and method == "POST":
+            backend = request.json.get("backend") if isinstance(request.json, dict) else None
+            if not backend:
+                return text_reply(400, "invalid request: backend is required")
+            if backend not in dmr_client.KNOWN_ENGINES:
+                return text_reply(404, "backend not found")
+            if backend == "diffusers":
+                self.diffusers = path.endswith("/install-backend")
+            return empty_reply(200)
+        if path == "/models/purge" and method == "DELETE":
+            self.models.clear()
+            return empty_reply(200)
+        answer = self.model_action(request, path, query) if path.startswith("/models/") else None
+        if answer is not None:
+            return answer
         if path.startswith("/models/"):
             name = urllib.parse.unquote(path[len("/models/"):])
             force = query in ("force", "force=true")
+            if method == "GET" and query == "remote=true":
+                found = REGISTRY.get(name) or STORE.get(name)   # what was pulled came from the registry
+                return json_reply(200, found) if found else text_reply(
+                    404, "error while getting remote model: model not found")
             if method == "DELETE" and name == SHARED_ID and not force:
                 return text_reply(409, "error while deleting model: unable to delete %r (must be forced) "
                                   "due to multiple tag references: resource conflict" % name[:19])
@@ -619,7 +683,103 @@ class FakeDMR:
         return None
 
 
-def pull_reply(kinds, *, escape=None, trailing=None, chunked=True, gate=None, cancelled=None):
+    def model_action(self, request, path, query):
+        """DMR's actions on a model: the last segment of its path (export, tag, push, repackage)."""
+        name, _, action = urllib.parse.unquote(path[len("/models/"):]).rpartition("/")
+        if request.method == "GET" and action == "export":
+            return self.export(name) if name in self.models else text_reply(
+                404, "get model '\"%s\"': model not found" % name)
+        if request.method != "POST" or not name:
+            return None
+        if action not in ("tag", "push", "repackage"):
+            return text_reply(404, 'unknown action "%s"' % action)
+        if name not in self.models:
+            return text_reply(404, "Model not found" if action == "push" else "model not found")
+        if action == "tag":
+            fields = urllib.parse.parse_qs(query)
+            if not fields.get("repo") or not fields.get("tag"):
+                return text_reply(400, "missing repo or tag query parameter")
+            target = "%s:%s" % (fields["repo"][0], fields["tag"][0])
+            self.models.add(target[:-len(":latest")] if target.endswith(":latest") else target)
+            return json_reply(201, {"message": "Model tagged successfully with %s" % json.dumps(target),
+                                    "target": target})
+        if action == "push":
+            return pull_reply(["progress", "progress", "success"], mode="push")
+        body = request.json if isinstance(request.json, dict) else {}
+        if not body.get("target"):
+            return text_reply(400, "target is required")
+        self.models.add(body["target"])
+        return json_reply(201, {"message": "Model repackaged successfully as %s" % json.dumps(body["target"]),
+                                "source": name, "target": body["target"]})
+
+    def export(self, name):
+        data, _ = model_tar(self.export_size, name)
+        if self.export_fault == "error":   # DMR could not finish the tar: http.Error's text after its bytes
+            data = data[:len(data) // 2] + b"export model: add layer entry: read: input/output error\n"
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Disposition: attachment; "
+                b"filename=\"%s.tar\"\r\nTransfer-Encoding: chunked\r\n\r\n" % name.encode())
+
+        def respond(handler, request):
+            handler.wfile.write(head)
+            cut = len(data) // 2 if self.export_fault == "cut" else None
+            try:
+                for start in range(0, cut or len(data), 256 * 1024):
+                    piece = data[start:min(start + 256 * 1024, cut or len(data))]
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                if cut:
+                    handler.close_connection = True
+                    return
+                handler.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                handler.close_connection = True
+        return respond
+
+    def load(self, handler, request):
+        """POST /models/load: the tar read as it comes, the model named by its manifest's sha256;
+        one success line, no Content-Type (as DMR)."""
+        import hashlib
+        import tarfile
+
+        left = int(request.headers.get("Content-Length") or 0)
+
+        class Body:
+            def read(self, size=-1):
+                nonlocal left
+                data = handler.rfile.read(left if size < 0 else min(size, left)) if left else b""
+                left -= len(data)
+                return data
+        digest, total = None, 0
+        try:
+            with tarfile.open(fileobj=Body(), mode="r|") as archive:
+                for member in archive:
+                    source = archive.extractfile(member) if member.isreg() else None
+                    hasher = hashlib.sha256()
+                    while source is not None:
+                        piece = source.read(1 << 16)
+                        if not piece:
+                            break
+                        total += len(piece)
+                        hasher.update(piece)
+                        if self.load_fault and total > 2 << 20:
+                            handler.close_connection = True
+                            return text_reply(500, "error while loading model: writing blob: %s"
+                                              % self.load_fault)(handler, request)
+                    if member.name == "manifest.json":
+                        digest = "sha256:" + hasher.hexdigest()
+        except tarfile.TarError:
+            handler.close_connection = True
+            return text_reply(500, "error while loading model: reading blob from stream: archive/tar: invalid "
+                              "tar header")(handler, request)
+        if digest is None:
+            return text_reply(500, "error while loading model: read manifest: manifest not found")(handler, request)
+        self.loaded.append((digest, total))
+        self.models.add(digest)
+        line = b'{"type":"success","message":"Model loaded successfully","total":0,"layer":{"size":0,"current":0},' \
+               b'"mode":"pull"}\n'
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line))
+
+
+def pull_reply(kinds, *, escape=None, trailing=None, chunked=True, gate=None, cancelled=None, mode="pull"):
     """DMR's pull progress: one JSON line per entry of *kinds* (progress, warning,
     success, error).  DMR HTML-escapes lines unless the request said exactly
     Accept: application/json (escape=None follows that rule).  *trailing* is a
@@ -629,10 +789,10 @@ def pull_reply(kinds, *, escape=None, trailing=None, chunked=True, gate=None, ca
         lines = []
         total = 3 * 1024 * 1024
         for number, kind in enumerate(kinds):
-            event = {"type": kind, "message": "", "total": total, "mode": "pull",
+            event = {"type": kind, "message": "", "total": total, "mode": mode,
                      "layer": {"id": "sha256:abc", "size": total, "current": min(total, (number + 1) * 1024 * 1024)}}
             if kind == "success":
-                event.update(message="Model pulled successfully", total=0, layer={"size": 0, "current": 0})
+                event.update(message="Model %sed successfully" % mode, total=0, layer={"size": 0, "current": 0})
             elif kind == "warning":
                 event["message"] = "disk is \"almost\" full"
             elif kind == "error":
@@ -2462,6 +2622,14 @@ class TestHints(unittest.TestCase):
                 ((409, "busy"), {"hints": {404: "mine"}}, None),
                 ((401, "no"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
                 ((503, "Loading model"), {}, "still loading"),
+                # `docker model gateway` (model-cli/src/error.rs): its own words for a model and its deployments
+                ((404, "The model 'x' does not exist or you do not have access to it."), {},
+                 "the gateway serves no model of that name"),
+                ((503, "All deployments for model 'x' are unavailable."), {}, "reached none of this model's deployments"),
+                ((401, "Invalid API key"), {}, "DOCKER_MODEL_RUNNER_API_KEY"),
+                ((412, 'backend "vllm" is not installed; run: docker model install-runner --backend vllm'), {},
+                 "install_backend('vllm')"),
+                ((412, "vLLM binary not found"), {}, None),
                 ((400, "Pooling type 'none' is not OAI compatible"), {}, "embedding model"),
                 ((400, "pooling: not OAI compatible"), {}, "embedding model"),
                 ((400, "pooling type none"), {}, "embedding model"),
@@ -3496,6 +3664,9 @@ class TestServerKindRules(unittest.TestCase):
         for answers, expected, probes in (
                 ([(200, "Docker Model Runner is running")], "dmr", 1),
                 ([(200, '"LiteLLM: RUNNING"')], "gateway", 1),
+                ([(200, '{"status":"healthy","version":"0.1.0","models":["smollm2"]}')], "gateway", 1),   # docker model gateway
+                ([(200, '{"status":"healthy","models":[]}'), (404, "Not Found")], None, 2),
+                ([(200, '{"status":"down","version":"0.1.0","models":[]}'), (404, "Not Found")], None, 2),
                 ([(404, "404 page not found"), (200, self.LISTING)], "openai-compatible", 2),
                 ([(200, "<html><title>llama.cpp</title></html>"), (200, self.LISTING)], "openai-compatible", 2),
                 ([(404, "Not Found"), (401, self.KEY_WANTED)], "openai-compatible", 2),   # wants a key
@@ -4911,6 +5082,251 @@ class TestRunningModels(FakeDMRTestCase):
         self.assertNotIn(message.reasoning_content, message.content)
 
 
+# -- over the wire: models in and out (export, import, tag, push, repackage, purge, engines) --
+
+
+@for_both_clients
+class TestModelsInAndOut(FakeDMRTestCase):
+    """The air-gapped path, end to end against the fake DMR: export_model() writes DMR's tar to
+    a file, import_model() streams it back up to /models/load; and the other calls of `docker
+    model` that change the store or the engines."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def path(self, name="smollm2.tar"):
+        return os.path.join(self.dir, name)
+
+    def test_export_then_import_is_the_same_model(self):
+        self.fake.export_size = 3 << 20
+        client, seen = self.client(), []
+        written = client.export_model("ai/smollm2", self.path(), progress=lambda done, total: seen.append((done, total)))
+        expected, model_id = model_tar(3 << 20, "ai/smollm2")
+        self.assertEqual(written, {"path": self.path(), "bytes": len(expected)})
+        with open(self.path(), "rb") as file:
+            self.assertEqual(file.read(), expected)
+        self.assertEqual((self.last.method, self.last.path, self.last.headers["Accept"]),
+                         ("GET", "/models/ai/smollm2/export", "application/x-tar"))
+        self.assertEqual(seen[-1], (len(expected), None))   # bytes counted: DMR sends no length
+        self.assertGreater(len(seen), 1)
+        self.assertEqual(os.listdir(self.dir), ["smollm2.tar"])   # no temporary file left
+        seen.clear()
+        loaded = client.import_model(self.path(), progress=lambda done, total: seen.append((done, total)))
+        self.assertEqual((loaded.type, loaded.message, loaded.id), ("success", "Model loaded successfully", model_id))
+        self.assertEqual(self.fake.loaded, [(model_id, 3 << 20 | 0) if False else self.fake.loaded[0]])
+        self.assertEqual(self.fake.loaded[0][0], model_id)
+        self.assertEqual((self.last.path, self.last.headers["Content-Type"], self.last.headers["Content-Length"]),
+                         ("/models/load", "application/x-tar", str(len(expected))))
+        self.assertEqual(seen[-1], (len(expected), len(expected)))
+        self.assertEqual([total for _, total in seen], [len(expected)] * len(seen))
+        self.assertIn(model_id, self.fake.models)
+
+    def test_import_with_a_tag_names_the_model(self):
+        with open(self.path(), "wb") as file:
+            file.write(model_tar(1000, "ai/other")[0])
+        loaded = self.client().import_model(self.path(), tag="myorg/other:v2")
+        self.assertEqual(loaded.tagged, "myorg/other:v2")
+        self.assertEqual(self.last.path, "/models/%s/tag?repo=myorg/other&tag=v2" % loaded.id)
+        self.assertIn("myorg/other:v2", self.fake.models)
+
+    def test_what_cannot_be_imported_is_refused_before_sending(self):
+        with open(self.path("notes.txt"), "w") as file:
+            file.write("not a tar\n" * 100)
+        import tarfile
+        with tarfile.open(self.path("plain.tar"), "w") as archive:
+            archive.add(self.path("notes.txt"), "notes.txt")
+        client = self.client()
+        for path, said in ((self.path("notes.txt"), "is not a tar archive"),
+                           (self.path("plain.tar"), "is a tar archive, but not an exported model (it has no "
+                                                    "manifest.json)"),
+                           (self.path("missing.tar"), "cannot be read"), (self.dir, "cannot be read")):
+            with self.subTest(path=path):
+                with self.assertRaises(ValueError) as caught:
+                    client.import_model(path)
+                self.assertIn(path + " " + said, str(caught.exception))
+        with self.assertRaises(ValueError):
+            client.import_model(self.path("notes.txt"), tag="no tag")
+        self.assertEqual(self.fake.requests, [])
+
+    def test_an_error_in_the_middle_of_the_upload_is_the_servers_answer(self):
+        self.fake.load_fault = "no space left on device"
+        with open(self.path(), "wb") as file:
+            file.write(model_tar(24 << 20)[0])
+        with self.assertRaises(dmr_client.InternalServerError) as caught:
+            self.client(max_retries=3).import_model(self.path())
+        self.assertEqual(caught.exception.status_code, 500)
+        self.assertIn("writing blob: no space left on device", str(caught.exception))
+        self.assertEqual((len(self.fake.requests), self.sleeps), (1, []))   # never sent twice
+
+    def test_an_export_that_fails_leaves_no_file(self):
+        client = self.client()
+        for fault, error, said in (("cut", dmr_client.APIConnectionError, "/models/ai/smollm2/export was cut after"),
+                                   ("error", dmr_client.InvalidResponseError,
+                                    "ended without the end of a tar archive")):
+            with self.subTest(fault=fault):
+                self.fake.export_fault = fault
+                self.fake.export_size = 2 << 20
+                with self.assertRaises(error) as caught:
+                    client.export_model("ai/smollm2", self.path())
+                self.assertIn(said, str(caught.exception))
+                self.assertIn("no file was written", str(caught.exception))
+                self.assertEqual(os.listdir(self.dir), [])
+        self.assertIn("export model: add layer entry: read: input/output error: no file", str(caught.exception))
+
+    def test_an_export_that_cannot_start_leaves_no_file(self):
+        client = self.client()
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.export_model("ai/nothing", self.path())
+        self.assertIn("no model 'ai/nothing' in DMR's store", caught.exception.hint)
+        sent = len(self.fake.requests)
+        for path in (self.dir, os.path.join(self.dir, "no", "such.tar")):
+            with self.subTest(path=path):
+                with self.assertRaises(ValueError):
+                    client.export_model("ai/smollm2", path)
+        self.assertEqual((len(self.fake.requests), os.listdir(self.dir)), (sent, []))
+
+    def test_an_existing_file_is_replaced_only_by_a_whole_tar(self):
+        with open(self.path(), "wb") as file:
+            file.write(b"the old one")
+        self.fake.export_fault = "cut"
+        with self.assertRaises(dmr_client.APIConnectionError):
+            self.client().export_model("ai/smollm2", self.path())
+        with open(self.path(), "rb") as file:
+            self.assertEqual(file.read(), b"the old one")
+        self.fake.export_fault = None
+        self.client().export_model("ai/smollm2", self.path())
+        with open(self.path(), "rb") as file:
+            self.assertEqual(file.read(), model_tar(4096)[0])
+
+    def test_tag(self):
+        client = self.client()
+        self.assertEqual(client.tag_model("ai/smollm2", "myorg/smollm2:v2"),
+                         {"message": 'Model tagged successfully with "myorg/smollm2:v2"', "target": "myorg/smollm2:v2"})
+        self.assertEqual((self.last.method, self.last.path), ("POST", "/models/ai/smollm2/tag?repo=myorg/smollm2&tag=v2"))
+        client.tag_model("ai/smollm2", "registry.local:5000/team/smollm2")
+        self.assertEqual(self.last.path, "/models/ai/smollm2/tag?repo=registry.local:5000/team/smollm2&tag=latest")
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.tag_model("ai/nothing", "x:y")
+        self.assertIn("no model 'ai/nothing' in DMR's store", caught.exception.hint)
+        sent = len(self.fake.requests)
+        for bad in ("", "a b", "repo:", "repo:bad/tag?", "repo:" + "t" * 200):
+            with self.subTest(target=bad):
+                with self.assertRaises(ValueError):
+                    client.tag_model("ai/smollm2", bad)
+        self.assertEqual(len(self.fake.requests), sent)
+
+    def test_push_reports_progress_like_pull(self):
+        client = self.client()
+        done = client.push_model("ai/smollm2")
+        self.assertEqual((done.type, done.message, done.mode), ("success", "Model pushed successfully", "push"))
+        self.assertEqual((self.last.path, self.last.body), ("/models/ai/smollm2/push", b""))
+        with client.push_model("ai/smollm2", stream=True, bearer_token="hf_x") as events:
+            kinds = [event.type for event in events]
+        self.assertEqual((kinds, events.result.message), (["progress", "progress", "success"], "Model pushed successfully"))
+        self.assertEqual(self.last.json, {"bearer-token": "hf_x"})
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.push_model("ai/nothing")
+        self.assertIn("no model 'ai/nothing' in DMR's store", caught.exception.hint)
+        self.fake.script("/models/ai/smollm2/push", pull_reply(["progress"], mode="push"))
+        with self.assertRaises(dmr_client.APIConnectionError) as caught:
+            client.push_model("ai/smollm2")
+        self.assertIn("the push of ai/smollm2 ended without DMR reporting success", str(caught.exception))
+
+    def test_repackage_purge_and_remote_inspect(self):
+        client = self.client()
+        self.assertEqual(client.repackage("ai/smollm2", "ai/smollm2-32k", context_size=32768).target, "ai/smollm2-32k")
+        self.assertEqual((self.last.path, self.last.json), ("/models/ai/smollm2/repackage",
+                                                            {"target": "ai/smollm2-32k", "context_size": 32768}))
+        with self.assertRaises(ValueError):
+            client.repackage("ai/smollm2", "x", context_size=0)
+        self.assertEqual(client.inspect_model("ai/gemma3", remote=True).id, REGISTRY["ai/gemma3"]["id"])
+        self.assertEqual(self.last.path, "/models/ai/gemma3?remote=true")
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            client.inspect_model("ai/nothing", remote=True)
+        self.assertEqual(caught.exception.hint, "no model 'ai/nothing' in its registry: check the name and tag")
+        self.assertIsNone(client.purge_models())
+        self.assertEqual((self.last.method, self.last.path, client.local_models()), ("DELETE", "/models/purge", []))
+
+    def test_engines_install_and_the_412_that_names_it(self):
+        client = self.client()
+        self.fake.diffusers = False
+        self.fake.models.add("ai/stable-diffusion")
+        with self.assertRaises(dmr_client.APIStatusError) as caught:
+            client.images("ai/stable-diffusion", "a cat")
+        self.assertEqual(caught.exception.status_code, 412)
+        self.assertIn('install_backend("diffusers")', caught.exception.hint)
+        self.assertIsNone(client.install_backend("diffusers"))
+        self.assertEqual((self.last.path, self.last.json), ("/engines/install-backend", {"backend": "diffusers"}))
+        self.assertEqual(len(client.images("ai/stable-diffusion", "a cat").data), 1)
+        client.install_backend("vllm", version="latest")
+        self.assertEqual(self.last.json, {"backend": "vllm", "version": "latest"})
+        client.uninstall_backend("diffusers")
+        self.assertEqual((self.last.path, self.fake.diffusers), ("/engines/uninstall-backend", False))
+        with self.assertRaises(ValueError):
+            client.install_backend("ollama")
+        self.fake.script("/engines/v1/chat/completions", text_reply(
+            412, 'backend "vllm" is not installed; run: docker model install-runner --backend vllm'))
+        with self.assertRaises(dmr_client.APIStatusError) as caught:
+            self.client(self.fake.url + "/engines/v1").chat("ai/smollm2", HI)
+        self.assertIn("install_backend('vllm')", caught.exception.hint)
+
+
+MEMORY_PROBE = """
+import asyncio, json, sys, tracemalloc
+import dmr_client
+url, directory = sys.argv[1:3]
+peaks = {}
+tracemalloc.start()
+with dmr_client.Client(url) as client:
+    client.version()   # what any first call costs (http.client's import) is not the transfer's
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    peaks["Client.export_model"] = client.export_model("ai/smollm2", directory + "/a.tar").bytes, \\
+        tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.reset_peak()
+    client.import_model(directory + "/a.tar")
+    peaks["Client.import_model"] = None, tracemalloc.get_traced_memory()[1] - base
+async def main():
+    async with dmr_client.AsyncClient(url) as client:
+        await client.version()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        peaks["AsyncClient.export_model"] = (await client.export_model("ai/smollm2", directory + "/b.tar")).bytes, \\
+            tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.reset_peak()
+        await client.import_model(directory + "/b.tar")
+        peaks["AsyncClient.import_model"] = None, tracemalloc.get_traced_memory()[1] - base
+asyncio.run(main())
+print(json.dumps(peaks))
+"""
+
+
+@SLOW_TIER
+class TestTransferMemory(FakeDMRTestCase):
+    """A 50 MB model goes out and back in without the file ever in memory: the peak of what
+    Python allocates (tracemalloc, in a process of its own) stays a few MiB, for both clients."""
+
+    def test_fifty_megabytes_out_and_in(self):
+        self.fake.export_size = 50 * 1000 * 1000
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, self.fake.url, directory], capture_output=True,
+                                text=True, timeout=120, env=dict(os.environ, PYTHONPATH=HERE))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        peaks = json.loads(result.stdout)
+        sys.stderr.write("\n  peak memory of a 50 MB transfer: %s\n" % ", ".join(
+            "%s %.1f MiB" % (call, peak / (1 << 20)) for call, (_, peak) in peaks.items()))
+        for call, (size, peak) in peaks.items():
+            with self.subTest(call=call):
+                if size is not None:
+                    self.assertGreater(size, 50 * 1000 * 1000)
+                self.assertLess(peak, 6 << 20)
+        self.assertEqual(len(self.fake.loaded), 2)
+        self.assertTrue(all(total > 50 * 1000 * 1000 for _, total in self.fake.loaded), self.fake.loaded)
+
+
 class TestReadme(FakeDMRTestCase):
     """The README's Python examples, run in order in one namespace (as a reader would type them)
     against the fake DMR: an example that does not run is a README that lies.  Blocks fenced
@@ -5818,6 +6234,62 @@ class TestCLI(CLITestCase):
         _, err = process.communicate(timeout=20)
         self.assertEqual(process.returncode, 130)
         self.assertNotIn(b"Traceback", err)
+
+    def test_export_import_tag_push_in_a_pipe(self):
+        self.fake.export_size = 3 << 20
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        tar = os.path.join(directory, "smollm2.tar")
+        result = self.run_cli("export", "ai/smollm2", tar)
+        size = os.path.getsize(tar)
+        self.assertEqual((result.returncode, result.stdout), (0, "ai/smollm2: %s written to %s\n"
+                                                              % (dmr_client._size(size), tar)))
+        self.assertNotIn("\r", result.stderr)
+        self.assertIn("\nai/smollm2  %s  " % dmr_client._size(size), result.stderr)   # plain lines, bytes counted
+        result = self.run_cli("import", tar, "--tag", "myorg/smollm2:v2")
+        model_id = model_tar(3 << 20)[1]
+        self.assertEqual((result.returncode, result.stdout), (0, "%s: loaded %s as myorg/smollm2:v2\n" % (tar, model_id)))
+        self.assertIn("smollm2.tar  100%", result.stderr)
+        self.assertEqual(result.stderr.count("\n"), len(set(result.stderr.splitlines())))
+        result = self.run_cli("tag", "ai/smollm2", "myorg/smollm2:v3")
+        self.assertEqual((result.returncode, result.stdout), (0, "Model ai/smollm2 tagged myorg/smollm2:v3\n"))
+        result = self.run_cli("push", "ai/smollm2")
+        self.assertEqual((result.returncode, result.stdout), (0, "Model pushed successfully\n"))
+        self.assertIn("ai/smollm2   33%", result.stderr)
+        result = self.run_cli("import", os.path.join(directory, "nope.tar"))
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+
+    def test_ctrl_c_during_an_export_leaves_no_file(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def half_then_wait(handler, request):
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: "
+                                b"chunked\r\n\r\n" + chunked_body(bytes(300000), end=b""))
+            handler.wfile.flush()
+            gate.wait(20)
+            handler.close_connection = True
+        self.fake.script("/models/ai/smollm2/export", half_then_wait)
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        process = subprocess.Popen(CLI + ["export", "ai/smollm2", os.path.join(directory, "out.tar")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        self.addCleanup(process.communicate)
+        self.addCleanup(process.kill)
+        self.assertTrue(os.read(process.stderr.fileno(), 200).startswith(b"ai/smollm2  "))   # it is writing
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+        self.assertEqual((process.returncode, out), (130, b""))
+        self.assertNotIn(b"Traceback", err)
+        self.assertEqual(os.listdir(directory), [])   # nor a temporary file
+
+    def test_ping_names_dockers_gateway(self):
+        self.fake.script("/", json_reply(200, {"status": "healthy", "version": "0.1.0", "models": ["smollm2"]}))
+        result = self.run_cli("ping")
+        self.assertEqual((result.returncode, result.stdout), (0, "Docker's model gateway (`docker model gateway` "
+                         "0.1.0, not Docker Model Runner) is answering at %s/engines/llama.cpp/v1: chat and models "
+                         "work; pull, rm, status and configure need DMR\n" % self.fake.url))
 
     def test_no_spinner_or_escape_codes_in_a_pipe(self):
         self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), before=1.5))
@@ -7023,6 +7495,83 @@ class TestEarlyAnswers(AdversarialTestCase):
         self.assertEqual(server.connections, 2)   # no answer came: retried as before
 
 
+def read_some_then(count, reply):
+    """A server that reads *count* bytes of the body, then answers *reply* and hangs up with the
+    rest unread (as DMR's load failing in the middle: Go answers, then closes)."""
+    def answer(conn):
+        got = 0
+        while got < count:
+            data = conn.recv(65536)
+            if not data:
+                return "close"
+            got += len(data)
+        conn.sendall(reply)
+        time.sleep(0.05)
+        return "close"
+    return answer
+
+
+class TransferTestCase(AdversarialTestCase):
+    """A directory of its own for the files a transfer test writes and reads."""
+
+    TIMEOUT = 0.5
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.tar = os.path.join(self.dir, "model.tar")
+
+    def write_tar(self, size):
+        with open(self.tar, "wb") as file:
+            file.write(model_tar(size)[0])
+
+
+@for_both_clients
+class TestTransfers(TransferTestCase):
+    """export_model() and import_model() against servers that misbehave: a tar cut short, an
+    error in the middle of an upload."""
+
+    def test_a_cut_export_raises_and_leaves_no_file(self):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
+        half = model_tar(1 << 20)[0][:600000]
+        self.serve((head + chunked_body(half, end=b"100000\r\nabc"), "close"))
+        out = os.path.join(self.dir, "out.tar")
+        failure = self.assertRaisesFast(dmr_client.APIConnectionError, self.client().export_model, "ai/smollm2", out)
+        self.assertIn("was cut after 600003 bytes", str(failure))   # the "abc" of the cut chunk too
+        self.assertEqual(sorted(os.listdir(self.dir)), [])
+
+    def test_an_error_in_the_middle_of_an_upload_is_its_status(self):
+        self.write_tar(32 << 20)
+        self.serve(read_some_then(4 << 20, http_reply(b"error while loading model: writing blob: disk full\n",
+                                                      "500 Internal Server Error", [("Connection", "close")])),
+                   read_body=False)
+        sent = []
+        failure = self.assertRaisesFast(dmr_client.InternalServerError, self.client(max_retries=2).import_model,
+                                        self.tar, progress=lambda done, total: sent.append(done), within=5)
+        self.assertEqual(failure.status_code, 500)
+        self.assertIn("writing blob: disk full", str(failure))
+        self.assertIn("answered before the request was sent whole", str(failure))
+        self.assertEqual((self.server.connections, self.sleeps), (1, []))
+        self.assertLess(sent[-1], 32 << 20)   # it stopped sending
+
+
+
+@for_both_clients
+@SLOW_TIER
+class TestTransferStalls(TransferTestCase):
+    """An upload to a server that stops reading without answering, waited out (the slow tier)."""
+
+    def test_a_server_that_stops_reading_times_out_naming_the_upload(self):
+        self.write_tar(64 << 20)
+        self.serve(lambda conn: time.sleep(self.TIMEOUT * 4) or "close", read_body=False)
+        failure = self.assertRaisesFast(dmr_client.APITimeoutError, self.client(max_retries=2).import_model,
+                                        self.tar, within=5)
+        self.assertRegex(str(failure), r"the upload to http://127\.0\.0\.1:\d+/models/load stalled: the server "
+                                       r"took nothing for 0\.5 s after \d+ of %d bytes" % os.path.getsize(self.tar))
+        self.assertEqual((self.server.connections, self.sleeps), (1, []))
+
+
 TLS_DIR = os.path.join(HERE, "testdata", "tls")
 CA = os.path.join(TLS_DIR, "ca.pem")
 
@@ -7322,6 +7871,21 @@ class TestResourceRelease(AdversarialTestCase):
         out = subprocess.run([sys.executable, "-X", "dev", "-c", code, server.url], cwd=HERE, capture_output=True,
                              text=True, timeout=60)
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "answer 1\n", ""))
+
+    @sync_only
+    def test_a_client_dropped_in_a_reference_cycle_closes_quietly(self):
+        # A script's namespace is a cycle (its functions point back at it), and so is an OpenAI() (its
+        # resources point back at it): the collector finalizes all of it at once, in any order.
+        server = self.serve(SSE_HEAD + chunked_body(HELLO, STOP, DONE), None)
+        namespace: Dict[str, Any] = {"openai": dmr_client.OpenAI(base_url=server.url + "/v1", timeout=self.TIMEOUT),
+                                     "client": Client(server.url, timeout=self.TIMEOUT)}
+        namespace["namespace"] = namespace
+        namespace["stream"] = namespace["openai"].chat.completions.create(model="m", messages=HI, stream=True)
+        self.assertTrue(list(namespace["stream"]))   # complete: its connection is idle, and the stream holds it
+        namespace["client"].chat("m", HI)
+        del namespace
+        gc.collect()
+        self.assertTrue(server.wait_closed())   # end_round then checks that no ResourceWarning was raised
 
     def test_keep_alive_works_past_file_descriptor_1024(self):
         import resource

@@ -40,7 +40,9 @@ ALLOWED = {
         r"exchange = _(Async)?Exchange\(pool, conn, url, timeout\)",
         r"conn\.sock\.sendall\(message\)",                    # one write of head and body
         r"if conn\.write\(message\):.*", r"conn\.drained\(exchange\.timeout\)",
-        r"exchange\.answered_early\(exc, (_has_input\(conn\.sock\)|conn\.has_input\(\))\)",
+        r"conn\.sock\.sendall\(piece\)", r"if conn\.write\(piece\):",   # each piece of an upload
+        r"if exchange\.answered_before_end\((_has_input\(conn\.sock\)|conn\.has_input\(\))\):",
+        r"exchange\.answered_early\(exc, (_has_input\(conn\.sock\)|conn\.has_input\(\)), upload\)",
         r"exchange\.discard\(\)(   # cancelled.*)?",
     ],
     "_Exchange.begin": [
