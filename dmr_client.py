@@ -8103,23 +8103,160 @@ def _cli_stats(terminal: _Terminal, args: Any, stats: Optional[AttrDict], reply:
     terminal.stderr.flush()
 
 
-_REPL_HELP = """commands (anything else is sent to the model):
+_REPL_HELP = """commands (a line of its own; anything else is sent to the model):
   /help     this list
   /reset    forget the conversation (the system message stays)
   /exit     leave (also /quit, /bye, Ctrl-D)
   //text    send a message that starts with "/"
-Ctrl-C stops an answer; the stopped turn is dropped from the conversation, the session goes on.
+A pasted block of lines is one message. Ctrl-C stops an answer; the stopped turn is dropped from the
+conversation, the session goes on.
 """
+
+
+class _Turns:
+    """What the person at the terminal says, a turn at a time (the conversation's input side).
+
+    A pasted block of lines is one turn: after a line, the lines already waiting on stdin (pasted
+    with it, or typed ahead) are read into the same turn; with GNU readline, bracketed paste also
+    puts a whole paste into the line being edited (sent at Enter) where escape codes are allowed.
+    A terminal hands over one line per read, so what select() sees waiting is exactly what was not
+    read yet.  The prompt goes to the terminal, never into a redirected stdout (`| tee log` gets
+    the answers only): input() edits with readline only when stdout is the terminal, so with stdout
+    redirected, fd 1 points at the terminal (stderr's, or /dev/tty) while a line is read; with no
+    terminal to show it on, the prompt goes to stderr.
+    """
+
+    PROMPT, MORE = ">>> ", "... "
+
+    def __init__(self, stdin: Any, stdout: Any, stderr: Any, escape_codes: bool = True):
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.ended = False   # Ctrl-D came in the middle of a pasted block: leave after its answer
+        self.screen: Optional[int] = None   # the terminal's fd that stands in for stdout while reading
+        self.opened = False
+        self.fd = self._fileno(stdin)
+        self.editing = False
+        if self.fd is not None and os.isatty(self.fd) and stdin is sys.stdin and stdout is sys.stdout:
+            out = self._fileno(stdout)
+            if out is not None and os.isatty(out):
+                self.editing = True
+            elif out == 1:
+                err = self._fileno(stderr)
+                if err is not None and os.isatty(err):
+                    self.screen = err
+                else:
+                    try:
+                        self.screen, self.opened = os.open("/dev/tty", os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), True
+                    except OSError:
+                        pass
+                self.editing = self.screen is not None
+        if self.editing:
+            try:
+                import readline   # line editing and history for input(), where the platform has it
+            except ImportError:
+                pass
+            else:
+                if escape_codes and "libedit" not in (readline.__doc__ or ""):
+                    readline.parse_and_bind("set enable-bracketed-paste on")   # Python turns it off
+
+    @staticmethod
+    def _fileno(stream: Any) -> Optional[int]:
+        try:
+            return stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self.opened and self.screen is not None:
+            os.close(self.screen)
+            self.screen = None
+
+    def turn(self) -> str:
+        """The next turn: a line, with the lines pasted with it (EOFError at Ctrl-D, KeyboardInterrupt
+        at Ctrl-C)."""
+        if self.ended:
+            raise EOFError
+        lines = [self._line(self.PROMPT)]
+        while self._waiting():
+            try:
+                lines.append(self._line(self.MORE))
+            except EOFError:
+                self.ended = True
+                break
+        return "\n".join(lines)
+
+    def _waiting(self) -> bool:
+        """Whether more input is already there (pasted with the line just read, or typed ahead)."""
+        if self.fd is None:
+            return False
+        try:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
+    def _line(self, prompt: str) -> str:
+        if not self.editing:   # no terminal to edit on: the prompt on stderr, the line from stdin
+            self.stderr.write(prompt)
+            self.stderr.flush()
+            line = self.stdin.readline()
+            if not line:
+                raise EOFError
+            return line[:-1] if line.endswith("\n") else line
+        if self.screen is None:
+            return input(prompt)
+        self.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(self.screen, 1)
+            return input(prompt)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _cli_first_check(client: Client, model: str) -> Tuple[Optional[str], bool]:
+    """What is wrong before the conversation's first message: (one line or None, whether to go on).
+
+    Nothing answering at the URL, or a key refused, ends it; a model DMR does not have ends it (DMR
+    answers chats only with the models it has); a model another server does not list is only said
+    (llama.cpp's server answers with its one model whatever the name)."""
+    kind = client.server_kind()
+    if kind is None:
+        return ("neither DMR nor an OpenAI-compatible server answers at %s: start DMR, or pass --base-url or set "
+                "%s (`dmr-client --debug ping` shows what was tried)" % (client.base_url, ENV_BASE_URL)), False
+    try:
+        client.model(model)
+    except NotFoundError:
+        if kind == "dmr":
+            return ("Docker Model Runner at %s has no model %s: `dmr-client pull %s` fetches it, `dmr-client "
+                    "models` lists what it has" % (client.base_url, model, model)), False
+        return ("(the server at %s does not list %s; sending to it anyway: `dmr-client models` lists what it "
+                "has)" % (client.base_url, model)), True
+    except APIStatusError as exc:
+        if exc.status_code in (401, 403) or exc.message.lower() == _UNCHECKED_KEY:
+            return _cli_words(str(exc)), False
+    except DMRError:
+        pass   # it answered server_kind(); the first message will say what else is wrong
+    return None, True
 
 
 def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
                       terminal: _Terminal, pictures: Sequence[Dict[str, Any]] = ()) -> int:
     """An interactive, multi-turn chat at a terminal; *pictures* go with the first message that is
-    answered."""
+    answered.  Answers go to stdout; the prompt, hints and errors to the terminal (see _Turns)."""
+    problem, go_on = _cli_first_check(client, args.model)
+    if problem:
+        sys.stderr.write(problem + "\n" if go_on else "dmr-client: %s\n" % problem)
+    if not go_on:
+        return EXIT_ERROR
+    turns = _Turns(sys.stdin, sys.stdout, sys.stderr, escape_codes=terminal.color)
     try:
-        import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
-    except ImportError:
-        pass
+        return _cli_turns(client, args, messages, params, terminal, pictures, turns)
+    finally:
+        turns.close()
+
+
+def _cli_turns(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
+               terminal: _Terminal, pictures: Sequence[Dict[str, Any]], turns: _Turns) -> int:
     start = list(messages)
     sys.stderr.write("Chatting with %s at %s. /help lists the commands, /exit or Ctrl-D leaves, Ctrl-C "
                      "stops an answer.\n" % (args.model, client.base_url))
@@ -8127,7 +8264,7 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
         sys.stderr.write("(%d picture%s will go with your first message)\n" % (len(pictures), "s" * (len(pictures) > 1)))
     while True:
         try:
-            line = input(">>> ")
+            line = turns.turn()
         except EOFError:
             sys.stderr.write("\n")
             return EXIT_OK
@@ -8159,7 +8296,7 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
             messages.pop()
             continue
         except DMRError as exc:
-            sys.stderr.write("dmr-client: %s\n" % exc)
+            sys.stderr.write("dmr-client: %s\n" % _cli_words(str(exc)))
             messages.pop()
             continue
         messages.append({"role": "assistant", "content": answer})

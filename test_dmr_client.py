@@ -5412,7 +5412,7 @@ class TestCLI(CLITestCase):
 class TestCLIInteractive(CLITestCase):
     """The conversation mode, driven through a pseudo-terminal as a person would."""
 
-    def spawn(self, *args, env=None):
+    def spawn(self, *args, env=None, stdout=None):
         import fcntl
         import termios
 
@@ -5421,7 +5421,7 @@ class TestCLIInteractive(CLITestCase):
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         fd, terminal = os.openpty()
         try:
-            process = subprocess.Popen(CLI + list(args), stdin=terminal, stdout=terminal,
+            process = subprocess.Popen(CLI + list(args), stdin=terminal, stdout=terminal if stdout is None else stdout,
                                        stderr=terminal, env=env or self.env(), preexec_fn=own_the_terminal)
         finally:
             os.close(terminal)
@@ -5487,14 +5487,15 @@ class TestCLIInteractive(CLITestCase):
     def test_help_and_unknown_commands_stay_local(self):
         pid, fd = self.spawn("chat", "-m", "ai/smollm2")
         self.read_until(fd, ">>> ")
+        checks = len(self.fake.requests)   # the server and the model, checked at the start
         os.write(fd, b"/help\n")
         self.assertIn("/reset", self.read_until(fd, ">>> "))
         os.write(fd, b"/nonsense\n")
         self.assertIn("unknown command /nonsense (not sent", self.read_until(fd, ">>> "))
-        self.assertEqual(self.fake.requests, [])
+        self.assertEqual(len(self.fake.requests), checks)
         os.write(fd, b"//etc is a folder\n")
         self.assertIn(PHRASE, self.read_until(fd, ">>> "))
-        self.assertEqual(len(self.fake.requests), 1)
+        self.assertEqual(len(self.fake.requests), checks + 1)
         self.assertEqual(self.last.json["messages"][-1]["content"], "/etc is a folder")
         os.write(fd, b"/exit\n")
         _, status = os.waitpid(pid, 0)
@@ -5521,6 +5522,89 @@ class TestCLIInteractive(CLITestCase):
         os.write(fd, b"\x04")   # Ctrl-D leaves
         _, status = os.waitpid(pid, 0)
         self.assertEqual(status >> 8, 0)
+
+    def exit_code(self, pid):
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
+
+    def chats(self):
+        return [request for request in self.fake.requests if request.path == self.PATH]
+
+    def test_a_pasted_block_is_one_turn(self):
+        env = self.env(TERM="xterm")
+        env.pop("NO_COLOR", None)
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", env=env)
+        self.assertIn("\x1b[?2004h", self.read_until(fd, ">>> "))   # bracketed paste asked of the terminal
+        os.write(fd, b"first line\nsecond line\n\nfourth line\n")   # a terminal without bracketed paste
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual([chat.json["messages"][-1]["content"] for chat in self.chats()],
+                         ["first line\nsecond line\n\nfourth line"])
+        os.write(fd, b"\x1b[200~pasted\nblock\x1b[201~")   # one with it: sent at Enter, not at each newline
+        self.read_until(fd, "block")
+        time.sleep(0.3)
+        self.assertEqual(len(self.chats()), 1)
+        os.write(fd, b"\r")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(self.last.json["messages"][-1], {"role": "user", "content": "pasted\nblock"})
+        os.write(fd, b"typed\n")
+        self.read_until(fd, ">>> ")
+        self.assertEqual([m["content"] for m in self.last.json["messages"] if m["role"] == "user"],
+                         ["first line\nsecond line\n\nfourth line", "pasted\nblock", "typed"])
+        os.write(fd, b"/exit\n")
+        self.assertEqual(self.exit_code(pid), 0)
+
+    def test_prompts_go_to_the_terminal_and_only_answers_to_a_redirected_stdout(self):
+        with tempfile.TemporaryFile() as log:   # `dmr-client chat -m M | tee log`
+            pid, fd = self.spawn("chat", "-m", "ai/smollm2", stdout=log)
+            self.assertIn("Chatting with ai/smollm2", self.read_until(fd, ">>> "))
+            os.write(fd, b"hi\n")
+            self.assertNotIn(PHRASE, self.read_until(fd, ">>> "))   # the answer went to stdout, the prompt here
+            os.write(fd, b"/help\n")
+            self.assertIn("/reset", self.read_until(fd, ">>> "))
+            os.write(fd, b"/exit\n")
+            self.assertEqual(self.exit_code(pid), 0)
+            log.seek(0)
+            self.assertEqual(log.read().decode(), PHRASE + "\n")
+
+    def test_the_server_and_the_model_are_checked_before_the_first_message(self):
+        nobody = "http://127.0.0.1:%d" % free_port()
+        for args, env, line in (
+                (["-m", "ai/smollm2"], self.env(DOCKER_MODEL_RUNNER_API_BASE=nobody),
+                 "dmr-client: neither DMR nor an OpenAI-compatible server answers at %s/engines/llama.cpp/v1: start "
+                 "DMR, or pass --base-url or set DOCKER_MODEL_RUNNER_API_BASE" % nobody),
+                (["-m", "ai/absent"], None, "dmr-client: Docker Model Runner at %s/engines/llama.cpp/v1 has no model "
+                 "ai/absent: `dmr-client pull ai/absent` fetches it, `dmr-client models` lists what it has"
+                 % self.fake.url)):
+            with self.subTest(line=line):
+                pid, fd = self.spawn("chat", *args, env=env)
+                screen = self.read_until(fd, "\n")
+                self.assertEqual(self.exit_code(pid), 1)
+                self.assertIn(line, screen)
+                self.assertEqual(screen.count("\n"), 1, screen)
+                self.assertNotIn(">>>", screen)
+        self.assertEqual(self.chats(), [])
+        self.fake.script("/", text_reply(404, "404 page not found"))   # llama.cpp's server answers any model name
+        pid, fd = self.spawn("chat", "-m", "ai/absent")
+        screen = self.read_until(fd, ">>> ")
+        self.assertIn("(the server at %s/engines/llama.cpp/v1 does not list ai/absent; sending to it anyway" %
+                      self.fake.url, screen)
+        os.write(fd, b"/exit\n")
+        self.assertEqual(self.exit_code(pid), 0)
+
+    def test_errors_in_a_turn_speak_the_command_line(self):
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2")
+        self.read_until(fd, ">>> ")
+        self.fake.models.discard("ai/smollm2")   # removed while the conversation goes on
+        os.write(fd, b"still there?\n")
+        screen = self.read_until(fd, ">>> ")
+        self.assertIn("run `dmr-client pull ai/smollm2`", screen)
+        self.assertNotIn("docker model", screen)
+        self.fake.models.add("ai/smollm2")
+        os.write(fd, b"and now?\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "and now?"}])
+        os.write(fd, b"/exit\n")
+        self.assertEqual(self.exit_code(pid), 0)
 
     def test_pull_progress_bar_at_a_terminal(self):
         self.fake.script("/models/create", pull_reply(["progress", "progress", "progress", "success"]))
