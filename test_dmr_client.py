@@ -5426,6 +5426,8 @@ class TestCLIInteractive(CLITestCase):
         finally:
             os.close(terminal)
         self.addCleanup(self._reap, process, fd)
+        self.processes = getattr(self, "processes", {})
+        self.processes[process.pid] = process
         return process.pid, fd
 
     def _reap(self, process, fd):
@@ -5523,9 +5525,8 @@ class TestCLIInteractive(CLITestCase):
         _, status = os.waitpid(pid, 0)
         self.assertEqual(status >> 8, 0)
 
-    def exit_code(self, pid):
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
+    def exit_code(self, pid, timeout=20):
+        return self.processes[pid].wait(timeout)
 
     def chats(self):
         return [request for request in self.fake.requests if request.path == self.PATH]
@@ -5617,6 +5618,53 @@ class TestCLIInteractive(CLITestCase):
         self.assertEqual(status >> 8, 0)
 
     PATH = "/engines/llama.cpp/v1/chat/completions"
+
+
+# ---------------------------------------------------------------------------
+# Command line: chat
+# ---------------------------------------------------------------------------
+
+
+@unittest.skipUnless(hasattr(os, "openpty") and sys.platform != "win32", "needs a pseudo-terminal")
+class TestConversationTurns(unittest.TestCase):
+    """What the conversation takes as one turn, read from a real terminal (a pty, in-process): the
+    lines a paste or type-ahead left waiting go with the line read."""
+
+    def turns(self, *steps):
+        """Each step: (bytes the person sends, the turn expected, or EOFError)."""
+        import io
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        stdin = os.fdopen(slave, "r", encoding="utf-8")
+        self.addCleanup(stdin.close)
+        stderr = io.StringIO()
+        turns = dmr_client._Turns(stdin, io.StringIO(), stderr)
+        self.assertFalse(turns.editing)   # not the process's stdin: prompts on stderr, lines from stdin
+        for sent, expected in steps:
+            os.write(master, sent)
+            if expected is EOFError:
+                self.assertRaises(EOFError, turns.turn)
+            else:
+                self.assertEqual(turns.turn(), expected)
+        return stderr.getvalue()
+
+    def test_table(self):
+        for steps, prompts in (
+                ([(b"one\n", "one"), (b"two\n", "two")], ">>> >>> "),
+                ([(b"one\ntwo\n\nfour\n", "one\ntwo\n\nfour"), (b"next\n", "next")], ">>> ... ... ... >>> "),
+                ([(b"/help\n", "/help"), (b"\x04", EOFError)], ">>> >>> "),
+                ([(b"a\nb\n\x04", "a\nb"), (b"unread\n", EOFError)], ">>> ... ... "),   # Ctrl-D in a paste: its turn, then out
+                ([(b"  indented\n\tcode\n", "  indented\n\tcode")], ">>> ... ")):
+            with self.subTest(steps=steps):
+                self.assertEqual(self.turns(*steps), prompts)
+
+    def test_without_a_terminal_a_line_is_a_turn(self):
+        import io
+
+        turns = dmr_client._Turns(io.StringIO("one\ntwo\n"), io.StringIO(), io.StringIO())
+        self.assertEqual([turns.turn(), turns.turn()], ["one", "two"])
+        self.assertRaises(EOFError, turns.turn)
 
 
 # ---------------------------------------------------------------------------
