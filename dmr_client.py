@@ -2050,6 +2050,15 @@ class ChatFold:
         self._calls: Dict[int, Dict[int, Any]] = {}
         self._unfinished = 0
         self._missing: Tuple[str, ...] = ("id", "created", "model", "system_fingerprint")
+        self._pieces = 0   # non-empty text pieces in joined blocks, and tool-call fragments: see pieces
+
+    @property
+    def pieces(self) -> int:
+        """How many pieces of answer the chunks carried: non-empty text deltas and tool-call
+        fragments (about a token each), not the role, finish or usage chunks.  Counted when
+        pieces are joined, off the per-chunk path."""
+        waiting = sum(len(parts) - parts.count("") for _, texts in self._states.values() for parts in texts.values())
+        return self._pieces + waiting
 
     @property
     def complete(self) -> bool:
@@ -2118,7 +2127,9 @@ class ChatFold:
         """A delta field that is not text: tool calls, a function call, or a value to keep."""
         if key == "tool_calls":
             _merge_tool_calls(self._calls.setdefault(index, {}), value)
+            self._pieces += 1
         elif key == "function_call" and isinstance(value, dict):
+            self._pieces += 1
             message = folded["message"]
             call = message.get("function_call")
             if call is None:
@@ -2162,6 +2173,7 @@ class ChatFold:
             for key, parts in texts.items():
                 if parts:
                     blocks.setdefault(key, []).append("".join(parts))
+                    self._pieces += len(parts) - parts.count("")
                     parts.clear()
 
     def _joined(self, index: int, key: str) -> str:
@@ -3106,8 +3118,10 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
     its own prompt and generation rates), else from *elapsed* (seconds from
     sending the request to the end of the answer), *first_token* (seconds to
     the first streamed bytes) and ``usage`` (``source`` "client"); a stream
-    without ``usage`` counts its *chunks* as tokens (``source`` "client,
-    chunks counted").  Figures that cannot be known are None.
+    without ``usage`` counts as tokens its *chunks* that carried text or a tool
+    call's piece (ChatFold.pieces; ``source`` "client, chunks counted").  The
+    token counts come from ``usage``, else from ``timings`` (``prompt_tokens``:
+    cached plus new prompt tokens).  Figures that cannot be known are None.
     """
     usage: Mapping[str, Any] = reply["usage"] if isinstance(reply.get("usage"), dict) else {}
     stats = AttrDict(source=None, time_to_first_token_s=first_token, total_s=elapsed,
@@ -3120,9 +3134,11 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
         stats["generated_tokens_per_s"] = timings["predicted_per_second"]
         if stats.completion_tokens is None:
             stats["completion_tokens"] = timings.get("predicted_n")
-        counts = [timings.get(key) for key in ("cache_n", "prompt_n", "predicted_n")]
-        if stats.context_tokens is None and all(isinstance(count, int) for count in counts):
-            stats["context_tokens"] = sum(counts)   # cached + new prompt tokens + generated ones
+        cached, prompt, predicted = [timings.get(key) for key in ("cache_n", "prompt_n", "predicted_n")]
+        if stats.prompt_tokens is None and isinstance(prompt, int):
+            stats["prompt_tokens"] = prompt + (cached if isinstance(cached, int) else 0)   # cached + new ones
+        if stats.context_tokens is None and all(isinstance(count, int) for count in (cached, prompt, predicted)):
+            stats["context_tokens"] = cached + prompt + predicted   # cached + new prompt tokens + generated ones
         prompt_ms, predicted_ms = timings.get("prompt_ms"), timings.get("predicted_ms")
         if first_token is None and isinstance(prompt_ms, (int, float)):
             stats["time_to_first_token_s"] = prompt_ms / 1000.0
@@ -5661,7 +5677,7 @@ class _StreamState:
         started, first, ended = tracker.started, tracker.first_at, tracker.ended_at
         elapsed = ended - started if started is not None and ended is not None else None
         first_token = first - started if started is not None and first is not None else None
-        return self._Fold.result_type.timed(result, elapsed, first_token, tracker.chunks_received)
+        return self._Fold.result_type.timed(result, elapsed, first_token, tracker.fold.pieces)
 
     def _tracker_for(self, exchange: Any, started: Optional[float]) -> StreamTracker:
         tracker = StreamTracker(self._Fold(), exchange.url)
@@ -7718,16 +7734,21 @@ def _cli_parser(argparse: Any) -> Any:
     chat = commands.add_parser("chat", help="chat with a model (interactive without a prompt at a terminal)",
                                description="Stream a model's answer to PROMPT. PROMPT '-', or no PROMPT with "
                                "piped stdin, reads stdin; PROMPT with piped stdin sends both (the prompt, a "
-                               "blank line, then stdin). No PROMPT at a terminal starts a conversation "
-                               "(/help lists its commands; Ctrl-C stops an answer).")
+                               "blank line, then stdin). No PROMPT at a terminal starts a conversation: a pasted "
+                               "block of lines is one message, only answers go to stdout (/help lists its "
+                               "commands; Ctrl-C stops an answer).")
     chat.add_argument("-m", "--model", required=True, help="model, e.g. ai/smollm2")
     chat.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin)")
     chat.add_argument("--system", help="system message")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=float,
+                      help="sampling temperature: 0 picks the likeliest tokens, higher varies more (default: the "
+                           "server's)")
+    chat.add_argument("--max-tokens", type=int, metavar="N",
+                      help="stop the answer after N tokens (default: the server's limit)")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     chat.add_argument("--json", action="store_true",
-                      help="print the raw response (one JSON chunk per line when streaming)")
+                      help="print the raw response, thinking (reasoning_content) included (one JSON chunk per "
+                           "line when streaming)")
     chat.add_argument("--schema", metavar="FILE.json",
                       help="ask for an answer in this JSON Schema and print it as checked JSON (waits for "
                            "the whole answer; --json prints the raw response)")
@@ -7780,13 +7801,14 @@ def _cli_parser(argparse: Any) -> Any:
         description="Set how DMR runs MODEL (as `docker model configure`), or --show what is set. A loaded "
                     "model keeps its settings: --reload unloads it, configures it and loads it again.")
     configure.add_argument("model", nargs="?")
-    configure.add_argument("--context-size", type=int, metavar="TOKENS")
+    configure.add_argument("--context-size", type=int, metavar="TOKENS",
+                           help="the context window: prompt and answer together")
     configure.add_argument("--keep-alive", metavar="DURATION", help="idle time before unloading: 5m, 1h, -1 "
                            "(never), 0 (at once)")
     configure.add_argument("--runtime-flag", action="append", dest="runtime_flags", metavar="FLAG",
                            help="an extra engine flag (repeatable): --runtime-flag=--threads --runtime-flag=4")
     configure.add_argument("--reasoning-budget", type=int, metavar="TOKENS", help="-1 unlimited, 0 no thinking")
-    configure.add_argument("--mode", choices=RUNNER_MODES)
+    configure.add_argument("--mode", choices=RUNNER_MODES, help="what the model is run for")
     configure.add_argument("--reload", action="store_true", help="unload, configure, load again")
     configure.add_argument("--show", action="store_true", help="print what is configured (for MODEL, or all)")
     configure.add_argument("--json", action="store_true", help="with --show: the raw entries")
@@ -7809,7 +7831,7 @@ def _cli_parser(argparse: Any) -> Any:
 
     metrics = commands.add_parser("metrics", help="DMR's Prometheus metrics", description="Print DMR's metrics, "
                                   "one sample a line (--json: {name: [[labels, value]]}).")
-    metrics.add_argument("--json", action="store_true")
+    metrics.add_argument("--json", action="store_true", help="print {name: [[labels, value]]} as JSON")
     metrics.set_defaults(run=_cli_metrics)
 
     logs = commands.add_parser("logs", help="DMR's log", description="Print DMR's log; -f follows it.")
@@ -7867,7 +7889,10 @@ def _columns() -> int:
 
 
 class _Spinner:
-    """'loading model…' on stderr while the first token is late (a model load), terminals only."""
+    """'loading model... 12s' on stderr while the first token is late (a model load), terminals only
+    (the README quotes WORDS)."""
+
+    WORDS = "loading model..."
 
     def __init__(self, terminal: _Terminal, delay: float = 1.0):
         self.terminal = terminal
@@ -7890,7 +7915,7 @@ class _Spinner:
         tick = 0
         while not self.done.wait(0.1):
             self.shown = True
-            self.terminal.status("%s loading model... %ds" % (frames[tick % 4], time.monotonic() - started))
+            self.terminal.status("%s %s %ds" % (frames[tick % 4], self.WORDS, time.monotonic() - started))
             tick += 1
 
     def stop(self) -> None:
@@ -8093,11 +8118,12 @@ def _cli_stats(terminal: _Terminal, args: Any, stats: Optional[AttrDict], reply:
         return "?" if value is None else "%.*f %s" % (digits, value, unit)
     def count(value: Any) -> str:
         return "?" if value is None else str(value)
-    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s tokens generated, %s of the "
-                          "context used, in %s (%s)\n" % (
+    # The context's size is not in the answer: the tokens it holds are said, not "of how many".
+    context = "" if stats.context_tokens is None else ", %s context tokens used" % stats.context_tokens
+    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s tokens generated%s, in %s (%s)\n" % (
         figure(stats.time_to_first_token_s, "s", 2), figure(stats.prompt_tokens_per_s, "tokens/s"),
-        figure(stats.generated_tokens_per_s, "tokens/s"), count(stats.completion_tokens),
-        count(stats.context_tokens), figure(stats.total_s, "s", 2),
+        figure(stats.generated_tokens_per_s, "tokens/s"), count(stats.completion_tokens), context,
+        figure(stats.total_s, "s", 2),
         "measured by the server" if stats.source == "server"
         else "measured here" if stats.source else "not measured"))
     terminal.stderr.flush()

@@ -2071,6 +2071,30 @@ class TestFoldChatChunks(unittest.TestCase):
         self.assertEqual((folded.choices[0].text, folded.choices[0].finish_reason), ("ab", "length"))
 
 
+class TestFoldPieces(unittest.TestCase):
+    """ChatFold.pieces: what a stream without usage counts as its tokens."""
+
+    def test_table(self):
+        def chunk(delta=None, finish=None, index=0):
+            return {"choices": [{"index": index, "delta": delta or {}, "finish_reason": finish}]}
+        role = chunk({"role": "assistant", "content": None})
+        for chunks, pieces in (
+                ([role, chunk({"content": "Hel"}), chunk({"content": "lo"}), chunk(finish="stop")], 2),
+                ([chunk({"role": "assistant", "content": ""}), chunk({"content": "Hi"}), chunk(finish="stop"),
+                  {"choices": [], "usage": {"completion_tokens": 1}}], 1),
+                ([chunk({"reasoning_content": "hm"}), chunk({"content": "Yes"}), chunk({"content": ""})], 2),
+                ([chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]}),
+                  chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}), chunk(finish="tool_calls")], 2),
+                ([chunk({"content": "a"}, index=0), chunk({"content": "b"}, index=1)], 2),
+                ([chunk({"content": "x"})] * 1100 + [chunk(finish="stop")], 1100)):   # past a joined block
+            with self.subTest(chunks=chunks[:4]):
+                fold = dmr_client.ChatFold()
+                for one in chunks:
+                    fold.add(one)
+                self.assertEqual(fold.pieces, pieces)
+                self.assertEqual(fold.chunks, len(chunks))
+
+
 class TestParsePullLine(unittest.TestCase):
     def test_lines(self):
         event = dmr_client.parse_pull_line('{"type":"progress","total":10,"layer":{"current":5}}\n')
@@ -2434,6 +2458,12 @@ class TestRunningRules(unittest.TestCase):
         self.assertIsNone(stats.context_tokens)   # no total_tokens and no cache_n: unknown
         timings["cache_n"] = 1
         self.assertEqual(dmr_client.speed_stats({"timings": timings}).context_tokens, 30)
+        for reply, prompt_tokens in (({"timings": timings}, 21),   # a stream without usage: cached + new
+                                     ({"timings": dict(timings, cache_n=None)}, 20),
+                                     ({"timings": dict(timings, prompt_n=None)}, None),
+                                     ({"usage": {"prompt_tokens": 7}, "timings": timings}, 7)):   # usage first
+            with self.subTest(reply=reply):
+                self.assertEqual(dmr_client.speed_stats(reply).prompt_tokens, prompt_tokens)
         stats = dmr_client.speed_stats({"usage": usage, "timings": timings}, elapsed=0.5, first_token=0.2)
         self.assertEqual((stats.source, stats.time_to_first_token_s, stats.total_s), ("server", 0.2, 0.5))
         stats = dmr_client.speed_stats({"usage": usage}, elapsed=1.0, first_token=0.1)
@@ -4447,7 +4477,13 @@ class TestRunningModels(FakeDMRTestCase):
                          sse_reply(events))
         stats = client.chat("ai/smollm2", HI, stream=True).final().stats
         self.assertEqual(stats.source, "client, chunks counted")
-        self.assertGreater(stats.completion_tokens, 0)
+        self.assertEqual(stats.completion_tokens, 8)   # the 8 text chunks, not the role or finish chunks
+        self.fake.script(CHAT_PATH, sse_reply(sse_events("chat-stream.http")))
+        with client.chat("ai/smollm2", HI, stream=True) as stream:   # usage in the last chunk, after the finish
+            for _ in stream:
+                pass
+        self.assertEqual((stream.stats.prompt_tokens, stream.stats.completion_tokens, stream.stats.context_tokens),
+                         (27, 9, 36))
 
     def test_think_maps_to_the_template_switch(self):
         client = self.client()
@@ -4985,6 +5021,37 @@ class TestCommandLineParams(unittest.TestCase):
                 self.assertIn(repr(param), str(caught.exception))
 
 
+class TestCommandLineDocs(unittest.TestCase):
+    """The README and --help say what the command line does, to the letter (no process)."""
+
+    def setUp(self):
+        import argparse
+
+        self.parser = dmr_client._cli_parser(argparse)
+        self.commands = [action for action in self.parser._actions
+                         if isinstance(action, argparse._SubParsersAction)][0].choices
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            self.readme = f.read()
+
+    def test_every_command_is_in_the_readme_table(self):
+        table = self.readme.split("| command | does |", 1)[1].split("\n\n", 1)[0]
+        listed = re.findall(r"^\| `(\w+)", table, re.M)
+        self.assertEqual(sorted(listed), sorted(self.commands))
+
+    def test_every_option_has_help(self):
+        self.assertEqual([(name, action.option_strings) for name, command in self.commands.items()
+                          for action in command._actions if action.option_strings and not action.help], [])
+
+    def test_the_spinner_says_what_the_readme_says(self):
+        self.assertIn("`%s 12s`" % dmr_client._Spinner.WORDS, self.readme)
+
+    def test_the_first_screen_says_what_the_tests_cost(self):
+        first = re.search(r"^```sh\n(.*?)^```", self.readme, re.M | re.S).group(1)
+        self.assertIn("python3 dmr_client.py chat -m", first)
+        self.assertRegex(first, r"about \d+ s; the slow and real-server tiers\n# show as skipped[^\n]*\n"
+                                r"python3 -m unittest")
+
+
 @SLOW_TIER
 class CLITestCase(FakeDMRTestCase):
     """The command line as a user runs it: a subprocess against the fake DMR."""
@@ -5384,7 +5451,7 @@ class TestCLI(CLITestCase):
         stats = self.run_cli("chat", "-m", "ai/smollm2", "--stats", "Hi")
         self.assertEqual(stats.stdout, PHRASE + "\n")
         self.assertRegex(stats.stderr, r"^\[stats\] first token [\d.]+ s, prompt [\d.]+ tokens/s, generation "
-                                       r"[\d.]+ tokens/s; 9 tokens generated, 36 of the context used, in [\d.]+ s "
+                                       r"[\d.]+ tokens/s; 9 tokens generated, 36 context tokens used, in [\d.]+ s "
                                        r"\(measured by the server\)\n$")
         self.fake.script(self.PATH, sse_reply(sse_events("chat-stream-reasoning.http")))
         thought = self.run_cli("chat", "-m", "ai/smollm2", "--think", "Hi")
@@ -5396,6 +5463,10 @@ class TestCLI(CLITestCase):
         self.assertEqual(self.fake.requests[-1].json["chat_template_kwargs"], {"enable_thinking": False})
         self.assertEqual(as_json.stderr, "")
         self.assertTrue(all(json.loads(line) for line in as_json.stdout.splitlines()))
+        # --json is the raw response: the thinking is in it, as the README and --help say
+        self.assertTrue(any(chunk["choices"] and chunk["choices"][0]["delta"].get("reasoning_content")
+                            for chunk in map(json.loads, as_json.stdout.splitlines())))
+        self.assertIn("thinking (reasoning_content) included", " ".join(self.run_cli("chat", "--help").stdout.split()))
 
     def test_same_program_three_ways(self):
         by_file = subprocess.run([sys.executable, MODULE, "--version"], capture_output=True, text=True,
@@ -5623,6 +5694,28 @@ class TestCLIInteractive(CLITestCase):
 # ---------------------------------------------------------------------------
 # Command line: chat
 # ---------------------------------------------------------------------------
+
+
+class TestStatsLine(unittest.TestCase):
+    """chat --stats: the line it writes on stderr (no process)."""
+
+    def test_table(self):
+        import io
+        import types
+
+        server = dmr_client.speed_stats({"usage": {"prompt_tokens": 27, "completion_tokens": 9, "total_tokens": 36},
+                                         "timings": {"predicted_per_second": 50.0, "prompt_per_second": 200.0}},
+                                        elapsed=0.5, first_token=0.25)
+        counted = dmr_client.speed_stats({}, elapsed=1.0, first_token=0.5, chunks=8)
+        for stats, line in (
+                (server, "[stats] first token 0.25 s, prompt 200.0 tokens/s, generation 50.0 tokens/s; 9 tokens "
+                         "generated, 36 context tokens used, in 0.50 s (measured by the server)\n"),
+                (counted, "[stats] first token 0.50 s, prompt ?, generation 16.0 tokens/s; 8 tokens "
+                          "generated, in 1.00 s (measured here)\n")):   # the context's use unknown: not said
+            with self.subTest(line=line):
+                terminal = types.SimpleNamespace(stderr=io.StringIO())
+                dmr_client._cli_stats(terminal, types.SimpleNamespace(stats=True), stats, {})
+                self.assertEqual(terminal.stderr.getvalue(), line)
 
 
 @unittest.skipUnless(hasattr(os, "openpty") and sys.platform != "win32", "needs a pseudo-terminal")
