@@ -3137,7 +3137,8 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
         cached, prompt, predicted = [timings.get(key) for key in ("cache_n", "prompt_n", "predicted_n")]
         if stats.prompt_tokens is None and isinstance(prompt, int):
             stats["prompt_tokens"] = prompt + (cached if isinstance(cached, int) else 0)   # cached + new ones
-        if stats.context_tokens is None and all(isinstance(count, int) for count in (cached, prompt, predicted)):
+        if stats.context_tokens is None and isinstance(cached, int) and isinstance(prompt, int) \
+                and isinstance(predicted, int):
             stats["context_tokens"] = cached + prompt + predicted   # cached + new prompt tokens + generated ones
         prompt_ms, predicted_ms = timings.get("prompt_ms"), timings.get("predicted_ms")
         if first_token is None and isinstance(prompt_ms, (int, float)):
