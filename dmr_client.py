@@ -36,9 +36,12 @@ sections, each a banner below, in this order (a test holds the two together):
     Pure rules: contexts and TLS  which Model Runner and which TLS checks, resolved as `docker model`
                                   resolves them (contexts.json, MODEL_RUNNER_TLS*): _resolve_endpoint
     Pure rules: streams           ChatFold / CompletionFold (fold as chunks pass); the item
-                                  sources, one contract (_ItemSource): StreamTracker (body bytes
-                                  in, chunks out, completeness), PullTracker, LogLines and
-                                  ServerEvents (followed resources); LineSplitter
+                                  sources, one contract (_ItemSource); StreamTracker (body bytes
+                                  in, chunks out, completeness)
+    Pure rules: lines, pulls, logs and events
+                                  LineSplitter; the other item sources: PullTracker, a model's tar
+                                  (_TarBytes), LogLines and ServerEvents (followed resources),
+                                  ResponseTracker
     Pure rules: retries           retry_wait(): the whole retry policy
     Pure rules: hints             _error_hint(): what to tell the user about a status
     Pure rules: media             image(), audio(), user(): pictures and sound in messages, their
@@ -2369,6 +2372,15 @@ class ChatFold:
         self._calls: Dict[int, Dict[int, Any]] = {}
         self._unfinished = 0
         self._missing: Tuple[str, ...] = ("id", "created", "model", "system_fingerprint")
+        self._pieces = 0   # non-empty text pieces in joined blocks, and tool-call fragments: see pieces
+
+    @property
+    def pieces(self) -> int:
+        """How many pieces of answer the chunks carried: non-empty text deltas and tool-call
+        fragments (about a token each), not the role, finish or usage chunks.  Counted when
+        pieces are joined, off the per-chunk path."""
+        waiting = sum(len(parts) - parts.count("") for _, texts in self._states.values() for parts in texts.values())
+        return self._pieces + waiting
 
     @property
     def complete(self) -> bool:
@@ -2437,7 +2449,9 @@ class ChatFold:
         """A delta field that is not text: tool calls, a function call, or a value to keep."""
         if key == "tool_calls":
             _merge_tool_calls(self._calls.setdefault(index, {}), value)
+            self._pieces += 1
         elif key == "function_call" and isinstance(value, dict):
+            self._pieces += 1
             message = folded["message"]
             call = message.get("function_call")
             if call is None:
@@ -2481,6 +2495,7 @@ class ChatFold:
             for key, parts in texts.items():
                 if parts:
                     blocks.setdefault(key, []).append("".join(parts))
+                    self._pieces += len(parts) - parts.count("")
                     parts.clear()
 
     def _joined(self, index: int, key: str) -> str:
@@ -2768,6 +2783,11 @@ class StreamTracker(_ItemSource):
         message, error_type, code = parse_error_body(data)
         return StreamError(message or "the server reported an error without a message", body=data,
                            error_type=error_type, code=code, chunks_received=self.chunks_received)
+
+
+# ---------------------------------------------------------------------------
+# Pure rules: lines, pulls, logs and events
+# ---------------------------------------------------------------------------
 
 
 class LineSplitter:
@@ -3480,8 +3500,10 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
     its own prompt and generation rates), else from *elapsed* (seconds from
     sending the request to the end of the answer), *first_token* (seconds to
     the first streamed bytes) and ``usage`` (``source`` "client"); a stream
-    without ``usage`` counts its *chunks* as tokens (``source`` "client,
-    chunks counted").  Figures that cannot be known are None.
+    without ``usage`` counts as tokens its *chunks* that carried text or a tool
+    call's piece (ChatFold.pieces; ``source`` "client, chunks counted").  The
+    token counts come from ``usage``, else from ``timings`` (``prompt_tokens``:
+    cached plus new prompt tokens).  Figures that cannot be known are None.
     """
     usage: Mapping[str, Any] = reply["usage"] if isinstance(reply.get("usage"), dict) else {}
     stats = AttrDict(source=None, time_to_first_token_s=first_token, total_s=elapsed,
@@ -3494,9 +3516,12 @@ def speed_stats(reply: Mapping[str, Any], *, elapsed: Optional[float] = None, fi
         stats["generated_tokens_per_s"] = timings["predicted_per_second"]
         if stats.completion_tokens is None:
             stats["completion_tokens"] = timings.get("predicted_n")
-        counts = [timings.get(key) for key in ("cache_n", "prompt_n", "predicted_n")]
-        if stats.context_tokens is None and all(isinstance(count, int) for count in counts):
-            stats["context_tokens"] = sum(counts)   # cached + new prompt tokens + generated ones
+        cached, prompt, predicted = [timings.get(key) for key in ("cache_n", "prompt_n", "predicted_n")]
+        if stats.prompt_tokens is None and isinstance(prompt, int):
+            stats["prompt_tokens"] = prompt + (cached if isinstance(cached, int) else 0)   # cached + new ones
+        if stats.context_tokens is None and isinstance(cached, int) and isinstance(prompt, int) \
+                and isinstance(predicted, int):
+            stats["context_tokens"] = cached + prompt + predicted   # cached + new prompt tokens + generated ones
         prompt_ms, predicted_ms = timings.get("prompt_ms"), timings.get("predicted_ms")
         if first_token is None and isinstance(prompt_ms, (int, float)):
             stats["time_to_first_token_s"] = prompt_ms / 1000.0
@@ -6217,7 +6242,7 @@ class _StreamState:
         started, first, ended = tracker.started, tracker.first_at, tracker.ended_at
         elapsed = ended - started if started is not None and ended is not None else None
         first_token = first - started if started is not None and first is not None else None
-        return self._Fold.result_type.timed(result, elapsed, first_token, tracker.chunks_received)
+        return self._Fold.result_type.timed(result, elapsed, first_token, tracker.fold.pieces)
 
     def _tracker_for(self, exchange: Any, started: Optional[float]) -> StreamTracker:
         tracker = StreamTracker(self._Fold(), exchange.url)
@@ -8864,16 +8889,21 @@ def _cli_parser(argparse: Any) -> Any:
     chat = commands.add_parser("chat", help="chat with a model (interactive without a prompt at a terminal)",
                                description="Stream a model's answer to PROMPT. PROMPT '-', or no PROMPT with "
                                "piped stdin, reads stdin; PROMPT with piped stdin sends both (the prompt, a "
-                               "blank line, then stdin). No PROMPT at a terminal starts a conversation "
-                               "(/help lists its commands; Ctrl-C stops an answer).")
+                               "blank line, then stdin). No PROMPT at a terminal starts a conversation: a pasted "
+                               "block of lines is one message, only answers go to stdout (/help lists its "
+                               "commands; Ctrl-C stops an answer).")
     chat.add_argument("-m", "--model", required=True, help="model, e.g. ai/smollm2")
     chat.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin)")
     chat.add_argument("--system", help="system message")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=float,
+                      help="sampling temperature: 0 picks the likeliest tokens, higher varies more (default: the "
+                           "server's)")
+    chat.add_argument("--max-tokens", type=int, metavar="N",
+                      help="stop the answer after N tokens (default: the server's limit)")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     chat.add_argument("--json", action="store_true",
-                      help="print the raw response (one JSON chunk per line when streaming)")
+                      help="print the raw response, thinking (reasoning_content) included (one JSON chunk per "
+                           "line when streaming)")
     chat.add_argument("--schema", metavar="FILE.json",
                       help="ask for an answer in this JSON Schema and print it as checked JSON (waits for "
                            "the whole answer; --json prints the raw response)")
@@ -8952,13 +8982,14 @@ def _cli_parser(argparse: Any) -> Any:
         description="Set how DMR runs MODEL (as `docker model configure`), or --show what is set. A loaded "
                     "model keeps its settings: --reload unloads it, configures it and loads it again.")
     configure.add_argument("model", nargs="?")
-    configure.add_argument("--context-size", type=int, metavar="TOKENS")
+    configure.add_argument("--context-size", type=int, metavar="TOKENS",
+                           help="the context window: prompt and answer together")
     configure.add_argument("--keep-alive", metavar="DURATION", help="idle time before unloading: 5m, 1h, -1 "
                            "(never), 0 (at once)")
     configure.add_argument("--runtime-flag", action="append", dest="runtime_flags", metavar="FLAG",
                            help="an extra engine flag (repeatable): --runtime-flag=--threads --runtime-flag=4")
     configure.add_argument("--reasoning-budget", type=int, metavar="TOKENS", help="-1 unlimited, 0 no thinking")
-    configure.add_argument("--mode", choices=RUNNER_MODES)
+    configure.add_argument("--mode", choices=RUNNER_MODES, help="what the model is run for")
     configure.add_argument("--reload", action="store_true", help="unload, configure, load again")
     configure.add_argument("--show", action="store_true", help="print what is configured (for MODEL, or all)")
     configure.add_argument("--json", action="store_true", help="with --show: the raw entries")
@@ -8981,7 +9012,7 @@ def _cli_parser(argparse: Any) -> Any:
 
     metrics = commands.add_parser("metrics", help="DMR's Prometheus metrics", description="Print DMR's metrics, "
                                   "one sample a line (--json: {name: [[labels, value]]}).")
-    metrics.add_argument("--json", action="store_true")
+    metrics.add_argument("--json", action="store_true", help="print {name: [[labels, value]]} as JSON")
     metrics.set_defaults(run=_cli_metrics)
 
     logs = commands.add_parser("logs", help="DMR's log", description="Print DMR's log; -f follows it.")
@@ -9047,7 +9078,10 @@ def _columns() -> int:
 
 
 class _Spinner:
-    """'loading model…' on stderr while the first token is late (a model load), terminals only."""
+    """'loading model... 12s' on stderr while the first token is late (a model load), terminals only
+    (the README quotes WORDS)."""
+
+    WORDS = "loading model..."
 
     def __init__(self, terminal: _Terminal, delay: float = 1.0):
         self.terminal = terminal
@@ -9070,7 +9104,7 @@ class _Spinner:
         tick = 0
         while not self.done.wait(0.1):
             self.shown = True
-            self.terminal.status("%s loading model... %ds" % (frames[tick % 4], time.monotonic() - started))
+            self.terminal.status("%s %s %ds" % (frames[tick % 4], self.WORDS, time.monotonic() - started))
             tick += 1
 
     def stop(self) -> None:
@@ -9304,33 +9338,171 @@ def _cli_stats(terminal: _Terminal, args: Any, stats: Optional[AttrDict], reply:
         return "?" if value is None else "%.*f %s" % (digits, value, unit)
     def count(value: Any) -> str:
         return "?" if value is None else str(value)
-    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s tokens generated, %s of the "
-                          "context used, in %s (%s)\n" % (
+    # The context's size is not in the answer: the tokens it holds are said, not "of how many".
+    context = "" if stats.context_tokens is None else ", %s context tokens used" % stats.context_tokens
+    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s tokens generated%s, in %s (%s)\n" % (
         figure(stats.time_to_first_token_s, "s", 2), figure(stats.prompt_tokens_per_s, "tokens/s"),
-        figure(stats.generated_tokens_per_s, "tokens/s"), count(stats.completion_tokens),
-        count(stats.context_tokens), figure(stats.total_s, "s", 2),
+        figure(stats.generated_tokens_per_s, "tokens/s"), count(stats.completion_tokens), context,
+        figure(stats.total_s, "s", 2),
         "measured by the server" if stats.source == "server"
         else "measured here" if stats.source else "not measured"))
     terminal.stderr.flush()
 
 
-_REPL_HELP = """commands (anything else is sent to the model):
+_REPL_HELP = """commands (a line of its own; anything else is sent to the model):
   /help     this list
   /reset    forget the conversation (the system message stays)
   /exit     leave (also /quit, /bye, Ctrl-D)
   //text    send a message that starts with "/"
-Ctrl-C stops an answer; the stopped turn is dropped from the conversation, the session goes on.
+A pasted block of lines is one message. Ctrl-C stops an answer; the stopped turn is dropped from the
+conversation, the session goes on.
 """
+
+
+class _Turns:
+    """What the person at the terminal says, a turn at a time (the conversation's input side).
+
+    A pasted block of lines is one turn: after a line, the lines already waiting on stdin (pasted
+    with it, or typed ahead) are read into the same turn; with GNU readline, bracketed paste also
+    puts a whole paste into the line being edited (sent at Enter) where escape codes are allowed.
+    A terminal hands over one line per read, so what select() sees waiting is exactly what was not
+    read yet.  The prompt goes to the terminal, never into a redirected stdout (`| tee log` gets
+    the answers only): input() edits with readline only when stdout is the terminal, so with stdout
+    redirected, fd 1 points at the terminal (stderr's, or /dev/tty) while a line is read; with no
+    terminal to show it on, the prompt goes to stderr.
+    """
+
+    PROMPT, MORE = ">>> ", "... "
+
+    def __init__(self, stdin: Any, stdout: Any, stderr: Any, escape_codes: bool = True):
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.ended = False   # Ctrl-D came in the middle of a pasted block: leave after its answer
+        self.screen: Optional[int] = None   # the terminal's fd that stands in for stdout while reading
+        self.opened = False
+        self.fd = self._fileno(stdin)
+        self.editing = False
+        if self.fd is not None and os.isatty(self.fd) and stdin is sys.stdin and stdout is sys.stdout:
+            out = self._fileno(stdout)
+            if out is not None and os.isatty(out):
+                self.editing = True
+            elif out == 1:
+                err = self._fileno(stderr)
+                if err is not None and os.isatty(err):
+                    self.screen = err
+                else:
+                    try:
+                        self.screen, self.opened = os.open("/dev/tty", os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), True
+                    except OSError:
+                        pass
+                self.editing = self.screen is not None
+        if self.editing:
+            try:
+                import readline   # line editing and history for input(), where the platform has it
+            except ImportError:
+                pass
+            else:
+                if escape_codes and "libedit" not in (readline.__doc__ or ""):
+                    readline.parse_and_bind("set enable-bracketed-paste on")   # Python turns it off
+
+    @staticmethod
+    def _fileno(stream: Any) -> Optional[int]:
+        try:
+            return stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self.opened and self.screen is not None:
+            os.close(self.screen)
+            self.screen = None
+
+    def turn(self) -> str:
+        """The next turn: a line, with the lines pasted with it (EOFError at Ctrl-D, KeyboardInterrupt
+        at Ctrl-C)."""
+        if self.ended:
+            raise EOFError
+        lines = [self._line(self.PROMPT)]
+        while self._waiting():
+            try:
+                lines.append(self._line(self.MORE))
+            except EOFError:
+                self.ended = True
+                break
+        return "\n".join(lines)
+
+    def _waiting(self) -> bool:
+        """Whether more input is already there (pasted with the line just read, or typed ahead)."""
+        if self.fd is None:
+            return False
+        try:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
+    def _line(self, prompt: str) -> str:
+        if not self.editing:   # no terminal to edit on: the prompt on stderr, the line from stdin
+            self.stderr.write(prompt)
+            self.stderr.flush()
+            line = self.stdin.readline()
+            if not line:
+                raise EOFError
+            return line[:-1] if line.endswith("\n") else line
+        if self.screen is None:
+            return input(prompt)
+        self.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(self.screen, 1)
+            return input(prompt)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _cli_first_check(client: Client, model: str) -> Tuple[Optional[str], bool]:
+    """What is wrong before the conversation's first message: (one line or None, whether to go on).
+
+    Nothing answering at the URL, or a key refused, ends it; a model DMR does not have ends it (DMR
+    answers chats only with the models it has); a model another server does not list is only said
+    (llama.cpp's server answers with its one model whatever the name)."""
+    kind = client.server_kind()
+    if kind is None:
+        return ("neither DMR nor an OpenAI-compatible server answers at %s: start DMR, or pass --base-url or set "
+                "%s (`dmr-client --debug ping` shows what was tried)" % (client.base_url, ENV_BASE_URL)), False
+    try:
+        client.model(model)
+    except NotFoundError:
+        if kind == "dmr":
+            return ("Docker Model Runner at %s has no model %s: `dmr-client pull %s` fetches it, `dmr-client "
+                    "models` lists what it has" % (client.base_url, model, model)), False
+        return ("(the server at %s does not list %s; sending to it anyway: `dmr-client models` lists what it "
+                "has)" % (client.base_url, model)), True
+    except APIStatusError as exc:
+        if exc.status_code in (401, 403) or exc.message.lower() == _UNCHECKED_KEY:
+            return _cli_words(str(exc)), False
+    except DMRError:
+        pass   # it answered server_kind(); the first message will say what else is wrong
+    return None, True
 
 
 def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
                       terminal: _Terminal, pictures: Sequence[Dict[str, Any]] = ()) -> int:
     """An interactive, multi-turn chat at a terminal; *pictures* go with the first message that is
-    answered."""
+    answered.  Answers go to stdout; the prompt, hints and errors to the terminal (see _Turns)."""
+    problem, go_on = _cli_first_check(client, args.model)
+    if problem:
+        sys.stderr.write(problem + "\n" if go_on else "dmr-client: %s\n" % problem)
+    if not go_on:
+        return EXIT_ERROR
+    turns = _Turns(sys.stdin, sys.stdout, sys.stderr, escape_codes=terminal.color)
     try:
-        import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
-    except ImportError:
-        pass
+        return _cli_turns(client, args, messages, params, terminal, pictures, turns)
+    finally:
+        turns.close()
+
+
+def _cli_turns(client: Client, args: Any, messages: List[Dict[str, Any]], params: Dict[str, Any],
+               terminal: _Terminal, pictures: Sequence[Dict[str, Any]], turns: _Turns) -> int:
     start = list(messages)
     sys.stderr.write("Chatting with %s at %s. /help lists the commands, /exit or Ctrl-D leaves, Ctrl-C "
                      "stops an answer.\n" % (args.model, client.base_url))
@@ -9338,7 +9510,7 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
         sys.stderr.write("(%d picture%s will go with your first message)\n" % (len(pictures), "s" * (len(pictures) > 1)))
     while True:
         try:
-            line = input(">>> ")
+            line = turns.turn()
         except EOFError:
             sys.stderr.write("\n")
             return EXIT_OK
@@ -9378,7 +9550,7 @@ def _cli_conversation(client: Client, args: Any, messages: List[Dict[str, Any]],
             messages.pop()
             continue
         except DMRError as exc:
-            sys.stderr.write("dmr-client: %s\n" % exc)
+            sys.stderr.write("dmr-client: %s\n" % _cli_words(str(exc)))
             messages.pop()
             continue
         messages.append({"role": "assistant", "content": answer})

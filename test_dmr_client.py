@@ -2493,6 +2493,30 @@ class TestFoldChatChunks(unittest.TestCase):
         self.assertEqual((folded.choices[0].text, folded.choices[0].finish_reason), ("ab", "length"))
 
 
+class TestFoldPieces(unittest.TestCase):
+    """ChatFold.pieces: what a stream without usage counts as its tokens."""
+
+    def test_table(self):
+        def chunk(delta=None, finish=None, index=0):
+            return {"choices": [{"index": index, "delta": delta or {}, "finish_reason": finish}]}
+        role = chunk({"role": "assistant", "content": None})
+        for chunks, pieces in (
+                ([role, chunk({"content": "Hel"}), chunk({"content": "lo"}), chunk(finish="stop")], 2),
+                ([chunk({"role": "assistant", "content": ""}), chunk({"content": "Hi"}), chunk(finish="stop"),
+                  {"choices": [], "usage": {"completion_tokens": 1}}], 1),
+                ([chunk({"reasoning_content": "hm"}), chunk({"content": "Yes"}), chunk({"content": ""})], 2),
+                ([chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]}),
+                  chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}), chunk(finish="tool_calls")], 2),
+                ([chunk({"content": "a"}, index=0), chunk({"content": "b"}, index=1)], 2),
+                ([chunk({"content": "x"})] * 1100 + [chunk(finish="stop")], 1100)):   # past a joined block
+            with self.subTest(chunks=chunks[:4]):
+                fold = dmr_client.ChatFold()
+                for one in chunks:
+                    fold.add(one)
+                self.assertEqual(fold.pieces, pieces)
+                self.assertEqual(fold.chunks, len(chunks))
+
+
 class TestParsePullLine(unittest.TestCase):
     def test_lines(self):
         event = dmr_client.parse_pull_line('{"type":"progress","total":10,"layer":{"current":5}}\n')
@@ -2868,6 +2892,12 @@ class TestRunningRules(unittest.TestCase):
         self.assertIsNone(stats.context_tokens)   # no total_tokens and no cache_n: unknown
         timings["cache_n"] = 1
         self.assertEqual(dmr_client.speed_stats({"timings": timings}).context_tokens, 30)
+        for reply, prompt_tokens in (({"timings": timings}, 21),   # a stream without usage: cached + new
+                                     ({"timings": dict(timings, cache_n=None)}, 20),
+                                     ({"timings": dict(timings, prompt_n=None)}, None),
+                                     ({"usage": {"prompt_tokens": 7}, "timings": timings}, 7)):   # usage first
+            with self.subTest(reply=reply):
+                self.assertEqual(dmr_client.speed_stats(reply).prompt_tokens, prompt_tokens)
         stats = dmr_client.speed_stats({"usage": usage, "timings": timings}, elapsed=0.5, first_token=0.2)
         self.assertEqual((stats.source, stats.time_to_first_token_s, stats.total_s), ("server", 0.2, 0.5))
         stats = dmr_client.speed_stats({"usage": usage}, elapsed=1.0, first_token=0.1)
@@ -5060,7 +5090,13 @@ class TestRunningModels(FakeDMRTestCase):
                          sse_reply(events))
         stats = client.chat("ai/smollm2", HI, stream=True).final().stats
         self.assertEqual(stats.source, "client, chunks counted")
-        self.assertGreater(stats.completion_tokens, 0)
+        self.assertEqual(stats.completion_tokens, 8)   # the 8 text chunks, not the role or finish chunks
+        self.fake.script(CHAT_PATH, sse_reply(sse_events("chat-stream.http")))
+        with client.chat("ai/smollm2", HI, stream=True) as stream:   # usage in the last chunk, after the finish
+            for _ in stream:
+                pass
+        self.assertEqual((stream.stats.prompt_tokens, stream.stats.completion_tokens, stream.stats.context_tokens),
+                         (27, 9, 36))
 
     def test_think_maps_to_the_template_switch(self):
         client = self.client()
@@ -5979,6 +6015,38 @@ class TestCommandLineParams(unittest.TestCase):
                 self.assertIn(repr(param), str(caught.exception))
 
 
+class TestCommandLineDocs(unittest.TestCase):
+    """The README and --help say what the command line does, to the letter (no process)."""
+
+    def setUp(self):
+        import argparse
+
+        self.parser = dmr_client._cli_parser(argparse)
+        self.commands = [action for action in self.parser._actions
+                         if isinstance(action, argparse._SubParsersAction)][0].choices
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            self.readme = f.read()
+
+    def test_every_command_is_in_the_readme_table(self):
+        table = self.readme.split("| command | does |", 1)[1].split("\n\n", 1)[0]
+        listed = [name for row in re.findall(r"^\| ([^|]+)\|", table, re.M)   # a row may name several
+                  for name in re.findall(r"`(\w+)", row)]
+        self.assertEqual(sorted(listed), sorted(self.commands))
+
+    def test_every_option_has_help(self):
+        self.assertEqual([(name, action.option_strings) for name, command in self.commands.items()
+                          for action in command._actions if action.option_strings and not action.help], [])
+
+    def test_the_spinner_says_what_the_readme_says(self):
+        self.assertIn("`%s 12s`" % dmr_client._Spinner.WORDS, self.readme)
+
+    def test_the_first_screen_says_what_the_tests_cost(self):
+        first = re.search(r"^```sh\n(.*?)^```", self.readme, re.M | re.S).group(1)
+        self.assertIn("python3 dmr_client.py chat -m", first)
+        self.assertRegex(first, r"about \d+ s; the slow and real-server tiers\n# show as skipped[^\n]*\n"
+                                r"python3 -m unittest")
+
+
 @SLOW_TIER
 class CLITestCase(FakeDMRTestCase):
     """The command line as a user runs it: a subprocess against the fake DMR."""
@@ -6545,7 +6613,7 @@ class TestCLI(CLITestCase):
         stats = self.run_cli("chat", "-m", "ai/smollm2", "--stats", "Hi")
         self.assertEqual(stats.stdout, PHRASE + "\n")
         self.assertRegex(stats.stderr, r"^\[stats\] first token [\d.]+ s, prompt [\d.]+ tokens/s, generation "
-                                       r"[\d.]+ tokens/s; 9 tokens generated, 36 of the context used, in [\d.]+ s "
+                                       r"[\d.]+ tokens/s; 9 tokens generated, 36 context tokens used, in [\d.]+ s "
                                        r"\(measured by the server\)\n$")
         self.fake.script(self.PATH, sse_reply(sse_events("chat-stream-reasoning.http")))
         thought = self.run_cli("chat", "-m", "ai/smollm2", "--think", "Hi")
@@ -6557,6 +6625,10 @@ class TestCLI(CLITestCase):
         self.assertEqual(self.fake.requests[-1].json["chat_template_kwargs"], {"enable_thinking": False})
         self.assertEqual(as_json.stderr, "")
         self.assertTrue(all(json.loads(line) for line in as_json.stdout.splitlines()))
+        # --json is the raw response: the thinking is in it, as the README and --help say
+        self.assertTrue(any(chunk["choices"] and chunk["choices"][0]["delta"].get("reasoning_content")
+                            for chunk in map(json.loads, as_json.stdout.splitlines())))
+        self.assertIn("thinking (reasoning_content) included", " ".join(self.run_cli("chat", "--help").stdout.split()))
 
     def test_same_program_three_ways(self):
         by_file = subprocess.run([sys.executable, MODULE, "--version"], capture_output=True, text=True,
@@ -6573,7 +6645,7 @@ class TestCLI(CLITestCase):
 class TestCLIInteractive(CLITestCase):
     """The conversation mode, driven through a pseudo-terminal as a person would."""
 
-    def spawn(self, *args, env=None):
+    def spawn(self, *args, env=None, stdout=None):
         import fcntl
         import termios
 
@@ -6582,11 +6654,13 @@ class TestCLIInteractive(CLITestCase):
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         fd, terminal = os.openpty()
         try:
-            process = subprocess.Popen(CLI + list(args), stdin=terminal, stdout=terminal,
+            process = subprocess.Popen(CLI + list(args), stdin=terminal, stdout=terminal if stdout is None else stdout,
                                        stderr=terminal, env=env or self.env(), preexec_fn=own_the_terminal)
         finally:
             os.close(terminal)
         self.addCleanup(self._reap, process, fd)
+        self.processes = getattr(self, "processes", {})
+        self.processes[process.pid] = process
         return process.pid, fd
 
     def _reap(self, process, fd):
@@ -6664,14 +6738,15 @@ class TestCLIInteractive(CLITestCase):
     def test_help_and_unknown_commands_stay_local(self):
         pid, fd = self.spawn("chat", "-m", "ai/smollm2")
         self.read_until(fd, ">>> ")
+        checks = len(self.fake.requests)   # the server and the model, checked at the start
         os.write(fd, b"/help\n")
         self.assertIn("/reset", self.read_until(fd, ">>> "))
         os.write(fd, b"/nonsense\n")
         self.assertIn("unknown command /nonsense (not sent", self.read_until(fd, ">>> "))
-        self.assertEqual(self.fake.requests, [])
+        self.assertEqual(len(self.fake.requests), checks)
         os.write(fd, b"//etc is a folder\n")
         self.assertIn(PHRASE, self.read_until(fd, ">>> "))
-        self.assertEqual(len(self.fake.requests), 1)
+        self.assertEqual(len(self.fake.requests), checks + 1)
         self.assertEqual(self.last.json["messages"][-1]["content"], "/etc is a folder")
         os.write(fd, b"/exit\n")
         _, status = os.waitpid(pid, 0)
@@ -6699,6 +6774,88 @@ class TestCLIInteractive(CLITestCase):
         _, status = os.waitpid(pid, 0)
         self.assertEqual(status >> 8, 0)
 
+    def exit_code(self, pid, timeout=20):
+        return self.processes[pid].wait(timeout)
+
+    def chats(self):
+        return [request for request in self.fake.requests if request.path == self.PATH]
+
+    def test_a_pasted_block_is_one_turn(self):
+        env = self.env(TERM="xterm")
+        env.pop("NO_COLOR", None)
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2", env=env)
+        self.assertIn("\x1b[?2004h", self.read_until(fd, ">>> "))   # bracketed paste asked of the terminal
+        os.write(fd, b"first line\nsecond line\n\nfourth line\n")   # a terminal without bracketed paste
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual([chat.json["messages"][-1]["content"] for chat in self.chats()],
+                         ["first line\nsecond line\n\nfourth line"])
+        os.write(fd, b"\x1b[200~pasted\nblock\x1b[201~")   # one with it: sent at Enter, not at each newline
+        self.read_until(fd, "block")
+        time.sleep(0.3)
+        self.assertEqual(len(self.chats()), 1)
+        os.write(fd, b"\r")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(self.last.json["messages"][-1], {"role": "user", "content": "pasted\nblock"})
+        os.write(fd, b"typed\n")
+        self.read_until(fd, ">>> ")
+        self.assertEqual([m["content"] for m in self.last.json["messages"] if m["role"] == "user"],
+                         ["first line\nsecond line\n\nfourth line", "pasted\nblock", "typed"])
+        os.write(fd, b"/exit\n")
+        self.assertEqual(self.exit_code(pid), 0)
+
+    def test_prompts_go_to_the_terminal_and_only_answers_to_a_redirected_stdout(self):
+        with tempfile.TemporaryFile() as log:   # `dmr-client chat -m M | tee log`
+            pid, fd = self.spawn("chat", "-m", "ai/smollm2", stdout=log)
+            self.assertIn("Chatting with ai/smollm2", self.read_until(fd, ">>> "))
+            os.write(fd, b"hi\n")
+            self.assertNotIn(PHRASE, self.read_until(fd, ">>> "))   # the answer went to stdout, the prompt here
+            os.write(fd, b"/help\n")
+            self.assertIn("/reset", self.read_until(fd, ">>> "))
+            os.write(fd, b"/exit\n")
+            self.assertEqual(self.exit_code(pid), 0)
+            log.seek(0)
+            self.assertEqual(log.read().decode(), PHRASE + "\n")
+
+    def test_the_server_and_the_model_are_checked_before_the_first_message(self):
+        nobody = "http://127.0.0.1:%d" % free_port()
+        for args, env, line in (
+                (["-m", "ai/smollm2"], self.env(DOCKER_MODEL_RUNNER_API_BASE=nobody),
+                 "dmr-client: neither DMR nor an OpenAI-compatible server answers at %s/engines/llama.cpp/v1: start "
+                 "DMR, or pass --base-url or set DOCKER_MODEL_RUNNER_API_BASE" % nobody),
+                (["-m", "ai/absent"], None, "dmr-client: Docker Model Runner at %s/engines/llama.cpp/v1 has no model "
+                 "ai/absent: `dmr-client pull ai/absent` fetches it, `dmr-client models` lists what it has"
+                 % self.fake.url)):
+            with self.subTest(line=line):
+                pid, fd = self.spawn("chat", *args, env=env)
+                screen = self.read_until(fd, "\n")
+                self.assertEqual(self.exit_code(pid), 1)
+                self.assertIn(line, screen)
+                self.assertEqual(screen.count("\n"), 1, screen)
+                self.assertNotIn(">>>", screen)
+        self.assertEqual(self.chats(), [])
+        self.fake.script("/", text_reply(404, "404 page not found"))   # llama.cpp's server answers any model name
+        pid, fd = self.spawn("chat", "-m", "ai/absent")
+        screen = self.read_until(fd, ">>> ")
+        self.assertIn("(the server at %s/engines/llama.cpp/v1 does not list ai/absent; sending to it anyway" %
+                      self.fake.url, screen)
+        os.write(fd, b"/exit\n")
+        self.assertEqual(self.exit_code(pid), 0)
+
+    def test_errors_in_a_turn_speak_the_command_line(self):
+        pid, fd = self.spawn("chat", "-m", "ai/smollm2")
+        self.read_until(fd, ">>> ")
+        self.fake.models.discard("ai/smollm2")   # removed while the conversation goes on
+        os.write(fd, b"still there?\n")
+        screen = self.read_until(fd, ">>> ")
+        self.assertIn("run `dmr-client pull ai/smollm2`", screen)
+        self.assertNotIn("docker model", screen)
+        self.fake.models.add("ai/smollm2")
+        os.write(fd, b"and now?\n")
+        self.assertIn(PHRASE, self.read_until(fd, ">>> "))
+        self.assertEqual(self.last.json["messages"], [{"role": "user", "content": "and now?"}])
+        os.write(fd, b"/exit\n")
+        self.assertEqual(self.exit_code(pid), 0)
+
     def test_pull_progress_bar_at_a_terminal(self):
         self.fake.script("/models/create", pull_reply(["progress", "progress", "progress", "success"]))
         pid, fd = self.spawn("pull", "ai/smollm2")
@@ -6710,6 +6867,75 @@ class TestCLIInteractive(CLITestCase):
         self.assertEqual(status >> 8, 0)
 
     PATH = "/engines/llama.cpp/v1/chat/completions"
+
+
+# ---------------------------------------------------------------------------
+# Command line: chat
+# ---------------------------------------------------------------------------
+
+
+class TestStatsLine(unittest.TestCase):
+    """chat --stats: the line it writes on stderr (no process)."""
+
+    def test_table(self):
+        import io
+        import types
+
+        server = dmr_client.speed_stats({"usage": {"prompt_tokens": 27, "completion_tokens": 9, "total_tokens": 36},
+                                         "timings": {"predicted_per_second": 50.0, "prompt_per_second": 200.0}},
+                                        elapsed=0.5, first_token=0.25)
+        counted = dmr_client.speed_stats({}, elapsed=1.0, first_token=0.5, chunks=8)
+        for stats, line in (
+                (server, "[stats] first token 0.25 s, prompt 200.0 tokens/s, generation 50.0 tokens/s; 9 tokens "
+                         "generated, 36 context tokens used, in 0.50 s (measured by the server)\n"),
+                (counted, "[stats] first token 0.50 s, prompt ?, generation 16.0 tokens/s; 8 tokens "
+                          "generated, in 1.00 s (measured here)\n")):   # the context's use unknown: not said
+            with self.subTest(line=line):
+                terminal = types.SimpleNamespace(stderr=io.StringIO())
+                dmr_client._cli_stats(terminal, types.SimpleNamespace(stats=True), stats, {})
+                self.assertEqual(terminal.stderr.getvalue(), line)
+
+
+@unittest.skipUnless(hasattr(os, "openpty") and sys.platform != "win32", "needs a pseudo-terminal")
+class TestConversationTurns(unittest.TestCase):
+    """What the conversation takes as one turn, read from a real terminal (a pty, in-process): the
+    lines a paste or type-ahead left waiting go with the line read."""
+
+    def turns(self, *steps):
+        """Each step: (bytes the person sends, the turn expected, or EOFError)."""
+        import io
+
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        stdin = os.fdopen(slave, "r", encoding="utf-8")
+        self.addCleanup(stdin.close)
+        stderr = io.StringIO()
+        turns = dmr_client._Turns(stdin, io.StringIO(), stderr)
+        self.assertFalse(turns.editing)   # not the process's stdin: prompts on stderr, lines from stdin
+        for sent, expected in steps:
+            os.write(master, sent)
+            if expected is EOFError:
+                self.assertRaises(EOFError, turns.turn)
+            else:
+                self.assertEqual(turns.turn(), expected)
+        return stderr.getvalue()
+
+    def test_table(self):
+        for steps, prompts in (
+                ([(b"one\n", "one"), (b"two\n", "two")], ">>> >>> "),
+                ([(b"one\ntwo\n\nfour\n", "one\ntwo\n\nfour"), (b"next\n", "next")], ">>> ... ... ... >>> "),
+                ([(b"/help\n", "/help"), (b"\x04", EOFError)], ">>> >>> "),
+                ([(b"a\nb\n\x04", "a\nb"), (b"unread\n", EOFError)], ">>> ... ... "),   # Ctrl-D in a paste: its turn, then out
+                ([(b"  indented\n\tcode\n", "  indented\n\tcode")], ">>> ... ")):
+            with self.subTest(steps=steps):
+                self.assertEqual(self.turns(*steps), prompts)
+
+    def test_without_a_terminal_a_line_is_a_turn(self):
+        import io
+
+        turns = dmr_client._Turns(io.StringIO("one\ntwo\n"), io.StringIO(), io.StringIO())
+        self.assertEqual([turns.turn(), turns.turn()], ["one", "two"])
+        self.assertRaises(EOFError, turns.turn)
 
 
 # ---------------------------------------------------------------------------
