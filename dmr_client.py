@@ -8326,6 +8326,10 @@ class AsyncClient(_BaseClient):
                 if conn.write(message):   # speed: no await unless the transport is full
                     await conn.drained(exchange.timeout)
                 for piece in upload.pieces() if upload is not None else ():
+                    # One turn of the loop a piece: what the server sent is read before more is
+                    # written.  An answer in the middle (an error) ends the upload; unread, it would
+                    # be lost with the socket when a write meets the server's close.
+                    await asyncio.sleep(0)
                     if exchange.answered_before_end(conn.has_input()):
                         break
                     if conn.write(piece):

@@ -41,6 +41,7 @@ ALLOWED = {
         r"conn\.sock\.sendall\(message\)",                    # one write of head and body
         r"if conn\.write\(message\):.*", r"conn\.drained\(exchange\.timeout\)",
         r"conn\.sock\.sendall\(piece\)", r"if conn\.write\(piece\):",   # each piece of an upload
+        r"asyncio\.sleep\(0\)",   # asyncio: the loop reads what arrived before the next piece is written
         r"if exchange\.answered_before_end\((_has_input\(conn\.sock\)|conn\.has_input\(\))\):",
         r"exchange\.answered_early\(exc, (_has_input\(conn\.sock\)|conn\.has_input\(\)), upload\)",
         r"exchange\.discard\(\)(   # cancelled.*)?",
