@@ -8315,7 +8315,12 @@ class AsyncClient(_BaseClient):
 
     async def _exchange(self, pool: _AsyncPool, method: str, message: bytes, url: str,
                         timeout: Optional[float] = None, upload: Optional[_Upload] = None) -> _AsyncExchange:
-        """Write the request in one go and read the response head (as Client._exchange)."""
+        """Write the request in one go and read the response head (as Client._exchange).
+
+        An upload gives the loop a turn before each piece: what the server sent is read before
+        more is written.  An answer in the middle (an error) ends the upload; unread, it would be
+        lost with the socket when a write meets the server's close.
+        """
         conn = pool.idle()
         reused = conn is not None
         if conn is None:
@@ -8326,9 +8331,6 @@ class AsyncClient(_BaseClient):
                 if conn.write(message):   # speed: no await unless the transport is full
                     await conn.drained(exchange.timeout)
                 for piece in upload.pieces() if upload is not None else ():
-                    # One turn of the loop a piece: what the server sent is read before more is
-                    # written.  An answer in the middle (an error) ends the upload; unread, it would
-                    # be lost with the socket when a write meets the server's close.
                     await asyncio.sleep(0)
                     if exchange.answered_before_end(conn.has_input()):
                         break
