@@ -46,7 +46,8 @@ sections, each a banner below, in this order (a test holds the two together):
     Pure rules: hints             _error_hint(): what to tell the user about a status
     Pure rules: media             image(), audio(), user(): pictures and sound in messages, their
                                   kind from their first bytes
-    Pure rules: running models    speed figures, reasoning, runtime configuration, metrics
+    Pure rules: running models    speed figures, reasoning, runtime configuration, metrics; a
+                                  benchmark level's figures from its requests' (_bench_level)
     Pure rules: schemas           json_schema() (Python types to JSON Schema), validate() and
                                   _build() (JSON that fits, as the caller's type)
     Pure rules: tools and parsed answers
@@ -83,6 +84,8 @@ sections, each a banner below, in this order (a test holds the two together):
     Command line: models and the runner
                                   the other commands: models, pull, status, ps, logs, export,
                                   import, tag, push ...
+    Command line: bench           tokens/s and time to first token at several concurrency levels,
+                                  on AsyncClient; its table
 
 A request flows: Client.chat() (or AsyncClient.chat()) checks its arguments and
 builds a _Call -> _call() -> _send() asks _Attempts where to send -> _exchange()
@@ -3683,6 +3686,48 @@ def parse_metrics(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
                                        % (number, line)) from None
         found.setdefault(name, []).append((labels, number_value))
     return found
+
+
+def _nearest_rank(values: Sequence[float], percent: int) -> Optional[float]:
+    """The *percent* percentile of *values* by nearest rank: the smallest value with at least
+    *percent* % of them at or below it (always a value that was measured, never an
+    interpolation; p95 of fewer than 20 values is the largest).  None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, (percent * len(ordered) + 99) // 100) - 1]
+
+
+def _mean(values: Sequence[float]) -> Optional[float]:
+    return sum(values) / len(values) if values else None
+
+
+def _bench_level(concurrency: int, records: Sequence[Mapping[str, Any]], elapsed: float, failed: int = 0,
+                 stopped: bool = False) -> AttrDict:
+    """One concurrency level of a benchmark: its requests' speed_stats() figures added up (no I/O).
+
+    *records* are the speed_stats() of the requests that completed, *elapsed* the level's wall time
+    (from its first request sent to its last answer ended, or to Ctrl-C when *stopped*), *failed*
+    how many requests failed.  ``tokens_per_s`` is the throughput: every completed request's
+    generated tokens over *elapsed* (what ``docker model bench`` calls TPS); ``requests_per_s``
+    the same for requests.  Time to first token: p50 and p95 by nearest rank, and the mean.
+    ``stream_tokens_per_s`` is one request's generation speed (its tokens after the first one over
+    the time they took, or llama.cpp's own ``predicted_per_second``), the mean over the requests;
+    ``prompt_tokens_per_s`` likewise for reading the prompt.  ``source`` says where the per-request
+    speeds came from: "server" (llama.cpp's ``timings``), "client" (this clock), or "mixed".
+    """
+    def known(key: str) -> List[float]:
+        return [record[key] for record in records if isinstance(record.get(key), (int, float))]
+    tokens = int(sum(known("completion_tokens")))
+    first = known("time_to_first_token_s")
+    sources = sorted({str(record.get("source")).split(",")[0] for record in records if record.get("source")})
+    rate = (lambda count: count / elapsed) if elapsed > 0 else (lambda count: None)
+    return AttrDict(concurrency=concurrency, requests=len(records), failed=failed, elapsed_s=elapsed,
+                    completion_tokens=tokens, tokens_per_s=rate(tokens), requests_per_s=rate(len(records)),
+                    ttft_p50_s=_nearest_rank(first, 50), ttft_p95_s=_nearest_rank(first, 95), ttft_mean_s=_mean(first),
+                    stream_tokens_per_s=_mean(known("generated_tokens_per_s")),
+                    prompt_tokens_per_s=_mean(known("prompt_tokens_per_s")),
+                    source=sources[0] if len(sources) == 1 else "mixed" if sources else None, stopped=stopped)
 
 
 # ---------------------------------------------------------------------------
@@ -8816,8 +8861,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             sys.stderr.write("dmr-client: warning: --insecure: the server's TLS certificate is not checked\n")
         if getattr(args, "offline", False):   # needs no server: no client either
             return args.run(None, args)
-        client = Client(args.base_url, args.api_key, engine=args.engine, timeout=timeout, context=args.context,
-                        verify=False if args.insecure else args.cacert)
+        client = Client(timeout=timeout, **_cli_connection(args))
         with client:
             return args.run(client, args)
     except KeyboardInterrupt:
@@ -8833,6 +8877,13 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             raise
         sys.stderr.write("dmr-client: %s\n" % _cli_words(str(exc)))
         return EXIT_ERROR
+
+
+def _cli_connection(args: Any) -> Dict[str, Any]:
+    """Where a command's client connects, and how, from the global options (every client the
+    command line makes: Client, and bench's AsyncClient)."""
+    return dict(base_url=args.base_url, api_key=args.api_key, engine=args.engine, context=args.context,
+                verify=False if args.insecure else args.cacert)
 
 
 #: The library's words in messages, and what they are on the command line.
@@ -8978,6 +9029,7 @@ def _cli_parser(argparse: Any) -> Any:
 
     status = commands.add_parser("status", help="engines and running models",
                                  description="Show DMR's engines and the models loaded now.")
+    status.add_argument("--json", action="store_true", help="print running, endpoint, backends and models as JSON")
     status.set_defaults(run=_cli_status)
 
     ping = commands.add_parser("ping", help="is DMR there?", description="Exit 0 if DMR answers, 1 if not.")
@@ -9031,6 +9083,8 @@ def _cli_parser(argparse: Any) -> Any:
                                                "line; -f follows new ones.")
     requests.add_argument("model", nargs="?")
     requests.add_argument("-f", "--follow", action="store_true", help="keep printing new requests (Ctrl-C stops)")
+    requests.add_argument("--json", action="store_true", help="the raw answer as one JSON document (with -f: "
+                          "one record a line, as without it)")
     requests.set_defaults(run=_cli_requests)
 
     context = commands.add_parser("context", help="the `docker model` contexts",
@@ -9040,6 +9094,24 @@ def _cli_parser(argparse: Any) -> Any:
     listing = context_commands.add_parser("ls", aliases=["list"], help="list the contexts", parents=[common])
     listing.add_argument("--json", action="store_true", help="print them as JSON")
     listing.set_defaults(run=_cli_context_ls, offline=True)
+
+    bench = commands.add_parser(
+        "bench", help="tokens/s and time to first token at several concurrency levels",
+        description="Measure MODEL as `docker model bench` does: streamed chat requests at concurrency 1, 2, 4 "
+                    "and 8 (--concurrency), %g s a level (--duration; --requests N ends a level after N "
+                    "requests), after one answer not measured that loads the model. Prints a table (--json: "
+                    "one JSON document); Ctrl-C stops and prints what was measured so far." % BENCH_DURATION)
+    bench.add_argument("model_arg", nargs="?", metavar="MODEL", help="the model (or -m MODEL)")
+    bench.add_argument("-m", "--model", help="the model, e.g. ai/smollm2")
+    bench.add_argument("--concurrency", metavar="N,N,...", help="requests at once, a level each (default: 1,2,4,8)")
+    bench.add_argument("--duration", type=float, metavar="SECONDS",
+                       help="seconds a level sends requests (default: %g, or none with --requests)" % BENCH_DURATION)
+    bench.add_argument("--requests", type=int, metavar="N", help="requests a level, in all (with --duration: "
+                       "whichever ends first)")
+    bench.add_argument("--prompt", default=BENCH_PROMPT, help="the message sent (default: docker model bench's)")
+    bench.add_argument("--max-tokens", type=int, metavar="N", help="cap each answer (default: none)")
+    bench.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    bench.set_defaults(run=_cli_bench)
     return parser
 
 
@@ -9766,6 +9838,10 @@ def _cli_rm(client: Client, args: Any) -> int:
 def _cli_status(client: Client, args: Any) -> int:
     engines = client.engine_status()   # asked before anything is printed: it may not be DMR at all
     running = client.running_models()
+    if args.json:   # `docker model status --json`'s running and backends, and the models loaded
+        _print_json({"running": True, "endpoint": client.base_url, "backends": engines, "models": running},
+                    pretty=True)
+        return EXIT_OK
     sys.stdout.write("DMR at %s\n" % client.base_url)
     sys.stdout.write("  %s\n" % client._where())
     for engine, state in engines.items():
@@ -9865,6 +9941,9 @@ def _cli_logs(client: Client, args: Any) -> int:
 def _cli_requests(client: Client, args: Any) -> int:
     if not args.follow:
         records = client.requests(args.model)
+        if args.json:
+            _print_json(records, pretty=True)
+            return EXIT_OK
         for record in records if isinstance(records, list) else [records]:
             _print_json(record)
         return EXIT_OK
@@ -9921,6 +10000,247 @@ def _cli_context_ls(client: None, args: Any) -> int:
         sys.stdout.write(("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[4]).rstrip()
                          + "\n")
     return EXIT_OK
+
+
+
+# ---------------------------------------------------------------------------
+# Command line: bench
+# ---------------------------------------------------------------------------
+
+#: What `docker model bench` asks by default, so the two measure the same work.
+BENCH_PROMPT = "Write a comprehensive 100 word summary on whales and their impact on society."
+#: Seconds a concurrency level runs unless --duration or --requests says otherwise (as `docker model bench`).
+BENCH_DURATION = 30.0
+BENCH_CONCURRENCY = (1, 2, 4, 8)
+
+
+def _concurrency_levels(text: str) -> List[int]:
+    """--concurrency 1,2,4: whole numbers >= 1, in the order given."""
+    levels = []
+    for word in text.split(","):
+        try:
+            level = int(word.strip())
+        except ValueError:
+            level = 0
+        if level < 1:
+            raise ValueError("--concurrency takes whole numbers >= 1 separated by commas, e.g. 1,2,4 (got %r)" % text)
+        levels.append(level)
+    return levels
+
+
+def _bench_plan(args: Any) -> AttrDict:
+    """What to run, from bench's arguments, checked before anything is sent."""
+    if args.model and args.model_arg and args.model != args.model_arg:
+        raise ValueError("bench takes one model: -m %s or %s, not both" % (args.model, args.model_arg))
+    model = args.model or args.model_arg
+    if not model:
+        raise ValueError("bench needs a model: dmr-client bench -m MODEL")
+    levels = _concurrency_levels(args.concurrency) if args.concurrency is not None else list(BENCH_CONCURRENCY)
+    duration, requests = args.duration, args.requests
+    if duration is not None and not duration > 0:   # also NaN
+        raise ValueError("--duration takes seconds > 0 (got %s)" % duration)
+    if requests is not None and requests < 1:
+        raise ValueError("--requests takes a whole number >= 1 (got %d)" % requests)
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise ValueError("--max-tokens takes a whole number >= 1 (got %d)" % args.max_tokens)
+    if duration is None and requests is None:
+        duration = BENCH_DURATION
+    return AttrDict(model=model, prompt=args.prompt, max_tokens=args.max_tokens, levels=levels,
+                    duration_s=duration, requests=requests)
+
+
+class _BenchLevel:
+    """A concurrency level while it runs: the figures of the requests done so far."""
+
+    def __init__(self, concurrency: int):
+        self.concurrency = concurrency
+        self.started = time.monotonic()
+        self.ended: Optional[float] = None
+        self.sent = self.failed = 0
+        self.records: List[AttrDict] = []
+        self.stop = False
+
+    def result(self, stopped: bool = False) -> AttrDict:
+        ended = self.ended if self.ended is not None else time.monotonic()
+        return _bench_level(self.concurrency, self.records, ended - self.started, self.failed, stopped)
+
+
+def _has_text(chunk: Mapping[str, Any]) -> bool:
+    """Whether a chat chunk carries the first of the answer (text, thinking or a tool call)."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and any(delta.get(key) for key in ("content", "reasoning_content", "tool_calls")):
+            return True
+    return False
+
+
+class _Bench:
+    """`bench`: each level's requests on one AsyncClient; what was measured stays readable after Ctrl-C."""
+
+    def __init__(self, plan: AttrDict, terminal: _Terminal):
+        self.plan, self.terminal = plan, terminal
+        self.results: List[AttrDict] = []
+        self.level: Optional[_BenchLevel] = None
+        self.errors: Dict[str, int] = {}
+
+    async def run(self, client: AsyncClient) -> None:
+        plan = self.plan
+        self.terminal.stderr.write("warming up %s (the first answer loads the model)\n" % plan.model)
+        # One answer not measured: it loads the model, and an unknown model fails here, before any level.
+        await client.chat(plan.model, [{"role": "user", "content": plan.prompt}], max_tokens=1)
+        for concurrency in plan.levels:
+            level = self.level = _BenchLevel(concurrency)
+            ticker = asyncio.ensure_future(self._show(level))
+            try:
+                await asyncio.gather(*[self._worker(client, level) for _ in range(concurrency)])
+            finally:
+                ticker.cancel()
+            level.ended = time.monotonic()
+            self.terminal.clear_status()
+            self.level = None
+            result = level.result()
+            self.results.append(result)
+            self.terminal.stderr.write(_bench_line(result) + "\n")
+            self.terminal.stderr.flush()
+            if not result.requests:
+                return   # nothing got through: the next level would not either
+
+    async def _worker(self, client: AsyncClient, level: _BenchLevel) -> None:
+        plan = self.plan
+        deadline = level.started + plan.duration_s if plan.duration_s is not None else None
+        while not level.stop and (plan.requests is None or level.sent < plan.requests) \
+                and (deadline is None or time.monotonic() < deadline):
+            level.sent += 1
+            try:
+                level.records.append(await self._one(client))
+            except DMRError as exc:
+                level.failed += 1
+                message = _cli_words(str(exc))
+                if message not in self.errors:   # each kind of failure once, not once a request
+                    self.terminal.clear_status()
+                    self.terminal.stderr.write("dmr-client: a request failed: %s\n" % message)
+                self.errors[message] = self.errors.get(message, 0) + 1
+                if not level.records:
+                    level.stop = True   # failing from the start: no figure will come of this level
+
+    async def _one(self, client: AsyncClient) -> AttrDict:
+        """One streamed request, timed: its speed_stats(), the first token being the first text."""
+        plan = self.plan
+        started = time.monotonic()
+        first: Optional[float] = None
+        stream = await client.chat(plan.model, [{"role": "user", "content": plan.prompt}], stream=True,
+                                   max_tokens=plan.max_tokens, stream_options={"include_usage": True})
+        async with stream:
+            async for chunk in stream:
+                if first is None and _has_text(chunk):
+                    first = time.monotonic()
+            reply = await stream.final()
+        return speed_stats(reply, elapsed=time.monotonic() - started,
+                           first_token=None if first is None else first - started, chunks=stream.chunks_received)
+
+    async def _show(self, level: _BenchLevel) -> None:
+        """The running level on a terminal's status line, twice a second."""
+        if not self.terminal.interactive_err:
+            return
+        limit = " of %d s" % self.plan.duration_s if self.plan.duration_s is not None else ""
+        while True:
+            result = level.result()
+            self.terminal.status("concurrency %d: %.0f s%s, %d requests, %s tokens/s" % (
+                level.concurrency, result.elapsed_s, limit, result.requests, _figure(result.tokens_per_s, 1)))
+            await asyncio.sleep(0.5)
+
+    def measured(self, stopped: bool) -> List[AttrDict]:
+        """The levels measured, with the one running when Ctrl-C came if it had finished a request."""
+        results = list(self.results)
+        if stopped and self.level is not None and self.level.records:
+            results.append(self.level.result(stopped=True))
+        return results
+
+
+def _figure(value: Optional[float], digits: int) -> str:
+    return "-" if value is None else "%.*f" % (digits, value)
+
+
+def _bench_line(result: Mapping[str, Any]) -> str:
+    """A finished level, one line on stderr as the benchmark goes."""
+    return "concurrency %d: %d requests (%d failed) in %.1f s, %s tokens/s, first token p50 %s s" % (
+        result["concurrency"], result["requests"], result["failed"], result["elapsed_s"],
+        _figure(result["tokens_per_s"], 1), _figure(result["ttft_p50_s"], 3))
+
+
+def _bench_rows(results: Sequence[Mapping[str, Any]]) -> List[Tuple[str, ...]]:
+    """bench's table: a row a level, throughput relative to concurrency 1 (or the first level)."""
+    base = next((r["tokens_per_s"] for r in results if r["concurrency"] == 1 and r["tokens_per_s"]),
+                results[0]["tokens_per_s"] if results else None)
+    rows: List[Tuple[str, ...]] = [("CONCURRENCY", "REQUESTS", "FAILED", "TOKENS", "TOKENS/S", "REL", "REQUESTS/S",
+                                    "TTFT P50", "TTFT P95", "STREAM TOKENS/S")]
+    for r in results:
+        relative = r["tokens_per_s"] / base if base and r["tokens_per_s"] is not None else None
+        rows.append(("%d%s" % (r["concurrency"], "*" if r["stopped"] else ""), str(r["requests"]), str(r["failed"]),
+                     str(r["completion_tokens"]), _figure(r["tokens_per_s"], 1),
+                     "-" if relative is None else "%.2fx" % relative, _figure(r["requests_per_s"], 2),
+                     _figure(r["ttft_p50_s"], 3) + " s" * (r["ttft_p50_s"] is not None),
+                     _figure(r["ttft_p95_s"], 3) + " s" * (r["ttft_p95_s"] is not None),
+                     _figure(r["stream_tokens_per_s"], 1)))
+    return rows
+
+
+def _bench_notes(results: Sequence[Mapping[str, Any]]) -> List[str]:
+    """The lines under bench's table: the best level, and what the columns mean."""
+    notes = []
+    rated = [r for r in results if r["tokens_per_s"]]
+    if rated:
+        best = max(rated, key=lambda r: r["tokens_per_s"])
+        notes.append("best: concurrency %d, %.1f tokens/s" % (best["concurrency"], best["tokens_per_s"]))
+    if any(r["stopped"] for r in results):
+        notes.append("*: stopped by Ctrl-C; the requests that finished before it")
+    sources = {r["source"] for r in results if r["source"]}
+    measured = ("llama.cpp's own timings" if sources == {"server"} else "this client's clock" if sources == {"client"}
+                else "llama.cpp's timings where it sent them, else this client's clock")
+    notes.append("TOKENS/S: all tokens generated / the level's time; TTFT: time to the first text, p50 and p95 of "
+                 "the requests; STREAM TOKENS/S: one request's generation speed (mean), from %s" % measured)
+    return notes
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _cli_bench(client: Client, args: Any) -> int:
+    plan = _bench_plan(args)
+    terminal = _Terminal(sys.stdout, sys.stderr)
+    bench = _Bench(plan, terminal)
+    # The options main() gives Client, for an AsyncClient: the requests of a level go at once.
+    async_client = AsyncClient(timeout=args.timeout, **_cli_connection(args))
+
+    async def run() -> None:
+        async with async_client:
+            await bench.run(async_client)
+    stopped = False
+    try:
+        terminal.stderr.write("%s at %s: concurrency %s; %s a level\n" % (
+            plan.model, async_client.base_url, ", ".join(map(str, plan.levels)),
+            " or ".join(([("%g s" % plan.duration_s)] if plan.duration_s is not None else []) +
+                        ([("%d requests" % plan.requests)] if plan.requests is not None else []))))
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        stopped = True
+        terminal.clear_status()
+        terminal.stderr.write("\n")
+    results = bench.measured(stopped)
+    if args.json:
+        _print_json({"model": plan.model, "base_url": async_client.base_url, "prompt": plan.prompt,
+                     "max_tokens": plan.max_tokens, "duration_s": plan.duration_s, "requests_per_level": plan.requests,
+                     "stopped": stopped, "results": [{key: _rounded(value) for key, value in result.items()}
+                                                     for result in results]}, pretty=True)
+    elif results:
+        _cli_table(_bench_rows(results))
+        sys.stdout.write("".join(note + "\n" for note in _bench_notes(results)))
+    elif stopped:
+        sys.stderr.write("stopped before any request finished: nothing measured\n")
+    if stopped:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if results and all(result.requests for result in results) else EXIT_ERROR
 
 
 if __name__ == "__main__":

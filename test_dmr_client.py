@@ -2960,6 +2960,52 @@ class TestRunningRules(unittest.TestCase):
                                      ("ai/x:Q4", "ai/x", False), ("ai/xy", "ai/x", False), (None, "ai/x", False)):
             self.assertEqual(dmr_client._same_model(reported, name), same, (reported, name))
 
+    def test_nearest_rank_percentiles(self):
+        for values, percent, expected in (([], 50, None), ([5.0], 50, 5.0), ([5.0], 95, 5.0), ([1, 2], 50, 1),
+                                          ([1, 2, 3, 4], 50, 2), ([3, 1, 2], 50, 2), ([4, 3, 2, 1], 95, 4),
+                                          (list(range(1, 21)), 95, 19), (list(range(1, 22)), 95, 20),
+                                          (list(range(1, 11)), 95, 10), (list(range(1, 101)), 50, 50),
+                                          (list(range(1, 101)), 95, 95), ([2, 1], 100, 2)):
+            with self.subTest(values=values, percent=percent):
+                self.assertEqual(dmr_client._nearest_rank(values, percent), expected)
+
+    def test_a_benchmark_level_from_its_requests(self):
+        def record(ttft, tokens, speed=None, prompt=None, source="server"):
+            return dmr_client.AttrDict(time_to_first_token_s=ttft, completion_tokens=tokens,
+                                       generated_tokens_per_s=speed, prompt_tokens_per_s=prompt, source=source)
+        three = [record(0.1, 10, 50.0, 400.0), record(0.3, 20, 100.0), record(0.2, 30, None, None, "client")]
+        for name, args, expected in (
+                ("three requests in 2 s, one failed", (4, three, 2.0, 1),
+                 dict(concurrency=4, requests=3, failed=1, elapsed_s=2.0, completion_tokens=60, tokens_per_s=30.0,
+                      requests_per_s=1.5, ttft_p50_s=0.2, ttft_p95_s=0.3, ttft_mean_s=0.2, stream_tokens_per_s=75.0,
+                      prompt_tokens_per_s=400.0, source="mixed", stopped=False)),
+                ("all from llama.cpp's timings, stopped by Ctrl-C", (1, three[:2], 0.5, 0, True),
+                 dict(concurrency=1, requests=2, failed=0, elapsed_s=0.5, completion_tokens=30, tokens_per_s=60.0,
+                      requests_per_s=4.0, ttft_p50_s=0.1, ttft_p95_s=0.3, ttft_mean_s=0.2, stream_tokens_per_s=75.0,
+                      prompt_tokens_per_s=400.0, source="server", stopped=True)),
+                ("chunks counted is the client's clock; an unknown TTFT is left out",
+                 (2, [record(None, 5, 10.0, None, "client, chunks counted"), record(0.4, None, None, None, None)],
+                  1.0),
+                 dict(concurrency=2, requests=2, failed=0, elapsed_s=1.0, completion_tokens=5, tokens_per_s=5.0,
+                      requests_per_s=2.0, ttft_p50_s=0.4, ttft_p95_s=0.4, ttft_mean_s=0.4, stream_tokens_per_s=10.0,
+                      prompt_tokens_per_s=None, source="client", stopped=False)),
+                ("every request failed", (8, [], 3.0, 5),
+                 dict(concurrency=8, requests=0, failed=5, elapsed_s=3.0, completion_tokens=0, tokens_per_s=0.0,
+                      requests_per_s=0.0, ttft_p50_s=None, ttft_p95_s=None, ttft_mean_s=None, stream_tokens_per_s=None,
+                      prompt_tokens_per_s=None, source=None, stopped=False)),
+                ("no time at all: no rates", (1, three[:1], 0.0),
+                 dict(concurrency=1, requests=1, failed=0, elapsed_s=0.0, completion_tokens=10, tokens_per_s=None,
+                      requests_per_s=None, ttft_p50_s=0.1, ttft_p95_s=0.1, ttft_mean_s=0.1, stream_tokens_per_s=50.0,
+                      prompt_tokens_per_s=400.0, source="server", stopped=False))):
+            with self.subTest(name):
+                level = dmr_client._bench_level(*args)
+                self.assertEqual(set(level), set(expected))
+                for key, value in expected.items():
+                    if isinstance(value, float):
+                        self.assertAlmostEqual(level[key], value, msg=key)
+                    else:
+                        self.assertEqual(level[key], value, key)
+
     def test_metrics_parser(self):
         parsed = dmr_client.parse_metrics(FakeDMR.METRICS + 'escaped{a="x\\"y",b="2"} -1.5e3 1700000000\n')
         self.assertEqual(parsed["llamacpp:prompt_tokens_total"], [({"backend": "llama.cpp", "model": "ai/smollm2"}, 1234.0)])
@@ -6047,6 +6093,94 @@ class TestCommandLineDocs(unittest.TestCase):
                                 r"python3 -m unittest")
 
 
+class TestBenchRules(unittest.TestCase):
+    """bench's arguments and table, as the command line makes them (no process, no I/O)."""
+
+    def plan(self, *argv):
+        import argparse
+
+        return dmr_client._bench_plan(dmr_client._cli_parser(argparse).parse_args(["bench"] + list(argv)))
+
+    def test_plans(self):
+        prompt = dmr_client.BENCH_PROMPT
+        for argv, expected in (
+                (["-m", "ai/x"], dict(model="ai/x", levels=[1, 2, 4, 8], duration_s=30.0, requests=None)),
+                (["ai/x"], dict(model="ai/x", levels=[1, 2, 4, 8], duration_s=30.0, requests=None)),
+                (["-m", "ai/x", "ai/x"], dict(model="ai/x")),
+                (["-m", "ai/x", "--requests", "5"], dict(duration_s=None, requests=5)),
+                (["-m", "ai/x", "--requests", "5", "--duration", "2.5"], dict(duration_s=2.5, requests=5)),
+                (["-m", "ai/x", "--duration", "10"], dict(duration_s=10.0, requests=None)),
+                (["-m", "ai/x", "--concurrency", "4, 1,16"], dict(levels=[4, 1, 16])),
+                (["-m", "ai/x", "--concurrency", "3"], dict(levels=[3])),
+                (["-m", "ai/x"], dict(prompt=prompt, max_tokens=None)),
+                (["-m", "ai/x", "--prompt", "Hi", "--max-tokens", "64"], dict(prompt="Hi", max_tokens=64))):
+            with self.subTest(argv=argv):
+                plan = self.plan(*argv)
+                self.assertEqual({key: plan[key] for key in expected}, expected)
+        self.assertEqual(prompt, "Write a comprehensive 100 word summary on whales and their impact on society.")
+
+    def test_bad_plans_are_refused(self):
+        for argv, said in ((["-m", "ai/x", "--concurrency", "1,0"], "--concurrency takes whole numbers >= 1"),
+                           (["-m", "ai/x", "--concurrency", "1,,2"], "(got '1,,2')"),
+                           (["-m", "ai/x", "--concurrency", "two"], "e.g. 1,2,4"),
+                           (["-m", "ai/x", "--concurrency", "-1"], "--concurrency"),
+                           (["-m", "ai/x", "--duration", "0"], "--duration takes seconds > 0 (got 0.0)"),
+                           (["-m", "ai/x", "--duration", "nan"], "--duration takes seconds > 0"),
+                           (["-m", "ai/x", "--duration", "-3"], "--duration"),
+                           (["-m", "ai/x", "--requests", "0"], "--requests takes a whole number >= 1 (got 0)"),
+                           (["-m", "ai/x", "--max-tokens", "0"], "--max-tokens takes a whole number >= 1"),
+                           ([], "bench needs a model"), (["-m", "ai/x", "ai/y"], "not both")):
+            with self.subTest(argv=argv):
+                with self.assertRaises(ValueError) as caught:
+                    self.plan(*argv)
+                self.assertIn(said, str(caught.exception))
+
+    def test_the_first_text_of_a_chunk(self):
+        for chunk, has in (({"choices": [{"delta": {"role": "assistant", "content": None}}]}, False),
+                           ({"choices": [{"delta": {"content": ""}}]}, False),
+                           ({"choices": [], "usage": {"completion_tokens": 3}}, False), ({}, False),
+                           ({"choices": [{"delta": None}]}, False), ({"choices": ["x"]}, False),
+                           ({"choices": [{"delta": {"content": "Hi"}}]}, True),
+                           ({"choices": [{"delta": {"reasoning_content": "Hmm"}}]}, True),
+                           ({"choices": [{"delta": {}}, {"delta": {"tool_calls": [{"index": 0}]}}]}, True)):
+            with self.subTest(chunk=chunk):
+                self.assertIs(dmr_client._has_text(chunk), has)
+
+    def level(self, concurrency, tokens_per_s, stopped=False, source="server", requests=3):
+        return dmr_client.AttrDict(concurrency=concurrency, requests=requests, failed=1, completion_tokens=120,
+                                   tokens_per_s=tokens_per_s, requests_per_s=0.5, ttft_p50_s=0.0812,
+                                   ttft_p95_s=None if tokens_per_s is None else 0.25, stream_tokens_per_s=40.04,
+                                   source=source, stopped=stopped)
+
+    def test_the_table(self):
+        header = ("CONCURRENCY", "REQUESTS", "FAILED", "TOKENS", "TOKENS/S", "REL", "REQUESTS/S", "TTFT P50",
+                  "TTFT P95", "STREAM TOKENS/S")
+        rows = dmr_client._bench_rows([self.level(2, 50.0), self.level(1, 40.0), self.level(4, 100.0, stopped=True)])
+        self.assertEqual(rows, [header,
+                                ("2", "3", "1", "120", "50.0", "1.25x", "0.50", "0.081 s", "0.250 s", "40.0"),
+                                ("1", "3", "1", "120", "40.0", "1.00x", "0.50", "0.081 s", "0.250 s", "40.0"),
+                                ("4*", "3", "1", "120", "100.0", "2.50x", "0.50", "0.081 s", "0.250 s", "40.0")])
+        # Without concurrency 1, relative to the first level; unknown figures are dashes.
+        rows = dmr_client._bench_rows([self.level(2, 50.0), self.level(8, None, requests=0)])
+        self.assertEqual(rows[1][5], "1.00x")
+        self.assertEqual(rows[2], ("8", "0", "1", "120", "-", "-", "0.50", "0.081 s", "-", "40.0"))
+        self.assertEqual(dmr_client._bench_rows([]), [header])
+
+    def test_the_notes_under_the_table(self):
+        notes = dmr_client._bench_notes([self.level(1, 40.0), self.level(4, 100.0, stopped=True)])
+        self.assertEqual(notes[:2], ["best: concurrency 4, 100.0 tokens/s",
+                                     "*: stopped by Ctrl-C; the requests that finished before it"])
+        self.assertTrue(notes[2].endswith("from llama.cpp's own timings"), notes[2])
+        for sources, said in ((("client", "client"), "from this client's clock"),
+                              (("server", "client"), "llama.cpp's timings where it sent them, else this client's "
+                                                     "clock")):
+            notes = dmr_client._bench_notes([self.level(1, 40.0, source=sources[0]),
+                                             self.level(2, 40.0, source=sources[1])])
+            self.assertEqual(len(notes), 2)
+            self.assertTrue(notes[1].endswith(said), notes[1])
+        self.assertEqual(len(dmr_client._bench_notes([self.level(1, None, requests=0)])), 1)   # no best
+
+
 @SLOW_TIER
 class CLITestCase(FakeDMRTestCase):
     """The command line as a user runs it: a subprocess against the fake DMR."""
@@ -6629,6 +6763,137 @@ class TestCLI(CLITestCase):
         self.assertTrue(any(chunk["choices"] and chunk["choices"][0]["delta"].get("reasoning_content")
                             for chunk in map(json.loads, as_json.stdout.splitlines())))
         self.assertIn("thinking (reasoning_content) included", " ".join(self.run_cli("chat", "--help").stdout.split()))
+
+    def chat_requests(self):
+        return [request for request in self.fake.requests if request.path == self.PATH]
+
+    def test_bench_with_a_few_requests_a_level_as_json(self):
+        timings = [json.loads(event[len(b"data: "):]) for event in sse_events("chat-stream.http")
+                   if b'"timings"' in event][0]["timings"]
+        result = self.run_cli("bench", "-m", "ai/smollm2", "--requests", "3", "--concurrency", "1,2", "--json")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual({key: report[key] for key in report if key != "results"},
+                         {"model": "ai/smollm2", "base_url": self.fake.url + "/engines/llama.cpp/v1",
+                          "prompt": dmr_client.BENCH_PROMPT, "max_tokens": None, "duration_s": None,
+                          "requests_per_level": 3, "stopped": False})
+        self.assertEqual([(level["concurrency"], level["requests"], level["failed"], level["completion_tokens"],
+                           level["source"], level["stopped"]) for level in report["results"]],
+                         [(1, 3, 0, 27, "server", False), (2, 3, 0, 27, "server", False)])
+        for level in report["results"]:
+            self.assertAlmostEqual(level["stream_tokens_per_s"], timings["predicted_per_second"], places=3)
+            self.assertAlmostEqual(level["prompt_tokens_per_s"], timings["prompt_per_second"], places=3)
+            self.assertGreater(level["tokens_per_s"], 0)
+            self.assertAlmostEqual(level["tokens_per_s"], 27 / level["elapsed_s"], delta=level["tokens_per_s"] / 100)
+            self.assertLessEqual(level["ttft_p50_s"], level["ttft_p95_s"])
+            self.assertLess(level["ttft_p95_s"], level["elapsed_s"])
+        sent = [request.json for request in self.chat_requests()]
+        self.assertEqual(len(sent), 1 + 3 + 3)   # the warm-up, then 3 a level
+        self.assertEqual((sent[0].get("stream"), sent[0]["max_tokens"]), (None, 1))
+        for body in sent[1:]:
+            self.assertEqual(body, {"model": "ai/smollm2", "stream": True, "stream_options": {"include_usage": True},
+                                    "messages": [{"role": "user", "content": dmr_client.BENCH_PROMPT}]})
+        self.assertEqual(result.stderr.splitlines()[:2],
+                         ["ai/smollm2 at %s/engines/llama.cpp/v1: concurrency 1, 2; 3 requests a level" % self.fake.url,
+                          "warming up ai/smollm2 (the first answer loads the model)"])
+        self.assertRegex(result.stderr.splitlines()[2], r"^concurrency 1: 3 requests \(0 failed\) in [\d.]+ s, "
+                                                        r"[\d.]+ tokens/s, first token p50 [\d.]+ s$")
+        self.assertEqual(len(result.stderr.splitlines()), 4)
+
+    def test_bench_prints_a_table(self):
+        result = self.run_cli("bench", "ai/smollm2", "--requests", "2", "--concurrency", "2,1", "--max-tokens", "9",
+                              "--prompt", "Hi")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["CONCURRENCY", "REQUESTS", "FAILED", "TOKENS", "TOKENS/S", "REL",
+                                            "REQUESTS/S", "TTFT", "P50", "TTFT", "P95", "STREAM", "TOKENS/S"])
+        self.assertEqual([line.split()[:4] for line in lines[1:3]], [["2", "2", "0", "18"], ["1", "2", "0", "18"]])
+        self.assertEqual(lines[2].split()[5], "1.00x")
+        self.assertTrue(lines[3].startswith("best: concurrency "), lines[3])
+        self.assertTrue(lines[4].endswith("from llama.cpp's own timings"), lines[4])
+        self.assertEqual(len(lines), 5)
+        self.assertEqual({(body["max_tokens"], body["messages"][0]["content"])
+                          for body in (request.json for request in self.chat_requests()[1:])}, {(9, "Hi")})
+
+    def test_bench_times_the_first_text_not_the_first_chunk(self):
+        def late_text(handler, request):   # llama.cpp's role-only chunk at once, the text 0.3 s later
+            gate = threading.Event()
+            threading.Timer(0.3, gate.set).start()
+            sse_reply(sse_events("chat-stream.http"), gate=gate, gate_after=1)(handler, request)
+        self.fake.script(self.PATH, self.fake.route, late_text)
+        result = self.run_cli("bench", "-m", "ai/smollm2", "--requests", "2", "--concurrency", "1", "--json")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        level = json.loads(result.stdout)["results"][0]
+        self.assertGreaterEqual(level["ttft_p50_s"], 0.3)
+        self.assertGreaterEqual(level["elapsed_s"], 0.6)
+
+    def test_bench_on_a_model_that_is_not_there(self):
+        result = self.run_cli("bench", "-m", "ai/nope", "--requests", "1")
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertIn("model not found", result.stderr.splitlines()[-1])
+        self.assertEqual(len(self.chat_requests()), 1)   # the warm-up said it: no level ran
+
+    def test_bench_arguments_are_checked_before_anything_is_sent(self):
+        for argv in (["--requests", "0"], ["--concurrency", "1,x"], ["--duration", "0"]):
+            with self.subTest(argv=argv):
+                result = self.run_cli("bench", "-m", "ai/smollm2", *argv)
+                self.assertEqual((result.returncode, result.stdout), (2, ""))
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+        self.assertEqual(self.fake.requests, [])
+
+    def test_a_level_where_every_request_fails_stops_the_bench(self):
+        self.fake.script(self.PATH, self.fake.route, text_reply(400, "invalid request"))   # the warm-up works
+        result = self.run_cli("bench", "-m", "ai/smollm2", "--concurrency", "1,2", "--duration", "20", "--json")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        levels = json.loads(result.stdout)["results"]
+        self.assertEqual([(level["concurrency"], level["requests"], level["failed"]) for level in levels], [(1, 0, 1)])
+        self.assertEqual(result.stderr.count("a request failed: "), 1, result.stderr)
+        self.assertIn("invalid request", result.stderr)
+        self.assertEqual(len(self.chat_requests()), 2)   # not 20 s of failures, and no next level
+
+    @unittest.skipIf(sys.platform == "win32", "sends SIGINT")
+    def test_bench_stopped_by_ctrl_c_prints_what_was_measured(self):
+        for output in ("table", "--json"):
+            with self.subTest(output=output):
+                before = len(self.chat_requests())
+                argv = ["bench", "-m", "ai/smollm2", "--concurrency", "2,4"] + (["--json"] if output == "--json" else [])
+                process = subprocess.Popen(CLI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                           env=self.env())
+                self.addCleanup(process.kill)
+                deadline = time.monotonic() + 20
+                while len(self.chat_requests()) < before + 6 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                process.send_signal(signal.SIGINT)
+                out, err = process.communicate(timeout=20)
+                self.assertEqual(process.returncode, 130, err)
+                self.assertNotIn("Traceback", err)
+                if output == "--json":
+                    report = json.loads(out)
+                    self.assertTrue(report["stopped"])
+                    self.assertEqual([(level["concurrency"], level["stopped"]) for level in report["results"]],
+                                     [(2, True)])
+                    self.assertGreater(report["results"][0]["requests"], 0)
+                else:
+                    lines = out.splitlines()
+                    self.assertEqual(lines[1].split()[0], "2*")
+                    self.assertGreater(int(lines[1].split()[1]), 0)
+                    self.assertIn("*: stopped by Ctrl-C; the requests that finished before it", lines)
+
+    def test_listing_commands_take_json(self):
+        for command, check in (
+                ("models", lambda doc: self.assertEqual(doc[1]["config"]["size"], "256.35 MiB")),
+                ("ps", lambda doc: self.assertEqual(doc[0]["model_name"], "ai/smollm2")),
+                ("df", lambda doc: self.assertIn("models_disk_usage", doc)),
+                ("status", lambda doc: self.assertEqual(doc, {
+                    "running": True, "endpoint": self.fake.url + "/engines/llama.cpp/v1",
+                    "backends": {"llama.cpp": "Running: llama.cpp b9879", "vllm": "Not Installed: no GPU"},
+                    "models": [{"backend_name": "llama.cpp", "model_name": "ai/smollm2", "mode": "completion"}]})),
+                ("requests", lambda doc: self.assertEqual([record["id"] for record in doc], ["r-1"]))):
+            with self.subTest(command=command):
+                result = self.run_cli(command, "--json")
+                self.assertEqual((result.returncode, result.stderr), (0, ""))
+                check(json.loads(result.stdout))
+        self.assertEqual(json.loads(self.run_cli("requests").stdout)["id"], "r-1")   # one record a line, as before
 
     def test_same_program_three_ways(self):
         by_file = subprocess.run([sys.executable, MODULE, "--version"], capture_output=True, text=True,
