@@ -6490,8 +6490,9 @@ class TestCLI(CLITestCase):
         self.fake.script("/", json_reply(200, {"status": "healthy", "version": "0.1.0", "models": ["smollm2"]}))
         result = self.run_cli("ping")
         self.assertEqual((result.returncode, result.stdout), (0, "Docker's model gateway (`docker model gateway` "
-                         "0.1.0, not Docker Model Runner) is answering at %s/engines/llama.cpp/v1: chat and models "
-                         "work; pull, rm, status and configure need DMR\n" % self.fake.url))
+                         "0.1.0, not Docker Model Runner) is answering at %s/engines/llama.cpp/v1 (no context "
+                         "($DOCKER_MODEL_RUNNER_API_BASE); TLS: off): chat and models work; pull, rm, status and "
+                         "configure need DMR\n" % self.fake.url))
 
     def test_no_spinner_or_escape_codes_in_a_pipe(self):
         self.fake.script(self.PATH, sse_reply(sse_events("chat-stream.http"), before=1.5))
