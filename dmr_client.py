@@ -589,11 +589,17 @@ class LengthFinishReasonError(InvalidResponseError):
     """The answer to parse was cut at max_tokens (``finish_reason: "length"``): ``completion``
     is the reply as it came."""
 
-    def __init__(self, completion: Any):
+    def __init__(self, completion: Any, capped: bool = True):
         usage = completion.get("usage") if isinstance(completion, dict) else None
         used = " (%s tokens generated)" % usage.get("completion_tokens") if isinstance(usage, dict) else ""
-        super().__init__("the answer was cut at max_tokens%s before it was whole, so it cannot be parsed: "
-                         "raise max_tokens (or leave it unset)" % used)
+        if capped:
+            text = ("the answer was cut at max_tokens%s before it was whole, so it cannot be parsed: raise "
+                    "max_tokens (or leave it unset)" % used)
+        else:   # no max_tokens was asked for: the model's context is what ran out
+            text = ("the answer filled the model's context%s before it was whole, so it cannot be parsed: "
+                    "shorten the conversation, or give the model a larger context (DMR: configure(model, "
+                    "context_size=N))" % used)
+        super().__init__(text)
         self.completion = completion
 
 
@@ -3207,13 +3213,15 @@ _ROUTER_404 = ("not found", "404 page not found", "page not found", "file not fo
 
 def _error_hint(status: int, message: str, *, model: Optional[str] = None, origin: str = "",
                 docker_socket: Optional[str] = None, hints: Optional[Mapping[int, str]] = None,
-                where: str = _API_ROOT, sent: Optional[int] = None, media: bool = False) -> Optional[str]:
+                where: str = _API_ROOT, sent: Optional[int] = None, media: bool = False,
+                plain: Optional[str] = None) -> Optional[str]:
     """What a user should do about an error status, where we know: the one table of hints.
 
     *hints* are the call's own (a 404 from inspect_model() means another
     thing than one from pull()), for answers from the route itself: a
     router's 404 (no such route) says something about the server instead.
-    *docker_socket* is the Docker socket the client talks to, when it does;
+    *docker_socket* is the Docker socket the client talks to, when it does; *plain* the base
+    URL when it is a plain ``/v1`` root (not DMR's ``/engines/...``);
     *where* the root the call went to ("dmr" for DMR's own API); *sent* the
     size of the request body, when it had one; *media* whether that body
     carried pictures or sounds as data.
@@ -3228,6 +3236,9 @@ def _error_hint(status: int, message: str, *, model: Optional[str] = None, origi
         return ("the server at %s does not serve Docker Model Runner's own API (model management needs "
                 "DMR; a gateway, llama.cpp or another OpenAI-compatible server only serves chat, "
                 "completions, embeddings and its model list)" % origin)
+    if router_404 and plain and where == _API_ROOT:   # a /v1 root is what we were told: DMR's is elsewhere
+        return ("no such route under %s: check the base URL (a server with DMR's layout serves the OpenAI API "
+                "under /engines/v1 or /engines/<engine>/v1: then use %s/engines/v1 as the base URL)" % (plain, origin))
     if router_404:
         return ("no such route at %s: check the base URL (DMR serves the OpenAI API under /engines/v1 or "
                 "/engines/<engine>/v1; another server, a gateway such as LiteLLM's proxy, under /v1: "
@@ -4100,6 +4111,39 @@ def validate(instance: Any, schema: Any) -> None:
         raise ValidationError(failure[1], path=failure[0])
 
 
+_JSON_TYPES = ("string", "integer", "number", "boolean", "null", "object", "array")
+
+
+def _schema_type_problem(schema: Any, path: str = "$", depth: int = 0) -> Optional[str]:
+    """What is wrong with the ``type`` names of *schema* (a typo a server would refuse), or None."""
+    if depth > MAX_SCHEMA_DEPTH:
+        return "nested deeper than %d levels at %s" % (MAX_SCHEMA_DEPTH, path)
+    if isinstance(schema, list):
+        for position, item in enumerate(schema):
+            wrong = _schema_type_problem(item, "%s[%d]" % (path, position), depth + 1)
+            if wrong is not None:
+                return wrong
+    elif isinstance(schema, dict):
+        kinds = schema.get("type")
+        for kind in kinds if isinstance(kinds, list) else [kinds] if kinds is not None else []:
+            if kind not in _JSON_TYPES:
+                return "unknown type %s at %s.type (JSON Schema's types: %s)" % (_got(kind), path, ", ".join(_JSON_TYPES))
+        for key, item in schema.items():
+            subs: Iterable[Tuple[Any, Any]]
+            if key in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
+                subs = item.items() if isinstance(item, dict) else ()   # names, each to a schema
+            elif key in ("enum", "const", "default", "examples", "required") or not isinstance(item, (dict, list)):
+                continue   # values, not schemas
+            else:
+                subs = [(None, item)]
+            for name, sub in subs:
+                where = _path_to(path, key) if name is None else _path_to(_path_to(path, key), name)
+                wrong = _schema_type_problem(sub, where, depth + 1)
+                if wrong is not None:
+                    return wrong
+    return None
+
+
 def _path_to(path: str, key: Any) -> str:
     if isinstance(key, int):
         return "%s[%d]" % (path, key)
@@ -4619,8 +4663,8 @@ class _Parse:
     """What chat(schema=, tools=) does to a reply (or a stream's final()): messages parsed into
     the schema's type, tool calls' arguments made checkable.  One per call."""
 
-    def __init__(self, schema: Any, answer_type: Any, known: Dict[str, Any]):
-        self.schema, self.answer_type, self.known = schema, answer_type, known
+    def __init__(self, schema: Any, answer_type: Any, known: Dict[str, Any], capped: bool = True):
+        self.schema, self.answer_type, self.known, self.capped = schema, answer_type, known, capped
 
     def __call__(self, reply: Any) -> Any:
         result = ParsedChatCompletion(reply)
@@ -4645,7 +4689,7 @@ class _Parse:
             return message
         reason = choice.get("finish_reason")
         if reason == "length":
-            raise LengthFinishReasonError(reply)
+            raise LengthFinishReasonError(reply, self.capped)
         if reason == "content_filter":
             raise ContentFilterFinishReasonError(reply)
         content = message.get("content")
@@ -4694,9 +4738,11 @@ class _Parse:
                                        % (_type_name(self.answer_type), exc), body=content) from None
 
 
-def _parse_plan(schema: Any, strict: Optional[bool], tools: Any) -> Tuple[Optional[Dict[str, Any]], Any, Any]:
+def _parse_plan(schema: Any, strict: Optional[bool], tools: Any,
+                capped: bool = True) -> Tuple[Optional[Dict[str, Any]], Any, Any]:
     """(the response_format to send, the tools to send, the _Parse to apply) of chat()'s
-    *schema*, *strict* and *tools*; (None, tools, None) when there is nothing to parse."""
+    *schema*, *strict* and *tools* (*capped*: the call set max_tokens); (None, tools, None)
+    when there is nothing to parse."""
     if schema is None and strict is not None:
         raise TypeError("strict= goes with schema=: pass schema=YourType (or a JSON Schema dict)")
     if schema is None and not tools:
@@ -4704,7 +4750,7 @@ def _parse_plan(schema: Any, strict: Optional[bool], tools: Any) -> Tuple[Option
     specs, known = _tool_specs(tools) if tools else (tools, {})
     response_format = _response_format(schema, strict) if schema is not None else None
     answer_type = None if schema is None or isinstance(schema, dict) else schema
-    return response_format, specs, _Parse(response_format or {}, answer_type, known) if (
+    return response_format, specs, _Parse(response_format or {}, answer_type, known, capped) if (
         schema is not None or known) else None
 
 
@@ -4902,7 +4948,7 @@ def _tls_failure(exc: BaseException, origin: _Origin, connect_timeout: Optional[
         else:
             text = "the certificate of %s was refused: %s" % (where, why)
     elif ssl is not None and isinstance(exc, ssl.SSLError) and exc.reason in _PLAIN_HTTP_REASONS:
-        text = "the server speaks plain HTTP: use http://%s (not https://)" % where
+        text = "the server at %s speaks plain HTTP: write the base URL with http://, not https://" % where
     elif certificate_asked and not settings.cert and isinstance(exc, (OSError, _NoAnswer)):
         text = ("client certificate required: %s asked for one and ended the connection (%s): pass cert="
                 % (where, _describe_os_error(exc) if isinstance(exc, OSError) else "no answer"))
@@ -5777,7 +5823,11 @@ class _AsyncConnection:
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         # The transport is gone (and has closed its socket): never abort() it again, which
         # some asyncio versions answer with AttributeError once it closed itself after an EOF.
-        self.transport = None
+        transport, self.transport = self.transport, None
+        if transport is not None and sys.version_info < (3, 11) and hasattr(transport, "_ssl_protocol"):
+            # Before 3.11 a TLS transport is not told that its connection was lost, and says
+            # "unclosed transport" when collected: it is closed, its socket is.
+            transport._closed = True
         self._eof = True
         if exc is not None and self._error is None:
             self._error = exc
@@ -6684,6 +6734,43 @@ _OLLAMA_MODEL_OPTIONS = ("num_ctx", "num_gpu", "num_thread", "num_batch", "main_
                          "numa", "low_vram", "f16_kv", "vocab_only")
 
 
+#: The body fields of a chat that OpenAI's API, llama.cpp's server or vLLM read, and chat()'s own
+#: keywords: a keyword a letter or two away from one of these (temprature=, max_token=, shcema=) is
+#: a slip, refused with the name meant rather than sent for the server to ignore.
+_CHAT_NAMES = frozenset((
+    "audio frequency_penalty function_call functions logit_bias logprobs max_completion_tokens max_tokens metadata "
+    "modalities n parallel_tool_calls prediction presence_penalty prompt_cache_key reasoning_effort response_format "
+    "safety_identifier seed service_tier stop store stream_options temperature tool_choice tools top_logprobs top_p "
+    "user verbosity web_search_options "
+    "top_k min_p typical_p repeat_penalty repeat_last_n mirostat mirostat_tau mirostat_eta n_keep n_probs n_predict "
+    "samplers grammar json_schema cache_prompt id_slot chat_template_kwargs reasoning_format dry_multiplier dry_base "
+    "dry_allowed_length dry_penalty_last_n xtc_probability xtc_threshold ignore_eos t_max_predict_ms n_indent "
+    "return_tokens timings_per_token post_sampling_probs lora parse_tool_calls add_generation_prompt "
+    "continue_final_message top_n_sigma dynatemp_range dynatemp_exponent penalty_last_n n_cmpl "
+    "best_of use_beam_search length_penalty min_tokens skip_special_tokens guided_json guided_regex guided_choice "
+    "guided_grammar repetition_penalty echo "
+    "stream think schema strict format options keep_alive images "
+    "timeout extra_headers extra_query extra_body max_retries api_key base_url headers default_headers default_query "
+    "connect_timeout http_client organization project").split())
+_SLIPS: Dict[str, Optional[str]] = {}   # a name seen -> the name it is a slip for, or None
+
+
+def _check_slips(params: Mapping[str, Any], callee: str) -> None:
+    """TypeError for a keyword of *params* that is a slip of a known name (see _CHAT_NAMES)."""
+    for name in params:
+        if name in _CHAT_NAMES:
+            continue
+        meant = _SLIPS.get(name, "")
+        if meant == "":
+            import difflib
+
+            close = difflib.get_close_matches(name, _CHAT_NAMES, n=1, cutoff=0.8)
+            meant = _SLIPS[name] = close[0] if close and len(_SLIPS) < 1024 else None
+        if meant is not None:
+            raise TypeError("%s got %s=: did you mean %s=? (to send %r as it is, pass extra_body={%r: ...})"
+                            % (callee, name, meant, name, name))
+
+
 def _from_ollama(params: Dict[str, Any], messages: Optional[List[Any]]) -> Tuple[Any, Optional[List[Any]]]:
     """(the schema ``format=`` asks for, the messages with ``images=`` attached) of a call made
     with ollama-python's keywords; *params* get ``options=`` as body fields.  What has no
@@ -7176,6 +7263,8 @@ class _ClientCore:
                 message += (". Is Docker Model Runner running with host TCP access? On Docker Desktop: "
                             "`docker desktop enable model-runner --tcp 12434`; on Docker Engine: "
                             "`docker model install-runner`. Or set %s to where DMR listens" % ENV_BASE_URL)
+            elif self._endpoint.source == "base_url=":   # the caller named it: nothing to point at
+                message += ". Is the server running at %s?" % self._root.origin
             else:
                 message += ". Is the server running at %s? (set %s or pass base_url=)" % (
                     self._root.origin, ENV_BASE_URL)
@@ -7193,7 +7282,7 @@ class _ClientCore:
         docker = self.unix_socket if self._root.prefix == DOCKER_SOCKET_PREFIX else None
         hint = _error_hint(status, message, model=call.model, origin=self._root.origin, docker_socket=docker,
                            hints=call.hints, where=call.where, sent=len(call.body) if call.body else None,
-                           media=_carries_media(call.body))
+                           media=_carries_media(call.body), plain=self.base_url if self._root.plain else None)
         cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
         return cls(message, status_code=status, body=text, headers=headers, url=exchange.url, hint=hint,
                    error_type=error_type, code=code, note=note)
@@ -7365,6 +7454,8 @@ class _OpenAICalls(_ClientCore):
         engine, name = split_model(model)
         _check_messages(messages)
         parse = None
+        if not _CHAT_NAMES.issuperset(params):   # speed: one set operation for the usual call
+            _check_slips(params, "chat()")
         if not _OLLAMA_KEYWORDS.isdisjoint(params):   # speed: one set operation for the usual call
             format_schema, messages = _from_ollama(params, list(messages))   # type: ignore[assignment]
             if format_schema is not None:
@@ -7378,7 +7469,8 @@ class _OpenAICalls(_ClientCore):
         if schema is not None or strict is not None or params.get("tools"):
             if schema is not None and params.get("response_format") is not None:
                 raise TypeError("pass schema= or response_format=, not both (schema= writes the response_format)")
-            response_format, tools, parse = _parse_plan(schema, strict, params.get("tools"))
+            capped = params.get("max_tokens") is not None or params.get("max_completion_tokens") is not None
+            response_format, tools, parse = _parse_plan(schema, strict, params.get("tools"), capped)
             if response_format is not None:
                 params["response_format"] = response_format
             if tools:
@@ -7481,6 +7573,8 @@ class _OpenAICalls(_ClientCore):
                   params: Dict[str, Any], kind: str, parse: Optional[_Parse] = None) -> _Call:
         options = self._options(params)
         route += options.query
+        if stream is not True and stream is not False:
+            raise TypeError("stream must be True or False, not %s" % _shown(stream))
         if stream:
             data = _request_body(dict(model=name, **body), dict(params, stream=True), options)
             return _Call("POST", route, data, engine=engine, model=name, accept="text/event-stream",
@@ -8870,7 +8964,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except (ValueError, TypeError) as exc:
         if args.debug:
             raise
-        sys.stderr.write("dmr-client: %s\n" % exc)
+        sys.stderr.write("dmr-client: %s\n" % _cli_words(str(exc)))
         return EXIT_USAGE
     except DMRError as exc:
         if args.debug:
@@ -8894,7 +8988,10 @@ _CLI_WORDS = (("pass api_key= or set", "pass --api-key or set"), ("pass base_url
               ("see local_models() or `docker model pull", "see `dmr-client models` or `dmr-client pull"),
               ("see local_models()", "see `dmr-client models`"), ("`docker model pull", "`dmr-client pull"),
               ("raise max_retries", "try again"), ("image() sends", "--image takes"),
-              ("raise max_response_bytes= if such answers are expected", "such answers need the library"))
+              ("raise max_response_bytes= if such answers are expected", "such answers need the library"),
+              (" (or None to wait forever)", ""), ("pass base_url= or context=, not both", "pass --base-url or --context, not both"),
+              ("import_model() loads what export_model()", "import loads what export"),
+              ("(base_url=)", "(--base-url)"), ("(verify=)", "(--insecure or --cacert)"))
 
 
 def _cli_words(message: str) -> str:
@@ -9203,12 +9300,19 @@ class _Spinner:
 # ---------------------------------------------------------------------------
 
 
+#: Body fields the command line sets itself, and the option that does.
+_CLI_OWN_FIELDS = {"model": "the model is -m MODEL", "messages": "the messages are PROMPT (and --system)",
+                   "stream": "the answer streams unless --no-stream"}
+
+
 def _cli_params(args: Any) -> Dict[str, Any]:
     params: Dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens, "think": args.think}
     for item in args.param:
         key, equals, value = item.partition("=")
         if not equals or not key:
             raise ValueError("-p takes KEY=VALUE, e.g. -p top_k=40 or -p 'stop=[\"\\n\"]' (got %r)" % item)
+        if key in _CLI_OWN_FIELDS:
+            raise ValueError("-p %s: %s" % (key, _CLI_OWN_FIELDS[key]))
         try:
             params[key] = json.loads(value)
         except RecursionError:
@@ -9239,6 +9343,8 @@ def _cli_chat(client: Client, args: Any) -> int:
             piped = _read_stdin().rstrip("\n")
             if piped.strip():
                 prompt += "\n\n" + piped
+        if not prompt.strip():
+            raise ValueError("PROMPT is empty: say something, or pipe a prompt in")
     messages.append(user(prompt, *pictures) if pictures else {"role": "user", "content": prompt})
     if args.schema:
         return _cli_typed_answer(client, args, messages, params, terminal)
@@ -9280,12 +9386,17 @@ def _cli_schema(path: str) -> Dict[str, Any]:
     try:
         with open(path, "rb") as f:
             schema = loads(f.read(MAX_RESPONSE_BYTES))
+    except FileNotFoundError:
+        raise ValueError("--schema %s: no such file" % path) from None
     except OSError as exc:
         raise ValueError("--schema %s: %s" % (path, exc.strerror or exc)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError("--schema %s is not JSON (%s): write the schema as a JSON object" % (path, exc)) from None
     if not isinstance(schema, dict):
         raise ValueError("--schema %s holds %s, not a JSON Schema object" % (path, _json_kind(schema)))
+    wrong = _schema_type_problem(schema)
+    if wrong is not None:
+        raise ValueError("--schema %s: %s" % (path, wrong))
     return schema
 
 
@@ -9293,11 +9404,17 @@ def _cli_typed_answer(client: Client, args: Any, messages: List[Dict[str, Any]],
                       terminal: _Terminal) -> int:
     """Ask for an answer in --schema's schema; print it as JSON once it was checked."""
     schema = _cli_schema(args.schema)
-    with _Spinner(terminal):
-        reply = client.chat(args.model, messages, schema=schema, **params)
-    if args.json:
-        _print_json(reply, out=terminal.stdout)
+    if args.json:   # the raw response, whatever it holds; then whether it fits
+        response_format = _response_format(schema, None)
+        with _Spinner(terminal):
+            raw = client.chat(args.model, messages, response_format=response_format, **params)
+        _print_json(raw, out=terminal.stdout)
+        terminal.stdout.flush()
+        capped = params.get("max_tokens") is not None
+        reply = _Parse(response_format, None, {}, capped)(raw)
     else:
+        with _Spinner(terminal):
+            reply = client.chat(args.model, messages, schema=schema, **params)
         terminal.stdout.write(json.dumps(reply.parsed, indent=2, ensure_ascii=False) + "\n")
     terminal.stdout.flush()
     _cli_stats(terminal, args, reply.stats, reply)
@@ -9415,10 +9532,10 @@ def _cli_stats(terminal: _Terminal, args: Any, stats: Optional[AttrDict], reply:
     def figure(value: Any, unit: str, digits: int = 1) -> str:
         return "?" if value is None else "%.*f %s" % (digits, value, unit)
     def count(value: Any) -> str:
-        return "?" if value is None else str(value)
+        return "? tokens" if value is None else "%s token%s" % (value, "" if value == 1 else "s")
     # The context's size is not in the answer: the tokens it holds are said, not "of how many".
     context = "" if stats.context_tokens is None else ", %s context tokens used" % stats.context_tokens
-    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s tokens generated%s, in %s (%s)\n" % (
+    terminal.stderr.write("[stats] first token %s, prompt %s, generation %s; %s generated%s, in %s (%s)\n" % (
         figure(stats.time_to_first_token_s, "s", 2), figure(stats.prompt_tokens_per_s, "tokens/s"),
         figure(stats.generated_tokens_per_s, "tokens/s"), count(stats.completion_tokens), context,
         figure(stats.total_s, "s", 2),
@@ -9843,7 +9960,7 @@ def _cli_status(client: Client, args: Any) -> int:
                     pretty=True)
         return EXIT_OK
     sys.stdout.write("DMR at %s\n" % client.base_url)
-    sys.stdout.write("  %s\n" % client._where())
+    sys.stdout.write("  %s\n" % _cli_words(client._where()))
     for engine, state in engines.items():
         sys.stdout.write("  %-10s %s\n" % (engine, state))
     sys.stdout.write("running models: %s\n" % ("none" if not running else ""))
@@ -9958,7 +10075,7 @@ def _cli_requests(client: Client, args: Any) -> int:
 def _cli_ping(client: Client, args: Any) -> int:
     kind, what = client._run(client._identify_plan(5.0))
     if kind == "dmr":
-        sys.stdout.write("Docker Model Runner is answering at %s (%s)\n" % (client.base_url, client._where()))
+        sys.stdout.write("Docker Model Runner is answering at %s (%s)\n" % (client.base_url, _cli_words(client._where())))
         return EXIT_OK
     if kind is None:
         sys.stderr.write("dmr-client: neither DMR nor an OpenAI-compatible server answers at %s (--debug shows "
@@ -9978,7 +10095,7 @@ def _cli_ping(client: Client, args: Any) -> int:
     except DMRError:
         pass   # it answered server_kind(); what else the model list says is not ping's question
     sys.stdout.write("%s is answering at %s (%s): chat and models work; pull, rm, status and configure need DMR\n"
-                     % (what, client.base_url, client._where()))
+                     % (what, client.base_url, _cli_words(client._where())))
     return EXIT_OK
 
 

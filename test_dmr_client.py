@@ -3225,6 +3225,20 @@ class TestJSONSchema(unittest.TestCase):
             self.assertIn(words, str(caught.exception))
 
 
+class TestSchemaTypeNames(unittest.TestCase):
+    def test_a_type_name_json_schema_lacks_is_found_before_sending(self):
+        table = [({"type": "object", "properties": {"a": {"type": "strin"}}},
+                  'unknown type "strin" at $.properties.a.type'),
+                 ({"anyOf": [{"type": ["string", "nul"]}]}, 'unknown type "nul" at $.anyOf[0].type'),
+                 ({"items": {"type": 3}}, "unknown type 3 at $.items.type"),
+                 ({"type": "object", "properties": {"type": {"type": "string"}}, "enum": [{"type": "x"}]}, None),
+                 (dmr_client.json_schema(Person), None)]
+        for schema, said in table:
+            with self.subTest(schema=schema):
+                wrong = dmr_client._schema_type_problem(schema)
+                self.assertEqual(wrong and wrong.split(" (")[0], said)
+
+
 class TestValidate(unittest.TestCase):
     def fails(self, instance, schema):
         with self.assertRaises(dmr_client.ValidationError) as caught:
@@ -3571,6 +3585,13 @@ class TestParse(unittest.TestCase):
         with self.assertRaises(dmr_client.LengthFinishReasonError) as caught:
             self.parse({"content": "{"}, "length")
         self.assertEqual(caught.exception.completion["choices"][0]["finish_reason"], "length")
+        # no max_tokens asked for: the context ran out, and raising max_tokens would not help
+        reply = dmr_client.loads(json.dumps(completion_of({"content": "{"}, "length")))
+        with self.assertRaises(dmr_client.LengthFinishReasonError) as caught:
+            dmr_client._parse_plan(Address, None, None, capped=False)[2](reply)
+        self.assertEqual(str(caught.exception), "the answer filled the model's context (3 tokens generated) before it "
+                         "was whole, so it cannot be parsed: shorten the conversation, or give the model a larger "
+                         "context (DMR: configure(model, context_size=N))")
         with self.assertRaises(dmr_client.ContentFilterFinishReasonError) as caught:
             self.parse({"content": ""}, "content_filter")
         self.assertEqual(caught.exception.completion["choices"][0]["finish_reason"], "content_filter")
@@ -4020,7 +4041,12 @@ class TestErrors(FakeDMRTestCase):
         with self.assertRaises(dmr_client.NotFoundError) as caught:
             self.client(self.fake.url + "/api/v1").chat("ai/smollm2", HI)
         self.assertEqual(caught.exception.message, "404 page not found")
-        self.assertIn("check the base URL", str(caught.exception))
+        self.assertIn("no such route under %s/api/v1: check the base URL (a server with DMR's layout serves the "
+                      "OpenAI API under /engines/v1 or /engines/<engine>/v1: then use %s/engines/v1 as the base URL)"
+                      % (self.fake.url, self.fake.url), str(caught.exception))   # not "use .../v1": it was
+        with self.assertRaises(dmr_client.NotFoundError) as caught:
+            self.client(self.fake.url + "/api").chat("ai/smollm2", HI)   # a DMR layout under /api: try /v1
+        self.assertIn("then use %s/v1 as the base URL" % self.fake.url, str(caught.exception))
 
     def test_llama_cpp_json_errors_map_to_classes(self):
         table = {400: dmr_client.BadRequestError, 401: dmr_client.AuthenticationError,
@@ -5528,6 +5554,22 @@ class TestTypedAnswers(FakeDMRTestCase):
         with self.assertRaises(dmr_client.LengthFinishReasonError):
             self.client().chat("ai/smollm2", HI, schema=Address, max_tokens=3)
 
+    def test_a_slip_of_a_known_keyword_is_refused_naming_the_one_meant(self):
+        client = self.client()
+        for kwargs, meant in ((dict(temprature=0.2), "temperature"), (dict(max_token=5), "max_tokens"),
+                              (dict(shcema=Address), "schema"), (dict(tool=[get_weather]), "tools")):
+            with self.subTest(kwargs=kwargs), self.assertRaises(TypeError) as caught:
+                client.chat("ai/smollm2", HI, **kwargs)
+            name = next(iter(kwargs))
+            self.assertEqual(str(caught.exception), "chat() got %s=: did you mean %s=? (to send %r as it is, pass "
+                                                    "extra_body={%r: ...})" % (name, meant, name, name))
+        self.assertEqual(self.fake.requests, [])
+        client.chat("ai/smollm2", HI, n_predict=3, x_vendor_field=1, extra_body={"temprature": 1})
+        self.assertEqual((self.last.json["n_predict"], self.last.json["x_vendor_field"], self.last.json["temprature"]),
+                         (3, 1, 1))   # what is no slip goes as it is
+        with self.assertRaises(TypeError):
+            client.chat("ai/smollm2", HI, stream="yes")
+
     def test_plain_chat_is_untouched(self):
         self.answer({"content": "Hello"})
         reply = self.client().chat("ai/smollm2", HI)
@@ -6302,7 +6344,7 @@ class TestCLI(CLITestCase):
         self.assertEqual(result.stderr, "dmr-client: the answer does not fit the schema: $.street: is required "
                                         "but missing (the answer: \"{\\\"zip\\\": \\\"1\\\"}\")\n")
         requests = len(self.fake.requests)
-        for bad, said in (("nope.json", "No such file or directory"), ("[1]", "not a JSON Schema object"),
+        for bad, said in (("nope.json", "nope.json: no such file"), ("[1]", "not a JSON Schema object"),
                           ("{oops", "is not JSON")):
             path = os.path.join(os.path.dirname(schema_file), "bad.json")
             if bad != "nope.json":
@@ -6316,6 +6358,36 @@ class TestCLI(CLITestCase):
                 self.assertIn(said, result.stderr)
                 self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
         self.assertEqual(len(self.fake.requests), requests)   # nothing sent
+
+    def test_what_a_newcomer_got_wrong_is_one_clear_line(self):
+        folder = self.temp_folder()
+        typo = os.path.join(folder, "typo.json")
+        with open(typo, "w") as f:
+            json.dump({"type": "object", "properties": {"name": {"type": "strin"}}}, f)
+        requests = len(self.fake.requests)
+        for argv, said in ((("-p", "stream=false", "Hi"), "dmr-client: -p stream: the answer streams unless --no-stream\n"),
+                           (("-p", "model=x", "Hi"), "dmr-client: -p model: the model is -m MODEL\n"),
+                           (("",), "dmr-client: PROMPT is empty: say something, or pipe a prompt in\n"),
+                           (("--schema", typo, "Hi"), "dmr-client: --schema %s: unknown type \"strin\" at "
+                                                      "$.properties.name.type" % typo)):
+            with self.subTest(argv=argv):
+                result = self.run_cli("chat", "-m", "ai/smollm2", *argv)
+                self.assertEqual((result.returncode, result.stdout), (2, ""))
+                self.assertTrue(result.stderr.startswith(said), result.stderr)
+                self.assertEqual(result.stderr.count("\n"), 1)
+        self.assertEqual(len(self.fake.requests), requests)   # nothing sent
+
+    def test_schema_json_prints_the_raw_response_even_when_it_does_not_fit(self):
+        schema_file = os.path.join(self.temp_folder(), "address.json")
+        with open(schema_file, "w") as f:
+            json.dump(dmr_client.json_schema(Address), f)
+        cut = completion_of({"content": '{"street": "Ma'}, "length")
+        self.fake.script(self.PATH, json_reply(200, cut))
+        result = self.run_cli("chat", "-m", "ai/smollm2", "--schema", schema_file, "--json", "Where?")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(json.loads(result.stdout)["choices"], cut["choices"])
+        self.assertIn("filled the model's context (3 tokens generated)", result.stderr)
+        self.assertEqual(self.last.json["response_format"]["json_schema"]["schema"], dmr_client.json_schema(Address))
 
     def temp_folder(self):
         folder = tempfile.mkdtemp()
@@ -8217,7 +8289,8 @@ class TestTLS(AdversarialTestCase):
         client._sleep = self.sleeps.append
         self.clients.append(client)
         failure = self.assertRaisesFast(dmr_client.APIConnectionError, client.chat, "m", HI, within=1.0)
-        self.assertEqual(str(failure), "the server speaks plain HTTP: use %s (not https://)" % server.url)
+        self.assertEqual(str(failure), "the server at %s speaks plain HTTP: write the base URL with http://, not "
+                                       "https://" % server.url[len("http://"):])
         self.assertEqual((server.connections, self.sleeps), (1, []))
 
     def test_mutual_tls_with_cert_and_a_refusal_without_it(self):
@@ -8246,7 +8319,7 @@ class TestTLS(AdversarialTestCase):
         self.addCleanup(proxy.close)
         env = {"https_proxy": proxy.url, "HTTPS_PROXY": proxy.url, "no_proxy": "", "NO_PROXY": ""}
         for name, fault in (("server", None), ("other", "is for another name"), ("expired", "has expired"),
-                            (None, "the server speaks plain HTTP: use http://dmr.example.test:")):
+                            (None, "speaks plain HTTP: write the base URL with http://, not https://")):
             with self.subTest(certificate=name):
                 server = self.serve(None, tls=tls_server_context(name)) if name else self.serve_with(PlainHTTPServer)
                 url = "https://dmr.example.test:%s" % server.url.rsplit(":", 1)[1]
