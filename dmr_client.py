@@ -9766,8 +9766,11 @@ def _cli_models(client: Client, args: Any) -> int:
         if args.json:
             _print_json(listed, pretty=True)
             return EXIT_OK
-        _cli_table([("MODEL", "PARAMETERS", "QUANTIZATION", "SIZE", "CONTEXT")] + [_served_row(m) for m in listed
-                                                                                  if isinstance(m, dict)])
+        served = [_served_row(m) for m in listed if isinstance(m, dict)]
+        if any(any(row[1:]) for row in served):   # llama.cpp's server tells more than names
+            _cli_table([("MODEL", "PARAMETERS", "QUANTIZATION", "SIZE", "CONTEXT")] + served)
+        else:   # a gateway, another server: names only, no empty columns
+            _cli_table([("MODEL",)] + [row[:1] for row in served])
         return EXIT_OK
     if args.json:
         _print_json(models, pretty=True)

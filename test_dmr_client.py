@@ -6709,6 +6709,9 @@ class TestCLI(CLITestCase):
                                         "ai/tiny  361.82 M    Q4_K - Medium  256.3 MiB  8,192\n"
                                         "other\n")
         self.assertEqual(json.loads(self.run_cli("models", "--json").stdout), listing["data"])
+        plain = {"object": "list", "data": [{"id": "ai/tiny", "object": "model"}]}   # a gateway tells names only
+        self.fake.script("/engines/llama.cpp/v1/models", json_reply(200, plain))
+        self.assertEqual(self.run_cli("models").stdout, "MODEL\nai/tiny\n")
 
     def test_a_gateway_url_without_v1_gets_the_url_that_works(self):
         self.fake.script("/engines/llama.cpp/v1/chat/completions", text_reply(404, "404 page not found"))
