@@ -2664,6 +2664,14 @@ class _ItemSource:
         """Nothing can be missing from a followed resource: the server ends it when it will."""
 
 
+def _bad_event(stream: str, url: str, text: str, why: str) -> InvalidResponseError:
+    """The error for an SSE event of a JSON stream that is *why* ("not JSON", "not a JSON
+    object"): the one wording, for every stream that decodes events (off the hot path: only
+    the raise calls it)."""
+    return InvalidResponseError("the %s from %s sent an event that is %s: %.200r" % (stream, url, why, text),
+                                body=text)
+
+
 class StreamTracker(_ItemSource):
     """Body bytes in, chunks out, for a chat or completion stream (no I/O).
 
@@ -2741,11 +2749,9 @@ class StreamTracker(_ItemSource):
             try:
                 chunk = decode(text)
             except (ValueError, RecursionError):
-                raise InvalidResponseError("the stream from %s sent an event that is not JSON: %.200r"
-                                           % (self.url, text), body=text) from None
+                raise _bad_event("stream", self.url, text, "not JSON") from None
             if chunk.__class__ is not AttrDict:
-                raise InvalidResponseError("the stream from %s sent an event that is not a JSON object: "
-                                           "%.200r" % (self.url, text), body=text)
+                raise _bad_event("stream", self.url, text, "not a JSON object")
             if "error" in chunk:
                 raise self._stream_error(text)
             choices = chunk.get("choices")
@@ -3023,11 +3029,9 @@ class ResponseTracker(_ItemSource):
             try:
                 event = _decode_event(text)
             except (ValueError, RecursionError):
-                raise InvalidResponseError("the response stream from %s sent an event that is not JSON: %.200r"
-                                           % (self.url, text), body=text) from None
+                raise _bad_event("response stream", self.url, text, "not JSON") from None
             if event.__class__ is not AttrDict:
-                raise InvalidResponseError("the response stream from %s sent an event that is not a JSON "
-                                           "object: %.200r" % (self.url, text), body=text)
+                raise _bad_event("response stream", self.url, text, "not a JSON object")
             kind = event.get("type") or name
             if kind == "error" or name == "error":
                 raise self._failed(text, event)
@@ -4181,8 +4185,7 @@ def _is_json_type(value: Any, kind: str) -> bool:
         return isinstance(value, dict)
     if kind == "array":
         return isinstance(value, (list, tuple))
-    raise ValueError("the schema names an unknown type %r: use string, integer, number, boolean, null, "
-                     "object or array" % (kind,))
+    raise ValueError("the schema names an unknown type %r: use %s" % (kind, ", ".join(_JSON_TYPES)))
 
 
 def _json_equal(a: Any, b: Any) -> bool:

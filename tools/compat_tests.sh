@@ -8,23 +8,14 @@ cd "$(dirname "$0")/.."
 . tools/venv.sh
 dev_venv compat "openai==3.57.0" "compat tier"
 py=${PYTHON:-python3}
-log=$(mktemp)
-trap '"$py" tools/llama_server.py stop --all >/dev/null 2>&1; rm -f "$log"' EXIT
+trap '"$py" tools/llama_server.py stop --all >/dev/null 2>&1' EXIT
 status=0
 echo "== compat tier: the fake DMR"
 "$venv/bin/python" tools/compat.py || status=1
 for layout in dmr plain; do
   flag=""
   [ "$layout" = plain ] && flag=--plain
-  if ! url=$("$py" tools/llama_server.py start $flag 2>"$log"); then
-    cat "$log" >&2
-    if grep -q "could not install" "$log"; then
-      echo "compat tier on llama.cpp SKIPPED: its pinned packages could not be installed (no PyPI?)"
-      exit $status
-    fi
-    echo "compat tier FAILED: the llama.cpp server did not start" >&2
-    exit 1
-  fi
+  llama_start "compat tier on llama.cpp" $flag || exit $status
   # openai-python takes the base URL as given: DMR's layout is written out, as Docker's docs do
   [ "$layout" = dmr ] && url="$url/engines/llama.cpp/v1"
   echo "== compat tier: llama.cpp's server, $layout layout ($url)"

@@ -12,27 +12,16 @@ export DMR_TEST_MODEL=ai/tiny
 export DMR_TEST_PHRASE="Hello from a tiny GGUF test model!"
 export DMR_TEST_TOOLS_MODEL=ai/tiny
 export DMR_TEST_TOOLS_ANSWER="It is sunny in Paris."
-log=$(mktemp)
-trap '"$py" tools/llama_server.py stop --all; rm -f "$log"' EXIT
+. tools/venv.sh   # llama_start
+trap '"$py" tools/llama_server.py stop --all' EXIT
 
 status=0
 for layout in dmr plain; do
   flag=""
   [ "$layout" = plain ] && flag=--plain
-  if ! url=$("$py" tools/llama_server.py start $flag 2>"$log"); then
-    cat "$log" >&2
-    if grep -q "could not install" "$log"; then
-      echo "real-server tier SKIPPED: the pinned PyPI packages could not be installed (no PyPI?)"
-      exit 0
-    fi
-    echo "real-server tier FAILED: the llama.cpp server did not start" >&2
-    exit 1
-  fi
-  if ! tools_url=$("$py" tools/llama_server.py start $flag --model tools 2>"$log"); then
-    cat "$log" >&2
-    echo "real-server tier FAILED: the llama.cpp server with the tools model did not start" >&2
-    exit 1
-  fi
+  llama_start "real-server tier" $flag --model tools || exit 0
+  tools_url=$url
+  llama_start "real-server tier" $flag || exit 0
   echo "== real-server tier, $layout layout: DMR_TEST_BASE_URL=$url DMR_TEST_TOOLS_BASE_URL=$tools_url"
   DMR_TEST_BASE_URL="$url" DMR_TEST_TOOLS_BASE_URL="$tools_url" \
     "$py" -m unittest -v test_dmr_client.TestRealServer test_dmr_client.TestRealServerAsync || status=1

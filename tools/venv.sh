@@ -1,4 +1,4 @@
-# Sourced by the development tiers: `dev_venv NAME "pkg==v ..." WHAT` makes .cache/NAME/venv with
+# Sourced by the development tiers.  `dev_venv NAME "pkg==v ..." WHAT` makes .cache/NAME/venv with
 # exactly those pinned packages (reusing it while the pins are unchanged) and sets $venv.  When
 # PyPI cannot be reached it prints "WHAT SKIPPED" and exits the calling script with 0: a skipped
 # tier is reported as skipped, never as passed.
@@ -14,4 +14,26 @@ dev_venv() {
     fi
     echo "$2" > "$venv/.installed"
   fi
+}
+
+# `llama_start WHAT [start options]`: start a tools/llama_server.py server and put its base URL in
+# $url.  When its pinned packages cannot be installed it prints "WHAT SKIPPED" and returns 2, for
+# the caller to end its tier as skipped; a server that does not start fails the calling script.
+llama_start() {
+  local what=$1 log
+  shift
+  log=$(mktemp)
+  if url=$("${py:-python3}" tools/llama_server.py start "$@" 2>"$log"); then
+    rm -f "$log"
+    return 0
+  fi
+  cat "$log" >&2
+  if grep -q "could not install" "$log"; then
+    rm -f "$log"
+    echo "$what SKIPPED: the pinned PyPI packages could not be installed (no PyPI?)"
+    return 2
+  fi
+  rm -f "$log"
+  echo "$what FAILED: the llama.cpp server did not start ($*)" >&2
+  exit 1
 }
